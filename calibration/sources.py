@@ -1,0 +1,225 @@
+"""Where representative images come from: an image folder, a .npy/.npz array, scikit-learn's
+digits, or synthetic noise with a seed.
+
+Every source yields (image, label) pairs: images are uint8 HxWxC (RGB or gray) that the one
+PreprocessSpec turns into model inputs, or, for float arrays, samples that already are model
+inputs (`preprocessed = True`). Labels are ints or None.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from resnet_deploy.errors import InputError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+# The digits split is fixed: the trained `digits` model never saw the test split, and
+# calibration uses the train split, so parity accuracy is measured on held-out images.
+DIGITS_TEST_FRACTION = 0.25
+DIGITS_SPLIT_SEED = 0
+
+
+class Source:
+    """Base: a finite, re-readable sequence of (image, label)."""
+
+    name = "source"
+    preprocessed = False
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, int | None]]:
+        raise NotImplementedError
+
+    @property
+    def has_labels(self) -> bool:
+        return False
+
+    @property
+    def class_names(self) -> list[str] | None:
+        return None
+
+    def describe(self) -> dict:
+        return {"kind": self.name}
+
+
+def load_digits_split(split: str = "test") -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's 8x8 handwritten digits as uint8 images (0..255) and int labels.
+
+    split: "train", "test" or "all" (stratified, fixed seed).
+    """
+    if split not in ("train", "test", "all"):
+        raise InputError(f"Unrecognized digits split={split!r}. Supported: train, test, all.")
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    d = load_digits()
+    images = np.round(d.images * (255.0 / 16.0)).astype(np.uint8)  # pixel values are 0..16
+    labels = d.target.astype(np.int64)
+    if split == "all":
+        return images, labels
+    idx = np.arange(len(labels))
+    train_idx, test_idx = train_test_split(
+        idx, test_size=DIGITS_TEST_FRACTION, random_state=DIGITS_SPLIT_SEED, stratify=labels
+    )
+    pick = train_idx if split == "train" else test_idx
+    return images[pick], labels[pick]
+
+
+@dataclass
+class DigitsSource(Source):
+    """scikit-learn's digits images (real handwriting shipped inside the package)."""
+
+    split: str = "train"
+    name = "digits"
+
+    def __post_init__(self) -> None:
+        self._images, self._labels = load_digits_split(self.split)
+
+    def __len__(self) -> int:
+        return len(self._labels)
+
+    def __iter__(self):
+        for img, lab in zip(self._images, self._labels):
+            yield img, int(lab)
+
+    @property
+    def has_labels(self) -> bool:
+        return True
+
+    @property
+    def class_names(self) -> list[str]:
+        return [str(i) for i in range(10)]
+
+    def describe(self) -> dict:
+        return {"kind": "digits", "split": self.split, "split_seed": DIGITS_SPLIT_SEED,
+                "test_fraction": DIGITS_TEST_FRACTION}
+
+
+@dataclass
+class SyntheticSource(Source):
+    """Uniform uint8 noise images with a seed: fine for fp32 checks, useless for accuracy."""
+
+    count: int
+    height: int
+    width: int
+    channels: int = 3
+    seed: int = 0
+    name = "synthetic"
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self):
+        rng = np.random.default_rng(self.seed)
+        for _ in range(self.count):
+            yield rng.integers(0, 256, (self.height, self.width, self.channels), dtype=np.uint8), None
+
+    def describe(self) -> dict:
+        return {"kind": "synthetic", "count": self.count, "seed": self.seed,
+                "shape": [self.height, self.width, self.channels]}
+
+
+@dataclass
+class ImageFolderSource(Source):
+    """jpg/png files under a folder (sorted); class subfolders give labels."""
+
+    root: Path
+    name = "folder"
+    _files: list[Path] = field(init=False, default_factory=list)
+    _classes: list[str] | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root).expanduser()
+        if not self.root.is_dir():
+            raise InputError(f"Calibration folder {str(self.root)!r} does not exist; pass a folder of .jpg/.png images.")
+        self._files = sorted(p for p in self.root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not self._files:
+            raise InputError(f"Calibration folder {str(self.root)!r} holds no .jpg/.png images; add some or pass --calib digits.")
+        parents = {p.parent for p in self._files}
+        if all(p.parent != self.root for p in self._files) and all(pp.parent == self.root for pp in parents):
+            self._classes = sorted(pp.name for pp in parents)
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    def __iter__(self):
+        from PIL import Image, UnidentifiedImageError
+
+        for path in self._files:
+            try:
+                with Image.open(path) as im:
+                    img = np.asarray(im.convert("RGB"), dtype=np.uint8)
+            except (UnidentifiedImageError, OSError) as e:
+                raise InputError(f"Image {str(path)!r} cannot be read ({e}); remove or replace it.") from e
+            label = self._classes.index(path.parent.name) if self._classes else None
+            yield img, label
+
+    @property
+    def has_labels(self) -> bool:
+        return self._classes is not None
+
+    @property
+    def class_names(self) -> list[str] | None:
+        return self._classes
+
+    def describe(self) -> dict:
+        return {"kind": "folder", "path": str(self.root), "count": len(self._files), "classes": self._classes}
+
+
+@dataclass
+class ArraySource(Source):
+    """A .npy array (N,H,W[,C]) or a .npz with 'x'/'images' (and optional 'y'/'labels').
+
+    uint8 arrays are images and go through the PreprocessSpec; float arrays are taken as
+    model inputs already (preprocessed) and must match the model's input shape.
+    """
+
+    path: Path
+    name = "array"
+
+    def __post_init__(self) -> None:
+        self.path = Path(self.path).expanduser()
+        if not self.path.is_file():
+            raise InputError(f"Calibration file {str(self.path)!r} does not exist; pass an existing .npy/.npz file.")
+        try:
+            if self.path.suffix == ".npy":
+                x, y = np.load(self.path, allow_pickle=False), None
+            else:
+                with np.load(self.path, allow_pickle=False) as z:
+                    xkey = next((k for k in ("x", "images", "inputs") if k in z.files), None)
+                    if xkey is None:
+                        raise InputError(f"{str(self.path)!r} has no 'x' or 'images' array (found {z.files}); save images under 'x'.")
+                    x = z[xkey]
+                    ykey = next((k for k in ("y", "labels") if k in z.files), None)
+                    y = z[ykey] if ykey else None
+        except InputError:
+            raise
+        except Exception as e:  # noqa: BLE001 - corrupt user file
+            raise InputError(f"Calibration file {str(self.path)!r} cannot be read as numpy data ({e}).") from e
+        if x.ndim not in (3, 4) or len(x) == 0:
+            raise InputError(f"Array in {str(self.path)!r} has shape {x.shape}; expected N x H x W [x C] with N >= 1.")
+        if y is not None and len(y) != len(x):
+            raise InputError(f"{str(self.path)!r}: {len(x)} images but {len(y)} labels; they must match.")
+        self.preprocessed = x.dtype != np.uint8
+        self._x = x
+        self._y = None if y is None else np.asarray(y).astype(np.int64)
+
+    def __len__(self) -> int:
+        return len(self._x)
+
+    def __iter__(self):
+        for i in range(len(self._x)):
+            yield self._x[i], (None if self._y is None else int(self._y[i]))
+
+    @property
+    def has_labels(self) -> bool:
+        return self._y is not None
+
+    def describe(self) -> dict:
+        return {"kind": "array", "path": str(self.path), "count": len(self._x), "dtype": str(self._x.dtype),
+                "preprocessed": self.preprocessed}

@@ -1,0 +1,55 @@
+"""Quiet TensorFlow's start-up chatter before it is first imported."""
+from __future__ import annotations
+
+import os
+
+
+def quiet_tf() -> None:
+    """Import TensorFlow and Keras once, with their start-up chatter captured.
+
+    TF 2.21 logs through absl before any log level applies (oneDNN and CPU-feature notices on
+    every start); those lines would bury our one-line progress and error output.
+    """
+    if "tensorflow" in sys.modules and "keras" in sys.modules:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    with captured_output():
+        import keras  # noqa: F401
+        import tensorflow  # noqa: F401
+
+
+import contextlib
+import io
+import sys
+import tempfile
+from typing import Iterator
+
+
+@contextlib.contextmanager
+def captured_output() -> Iterator[list[str]]:
+    """Redirect fds 1 and 2 (C++ logs and converter prints included) to a temp file.
+
+    Converters dump pages of graph signatures and MLIR chatter; users want one progress
+    line. The captured text is handed back in the yielded list, so an error can quote it.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    log: list[str] = []
+    with tempfile.TemporaryFile(mode="w+b") as tmp:
+        os.dup2(tmp.fileno(), 1)
+        os.dup2(tmp.fileno(), 2)
+        py_log = io.StringIO()  # Python-level prints, wherever sys.stdout points (pytest, IDEs)
+        try:
+            with contextlib.redirect_stdout(py_log), contextlib.redirect_stderr(py_log):
+                yield log
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+            tmp.seek(0)
+            log.append(py_log.getvalue() + tmp.read().decode(errors="replace"))

@@ -1,0 +1,119 @@
+"""The CLI: parse, call the public API, turn typed errors into one line and an exit code."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from resnet_deploy.config import ExportConfig, Precision, QuantConfig
+from resnet_deploy.errors import DeployError
+
+DEFAULT_OUT = Path("artifacts")
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="resnet-deploy")
+def cli() -> None:
+    """Convert, int8-quantise and package a Keras ResNet for TFLite, ONNX and OpenVINO."""
+
+
+def model_options(f):
+    f = click.option("--width", type=int, default=None, help="ResNet base width (resnet18/34/50; default 64).")(f)
+    f = click.option("--classes", type=int, default=None, help="Class count (resnet18/34/50; default 1000).")(f)
+    f = click.option("--input-size", type=int, default=None, help="Square input size (resnet18/34/50; default 224).")(f)
+    f = click.option("--model", "model_name", default="digits", show_default=True,
+                     help="Built-in model (see `list`) or a path to .keras/.h5/SavedModel dir.")(f)
+    return f
+
+
+@cli.command()
+@click.option("--target", "--targets", "target", default="tflite", show_default=True,
+              help="tflite, onnx, openvino, a comma list, or all.")
+@model_options
+@click.option("--precision", default="int8", show_default=True, help="int8, fp16, dynamic or fp32.")
+@click.option("--calib", default="digits", show_default=True,
+              help="Calibration data: digits, synthetic, an image folder, or a .npy/.npz file.")
+@click.option("--calib-size", type=int, default=200, show_default=True, help="Calibration samples to use.")
+@click.option("--io-dtype", default="int8", show_default=True, help="TFLite int8 model I/O: int8 or float.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of synthetic calibration data.")
+@click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True,
+              help="Output root: OUT/<model>/<target>/<precision>/.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+def export(target, model_name, input_size, classes, width, precision, calib, calib_size, io_dtype, seed, out,
+           as_json) -> None:
+    """Export a model to one or more targets, with a manifest per artifact."""
+    from calibration.dataset import check_calib_value, from_spec
+    from resnet_deploy import pipeline
+    from resnet_deploy.models import load_model
+    from resnet_deploy.progress import ConsoleProgress
+    from resnet_deploy.target import get_target, parse_targets
+
+    config = ExportConfig(precision=precision, quant=QuantConfig(io_dtype=io_dtype), calib_size=calib_size)
+    targets = parse_targets(target)
+    for t in targets:  # reject unsupported combinations before loading anything heavy
+        get_target(t).check_config(config)
+    if config.precision.needs_calibration:
+        check_calib_value(calib)  # a missing folder fails now, not after the model loads
+    progress = ConsoleProgress()
+    with progress.step(f"loading model {model_name}"):
+        name, model = load_model(model_name, input_size, classes, width)
+    calib_set = None
+    if config.precision.needs_calibration:
+        calib_set = from_spec(calib, model.input_shape, size=calib_size, seed=seed)
+    result = pipeline.export(name, model, targets, config, calib_set, out, progress)
+    rows = []
+    for a in result.artifacts:
+        f = a.manifest["files"][a.files[0]]
+        rows.append({"target": a.target, "precision": a.precision.value, "path": str(a.model_file),
+                     "bytes": f["bytes"], "sha256": f["sha256"], "seconds": a.manifest["export"]["seconds"]})
+        if not as_json:
+            click.echo(f"{a.target:9s} {a.precision.value:8s} {a.model_file}  {f['bytes'] / 1024:.0f} KiB  "
+                       f"{a.manifest['export']['seconds']:.1f} s  sha256 {f['sha256'][:12]}")
+    if as_json:
+        click.echo(json.dumps({"artifacts": rows, "failures": {k: str(v) for k, v in result.failures.items()}}, indent=2))
+    for t, err in result.failures.items():
+        click.echo(f"error: {t}: {err}", err=True)
+    if result.failures:
+        sys.exit(max(e.exit_code for e in result.failures.values()))
+
+
+@cli.command("list")
+def list_cmd() -> None:
+    """Show targets, models and precisions."""
+    from resnet_deploy.models import BUILTIN_MODELS
+    from resnet_deploy.target import available_targets, get_target
+
+    click.echo("targets:")
+    for name in available_targets():
+        try:
+            t = get_target(name)
+            click.echo(f"  {name:9s} precisions: {', '.join(p.value for p in t.precisions):28s} {t.description}")
+        except (ImportError, DeployError) as e:
+            click.echo(f"  {name:9s} unavailable: {e}")
+    click.echo("models:")
+    for spec in BUILTIN_MODELS.values():
+        click.echo(f"  {spec.name:9s} {spec.description}")
+    click.echo("precisions: " + ", ".join(p.value for p in Precision))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: one line and a non-zero exit for every user error, no traceback."""
+    try:
+        cli.main(args=argv, prog_name="resnet-deploy", standalone_mode=False)
+    except DeployError as e:
+        _fail(str(e), e.exit_code)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.ClickException as e:
+        _fail(e.format_message().replace("\n", " "), e.exit_code)
+    except click.Abort:
+        _fail("aborted", 130)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)

@@ -1,0 +1,89 @@
+"""Typed configuration: frozen dataclasses and str Enums, normalised and checked up front."""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from resnet_deploy.errors import InputError
+
+
+def _choice(enum_cls: type[enum.Enum], value: object, what: str) -> enum.Enum:
+    """Turn a user string into an Enum member, or raise an error that lists the choices."""
+    if isinstance(value, enum_cls):
+        return value
+    try:
+        return enum_cls(str(value).lower())
+    except ValueError:
+        choices = ", ".join(m.value for m in enum_cls)
+        raise InputError(f"Unrecognized {what}={value!r}. Supported: {choices}.") from None
+
+
+class Precision(str, enum.Enum):
+    """What the artifact's weights and arithmetic are stored and run in."""
+
+    FP32 = "fp32"
+    FP16 = "fp16"
+    DYNAMIC = "dynamic"  # int8 weights, float activations (no calibration needed)
+    INT8 = "int8"  # int8 weights and activations, calibrated
+
+    @classmethod
+    def parse(cls, value: object) -> "Precision":
+        return _choice(cls, value, "precision")  # type: ignore[return-value]
+
+    @property
+    def needs_calibration(self) -> bool:
+        return self is Precision.INT8
+
+
+class IODtype(str, enum.Enum):
+    """Dtype of a quantized model's inputs and outputs."""
+
+    INT8 = "int8"
+    FLOAT = "float"
+
+
+class CalibMethod(str, enum.Enum):
+    """How activation ranges are estimated from the calibration set (ONNX Runtime names)."""
+
+    MINMAX = "minmax"
+    ENTROPY = "entropy"
+    PERCENTILE = "percentile"
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    """Options of int8 quantization that hold across backends.
+
+    io_dtype:  TFLite only: int8 I/O (the default, what microcontrollers and NPUs want) or
+               float I/O with quantize/dequantize ops inside the model.
+    method:    activation-range estimation (ONNX Runtime); TFLite and NNCF use their own.
+    per_channel: per-output-channel weight scales (all backends default to this for convs).
+    onnx_format: "auto" picks the fastest format/type pair for this CPU; see targets/onnx.py.
+    """
+
+    io_dtype: IODtype = IODtype.INT8
+    method: CalibMethod = CalibMethod.MINMAX
+    per_channel: bool = True
+    onnx_format: str = "auto"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "io_dtype", _choice(IODtype, self.io_dtype, "io dtype"))
+        object.__setattr__(self, "method", _choice(CalibMethod, self.method, "calibration method"))
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """Everything a Target.export() needs besides the model and the calibration set."""
+
+    precision: Precision = Precision.INT8
+    quant: QuantConfig = field(default_factory=QuantConfig)
+    calib_size: int = 200
+    opset: int = 17
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "precision", Precision.parse(self.precision))
+        if self.calib_size < 1:
+            raise InputError(f"calib_size={self.calib_size} must be >= 1; pass --calib-size N with N >= 1.")
+        if not 7 <= self.opset <= 21:
+            raise InputError(f"opset={self.opset} is outside 7..21; pick e.g. --opset 17.")

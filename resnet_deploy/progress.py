@@ -1,0 +1,53 @@
+"""Progress on long steps. The library reports through a Progress object; the CLI passes one
+that draws on stderr (rich), tests and library users get the silent default."""
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Iterable, Iterator, TypeVar
+
+T = TypeVar("T")
+
+
+class Progress:
+    """Silent progress: the interface every long step reports through."""
+
+    @contextlib.contextmanager
+    def step(self, label: str) -> Iterator[None]:
+        yield
+
+    def track(self, items: Iterable[T], total: int, label: str) -> Iterable[T]:
+        return items
+
+    def log(self, message: str) -> None:
+        pass
+
+
+class ConsoleProgress(Progress):
+    """Spinner and bars on a terminal; plain timestamped lines in CI logs. Always on stderr."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+
+        self.console = Console(stderr=True)
+
+    @contextlib.contextmanager
+    def step(self, label: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        if self.console.is_terminal:
+            with self.console.status(label + " ..."):
+                yield
+        else:
+            self.console.print(f"{label} ...", highlight=False)
+            yield
+        self.console.print(f"[green]✓[/green] {label} ({time.perf_counter() - t0:.1f} s)", highlight=False)
+
+    def track(self, items: Iterable[T], total: int, label: str) -> Iterable[T]:
+        if not self.console.is_terminal:
+            return items
+        from rich.progress import track
+
+        return track(items, total=total, description=label, console=self.console, transient=True)
+
+    def log(self, message: str) -> None:
+        self.console.print(message, highlight=False)

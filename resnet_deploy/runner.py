@@ -1,0 +1,119 @@
+"""Runner base (Polygraphy's split: public activate/infer/deactivate check state and inputs,
+subclasses override *_impl) and KerasRunner, the reference."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from resnet_deploy.errors import InputError
+
+
+class Runner:
+    """Executes one model on float32 NHWC batches and returns float32 outputs.
+
+    Callers always pass and receive floats; a runner for a quantized-I/O model quantizes and
+    dequantizes with the model's own parameters.
+    """
+
+    name = "runner"
+
+    def __init__(self) -> None:
+        self.is_active = False
+        self.input_shape: tuple[int | None, ...] = ()
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def activate(self) -> "Runner":
+        if self.is_active:
+            raise RuntimeError(f"{self.name} is already active")
+        self.activate_impl()
+        self.is_active = True
+        return self
+
+    def deactivate(self) -> None:
+        if self.is_active:
+            self.deactivate_impl()
+            self.is_active = False
+
+    def __enter__(self) -> "Runner":
+        return self.activate()
+
+    def __exit__(self, *exc: object) -> None:
+        self.deactivate()
+
+    # --- inference ---------------------------------------------------------------------------
+    @property
+    def max_batch(self) -> int | None:
+        """Largest batch one infer() call takes (None: any)."""
+        return self.input_shape[0] if self.input_shape else None
+
+    def check_input(self, x: np.ndarray) -> np.ndarray:
+        if not self.is_active:
+            raise RuntimeError(f"{self.name}: call activate() (or use `with`) before infer()")
+        x = np.asarray(x)
+        if x.dtype != np.float32:
+            raise InputError(f"{self.name}: input dtype {x.dtype} is not float32; pass preprocessed float32 NHWC arrays.")
+        expected = self.input_shape
+        if x.ndim != len(expected) or any(e is not None and e != a for e, a in zip(expected[1:], x.shape[1:])):
+            raise InputError(f"{self.name}: input shape {x.shape} does not match the model's {tuple(expected)}.")
+        if self.max_batch is not None and x.shape[0] != self.max_batch:
+            raise InputError(f"{self.name}: batch {x.shape[0]} but the model takes batch {self.max_batch}.")
+        return np.ascontiguousarray(x)
+
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        """One call of the runtime on one batch."""
+        return self.infer_impl(self.check_input(x))
+
+    def predict(self, xs: np.ndarray, batch_size: int = 32) -> np.ndarray:
+        """Run any number of samples, in batches the model accepts, in order."""
+        step = self.max_batch or batch_size
+        outs = [self.infer(xs[i:i + step]) for i in range(0, len(xs), step)]
+        return np.concatenate(outs, axis=0)
+
+    def info(self) -> dict[str, Any]:
+        """What actually ran: runtime, version, execution precision, threads."""
+        return {"runner": self.name}
+
+    # --- for subclasses ----------------------------------------------------------------------
+    def activate_impl(self) -> None:
+        raise NotImplementedError
+
+    def deactivate_impl(self) -> None:
+        pass
+
+    def infer_impl(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class KerasRunner(Runner):
+    """The reference: the Keras model itself, in inference mode, fp32."""
+
+    name = "keras"
+
+    def __init__(self, model: Any, threads: int | None = None) -> None:
+        super().__init__()
+        self.model = model
+        self.threads = threads
+        self.input_shape = (None, *tuple(model.input_shape[1:]))
+        self._fn: Any = None
+
+    def activate_impl(self) -> None:
+        import tensorflow as tf
+
+        if self.threads:
+            try:
+                tf.config.threading.set_intra_op_parallelism_threads(self.threads)
+                tf.config.threading.set_inter_op_parallelism_threads(1)
+            except RuntimeError:
+                pass  # TF threads can only be set before TF's first op; recorded in info()
+        self._fn = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
+
+    def infer_impl(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self._fn(x), dtype=np.float32)
+
+    def info(self) -> dict[str, Any]:
+        import keras
+        import tensorflow as tf
+
+        return {"runner": self.name, "keras": keras.__version__, "tensorflow": tf.__version__, "precision": "fp32",
+                "threads": tf.config.threading.get_intra_op_parallelism_threads() or "default"}

@@ -1,0 +1,180 @@
+"""TFLite / LiteRT: TFLiteConverter export (fp32, fp16, dynamic-range, full int8) and a runner
+on ai_edge_litert, else tflite_runtime, else tf.lite."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from resnet_deploy.artifact import Artifact, TensorSpec
+from resnet_deploy.config import ExportConfig, IODtype, Precision
+from resnet_deploy.errors import BackendUnavailable, ExportError, InputError
+from resnet_deploy.progress import Progress
+from resnet_deploy.runner import Runner
+from resnet_deploy.target import Target
+from resnet_deploy.versions import versions
+
+MODEL_FILE = "model.tflite"
+
+
+def load_interpreter_class() -> tuple[Any, str]:
+    """The LiteRT Interpreter class and where it came from, in order of preference."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+
+        return Interpreter, "ai_edge_litert"
+    except ImportError:
+        pass
+    try:
+        from tflite_runtime.interpreter import Interpreter  # type: ignore[import-not-found]
+
+        return Interpreter, "tflite_runtime"
+    except ImportError:
+        pass
+    try:
+        from resnet_deploy._tf import quiet_tf
+
+        quiet_tf()
+        import tensorflow as tf
+
+        return tf.lite.Interpreter, "tf.lite"
+    except ImportError:
+        raise BackendUnavailable("No TFLite interpreter found; install ai-edge-litert (or tflite-runtime).") from None
+
+
+def _tensor_spec(detail: dict, layout: str) -> TensorSpec:
+    scale, zero_point = detail["quantization"]
+    quant = {"scale": float(scale), "zero_point": int(zero_point)} if scale else None
+    return TensorSpec(name=detail["name"], dtype=np.dtype(detail["dtype"]).name,
+                      shape=[int(s) for s in detail["shape"]], layout=layout, quant=quant)
+
+
+class TFLiteTarget(Target):
+    """Export a Keras model with TFLiteConverter.from_keras_model."""
+
+    name = "tflite"
+    precisions = (Precision.FP32, Precision.FP16, Precision.DYNAMIC, Precision.INT8)
+    description = "TFLite/LiteRT flatbuffer (mobile, edge; XNNPACK on CPU)"
+
+    def tool_versions(self) -> dict[str, str]:
+        import tensorflow as tf  # already loaded by export()
+
+        return {"tensorflow": tf.__version__, **versions("keras", "ai-edge-litert", "tflite-runtime")}
+
+    def export(self, model: Any, out_dir: Path, config: ExportConfig, calib: Any = None,
+               progress: Progress | None = None) -> Artifact:
+        progress = progress or Progress()
+        from resnet_deploy._tf import quiet_tf
+
+        quiet_tf()
+        import tensorflow as tf
+
+        converter = tf.lite.TFLiteConverter.from_keras_model(model)
+        p = config.precision
+        details: dict[str, Any] = {"quantization": None}
+        if p is Precision.FP16:
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.target_spec.supported_types = [tf.float16]
+            details["quantization"] = {"weights": "float16", "activations": "float32"}
+        elif p is Precision.DYNAMIC:
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            details["quantization"] = {"weights": "int8 per-channel", "activations": "float32 (dynamic-range)"}
+        elif p is Precision.INT8:
+            if calib is None:
+                raise InputError("int8 export needs calibration data; pass --calib digits|synthetic|DIR|FILE.")
+            samples = calib.arrays()[0]
+
+            def representative_dataset():
+                for x in progress.track(samples, total=len(samples), label="calibrating TFLite"):
+                    yield [x[None, ...]]
+
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = representative_dataset
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            if config.quant.io_dtype is IODtype.INT8:
+                converter.inference_input_type = tf.int8
+                converter.inference_output_type = tf.int8
+            details["quantization"] = {
+                "weights": "int8 per-channel (symmetric)", "activations": "int8 per-tensor (asymmetric)",
+                "io_dtype": config.quant.io_dtype.value, "calibration_samples": len(samples),
+            }
+        from resnet_deploy._tf import captured_output
+
+        try:
+            with captured_output():
+                flatbuffer = converter.convert()
+        except InputError:
+            raise
+        except Exception as e:  # noqa: BLE001 - the converter raises many types; wrap with context
+            raise ExportError(f"TFLiteConverter failed for precision={p.value}: {str(e).splitlines()[0][:300]}") from e
+        (out_dir / MODEL_FILE).write_bytes(flatbuffer)
+
+        interp_cls, _ = load_interpreter_class()
+        interp = interp_cls(model_path=str(out_dir / MODEL_FILE))
+        inputs = [_tensor_spec(d, "NHWC") for d in interp.get_input_details()]
+        out_layout = "NHWC" if len(model.output_shape) == 4 else "NC"
+        outputs = [_tensor_spec(d, out_layout) for d in interp.get_output_details()]
+        return Artifact(self.name, p, out_dir, [MODEL_FILE], inputs, outputs, details)
+
+    def runner(self, artifact: Artifact, threads: int | None = None) -> "TFLiteRunner":
+        return TFLiteRunner(artifact.model_file, threads=threads)
+
+
+class TFLiteRunner(Runner):
+    """Runs a .tflite file; quantizes float inputs and dequantizes outputs with the model's own
+    scale and zero point, so callers always pass and get float32."""
+
+    name = "tflite"
+
+    def __init__(self, model_path: Path, threads: int | None = None) -> None:
+        super().__init__()
+        self.model_path = Path(model_path)
+        self.threads = threads
+        self._interp: Any = None
+        self._source = ""
+
+    def activate_impl(self) -> None:
+        interp_cls, self._source = load_interpreter_class()
+        try:
+            self._interp = interp_cls(model_path=str(self.model_path), num_threads=self.threads)
+            self._interp.allocate_tensors()
+        except (ValueError, RuntimeError) as e:
+            raise InputError(f"{str(self.model_path)!r} is not a valid TFLite model ({str(e).splitlines()[0][:200]}); re-export it.") from e
+        ins, outs = self._interp.get_input_details(), self._interp.get_output_details()
+        if len(ins) != 1 or len(outs) != 1:
+            raise InputError(f"{str(self.model_path)!r} has {len(ins)} inputs and {len(outs)} outputs; only 1 and 1 are supported.")
+        self._in, self._out = ins[0], outs[0]
+        self.input_shape = tuple(int(s) for s in self._in["shape"])
+
+    def deactivate_impl(self) -> None:
+        self._interp = None
+
+    def quantize_input(self, x: np.ndarray) -> np.ndarray:
+        """float32 -> the model's input dtype, with its scale and zero point (identity for float I/O)."""
+        dtype = np.dtype(self._in["dtype"])
+        scale, zp = self._in["quantization"]
+        if dtype.kind == "f" or not scale:
+            return x.astype(dtype, copy=False)
+        info = np.iinfo(dtype)
+        return np.clip(np.round(x / scale) + zp, info.min, info.max).astype(dtype)
+
+    def dequantize_output(self, y: np.ndarray) -> np.ndarray:
+        scale, zp = self._out["quantization"]
+        if np.dtype(self._out["dtype"]).kind == "f" or not scale:
+            return y.astype(np.float32, copy=False)
+        return ((y.astype(np.float32) - zp) * scale).astype(np.float32)
+
+    def infer_impl(self, x: np.ndarray) -> np.ndarray:
+        return self.dequantize_output(self.run_raw(self.quantize_input(x)))
+
+    def run_raw(self, xq: np.ndarray) -> np.ndarray:
+        """The runtime call alone, on already-quantized input (what latency measures)."""
+        self._interp.set_tensor(self._in["index"], xq)
+        self._interp.invoke()
+        return self._interp.get_tensor(self._out["index"])
+
+    def info(self) -> dict[str, Any]:
+        in_dtype = np.dtype(self._in["dtype"]).name if self._interp else None
+        return {"runner": self.name, "interpreter": self._source, "threads": self.threads or "default",
+                "io_dtype": in_dtype, **versions("ai-edge-litert", "tflite-runtime")}

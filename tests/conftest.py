@@ -1,0 +1,50 @@
+"""Shared fixtures: the trained digits model, its held-out test split, a calibration set."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from resnet_deploy._tf import quiet_tf
+
+quiet_tf()
+
+
+@pytest.fixture(scope="session")
+def digits_model():
+    from resnet_deploy.digits import load_trained
+
+    return load_trained()
+
+
+@pytest.fixture(scope="session")
+def digits_test():
+    """The held-out split (450 real handwritten digits) the model never trained on."""
+    from resnet_deploy.digits import dataset
+
+    return dataset("test")
+
+
+@pytest.fixture(scope="session")
+def digits_calib(digits_model):
+    from calibration.dataset import from_spec
+
+    return from_spec("digits", digits_model.input_shape, size=200)
+
+
+@pytest.fixture(scope="session")
+def digits_ref(digits_model, digits_test):
+    from resnet_deploy.runner import KerasRunner
+
+    with KerasRunner(digits_model) as r:
+        return r.predict(digits_test[0])
+
+
+def keras_outputs(model, x: np.ndarray) -> np.ndarray:
+    from resnet_deploy.runner import KerasRunner
+
+    with KerasRunner(model) as r:
+        return r.predict(x)
+
+
+def random_inputs(model, n: int = 4, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).random((n, *model.input_shape[1:]), dtype=np.float32)

@@ -1,0 +1,111 @@
+"""The CLI: real exports, manifests, and one clear line for every user error."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from resnet_deploy.artifact import Artifact, sha256_file
+from resnet_deploy.cli import main
+from resnet_deploy.errors import IntegrityError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    try:
+        main(list(argv))
+        code = 0
+    except SystemExit as e:
+        code = e.code or 0
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_default_export_from_the_repo_root(tmp_path):
+    """README's main job, as a user runs it: a real process, the default int8 digits model."""
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "cli.py", "export", "--target", "tflite", "--out", str(tmp_path)],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    seconds = time.perf_counter() - t0
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert seconds < 60, seconds
+    d = tmp_path / "digits" / "tflite" / "int8"
+    m = json.loads((d / "manifest.json").read_text())
+    assert m["files"]["model.tflite"]["sha256"] == sha256_file(d / "model.tflite")
+    assert m["inputs"][0]["dtype"] == "int8" and m["inputs"][0]["layout"] == "NHWC"
+    assert m["inputs"][0]["shape"] == [1, 32, 32, 3] and m["inputs"][0]["quant"]["scale"] > 0
+    assert m["outputs"][0]["quant"] is not None
+    assert m["preprocessing"]["height"] == 32 and m["preprocessing"]["scale"] == pytest.approx(1 / 255)
+    assert len(m["calibration"]["fingerprint_sha256"]) == 64 and m["calibration"]["count"] == 200
+    for tool in ("tensorflow", "keras", "ai-edge-litert", "python", "resnet-deploy"):
+        assert tool in m["tool_versions"]
+    assert m["export"]["utc"] and m["model"]["source_sha256"]
+    assert [p.name for p in d.parent.iterdir()] == ["int8"]  # no staging leftovers
+
+
+def test_export_fp32_seed_and_verify(tmp_path, capsys):
+    code, out, err = run_cli(capsys, "export", "--model", "seed", "--precision", "fp32", "--out", str(tmp_path), "--json")
+    assert code == 0, err
+    rec = json.loads(out)["artifacts"][0]
+    a = Artifact.load(Path(rec["path"]).parent)
+    a.verify()
+    assert a.manifest["calibration"] is None and a.outputs[0].shape == [1, 64, 64, 64]
+    # a changed byte is caught
+    data = bytearray(a.model_file.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    a.model_file.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError, match="does not match"):
+        a.verify()
+
+
+def test_list(capsys):
+    code, out, _ = run_cli(capsys, "list")
+    assert code == 0
+    for word in ("tflite", "onnx", "openvino", "resnet50", "digits", "int8", "dynamic"):
+        assert word in out
+
+
+def _nan_npz(tmp_path):
+    x = np.random.default_rng(0).random((4, 32, 32, 3)).astype(np.float32)
+    x[2, 0, 0, 0] = np.nan
+    np.savez(tmp_path / "nan.npz", x=x)
+    return str(tmp_path / "nan.npz")
+
+
+def _corrupt_model(tmp_path):
+    (tmp_path / "broken.keras").write_bytes(b"PK\x03\x04 truncated")
+    return str(tmp_path / "broken.keras")
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--target", "tflite2"], "Unrecognized target='tflite2'"),
+    (["--model", "resnet99"], "Unrecognized model='resnet99'"),
+    (["--precision", "int4"], "Unrecognized precision='int4'"),
+    (["--calib", "{tmp}/missing"], "does not exist"),
+    (["--calib", "{tmp}/empty"], "holds no .jpg/.png images"),
+    (["--calib", "NAN"], "contains NaN"),
+    (["--model", "{tmp}/missing.keras"], "does not exist"),
+    (["--model", "CORRUPT"], "Could not load model"),
+    (["--calib-size", "0"], "calib_size=0"),
+    (["--io-dtype", "int16"], "Unrecognized io dtype"),
+    (["--bogus"], "No such option"),
+])
+def test_user_errors_are_one_line_with_nonzero_exit(tmp_path, capsys, args, needle):
+    (tmp_path / "empty").mkdir()
+    out_dir = tmp_path / "out"
+    subst = {"NAN": _nan_npz(tmp_path), "CORRUPT": _corrupt_model(tmp_path)}
+    argv = ["export", "--out", str(out_dir)] + [subst.get(a, a.format(tmp=tmp_path)) for a in args]
+    code, _, err = run_cli(capsys, *argv)
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert code != 0
+    assert len(lines) == 1 and needle in lines[0], err
+    assert "Traceback" not in err
+    # nothing that looks like an artifact was left behind
+    assert not list(out_dir.rglob("manifest.json")) and not list(out_dir.rglob("*.tflite"))

@@ -1,0 +1,85 @@
+"""TFLite target: real conversions, real interpreter, numbers against the tolerance table."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from resnet_deploy import models
+from resnet_deploy.config import ExportConfig, QuantConfig
+from resnet_deploy.parity import check, compare
+from resnet_deploy.tolerances import tolerance_for
+from targets.tflite import TFLiteTarget
+from tests.conftest import keras_outputs, random_inputs
+
+
+def _export(model, tmp_path, precision, calib=None, io_dtype="int8"):
+    out = tmp_path / precision
+    out.mkdir()
+    return TFLiteTarget().export(model, out, ExportConfig(precision=precision, quant=QuantConfig(io_dtype=io_dtype)), calib)
+
+
+def _run(artifact, x):
+    with TFLiteTarget().runner(artifact, threads=2) as r:
+        return r.predict(x)
+
+
+@pytest.mark.parametrize("name", ["seed", "resnet18"])
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "dynamic"])
+def test_float_precisions_match_keras(name, precision, tmp_path):
+    model = models.seed() if name == "seed" else models.resnet18(input_shape=(64, 64, 3), classes=10)
+    x = random_inputs(model)
+    ref = keras_outputs(model, x)
+    out = _run(_export(model, tmp_path, precision), x)
+    m = compare(ref, out)
+    assert not check(m, tolerance_for(precision)), m
+
+
+def test_int8_digits_keeps_accuracy_within_2_points(digits_model, digits_test, digits_ref, digits_calib, tmp_path):
+    x, y = digits_test
+    a = _export(digits_model, tmp_path, "int8", digits_calib)
+    assert a.inputs[0].dtype == "int8" and a.outputs[0].dtype == "int8"
+    assert a.inputs[0].quant["scale"] > 0
+    m = compare(digits_ref, _run(a, x), y)
+    assert m.acc_drop <= 2.0, m
+    assert not check(m, tolerance_for("int8")), m
+
+
+def test_int8_float_io_option(digits_model, digits_test, digits_ref, digits_calib, tmp_path):
+    x, y = digits_test
+    a = _export(digits_model, tmp_path, "int8", digits_calib, io_dtype="float")
+    assert a.inputs[0].dtype == "float32" and a.inputs[0].quant is None
+    m = compare(digits_ref[:100], _run(a, x[:100]), y[:100])
+    assert not check(m, tolerance_for("int8")), m
+
+
+def test_quantized_io_roundtrip(digits_model, digits_calib, digits_test, tmp_path):
+    a = _export(digits_model, tmp_path, "int8", digits_calib)
+    x = digits_test[0][:8]
+    with TFLiteTarget().runner(a) as r:
+        q = r.quantize_input(x)
+        assert q.dtype == np.int8
+        scale, zp = a.inputs[0].quant["scale"], a.inputs[0].quant["zero_point"]
+        back = (q.astype(np.float32) - zp) * scale
+        # inside the calibrated range the round trip is exact to half a quantization step
+        assert np.abs(back - x).max() <= scale / 2 + 1e-6
+        raw = r.run_raw(r.quantize_input(x[:1]))
+        assert raw.dtype == np.int8
+        np.testing.assert_allclose(r.dequantize_output(raw), (raw.astype(np.float32) - a.outputs[0].quant["zero_point"])
+                                   * a.outputs[0].quant["scale"])
+        # callers pass floats; a wrong-dtype or wrong-shape input is refused, not reinterpreted
+        from resnet_deploy.errors import InputError
+
+        with pytest.raises(InputError, match="float32"):
+            r.infer(q[:1])
+        with pytest.raises(InputError, match="shape"):
+            r.infer(np.zeros((1, 16, 16, 3), np.float32))
+
+
+def test_corrupt_tflite_is_a_clear_error(tmp_path):
+    from resnet_deploy.errors import InputError
+    from targets.tflite import TFLiteRunner
+
+    bad = tmp_path / "model.tflite"
+    bad.write_bytes(b"\x00" * 64)
+    with pytest.raises(InputError, match="not a valid TFLite model"):
+        TFLiteRunner(bad).activate()
