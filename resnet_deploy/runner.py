@@ -64,6 +64,17 @@ class Runner:
         """One call of the runtime on one batch."""
         return self.infer_impl(self.check_input(x))
 
+    def prepare(self, x: np.ndarray) -> np.ndarray:
+        """Checked input in the form the runtime call takes (e.g. already int8-quantized).
+
+        Latency is timed around run_raw(prepare(x)) so that Python-side input conversion is
+        not counted as runtime time."""
+        return self.check_input(x)
+
+    def run_raw(self, prepared: np.ndarray) -> Any:
+        """The runtime's own call, on prepared input: what the latency protocol times."""
+        return self.infer_impl(prepared)
+
     def predict(self, xs: np.ndarray, batch_size: int = 32) -> np.ndarray:
         """Run any number of samples, in batches the model accepts, in order."""
         step = self.max_batch or batch_size

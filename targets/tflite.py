@@ -168,6 +168,9 @@ class TFLiteRunner(Runner):
     def infer_impl(self, x: np.ndarray) -> np.ndarray:
         return self.dequantize_output(self.run_raw(self.quantize_input(x)))
 
+    def prepare(self, x: np.ndarray) -> np.ndarray:
+        return self.quantize_input(self.check_input(x))
+
     def run_raw(self, xq: np.ndarray) -> np.ndarray:
         """The runtime call alone, on already-quantized input (what latency measures)."""
         self._interp.set_tensor(self._in["index"], xq)
