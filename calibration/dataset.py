@@ -26,6 +26,7 @@ class CalibrationSet:
         self.spec = spec
         self.limit = None if limit is None else min(int(limit), len(source))
         self._cache: tuple[np.ndarray, np.ndarray | None] | None = None
+        self._fingerprint: str | None = None
 
     def __len__(self) -> int:
         return len(self.source) if self.limit is None else self.limit
@@ -88,6 +89,11 @@ class CalibrationSet:
     @property
     def fingerprint(self) -> str:
         """sha256 over the preprocessing spec and every sample's float32 bytes, in order."""
+        if self._fingerprint is None:
+            self._fingerprint = self._hash()
+        return self._fingerprint
+
+    def _hash(self) -> str:
         x, _ = self.arrays()
         h = hashlib.sha256()
         h.update(json.dumps(self.preprocess_dict(), sort_keys=True).encode())

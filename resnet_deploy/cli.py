@@ -84,6 +84,59 @@ def export(target, model_name, input_size, classes, width, precision, calib, cal
         sys.exit(max(e.exit_code for e in result.failures.values()))
 
 
+@cli.command()
+@click.option("--model", "model_name", default=None, help="Built-in model or path (default: digits, or the reference's).")
+@click.option("--input-size", type=int, default=None, help="Square input size (resnet18/34/50).")
+@click.option("--classes", type=int, default=None, help="Class count (resnet18/34/50).")
+@click.option("--width", type=int, default=None, help="Base width (resnet18/34/50).")
+@click.option("--targets", "--target", "targets", default="all", show_default=True, help="tflite,onnx,openvino or all.")
+@click.option("--precision", default="int8", show_default=True, help="One precision or a comma list, e.g. fp32,int8.")
+@click.option("--data", default="digits", show_default=True,
+              help="Parity inputs: digits (the held-out test split), an image folder (class subfolders = labels), or .npz.")
+@click.option("--n", "n", type=int, default=450, show_default=True, help="Number of parity samples.")
+@click.option("--threads", type=int, default=2, show_default=True, help="Threads for every runtime.")
+@click.option("--calib", default="digits", show_default=True, help="Calibration data for on-the-fly int8 exports.")
+@click.option("--calib-size", type=int, default=200, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True,
+              help="Where artifacts are found (or exported to).")
+@click.option("--tol", "tol", multiple=True, metavar="PREC.FIELD=VALUE",
+              help="Override a tolerance, e.g. --tol int8.cosine_min=0.97 (repeatable).")
+@click.option("--save-reference", type=click.Path(path_type=Path), default=None,
+              help="Store inputs, labels and Keras outputs in this .npz.")
+@click.option("--reference", type=click.Path(path_type=Path), default=None,
+              help="Use a saved reference instead of Keras (no TensorFlow needed).")
+@click.option("--report-json", type=click.Path(path_type=Path), default=None,
+              help="Write the JSON report here (default OUT/<model>/parity.json).")
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON report on stdout instead of Markdown.")
+def parity(model_name, input_size, classes, width, targets, precision, data, n, threads, calib, calib_size, out, tol, save_reference, reference,
+           report_json, as_json) -> None:
+    """Run Keras and every artifact on the same inputs; fail on any tolerance breach."""
+    from resnet_deploy import pipeline
+    from resnet_deploy.artifact import write_json_atomic
+    from resnet_deploy.errors import InputError, ParityError
+    from resnet_deploy.progress import ConsoleProgress
+    from resnet_deploy.report import parity_markdown
+    from resnet_deploy.target import parse_targets
+    from resnet_deploy.tolerances import parse_overrides
+
+    if n < 1:
+        raise InputError(f"--n {n}: pass at least 1 sample.")
+    overrides = parse_overrides(list(tol))
+    report = pipeline.run_parity(model_name, parse_targets(targets), precision.split(","), data, n, out, threads,
+                                 calib, calib_size, reference, save_reference, overrides, ConsoleProgress(),
+                                 {"input_size": input_size, "classes": classes, "width": width})
+    path = report_json or Path(out) / report.model / "parity.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, report.to_dict())
+    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else parity_markdown(report))
+    click.echo(f"report: {path}", err=True)
+    if not report.ok:
+        lines = report.breach_lines()
+        for line in lines[:-1]:
+            click.echo(f"error: parity breach: {line}", err=True)
+        raise ParityError(f"parity breach: {lines[-1]}")
+
+
 @cli.command("list")
 def list_cmd() -> None:
     """Show targets, models and precisions."""

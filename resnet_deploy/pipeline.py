@@ -75,8 +75,10 @@ def export(model_name: str, model: Any, targets: list[str], config: ExportConfig
         "calibration": None,
     }
     if calib is not None:
-        with progress.step(f"preparing calibration set ({len(calib)} samples)"):
-            common["calibration"] = calib.describe()  # loads, preprocesses and hashes once
+        if calib._fingerprint is None:
+            with progress.step(f"preparing calibration set ({len(calib)} samples)"):
+                calib.describe()  # loads, preprocesses and hashes once; every target reuses it
+        common["calibration"] = calib.describe()
         common["preprocessing"] = calib.preprocess_dict()
 
     result = ExportResult()
@@ -112,3 +114,167 @@ def export(model_name: str, model: Any, targets: list[str], config: ExportConfig
             shutil.rmtree(staging, ignore_errors=True)
             raise
     return result
+
+
+# --------------------------------------------------------------------------------------------
+# Parity: reference (Keras, or a saved reference file) vs every artifact, on the same inputs.
+# --------------------------------------------------------------------------------------------
+
+REFERENCE_FORMAT = 1
+
+
+@dataclass
+class Reference:
+    """Inputs, labels and the Keras outputs on them, plus what produced them."""
+
+    x: Any
+    labels: Any
+    outputs: Any
+    meta: dict
+
+    def save(self, path: Path) -> None:
+        """Atomic .npz: x, labels (if any), outputs, meta (JSON)."""
+        import json
+        import os
+
+        import numpy as np
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
+        os.close(fd)
+        try:
+            arrays = {"x": self.x, "outputs": self.outputs, "meta": np.array(json.dumps(self.meta))}
+            if self.labels is not None:
+                arrays["labels"] = self.labels
+            np.savez_compressed(tmp, **arrays)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def load(cls, path: Path) -> "Reference":
+        import json
+
+        import numpy as np
+
+        from resnet_deploy.errors import InputError
+
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"Reference file {str(path)!r} does not exist; create one with `parity --save-reference FILE.npz`.")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                meta = json.loads(str(z["meta"]))
+                ref = cls(z["x"], z["labels"] if "labels" in z.files else None, z["outputs"], meta)
+        except Exception as e:  # noqa: BLE001 - corrupt user file
+            raise InputError(f"Reference file {str(path)!r} is not a resnet-deploy reference ({e}); re-create it with --save-reference.") from e
+        if meta.get("format") != REFERENCE_FORMAT or len(ref.x) != len(ref.outputs):
+            raise InputError(f"Reference file {str(path)!r} has an unknown format or mismatched arrays; re-create it with --save-reference.")
+        return ref
+
+
+def make_reference(model_name: str, model: Any, data: str, n: int, threads: int | None,
+                   progress: Progress) -> Reference:
+    """Preprocess the parity inputs (digits: the held-out test split) and run Keras on them."""
+    from calibration.dataset import from_spec
+    from resnet_deploy.runner import KerasRunner
+
+    ds = from_spec(data, model.input_shape, size=n, digits_split="test")
+    with progress.step(f"loading {len(ds)} parity inputs"):
+        x, labels = ds.arrays()
+    with progress.step(f"running the Keras reference on {len(x)} samples"):
+        with KerasRunner(model, threads=threads) as r:
+            outputs = r.predict(x)
+            info = r.info()
+    meta = {"format": REFERENCE_FORMAT, "model": model_name, "source_sha256": model_fingerprint(model),
+            "data": ds.describe(), "keras": info}
+    return Reference(x, labels, outputs, meta)
+
+
+def find_or_export(model_name: str, model: Any, target: str, precision: str, out_root: Path, source_sha: str,
+                   calib_factory: Any, progress: Progress) -> Artifact:
+    """The artifact under out_root if it is intact and from this model; else export it now."""
+    from resnet_deploy.errors import InputError
+
+    d = artifact_dir(out_root, model_name, target, precision)
+    if (d / "manifest.json").exists():
+        a = Artifact.load(d)
+        a.verify()
+        if a.manifest.get("model", {}).get("source_sha256") == source_sha:
+            return a
+        if model is None:
+            raise InputError(f"{str(d)!r} was exported from a different {model_name!r} model than the reference; "
+                             "re-export it or re-create the reference.")
+    elif model is None:
+        raise InputError(f"No {target} {precision} artifact at {str(d)!r}; run `export --target {target} "
+                         f"--precision {precision}` first (a --reference run does not load Keras).")
+    config = ExportConfig(precision=precision)
+    calib = calib_factory() if config.precision.needs_calibration else None
+    res = export(model_name, model, [target], config, calib, out_root, progress)
+    if res.failures:
+        raise res.failures[target]
+    return res.artifacts[0]
+
+
+def run_parity(model_ref: str | None, targets: list[str], precisions: list[str], data: str, n: int,
+               out_root: Path, threads: int | None = None, calib: str = "digits", calib_size: int = 200,
+               reference_file: Path | None = None, save_reference: Path | None = None,
+               tolerance_overrides: dict | None = None, progress: Progress | None = None,
+               model_options: dict | None = None):
+    """The whole parity run. Returns a ParityReport; the caller decides what a breach means."""
+    from resnet_deploy.config import Precision
+    from resnet_deploy.cpu import cpu_info
+    from resnet_deploy.errors import InputError
+    from resnet_deploy.parity import Candidate, evaluate
+    from resnet_deploy.tolerances import tolerance_for
+    from resnet_deploy.versions import versions
+
+    progress = progress or Progress()
+    precs = [Precision.parse(p).value for p in precisions]
+    for t in targets:
+        for p in precs:
+            get_target(t).check_config(ExportConfig(precision=p))
+    model = None
+    if reference_file is not None:
+        ref = Reference.load(reference_file)
+        if model_ref and model_ref != ref.meta["model"]:
+            raise InputError(f"--model {model_ref!r} but the reference file is for {ref.meta['model']!r}; drop --model or pick the right file.")
+        model_name = ref.meta["model"]
+    else:
+        from resnet_deploy.models import load_model
+
+        with progress.step(f"loading model {model_ref or 'digits'}"):
+            model_name, model = load_model(model_ref or "digits", **(model_options or {}))
+        ref = make_reference(model_name, model, data, n, threads, progress)
+    if save_reference is not None:
+        ref.save(save_reference)
+        progress.log(f"reference saved to {save_reference}")
+
+    calib_cache: list = []
+
+    def calib_factory():
+        if not calib_cache:
+            from calibration.dataset import from_spec
+
+            calib_cache.append(from_spec(calib, model.input_shape, size=calib_size))
+        return calib_cache[0]
+
+    candidates: list[Candidate] = []
+    try:
+        for p in precs:
+            for t in targets:
+                a = find_or_export(model_name, model, t, p, out_root, ref.meta["source_sha256"], calib_factory, progress)
+                runner = get_target(t).runner(a, threads=threads)
+                runner.activate()
+                candidates.append(Candidate(f"{t}/{p}", p, runner, str(a.path)))
+        tolerances = {p: tolerance_for(p, (tolerance_overrides or {}).get(Precision.parse(p))) for p in precs}
+        env = {"cpu": cpu_info(), "threads": threads,
+               "versions": versions("resnet-deploy", "tensorflow-cpu", "keras", "ai-edge-litert", "tflite-runtime",
+                                    "onnxruntime", "openvino", "nncf", "numpy")}
+        return evaluate(model_name, ref.x, ref.labels, ref.outputs, ref.meta.get("keras", {}), candidates, tolerances,
+                        data=ref.meta.get("data"), environment=env, progress=progress)
+    finally:
+        for c in candidates:
+            c.runner.deactivate()

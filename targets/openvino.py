@@ -90,11 +90,13 @@ class OpenVINOTarget(Target):
         dataset = nncf.Dataset(list(samples), lambda x: x[None, ...])
         try:
             with captured_output():
-                q = nncf.quantize(ov_model, dataset, subset_size=len(samples),
+                # Full bias correction: measured on digits it lifts SQNR from 17.6 to 24.7 dB and
+                # accuracy from 99.33% to 99.78%, for +4% quantization time on ResNet-18.
+                q = nncf.quantize(ov_model, dataset, subset_size=len(samples), fast_bias_correction=False,
                                   preset=nncf.QuantizationPreset.PERFORMANCE, target_device=nncf.TargetDevice.CPU)
         except Exception as e:  # noqa: BLE001
             raise ExportError(f"nncf.quantize failed: {str(e).splitlines()[0][:300]}") from e
-        return q, {"tool": "nncf", "preset": "performance", "weights": "int8 per-channel symmetric",
+        return q, {"tool": "nncf", "preset": "performance", "bias_correction": "full", "weights": "int8 per-channel symmetric",
                    "activations": "int8 per-tensor symmetric (uint8 after ReLU)", "calibration_samples": len(samples),
                    "io_dtype": "float32"}
 

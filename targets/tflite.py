@@ -118,7 +118,7 @@ class TFLiteTarget(Target):
         return Artifact(self.name, p, out_dir, [MODEL_FILE], inputs, outputs, details)
 
     def runner(self, artifact: Artifact, threads: int | None = None) -> "TFLiteRunner":
-        return TFLiteRunner(artifact.model_file, threads=threads)
+        return TFLiteRunner(artifact.model_file, threads=threads, precision=artifact.precision.value)
 
 
 class TFLiteRunner(Runner):
@@ -127,18 +127,22 @@ class TFLiteRunner(Runner):
 
     name = "tflite"
 
-    def __init__(self, model_path: Path, threads: int | None = None) -> None:
+    def __init__(self, model_path: Path, threads: int | None = None, precision: str | None = None) -> None:
         super().__init__()
         self.model_path = Path(model_path)
         self.threads = threads
+        self.precision = precision
         self._interp: Any = None
         self._source = ""
 
     def activate_impl(self) -> None:
+        from resnet_deploy._tf import captured_output
+
         interp_cls, self._source = load_interpreter_class()
         try:
-            self._interp = interp_cls(model_path=str(self.model_path), num_threads=self.threads)
-            self._interp.allocate_tensors()
+            with captured_output():  # "INFO: Created TensorFlow Lite XNNPACK delegate" on every load
+                self._interp = interp_cls(model_path=str(self.model_path), num_threads=self.threads)
+                self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             raise InputError(f"{str(self.model_path)!r} is not a valid TFLite model ({str(e).splitlines()[0][:200]}); re-export it.") from e
         ins, outs = self._interp.get_input_details(), self._interp.get_output_details()
@@ -180,4 +184,4 @@ class TFLiteRunner(Runner):
     def info(self) -> dict[str, Any]:
         in_dtype = np.dtype(self._in["dtype"]).name if self._interp else None
         return {"runner": self.name, "interpreter": self._source, "threads": self.threads or "default",
-                "io_dtype": in_dtype, **versions("ai-edge-litert", "tflite-runtime")}
+                "precision": self.precision, "io_dtype": in_dtype, **versions("ai-edge-litert", "tflite-runtime")}

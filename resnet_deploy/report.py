@@ -1,0 +1,48 @@
+"""ParityReport -> Markdown (printed to the terminal) and JSON."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from resnet_deploy.parity import ParityReport
+
+
+def _fmt(v: Any, digits: int = 4) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        if math.isinf(v):
+            return "inf"
+        if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e5):
+            return f"{v:.2e}"
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def parity_markdown(report: ParityReport) -> str:
+    """The parity table, the agreement matrix and the environment, as Markdown."""
+    lines = [f"### Parity: {report.model} on {report.samples} samples ({report.data.get('source', {}).get('kind', 'data')})", ""]
+    acc = report.results[0].metrics.ref_accuracy if report.results else None
+    if acc is not None:
+        lines += [f"Keras reference accuracy: {acc * 100:.2f}%", ""]
+    lines += ["| backend | precision | ran in | threads | max abs | mean abs | max rel | cosine | SQNR dB | top-1 agr | top-5 ovl | accuracy | Δacc pts | status |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in report.results:
+        m = r.metrics
+        ran = r.info.get("inference_precision") or r.info.get("precision") or r.info.get("io_dtype") or "-"
+        status = "ok" if not r.breaches else "FAIL: " + "; ".join(str(b) for b in r.breaches)
+        acc_s = _fmt(m.accuracy * 100, 2) + "%" if m.accuracy is not None else "-"
+        lines.append(f"| {r.name} | {r.precision} | {ran} | {r.info.get('threads', '-')} | {_fmt(m.max_abs)} | {_fmt(m.mean_abs)} | "
+                     f"{_fmt(m.max_abs_rel)} | {_fmt(m.cosine, 6)} | {_fmt(m.sqnr_db, 1)} | {_fmt(m.top1_agreement)} | "
+                     f"{_fmt(m.top5_overlap)} | {acc_s} | {_fmt(m.acc_drop, 2)} | {status} |")
+    names = list(report.agreement)
+    lines += ["", f"Cross-backend agreement ({report.agreement_metric}):", "",
+              "| | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for a in names:
+        lines.append(f"| {a} | " + " | ".join(_fmt(report.agreement[a][b]) for b in names) + " |")
+    env = report.environment
+    if env:
+        feats = ", ".join(k for k, v in env.get("cpu", {}).get("features", {}).items() if v) or "none"
+        lines += ["", f"CPU: {env.get('cpu', {}).get('model', '?')} ({env.get('cpu', {}).get('arch', '?')}); "
+                      f"features: {feats}", "Versions: " + ", ".join(f"{k} {v}" for k, v in env.get("versions", {}).items())]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,130 @@
+"""The harness itself: a fake runner proves a breach fails the run; references replay without Keras."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from resnet_deploy.artifact import Artifact, TensorSpec
+from resnet_deploy.config import Precision
+from resnet_deploy.runner import Runner
+from resnet_deploy.target import _REGISTRY, Target, register
+from tests.test_cli import run_cli
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class NoisyRunner(Runner):
+    """Returns the Keras digits logits plus noise: what a broken quantizer looks like."""
+
+    name = "fake"
+
+    def __init__(self, noise: float) -> None:
+        super().__init__()
+        self.noise = noise
+
+    def activate_impl(self) -> None:
+        from resnet_deploy.digits import load_trained
+
+        self.model = load_trained()
+        self.input_shape = (None, 32, 32, 3)
+
+    def infer_impl(self, x):
+        rng = np.random.default_rng(0)
+        y = np.asarray(self.model(x, training=False))
+        return y + rng.normal(scale=self.noise, size=y.shape).astype(np.float32)
+
+    def info(self):
+        return {"runner": "fake", "threads": 1, "precision": "int8"}
+
+
+class FakeTarget(Target):
+    name = "fake"
+    precisions = tuple(Precision)
+    noise = 0.0
+
+    def export(self, model, out_dir, config, calib=None, progress=None):
+        (out_dir / "model.fake").write_bytes(b"fake")
+        spec = TensorSpec("input", "float32", [-1, 32, 32, 3])
+        return Artifact(self.name, config.precision, out_dir, ["model.fake"], [spec], [spec])
+
+    def runner(self, artifact, threads=None):
+        return NoisyRunner(self.noise)
+
+
+@pytest.fixture
+def fake_target():
+    register("fake", FakeTarget)
+    yield FakeTarget
+    _REGISTRY.pop("fake")
+    FakeTarget.noise = 0.0
+
+
+def test_fake_runner_within_tolerance_passes(fake_target, tmp_path, capsys):
+    code, out, err = run_cli(capsys, "parity", "--targets", "fake", "--precision", "int8", "--n", "100",
+                             "--out", str(tmp_path))
+    assert code == 0, err
+    assert "| fake/int8 | int8 |" in out and "| ok |" in out
+
+
+def test_fake_runner_breach_fails_the_run(fake_target, tmp_path, capsys):
+    fake_target.noise = 8.0  # logits are ~10 apart: this flips many top-1s
+    code, out, err = run_cli(capsys, "parity", "--targets", "fake", "--precision", "int8", "--n", "100",
+                             "--out", str(tmp_path))
+    assert code == 5
+    errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert errors and all("fake/int8 (int8)" in ln for ln in errors)
+    assert any("top1_agreement=" in ln and "limit >= 0.95" in ln for ln in errors)
+    report = json.loads((tmp_path / "digits" / "parity.json").read_text())
+    assert report["ok"] is False and report["results"][0]["breaches"]
+
+
+def test_tolerance_override_can_fail_a_real_backend(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "parity", "--targets", "onnx", "--precision", "int8", "--n", "100",
+                           "--out", str(tmp_path), "--tol", "int8.cosine_min=0.999999")
+    assert code == 5 and "onnx/int8 (int8): cosine=" in err and "limit >= 0.999999" in err
+
+
+def test_report_records_runtime_facts(tmp_path, capsys):
+    code, out, err = run_cli(capsys, "parity", "--targets", "all", "--precision", "fp32", "--n", "50",
+                             "--out", str(tmp_path), "--json")
+    assert code == 0, err
+    rep = json.loads(out)
+    assert [r["name"] for r in rep["results"]] == ["tflite/fp32", "onnx/fp32", "openvino/fp32"]
+    ov = rep["results"][2]["runtime"]
+    assert ov["inference_precision"] == "f32" and ov["threads"] == 2
+    assert set(rep["environment"]["cpu"]["features"]) >= {"avx512_vnni", "avx512_bf16", "amx_int8"}
+    assert {"onnxruntime", "openvino", "ai-edge-litert"} <= set(rep["environment"]["versions"])
+    matrix = rep["agreement"]["matrix"]
+    assert set(matrix) == {"keras", "tflite/fp32", "onnx/fp32", "openvino/fp32"}
+    assert matrix["tflite/fp32"]["openvino/fp32"] == 1.0
+
+
+def test_saved_reference_replays_without_tensorflow(tmp_path, capsys):
+    ref = tmp_path / "ref.npz"
+    out_dir = tmp_path / "art"
+    code, _, err = run_cli(capsys, "parity", "--targets", "tflite,onnx", "--precision", "int8", "--n", "60",
+                           "--out", str(out_dir), "--save-reference", str(ref))
+    assert code == 0, err
+    with np.load(ref) as z:
+        assert z["x"].shape == (60, 32, 32, 3) and z["outputs"].shape == (60, 10) and z["labels"].shape == (60,)
+    blocker = tmp_path / "block"
+    (blocker / "tensorflow").mkdir(parents=True)
+    (blocker / "tensorflow" / "__init__.py").write_text("raise ImportError('tensorflow is blocked in this test')\n")
+    env = {**os.environ, "PYTHONPATH": f"{blocker}{os.pathsep}{REPO}"}
+    proc = subprocess.run([sys.executable, "cli.py", "parity", "--reference", str(ref), "--targets", "tflite,onnx",
+                           "--precision", "int8", "--out", str(out_dir), "--json"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rep = json.loads(proc.stdout)
+    assert rep["samples"] == 60 and rep["ok"]
+    # a reference run cannot export, so a missing artifact is a clear error
+    proc = subprocess.run([sys.executable, "cli.py", "parity", "--reference", str(ref), "--targets", "openvino",
+                           "--precision", "int8", "--out", str(out_dir)],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "No openvino int8 artifact" in proc.stderr and "Traceback" not in proc.stderr

@@ -1,0 +1,35 @@
+"""The repository's own parity suite: every (target, precision) on the real held-out digits,
+and resnet18 in fp32. A breach of the tolerance table fails the test."""
+from __future__ import annotations
+
+import pytest
+
+from resnet_deploy import pipeline
+from resnet_deploy.target import available_targets, get_target
+
+DIGITS_CASES = [(t, p.value) for t in ["tflite", "onnx", "openvino"] for p in get_target(t).precisions]
+
+
+@pytest.fixture(scope="module")
+def out_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("parity-artifacts")
+
+
+@pytest.mark.parametrize("target,precision", DIGITS_CASES, ids=[f"{t}-{p}" for t, p in DIGITS_CASES])
+def test_digits_parity(target, precision, out_root):
+    report = pipeline.run_parity("digits", [target], [precision], "digits", 450, out_root, threads=2)
+    (result,) = report.results
+    assert report.samples == 450 and result.metrics.ref_accuracy >= 0.95
+    assert result.metrics.accuracy is not None
+    assert report.ok, report.breach_lines()
+
+
+def test_resnet18_fp32_parity_all_backends(tmp_path):
+    """Random-init resnet18 at 224 on synthetic images: fp32 only (int8 needs a trained model).
+    Width 32 instead of 64 keeps the three conversions quick; the graph is the same."""
+    report = pipeline.run_parity("resnet18", available_targets(), ["fp32"], "synthetic", 4, tmp_path, threads=2,
+                                 model_options={"input_size": 224, "classes": 100, "width": 32})
+    assert [r.name for r in report.results] == ["tflite/fp32", "onnx/fp32", "openvino/fp32"]
+    assert report.ok, report.breach_lines()
+    for r in report.results:
+        assert r.metrics.cosine >= 0.99999
