@@ -137,6 +137,42 @@ def parity(model_name, input_size, classes, width, targets, precision, data, n, 
         raise ParityError(f"parity breach: {lines[-1]}")
 
 
+@cli.command()
+@model_options
+@click.option("--targets", "--target", "targets", default="all", show_default=True, help="tflite,onnx,openvino or all.")
+@click.option("--precision", default="fp32,int8", show_default=True, help="One precision or a comma list.")
+@click.option("--threads", default="2", show_default=True, help="Thread counts, e.g. 1,2.")
+@click.option("--batch", type=int, default=1, show_default=True)
+@click.option("--keras/--no-keras", default=True, show_default=True, help="Time the Keras model as the baseline.")
+@click.option("--calib", default=None, help="Calibration data for on-the-fly int8 exports (default: digits for the "
+              "digits model, else synthetic).")
+@click.option("--calib-size", type=int, default=64, show_default=True)
+@click.option("--warmup-s", type=float, default=1.0, show_default=True, help="Minimum warm-up seconds (and >= 10 runs).")
+@click.option("--seconds", type=float, default=2.0, show_default=True, help="Minimum measured seconds (and >= 50 runs).")
+@click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON on stdout.")
+def bench(model_name, input_size, classes, width, targets, precision, threads, batch, keras, calib, calib_size,
+          warmup_s, seconds, out, as_json) -> None:
+    """Time Keras and every artifact with one latency protocol; writes OUT/<model>/bench.json."""
+    from resnet_deploy import pipeline
+    from resnet_deploy.errors import InputError
+    from resnet_deploy.latency import Protocol
+    from resnet_deploy.progress import ConsoleProgress
+    from resnet_deploy.report import latency_markdown
+    from resnet_deploy.target import parse_targets
+
+    try:
+        thread_list = [int(t) for t in threads.split(",")]
+    except ValueError:
+        raise InputError(f"--threads {threads!r} is not a comma list of integers, e.g. 1,2.") from None
+    protocol = Protocol(warmup_s=warmup_s, seconds=seconds)
+    result = pipeline.run_bench(model_name, parse_targets(targets), precision.split(","), thread_list, batch, out,
+                                keras, protocol, calib or ("digits" if model_name == "digits" else "synthetic"),
+                                calib_size, {"input_size": input_size, "classes": classes, "width": width},
+                                ConsoleProgress())
+    click.echo(json.dumps(result, indent=2) if as_json else latency_markdown(result))
+
+
 @cli.command("list")
 def list_cmd() -> None:
     """Show targets, models and precisions."""

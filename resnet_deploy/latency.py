@@ -42,7 +42,18 @@ class LatencyStats:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far (ru_maxrss is KiB on Linux)."""
+    """Peak resident set size of this process image so far.
+
+    VmHWM belongs to the address space and restarts at exec; ru_maxrss does not (a worker
+    forked from a 600 MB parent would report 600 MB), so it is only the fallback.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 

@@ -278,3 +278,62 @@ def run_parity(model_ref: str | None, targets: list[str], precisions: list[str],
     finally:
         for c in candidates:
             c.runner.deactivate()
+
+
+def run_bench(model_ref: str, targets: list[str], precisions: list[str], threads: list[int], batch: int,
+              out_root: Path, keras: bool = True, protocol: Any = None, calib: str = "synthetic",
+              calib_size: int = 64, model_options: dict | None = None,
+              progress: Progress | None = None) -> dict[str, Any]:
+    """Find or export each artifact, then time Keras and every artifact, one process per measurement."""
+    from dataclasses import asdict
+
+    from resnet_deploy.bench import BenchJob, add_speedups, run_in_subprocess
+    from resnet_deploy.config import Precision
+    from resnet_deploy.cpu import cpu_info
+    from resnet_deploy.errors import InputError
+    from resnet_deploy.latency import Protocol
+    from resnet_deploy.models import load_model
+    from resnet_deploy.versions import versions
+
+    progress = progress or Progress()
+    protocol = protocol or Protocol()
+    if batch < 1 or not threads or min(threads) < 1:
+        raise InputError(f"--batch {batch} and --threads {threads} must be >= 1.")
+    precs = [Precision.parse(p).value for p in precisions]
+    for t in targets:
+        for p in precs:
+            get_target(t).check_config(ExportConfig(precision=p))
+    model_options = {k: v for k, v in (model_options or {}).items() if v is not None}
+    with progress.step(f"loading model {model_ref}"):
+        model_name, model = load_model(model_ref, **model_options)
+    sha = model_fingerprint(model)
+    calib_cache: list = []
+
+    def calib_factory():
+        if not calib_cache:
+            from calibration.dataset import from_spec
+
+            calib_cache.append(from_spec(calib, model.input_shape, size=calib_size))
+        return calib_cache[0]
+
+    artifacts = [find_or_export(model_name, model, t, p, out_root, sha, calib_factory, progress)
+                 for p in precs for t in targets]
+    jobs = []
+    for n in threads:
+        if keras:
+            jobs.append(BenchJob("keras", n, batch, model=model_ref, model_options=model_options, protocol=asdict(protocol)))
+        jobs += [BenchJob("artifact", n, batch, artifact=str(a.path), protocol=asdict(protocol)) for a in artifacts]
+    rows = []
+    for i, job in enumerate(jobs, 1):
+        label = "keras fp32" if job.kind == "keras" else f"{Path(job.artifact).parent.name} {Path(job.artifact).name}"
+        with progress.step(f"[{i}/{len(jobs)}] timing {label} at {job.threads} thread(s), batch {batch}"):
+            rows.append(run_in_subprocess(job))
+    add_speedups(rows)
+    result = {"model": model_name, "batch": batch, "protocol": asdict(protocol), "rows": rows,
+              "environment": {"cpu": cpu_info(), "versions": versions("resnet-deploy", "tensorflow-cpu", "keras",
+                                                                      "ai-edge-litert", "onnxruntime", "openvino")}}
+    from resnet_deploy.artifact import write_json_atomic
+
+    (Path(out_root) / model_name).mkdir(parents=True, exist_ok=True)
+    write_json_atomic(Path(out_root) / model_name / "bench.json", result)
+    return result

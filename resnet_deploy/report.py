@@ -46,3 +46,19 @@ def parity_markdown(report: ParityReport) -> str:
         lines += ["", f"CPU: {env.get('cpu', {}).get('model', '?')} ({env.get('cpu', {}).get('arch', '?')}); "
                       f"features: {feats}", "Versions: " + ", ".join(f"{k} {v}" for k, v in env.get("versions", {}).items())]
     return "\n".join(lines) + "\n"
+
+
+def latency_markdown(bench: dict) -> str:
+    """The latency table of a bench result."""
+    p = bench.get("protocol", {})
+    lines = [f"### Latency: {bench['model']}, batch {bench['batch']} (warm-up >= {p.get('warmup_runs')} runs and "
+             f"{p.get('warmup_s')} s, then >= {p.get('runs')} runs and {p.get('seconds')} s)", "",
+             "| backend | precision | threads (used) | load ms | first ms | p50 ms | p90 ms | p99 ms | mean ms | std ms | "
+             "inf/s | peak RSS MB | size MB | speed-up vs Keras |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in bench["rows"]:
+        sp = f"{r['speedup_vs_keras']:.2f}x" if r.get("speedup_vs_keras") else "-"
+        lines.append(f"| {r['backend']} | {r['precision']} | {r['threads']} ({r['threads_used']}) | {r['load_ms']:.0f} | "
+                     f"{r['first_ms']:.2f} | {r['p50']:.2f} | {r['p90']:.2f} | {r['p99']:.2f} | {r['mean']:.2f} | "
+                     f"{r['std']:.2f} | {r['throughput']:.1f} | {r['peak_rss_mb']:.0f} | {r['size_mb']:.2f} | {sp} |")
+    return "\n".join(lines) + "\n"

@@ -96,6 +96,19 @@ class Runner:
         raise NotImplementedError
 
 
+def set_tf_threads(threads: int) -> bool:
+    """Size TensorFlow's thread pools. Possible only before TF runs its first op (a model build
+    counts); returns False if it was too late. KerasRunner.info() reports what TF really uses."""
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+        return True
+    except RuntimeError:
+        return False
+
+
 class KerasRunner(Runner):
     """The reference: the Keras model itself, in inference mode, fp32."""
 
@@ -112,11 +125,7 @@ class KerasRunner(Runner):
         import tensorflow as tf
 
         if self.threads:
-            try:
-                tf.config.threading.set_intra_op_parallelism_threads(self.threads)
-                tf.config.threading.set_inter_op_parallelism_threads(1)
-            except RuntimeError:
-                pass  # TF threads can only be set before TF's first op; recorded in info()
+            set_tf_threads(self.threads)
         self._fn = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
 
     def infer_impl(self, x: np.ndarray) -> np.ndarray:
@@ -127,4 +136,4 @@ class KerasRunner(Runner):
         import tensorflow as tf
 
         return {"runner": self.name, "keras": keras.__version__, "tensorflow": tf.__version__, "precision": "fp32",
-                "threads": tf.config.threading.get_intra_op_parallelism_threads() or "default"}
+                "threads": tf.config.threading.get_intra_op_parallelism_threads() or "default (all cores)"}

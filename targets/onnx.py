@@ -237,5 +237,6 @@ class OrtRunner(Runner):
         return self._sess.run([self._out_name], {self._in_name: x})[0]
 
     def info(self) -> dict[str, Any]:
-        return {"runner": self.name, "threads": self.threads or "default", "provider": "CPUExecutionProvider",
+        used = self._sess.get_session_options().intra_op_num_threads if self._sess else None
+        return {"runner": self.name, "threads": used or "default (all cores)", "provider": "CPUExecutionProvider",
                 "precision": self.precision.value if self.precision else None, **versions("onnxruntime")}

@@ -149,7 +149,7 @@ class TFLiteRunner(Runner):
         if len(ins) != 1 or len(outs) != 1:
             raise InputError(f"{str(self.model_path)!r} has {len(ins)} inputs and {len(outs)} outputs; only 1 and 1 are supported.")
         self._in, self._out = ins[0], outs[0]
-        self.input_shape = tuple(int(s) for s in self._in["shape"])
+        self.input_shape = (None, *(int(s) for s in self._in["shape"][1:]))
 
     def deactivate_impl(self) -> None:
         self._interp = None
@@ -175,8 +175,14 @@ class TFLiteRunner(Runner):
     def prepare(self, x: np.ndarray) -> np.ndarray:
         return self.quantize_input(self.check_input(x))
 
+    def _ensure_batch(self, n: int) -> None:
+        if int(self._interp.get_input_details()[0]["shape"][0]) != n:
+            self._interp.resize_tensor_input(self._in["index"], [n, *self.input_shape[1:]])
+            self._interp.allocate_tensors()
+
     def run_raw(self, xq: np.ndarray) -> np.ndarray:
         """The runtime call alone, on already-quantized input (what latency measures)."""
+        self._ensure_batch(xq.shape[0])
         self._interp.set_tensor(self._in["index"], xq)
         self._interp.invoke()
         return self._interp.get_tensor(self._out["index"])

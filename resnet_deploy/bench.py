@@ -1,0 +1,118 @@
+"""Latency per backend with the one protocol, each measurement in a fresh process.
+
+Why a process per (backend, precision, threads): thread pools (TensorFlow's above all) can only
+be sized before their first use, and peak RSS is per process, so a shared process would report
+the largest runtime's memory for every backend. The worker prints one JSON line.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from resnet_deploy.errors import DeployError, ExportError
+from resnet_deploy.latency import Protocol
+
+INPUT_SEED = 1234
+
+
+@dataclass(frozen=True)
+class BenchJob:
+    """One measurement: the Keras model (kind="keras") or an exported artifact."""
+
+    kind: str  # "keras" or "artifact"
+    threads: int
+    batch: int = 1
+    artifact: str | None = None
+    model: str | None = None
+    model_options: dict = field(default_factory=dict)
+    protocol: dict = field(default_factory=lambda: asdict(Protocol()))
+
+
+def bench_input(shape: tuple[int, ...], batch: int) -> np.ndarray:
+    """The same seeded [0, 1) input for every runtime."""
+    return np.random.default_rng(INPUT_SEED).random((batch, *shape), dtype=np.float32)
+
+
+def run_job(job: BenchJob) -> dict[str, Any]:
+    """Measure in this process (the worker side)."""
+    import time
+
+    from resnet_deploy.latency import measure
+
+    t0 = time.perf_counter()
+    if job.kind == "keras":
+        from resnet_deploy.models import load_model
+        from resnet_deploy.runner import KerasRunner, set_tf_threads
+
+        set_tf_threads(job.threads)  # before the model build initialises TF
+        name, model = load_model(job.model, **job.model_options)
+        runner = KerasRunner(model, threads=job.threads)
+        size = sum(int(np.prod(w.shape)) * np.dtype(w.dtype).itemsize for w in model.weights)
+        backend, precision = "keras", "fp32"
+        shape = tuple(model.input_shape[1:])
+    else:
+        from resnet_deploy.artifact import Artifact
+        from resnet_deploy.target import get_target
+
+        a = Artifact.load(Path(job.artifact))
+        a.verify()
+        runner = get_target(a.target).runner(a, threads=job.threads)
+        size = sum(rec["bytes"] for rec in a.manifest["files"].values())
+        backend, precision = a.target, a.precision.value
+        shape = tuple(a.inputs[0].shape[1:])
+    x = bench_input(shape, job.batch)
+    with runner:
+        load_ms = (time.perf_counter() - t0) * 1000
+        stats = measure(runner, x, Protocol(**job.protocol))
+        info = runner.info()
+    return {"backend": backend, "precision": precision, "threads": job.threads, "threads_used": info.get("threads"),
+            "batch": job.batch, "load_ms": load_ms, "size_mb": size / 2**20, "runtime": info, **stats.to_dict()}
+
+
+def run_in_subprocess(job: BenchJob, timeout: float = 900) -> dict[str, Any]:
+    """Measure in a fresh interpreter; raise a DeployError with the worker's last words on failure."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(job.threads)}
+    root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    proc = subprocess.run([sys.executable, "-m", "resnet_deploy.bench", json.dumps(asdict(job))],
+                          capture_output=True, text=True, timeout=timeout, env=env)
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise ExportError(f"benchmark of {job.artifact or job.model} at {job.threads} threads failed: {tail[:300]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def add_speedups(rows: list[dict[str, Any]]) -> None:
+    """speedup = Keras fp32 p50 / this p50, at the same threads and batch."""
+    base = {(r["threads"], r["batch"]): r["p50"] for r in rows if r["backend"] == "keras"}
+    for r in rows:
+        b = base.get((r["threads"], r["batch"]))
+        r["speedup_vs_keras"] = (b / r["p50"]) if b else None
+
+
+def _worker_main() -> None:
+    from resnet_deploy._tf import captured_output
+
+    job = BenchJob(**json.loads(sys.argv[1]))
+    try:
+        if job.kind == "keras":
+            from resnet_deploy._tf import quiet_tf
+
+            quiet_tf()
+        with captured_output():
+            result = run_job(job)
+    except DeployError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
+    print(json.dumps(result, default=str))
+
+
+if __name__ == "__main__":
+    _worker_main()
