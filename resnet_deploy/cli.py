@@ -173,6 +173,33 @@ def bench(model_name, input_size, classes, width, targets, precision, threads, b
     click.echo(json.dumps(result, indent=2) if as_json else latency_markdown(result))
 
 
+@cli.command()
+@click.option("--model", "model_name", default="digits", show_default=True, help="Model name under --out.")
+@click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True)
+@click.option("--dest", type=click.Path(path_type=Path), default=None, help="Report folder (default OUT/<model>/report).")
+@click.option("--json", "as_json", is_flag=True, help="Print the written paths as JSON.")
+def report(model_name, out, dest, as_json) -> None:
+    """Write an offline HTML page and a Markdown file from the last parity and bench runs."""
+    from resnet_deploy.errors import InputError
+    from resnet_deploy.report import write_report
+
+    name = Path(model_name).stem if model_name.endswith((".keras", ".h5")) else model_name
+    base = Path(out) / name
+    found = {}
+    for kind in ("parity", "bench"):
+        f = base / f"{kind}.json"
+        if f.is_file():
+            try:
+                found[kind] = json.loads(f.read_text())
+            except json.JSONDecodeError as e:
+                raise InputError(f"{str(f)!r} is not valid JSON ({e}); re-run `{kind}`.") from e
+    if not found:
+        raise InputError(f"No parity.json or bench.json under {str(base)!r}; run `parity --model {name}` and/or "
+                         f"`bench --model {name}` first.")
+    paths = write_report(found.get("parity"), found.get("bench"), dest or base / "report")
+    click.echo(json.dumps(paths, indent=2) if as_json else f"report: {paths['html']}\nmarkdown: {paths['markdown']}")
+
+
 @cli.command("list")
 def list_cmd() -> None:
     """Show targets, models and precisions."""

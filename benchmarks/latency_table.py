@@ -1,0 +1,38 @@
+"""Export resnet18 and resnet50 at 224 to every target in fp32 and int8 and print the latency table.
+
+    python benchmarks/latency_table.py [--threads 2] [--out benchmarks/out]
+
+Random-init weights and synthetic calibration: these numbers are about speed only (a random
+ResNet's int8 outputs say nothing about accuracy; see the parity suite on `digits` for that).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from resnet_deploy import pipeline  # noqa: E402
+from resnet_deploy.progress import ConsoleProgress  # noqa: E402
+from resnet_deploy.report import latency_markdown  # noqa: E402
+from resnet_deploy.target import available_targets  # noqa: E402
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", default="resnet18,resnet50")
+    p.add_argument("--threads", default="2")
+    p.add_argument("--out", type=Path, default=Path("benchmarks/out"))
+    args = p.parse_args()
+    tables = []
+    for model in args.models.split(","):
+        result = pipeline.run_bench(model, available_targets(), ["fp32", "int8"], [int(t) for t in args.threads.split(",")],
+                                    1, args.out, keras=True, calib="synthetic", calib_size=32,
+                                    model_options={"input_size": 224}, progress=ConsoleProgress())
+        tables.append(latency_markdown(result))
+    print("\n".join(tables))
+
+
+if __name__ == "__main__":
+    main()
