@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from resnet_deploy import selftest as _core
 from resnet_deploy.tolerances import Tolerance
 
 
@@ -37,36 +38,10 @@ class Metrics:
         return {**asdict(self), "acc_drop": self.acc_drop}
 
 
-def _is_classifier_output(y: np.ndarray) -> bool:
-    return y.ndim == 2 and y.shape[1] >= 2
-
-
 def compare(ref: np.ndarray, out: np.ndarray, labels: np.ndarray | None = None) -> Metrics:
-    """Metrics of `out` against `ref` (same shape, sample-major). Computed in float64."""
-    ref64 = np.asarray(ref, dtype=np.float64)
-    out64 = np.asarray(out, dtype=np.float64)
-    if ref64.shape != out64.shape:
-        raise ValueError(f"output shape {out64.shape} differs from reference {ref64.shape}")
-    diff = out64 - ref64
-    ref_peak = float(np.abs(ref64).max()) or 1.0
-    r, o = ref64.ravel(), out64.ravel()
-    denom = float(np.linalg.norm(r) * np.linalg.norm(o))
-    cosine = float(r @ o / denom) if denom else (1.0 if not np.any(diff) else 0.0)
-    noise = float(np.sum(diff**2))
-    sqnr = float("inf") if noise == 0 else float(10 * np.log10(np.sum(ref64**2) / noise))
-    top1 = top5 = acc = ref_acc = None
-    if _is_classifier_output(ref64):
-        ref_top1, out_top1 = ref64.argmax(1), out64.argmax(1)
-        top1 = float(np.mean(ref_top1 == out_top1))
-        k = min(5, ref64.shape[1])
-        rk = np.argsort(-ref64, axis=1)[:, :k]
-        ok = np.argsort(-out64, axis=1)[:, :k]
-        top5 = float(np.mean([len(set(a) & set(b)) / k for a, b in zip(rk, ok)]))
-        if labels is not None:
-            acc = float(np.mean(out_top1 == labels))
-            ref_acc = float(np.mean(ref_top1 == labels))
-    return Metrics(float(np.abs(diff).max()), float(np.abs(diff).mean()), float(np.abs(diff).max()) / ref_peak,
-                   cosine, sqnr, top1, top5, acc, ref_acc)
+    """Metrics of `out` against `ref` (same shape, sample-major). Computed in float64 by the
+    numpy-only core that bundles carry to devices (resnet_deploy/selftest.py)."""
+    return Metrics(**_core.compare(ref, out, labels))
 
 
 @dataclass(frozen=True)
@@ -85,21 +60,7 @@ class Breach:
 
 def check(m: Metrics, tol: Tolerance) -> list[Breach]:
     """Every tolerance the metrics break (empty list: parity holds)."""
-    checks = [
-        ("max_abs_rel", m.max_abs_rel, tol.max_abs_rel, "max"),
-        ("cosine", m.cosine, tol.cosine_min, "min"),
-        ("sqnr_db", m.sqnr_db, tol.sqnr_min_db, "min"),
-        ("top1_agreement", m.top1_agreement, tol.top1_min, "min"),
-        ("acc_drop", m.acc_drop, tol.acc_drop_max, "max"),
-    ]
-    out = []
-    for name, value, limit, kind in checks:
-        if value is None or limit is None:
-            continue
-        bad = value > limit if kind == "max" else value < limit
-        if bad or np.isnan(value):
-            out.append(Breach(name, float(value), float(limit), kind))
-    return out
+    return [Breach(**b) for b in _core.check(asdict(m), asdict(tol))]
 
 
 # --------------------------------------------------------------------------------------------
@@ -162,7 +123,7 @@ class ParityReport:
 
 
 def _agreement(a: np.ndarray, b: np.ndarray) -> float:
-    if _is_classifier_output(a):
+    if _core.is_classifier_output(a):
         return float(np.mean(a.argmax(1) == b.argmax(1)))
     return compare(a, b).cosine
 
@@ -193,5 +154,5 @@ def evaluate(model: str, x: np.ndarray, labels: np.ndarray | None, reference: np
                                      c.artifact))
     names = list(outputs)
     matrix = {a: {b: _agreement(outputs[a], outputs[b]) for b in names} for a in names}
-    metric = "top1_agreement" if _is_classifier_output(reference) else "cosine"
+    metric = "top1_agreement" if _core.is_classifier_output(reference) else "cosine"
     return ParityReport(model, len(x), data or {}, reference_info, results, matrix, metric, environment or {})

@@ -12,6 +12,7 @@ from resnet_deploy.config import ExportConfig, IODtype, Precision
 from resnet_deploy.errors import BackendUnavailable, ExportError, InputError
 from resnet_deploy.progress import Progress
 from resnet_deploy.runner import Runner
+from resnet_deploy.selftest import dequantize, quantize
 from resnet_deploy.target import Target
 from resnet_deploy.versions import versions
 
@@ -156,18 +157,12 @@ class TFLiteRunner(Runner):
 
     def quantize_input(self, x: np.ndarray) -> np.ndarray:
         """float32 -> the model's input dtype, with its scale and zero point (identity for float I/O)."""
-        dtype = np.dtype(self._in["dtype"])
         scale, zp = self._in["quantization"]
-        if dtype.kind == "f" or not scale:
-            return x.astype(dtype, copy=False)
-        info = np.iinfo(dtype)
-        return np.clip(np.round(x / scale) + zp, info.min, info.max).astype(dtype)
+        return quantize(x, scale, zp, self._in["dtype"])
 
     def dequantize_output(self, y: np.ndarray) -> np.ndarray:
         scale, zp = self._out["quantization"]
-        if np.dtype(self._out["dtype"]).kind == "f" or not scale:
-            return y.astype(np.float32, copy=False)
-        return ((y.astype(np.float32) - zp) * scale).astype(np.float32)
+        return dequantize(y, scale, zp)
 
     def infer_impl(self, x: np.ndarray) -> np.ndarray:
         return self.dequantize_output(self.run_raw(self.quantize_input(x)))
