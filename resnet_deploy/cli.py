@@ -200,6 +200,60 @@ def report(model_name, out, dest, as_json) -> None:
     click.echo(json.dumps(paths, indent=2) if as_json else f"report: {paths['html']}\nmarkdown: {paths['markdown']}")
 
 
+@cli.command()
+@model_options
+@click.option("--targets", "--target", "targets", default="all", show_default=True, help="tflite,onnx,openvino or all.")
+@click.option("--precision", default="int8", show_default=True)
+@click.option("--data", default="digits", show_default=True, help="Reference inputs (digits: held-out split).")
+@click.option("--n", "n", type=int, default=200, show_default=True, help="Reference samples shipped in the bundle.")
+@click.option("--threads", type=int, default=2, show_default=True)
+@click.option("--calib", default="digits", show_default=True, help="Calibration data for on-the-fly int8 exports.")
+@click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True,
+              help="Bundles go to OUT/bundles/<model>-<target>-<precision>[.tar.gz].")
+@click.option("--json", "as_json", is_flag=True)
+def package(model_name, input_size, classes, width, targets, precision, data, n, threads, calib, out, as_json) -> None:
+    """Write self-testing bundles (directory + .tar.gz) per target."""
+    from resnet_deploy import bundle
+    from resnet_deploy.progress import ConsoleProgress
+    from resnet_deploy.target import parse_targets
+
+    made = bundle.package(model_name, parse_targets(targets), precision, data, n, out, threads, calib,
+                          model_options={"input_size": input_size, "classes": classes, "width": width},
+                          progress=ConsoleProgress())
+    if as_json:
+        click.echo(json.dumps(made, indent=2))
+        return
+    for b in made:
+        acc = b["host"]["parity"].get("accuracy")
+        click.echo(f"{b['tarball']}  {b['bytes'] / 1024:.0f} KiB  host p50 {b['host']['latency']['p50']:.2f} ms"
+                   + (f"  accuracy {acc * 100:.2f}%" if acc is not None else ""))
+
+
+@cli.command()
+@click.argument("bundle_path", metavar="BUNDLE", type=click.Path(path_type=Path))
+@click.option("--to", "to", required=True, help="A folder, or ssh://user@host:port/path.")
+@click.option("--python", "python", default=None, help="The device's Python (default: python3 over SSH, this one locally).")
+@click.option("--threads", type=int, default=None, help="Runtime threads on the device (default: the host's).")
+@click.option("--identity", "-i", type=click.Path(path_type=Path), default=None, help="SSH private key.")
+@click.option("--ssh-option", "-o", "ssh_options", multiple=True, help="Extra ssh -o options, e.g. UserKnownHostsFile=FILE.")
+@click.option("--connect-timeout", type=int, default=10, show_default=True, help="Seconds to wait for the device.")
+@click.option("--warmup-s", type=float, default=None, help="Self-test warm-up seconds (default 1).")
+@click.option("--seconds", type=float, default=None, help="Self-test timed seconds (default 2).")
+@click.option("--json", "as_json", is_flag=True, help="Print the device's JSON result only.")
+def deploy(bundle_path, to, python, threads, identity, ssh_options, connect_timeout, warmup_s, seconds, as_json) -> None:
+    """Copy a bundle to a device, run its self-test there, and show the result next to the host's."""
+    from resnet_deploy import bundle
+    from resnet_deploy.errors import ParityError
+
+    protocol = {k: v for k, v in (("warmup_s", warmup_s), ("seconds", seconds)) if v is not None}
+    result = bundle.deploy(bundle_path, to, python, threads, protocol, identity, list(ssh_options), connect_timeout)
+    click.echo(json.dumps(result, indent=2) if as_json else bundle.comparison_markdown(result))
+    if not result.get("ok"):
+        code = result.get("exit_code") or ParityError.exit_code
+        click.echo(f"error: self-test failed on the device: {result.get('error') or 'tolerance breached'}", err=True)
+        sys.exit(code)
+
+
 @cli.command("list")
 def list_cmd() -> None:
     """Show targets, models and precisions."""

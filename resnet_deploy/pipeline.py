@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import json
 import platform
 import shutil
 import tempfile
@@ -39,6 +40,18 @@ def model_fingerprint(model: Any) -> str:
     for w in model.get_weights():
         h.update(w.tobytes())
     return h.hexdigest()
+
+
+def config_record(config: ExportConfig) -> dict:
+    """The export options as recorded in the manifest (and compared before an artifact is reused)."""
+    from dataclasses import asdict
+
+    return json.loads(json.dumps(asdict(config), default=lambda v: getattr(v, "value", str(v))))
+
+
+def _options(record: dict | None) -> dict | None:
+    """A config record without calib_size: the calibration fingerprint already covers the data."""
+    return None if record is None else {k: v for k, v in record.items() if k != "calib_size"}
 
 
 def artifact_dir(out_root: Path, model_name: str, target: str, precision: str) -> Path:
@@ -94,6 +107,7 @@ def export(model_name: str, model: Any, targets: list[str], config: ExportConfig
             seconds = time.perf_counter() - t0
             artifact.write_manifest({
                 **common,
+                "config": config_record(config),
                 "tool_versions": {"resnet-deploy": resnet_deploy.__version__, "python": platform.python_version(),
                                   **target.tool_versions()},
                 "export": {"utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -199,18 +213,25 @@ def find_or_export(model_name: str, model: Any, target: str, precision: str, out
     from resnet_deploy.errors import InputError
 
     d = artifact_dir(out_root, model_name, target, precision)
+    config = ExportConfig(precision=precision)
     if (d / "manifest.json").exists():
         a = Artifact.load(d)
         a.verify()
-        if a.manifest.get("model", {}).get("source_sha256") == source_sha:
-            return a
         if model is None:
-            raise InputError(f"{str(d)!r} was exported from a different {model_name!r} model than the reference; "
-                             "re-export it or re-create the reference.")
+            if a.manifest.get("model", {}).get("source_sha256") != source_sha:
+                raise InputError(f"{str(d)!r} was exported from a different {model_name!r} model than the reference; "
+                                 "re-export it or re-create the reference.")
+            return a
+        same = (a.manifest.get("model", {}).get("source_sha256") == source_sha
+                and _options(a.manifest.get("config")) == _options(config_record(config))
+                and (not config.precision.needs_calibration
+                     or (a.manifest.get("calibration") or {}).get("fingerprint_sha256") == calib_factory().fingerprint))
+        if same:
+            return a
+        progress.log(f"{str(d)} is from another model, options or calibration set: exporting it again")
     elif model is None:
         raise InputError(f"No {target} {precision} artifact at {str(d)!r}; run `export --target {target} "
                          f"--precision {precision}` first (a --reference run does not load Keras).")
-    config = ExportConfig(precision=precision)
     calib = calib_factory() if config.precision.needs_calibration else None
     res = export(model_name, model, [target], config, calib, out_root, progress)
     if res.failures:
