@@ -268,8 +268,13 @@ def deploy_ssh(bundle: Path, url: str, python: str = "python3", threads: int | N
                "preparing the folder", step_limit)
     if proc.returncode != 0:
         raise DeployError(f"could not create {path!r} on {where}: {proc.stderr.strip()[:200]}")
-    proc = run(["scp", "-q", "-r", "-P", str(port), *opts, str(bundle), f"{host}:{path}/"], "copying the bundle",
-               step_limit + 300)
+    scp = ["scp", "-q", "-r", "-P", str(port), *opts, str(bundle), f"{host}:{path}/"]
+    try:
+        proc = run(scp, "copying the bundle", step_limit + 300)
+    except DeployError:
+        # OpenSSH 9 scp speaks SFTP; devices without an sftp subsystem (dropbear, minimal images)
+        # only take the classic scp protocol (-O). The connection itself worked a moment ago.
+        proc = run([scp[0], "-O", *scp[1:]], "copying the bundle (classic scp protocol)", step_limit + 300)
     if proc.returncode != 0:
         raise DeployError(f"copying the bundle to {where}:{path} failed: {proc.stderr.strip()[:200]}")
     remote = shlex.join([python, *_selftest_args(f"{remote_dir}/selftest.py", remote_dir, threads, protocol)])
@@ -283,22 +288,22 @@ def comparison_markdown(result: dict) -> str:
     hp, hl = host.get("parity", {}), host.get("latency", {})
     dm, dl = result.get("metrics", {}), result.get("latency", {})
 
-    def f(v: Any, pct: bool = False) -> str:
+    def f(v: Any, fmt: str) -> str:
         if v is None:
             return "-"
-        return f"{v * 100:.2f}%" if pct else (f"{v:.6f}" if isinstance(v, float) and abs(v) < 10 else f"{v:.2f}")
+        return f"{v * 100:.2f}%" if fmt == "%" else format(v, fmt)
 
-    rows = [("accuracy", hp.get("accuracy"), dm.get("accuracy"), True),
-            ("top-1 agreement", hp.get("top1_agreement"), dm.get("top1_agreement"), True),
-            ("cosine", hp.get("cosine"), dm.get("cosine"), False), ("max abs", hp.get("max_abs"), dm.get("max_abs"), False),
-            ("SQNR dB", hp.get("sqnr_db"), dm.get("sqnr_db"), False),
-            ("p50 ms", hl.get("p50"), dl.get("p50"), False), ("p90 ms", hl.get("p90"), dl.get("p90"), False),
-            ("peak RSS MB", hl.get("peak_rss_mb"), dl.get("peak_rss_mb"), False)]
+    rows = [("accuracy", hp.get("accuracy"), dm.get("accuracy"), "%"),
+            ("top-1 agreement", hp.get("top1_agreement"), dm.get("top1_agreement"), "%"),
+            ("cosine", hp.get("cosine"), dm.get("cosine"), ".6f"), ("max abs", hp.get("max_abs"), dm.get("max_abs"), ".4g"),
+            ("SQNR dB", hp.get("sqnr_db"), dm.get("sqnr_db"), ".1f"),
+            ("p50 ms", hl.get("p50"), dl.get("p50"), ".3f"), ("p90 ms", hl.get("p90"), dl.get("p90"), ".3f"),
+            ("peak RSS MB", hl.get("peak_rss_mb"), dl.get("peak_rss_mb"), ".0f")]
     rt = result.get("runtime", {})
     lines = [f"### {result.get('bundle')}: {'OK' if result.get('ok') else 'FAILED'} on the device "
              f"({rt.get('runtime', '?')} {rt.get('version', '')}, Python {result.get('python')}, numpy {result.get('numpy')})",
              "", "| | host | device |", "|---|---|---|"]
-    lines += [f"| {name} | {f(h, pct)} | {f(d, pct)} |" for name, h, d, pct in rows]
+    lines += [f"| {name} | {f(h, fmt)} | {f(d, fmt)} |" for name, h, d, fmt in rows]
     if result.get("error"):
         lines += ["", f"error: {result['error']}"]
     for b in result.get("breaches", []):
