@@ -42,12 +42,17 @@ def model_options(f):
               help="Calibration data: digits, synthetic, an image folder, or a .npy/.npz file.")
 @click.option("--calib-size", type=int, default=200, show_default=True, help="Calibration samples to use.")
 @click.option("--io-dtype", default="int8", show_default=True, help="TFLite int8 model I/O: int8 or float.")
+@click.option("--calib-method", default="minmax", show_default=True,
+              help="ONNX int8 activation ranges: minmax, entropy or percentile.")
+@click.option("--onnx-format", default="auto", show_default=True,
+              help="ONNX int8 format: auto (fastest for this CPU), qdq-u8s8, qdq-s8s8, qoperator-u8s8.")
+@click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of synthetic calibration data.")
 @click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True,
               help="Output root: OUT/<model>/<target>/<precision>/.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
-def export(target, model_name, input_size, classes, width, precision, calib, calib_size, io_dtype, seed, out,
-           as_json) -> None:
+def export(target, model_name, input_size, classes, width, precision, calib, calib_size, io_dtype, calib_method,
+           onnx_format, opset, seed, out, as_json) -> None:
     """Export a model to one or more targets, with a manifest per artifact."""
     from calibration.dataset import check_calib_value, from_spec
     from resnet_deploy import pipeline
@@ -55,7 +60,8 @@ def export(target, model_name, input_size, classes, width, precision, calib, cal
     from resnet_deploy.progress import ConsoleProgress
     from resnet_deploy.target import get_target, parse_targets
 
-    config = ExportConfig(precision=precision, quant=QuantConfig(io_dtype=io_dtype), calib_size=calib_size)
+    config = ExportConfig(precision=precision, calib_size=calib_size, opset=opset,
+                          quant=QuantConfig(io_dtype=io_dtype, method=calib_method, onnx_format=onnx_format))
     targets = parse_targets(target)
     for t in targets:  # reject unsupported combinations before loading anything heavy
         get_target(t).check_config(config)

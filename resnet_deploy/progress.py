@@ -27,9 +27,19 @@ class ConsoleProgress(Progress):
     """Spinner and bars on a terminal; plain timestamped lines in CI logs. Always on stderr."""
 
     def __init__(self) -> None:
+        import os
+        import sys
+
         from rich.console import Console
 
-        self.console = Console(stderr=True)
+        # A private copy of stderr: converters run with fds 1/2 captured (their chatter is
+        # noise), and progress must still reach the terminal while they run.
+        try:
+            sys.stderr.flush()
+            stream = os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1)
+        except (AttributeError, OSError, ValueError):  # no real fd (e.g. under a test harness)
+            stream = sys.stderr
+        self.console = Console(file=stream)
 
     @contextlib.contextmanager
     def step(self, label: str) -> Iterator[None]:

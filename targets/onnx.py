@@ -139,7 +139,8 @@ class OnnxTarget(Target):
         progress = progress or Progress()
         p = config.precision
         out = out_dir / MODEL_FILE
-        details: dict[str, Any] = {"onnx": {"opset": config.opset}, "quantization": None}
+        details: dict[str, Any] = {"onnx": {"opset": config.opset, "execution_precision": p.value,
+                                            "execution_provider": "CPUExecutionProvider"}, "quantization": None}
         work = Path(tempfile.mkdtemp(prefix="onnx-", dir=out_dir))
         try:
             fp32_path = work / "fp32.onnx"
@@ -178,14 +179,15 @@ class OnnxTarget(Target):
         samples = calib.arrays()[0]
         qtype = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
         try:
-            quantize_static(
-                str(pre), str(out), OrtDataReader(samples, INPUT_NAME, progress, "calibrating ONNX"),
-                quant_format=QuantFormat.QDQ if choice.fmt == "qdq" else QuantFormat.QOperator,
-                per_channel=config.quant.per_channel, reduce_range=choice.reduce_range,
-                activation_type=qtype[choice.activation], weight_type=qtype[choice.weight],
-                calibrate_method=method, calibration_providers=["CPUExecutionProvider"],
-                extra_options={"CalibTensorRangeSymmetric": False},
-            )
+            with captured_output():  # Entropy/Percentile calibrators print histograms to stdout
+                quantize_static(
+                    str(pre), str(out), OrtDataReader(samples, INPUT_NAME, progress, "calibrating ONNX"),
+                    quant_format=QuantFormat.QDQ if choice.fmt == "qdq" else QuantFormat.QOperator,
+                    per_channel=config.quant.per_channel, reduce_range=choice.reduce_range,
+                    activation_type=qtype[choice.activation], weight_type=qtype[choice.weight],
+                    calibrate_method=method, calibration_providers=["CPUExecutionProvider"],
+                    extra_options={"CalibTensorRangeSymmetric": False},
+                )
         except Exception as e:  # noqa: BLE001
             raise ExportError(f"onnxruntime static quantization failed: {str(e).splitlines()[0][:300]}") from e
         return {"format": choice.fmt, "activations": choice.activation, "weights": choice.weight,

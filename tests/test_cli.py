@@ -109,3 +109,17 @@ def test_user_errors_are_one_line_with_nonzero_exit(tmp_path, capsys, args, need
     assert "Traceback" not in err
     # nothing that looks like an artifact was left behind
     assert not list(out_dir.rglob("manifest.json")) and not list(out_dir.rglob("*.tflite"))
+
+
+def test_onnx_options_reach_the_manifest(tmp_path, capsys):
+    code, out, err = run_cli(capsys, "export", "--target", "onnx", "--opset", "15", "--calib-method", "entropy",
+                             "--onnx-format", "qdq-s8s8", "--calib-size", "50", "--out", str(tmp_path), "--json")
+    assert code == 0, err
+    m = json.loads((Path(json.loads(out)["artifacts"][0]["path"]).parent / "manifest.json").read_text())
+    assert m["onnx"]["opset"] == 15
+    q = m["quantization"]
+    assert (q["calibration_method"], q["name"], q["activations"], q["reason"]) == ("entropy", "qdq-s8s8", "int8",
+                                                                                   "requested by the user")
+    assert {"tf2onnx", "onnx", "onnxruntime"} <= set(m["tool_versions"])
+    code, _, err = run_cli(capsys, "export", "--target", "onnx", "--onnx-format", "qdq-u4", "--out", str(tmp_path))
+    assert code == 2 and "Unrecognized onnx format" in err

@@ -93,3 +93,15 @@ def test_corrupt_and_missing_models_are_input_errors(tmp_path):
         models.load_model(str(tmp_path / "missing.h5"))
     with pytest.raises(InputError, match="Unrecognized model"):
         models.load_model("resnet19")
+
+
+def test_user_savedmodel_dir_loads(tmp_path):
+    m = models.resnet18(input_shape=(32, 32, 3), classes=4, width=8)
+    m.export(str(tmp_path / "sm"), format="tf_saved_model", verbose=False)
+    name, loaded = models.load_model(str(tmp_path / "sm"))
+    assert name == "sm" and loaded.input_shape == (None, 32, 32, 3)
+    x = np.random.default_rng(0).random((2, 32, 32, 3), dtype=np.float32)
+    np.testing.assert_allclose(np.asarray(loaded(x)), m(x).numpy(), rtol=1e-5, atol=1e-5)
+    (tmp_path / "notsm").mkdir()
+    with pytest.raises(InputError, match="not a SavedModel"):
+        models.load_model(str(tmp_path / "notsm"))
