@@ -46,12 +46,10 @@ def main() -> None:
 
     name, model = load_model(args.model, input_size=224)
     sha = pipeline.model_fingerprint(model)
-    from calibration.dataset import from_spec
-
+    calib = pipeline.lazy_calibration("synthetic", model, 32)
     rows = []
     for precision in ("fp32", "int8"):
-        a = pipeline.find_or_export(name, model, "openvino", precision, args.out, sha,
-                                    lambda: from_spec("synthetic", model.input_shape, size=32), progress)
+        a = pipeline.find_or_export(name, model, "openvino", precision, args.out, sha, calib, progress)
         with progress.step(f"resnet-deploy protocol on {precision}"):
             ours = run_in_subprocess(BenchJob("artifact", args.threads, 1, artifact=str(a.path),
                                               protocol={"warmup_runs": 10, "warmup_s": 2.0, "runs": 50,

@@ -61,14 +61,7 @@ def package(model_ref: str, targets: list[str], precision: str, data: str, n: in
         model_name, model = load_model(model_ref, **{k: v for k, v in (model_options or {}).items() if v is not None})
     ref = pipeline.make_reference(model_name, model, data, n, threads, progress)
     sha = ref.meta["source_sha256"]
-    calib_cache: list = []
-
-    def calib_factory():
-        if not calib_cache:
-            from calibration.dataset import from_spec
-
-            calib_cache.append(from_spec(calib, model.input_shape, size=calib_size))
-        return calib_cache[0]
+    calib_factory = pipeline.lazy_calibration(calib, model, calib_size)
 
     tol = tolerance_for(precision)
     out_dir = Path(out_root) / "bundles"

@@ -207,6 +207,21 @@ def make_reference(model_name: str, model: Any, data: str, n: int, threads: int 
     return Reference(x, labels, outputs, meta)
 
 
+def lazy_calibration(calib: str, model: Any, size: int) -> Any:
+    """A zero-arg function that builds the CalibrationSet on first call and reuses it after:
+    runs that find every artifact already exported never load calibration data."""
+    cache: list = []
+
+    def factory() -> Any:
+        if not cache:
+            from calibration.dataset import from_spec
+
+            cache.append(from_spec(calib, model.input_shape, size=size))
+        return cache[0]
+
+    return factory
+
+
 def find_or_export(model_name: str, model: Any, target: str, precision: str, out_root: Path, source_sha: str,
                    calib_factory: Any, progress: Progress) -> Artifact:
     """The artifact under out_root if it is intact and from this model; else export it now."""
@@ -273,14 +288,7 @@ def run_parity(model_ref: str | None, targets: list[str], precisions: list[str],
         ref.save(save_reference)
         progress.log(f"reference saved to {save_reference}")
 
-    calib_cache: list = []
-
-    def calib_factory():
-        if not calib_cache:
-            from calibration.dataset import from_spec
-
-            calib_cache.append(from_spec(calib, model.input_shape, size=calib_size))
-        return calib_cache[0]
+    calib_factory = lazy_calibration(calib, model, calib_size)
 
     candidates: list[Candidate] = []
     try:
@@ -328,14 +336,7 @@ def run_bench(model_ref: str, targets: list[str], precisions: list[str], threads
     with progress.step(f"loading model {model_ref}"):
         model_name, model = load_model(model_ref, **model_options)
     sha = model_fingerprint(model)
-    calib_cache: list = []
-
-    def calib_factory():
-        if not calib_cache:
-            from calibration.dataset import from_spec
-
-            calib_cache.append(from_spec(calib, model.input_shape, size=calib_size))
-        return calib_cache[0]
+    calib_factory = lazy_calibration(calib, model, calib_size)
 
     artifacts = [find_or_export(model_name, model, t, p, out_root, sha, calib_factory, progress)
                  for p in precs for t in targets]
