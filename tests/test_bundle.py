@@ -214,3 +214,12 @@ def test_deploy_to_a_silent_device_times_out(bundles, tmp_path, capsys):
 def test_bad_ssh_url_is_a_clear_error(bundles, capsys):
     code, _, err = run_cli(capsys, "deploy", bundles["onnx"]["bundle"], "--to", "ssh://host-without-path")
     assert code == 2 and "is not ssh://" in err
+
+
+def test_tflite_selftest_also_runs_on_ai_edge_litert(bundles, tmp_path):
+    """The other TFLite runtime: this Python has ai-edge-litert (and TF, which the script never needs)."""
+    import sys
+
+    code, res, err = _selftest(Path(sys.executable), Path(bundles["tflite"]["bundle"]), tmp_path)
+    assert code == 0, (res, err)
+    assert res["runtime"]["runtime"] == "ai_edge_litert" and res["ok"]
