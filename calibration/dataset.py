@@ -87,6 +87,11 @@ class CalibrationSet:
         return self.spec.to_dict()
 
     @property
+    def is_loaded(self) -> bool:
+        """True once the samples are preprocessed and hashed (later uses are free)."""
+        return self._fingerprint is not None
+
+    @property
     def fingerprint(self) -> str:
         """sha256 over the preprocessing spec and every sample's float32 bytes, in order."""
         if self._fingerprint is None:

@@ -115,6 +115,16 @@ class ParityReport:
     def breach_lines(self) -> list[str]:
         return [f"{r.name} ({r.precision}): {b}" for r in self.results for b in r.breaches]
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ParityReport":
+        """Read back what to_dict() wrote (parity.json)."""
+        results = [BackendResult(r["name"], r["precision"],
+                                 Metrics(**{k: v for k, v in r["metrics"].items() if k != "acc_drop"}),
+                                 [Breach(**b) for b in r["breaches"]], r["runtime"], r["tolerance"], r["seconds"],
+                                 r["artifact"]) for r in d["results"]]
+        return cls(d["model"], d["samples"], d["data"], d["reference"], results, d["agreement"]["matrix"],
+                   d["agreement"]["metric"], d["environment"])
+
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "samples": self.samples, "ok": self.ok, "data": self.data,
                 "reference": self.reference, "results": [r.to_dict() for r in self.results],

@@ -88,7 +88,7 @@ def export(model_name: str, model: Any, targets: list[str], config: ExportConfig
         "calibration": None,
     }
     if calib is not None:
-        if calib._fingerprint is None:
+        if not calib.is_loaded:
             with progress.step(f"preparing calibration set ({len(calib)} samples)"):
                 calib.describe()  # loads, preprocesses and hashes once; every target reuses it
         common["calibration"] = calib.describe()

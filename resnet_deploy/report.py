@@ -180,20 +180,11 @@ def write_report(parity: dict | None, bench: dict | None, dest: Any) -> dict[str
     import html
     from pathlib import Path
 
-    from resnet_deploy.parity import BackendResult, Breach, Metrics, ParityReport
-
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     sections_md = []
     if parity:
-        results = [BackendResult(r["name"], r["precision"],
-                                 Metrics(**{k: v for k, v in r["metrics"].items() if k != "acc_drop"}),
-                                 [Breach(**b) for b in r["breaches"]], r["runtime"], r["tolerance"], r["seconds"],
-                                 r["artifact"]) for r in parity["results"]]
-        rep = ParityReport(parity["model"], parity["samples"], parity["data"], parity["reference"], results,
-                           parity["agreement"]["matrix"], parity["agreement"]["metric"], parity["environment"])
-        md = parity_markdown(rep)
-        sections_md.append(md)
+        sections_md.append(parity_markdown(ParityReport.from_dict(parity)))
     if bench:
         sections_md.append(latency_markdown(bench))
     plots = _plots(parity, bench, dest)
