@@ -128,3 +128,22 @@ def test_saved_reference_replays_without_tensorflow(tmp_path, capsys):
                            "--precision", "int8", "--out", str(out_dir)],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "No openvino int8 artifact" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_parity_on_an_image_folder_with_class_subfolders(tmp_path, capsys):
+    """Real images as files: class subfolders give labels, so accuracy is measured too."""
+    from PIL import Image
+
+    from calibration.sources import load_digits_split
+
+    images, labels = load_digits_split("test")
+    for i, (img, lab) in enumerate(zip(images[:120], labels[:120])):
+        (tmp_path / "imgs" / str(lab)).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(tmp_path / "imgs" / str(lab) / f"{i:03d}.png")
+    code, out, err = run_cli(capsys, "parity", "--targets", "tflite", "--precision", "int8", "--data",
+                             str(tmp_path / "imgs"), "--n", "120", "--out", str(tmp_path / "art"), "--json")
+    assert code == 0, err
+    rep = json.loads(out)
+    m = rep["results"][0]["metrics"]
+    assert rep["samples"] == 120 and rep["data"]["source"]["classes"] == [str(i) for i in range(10)]
+    assert m["ref_accuracy"] >= 0.95 and m["acc_drop"] <= 2.0
