@@ -79,7 +79,6 @@ class ExportConfig:
     quant: QuantConfig = field(default_factory=QuantConfig)
     calib_size: int = 200
     opset: int = 17
-    threads: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "precision", Precision.parse(self.precision))

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from resnet_deploy.runner import Runner
-from resnet_deploy.selftest import peak_rss_mb, time_calls  # noqa: F401 - the one protocol, shared with devices
+from resnet_deploy.selftest import time_calls  # the one protocol, shared with devices
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,6 @@
 """ONNX Runtime and OpenVINO targets: real conversions and runtimes, numbers against the table."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from resnet_deploy import models
