@@ -153,22 +153,28 @@ def sshd(tmp_path_factory):
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / "host_key")], check=True)
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / "user_key")], check=True)
     shutil.copy(d / "user_key.pub", d / "authorized_keys")
-    port = _free_port()
     Path("/run/sshd").mkdir(exist_ok=True)
-    (d / "sshd_config").write_text(
-        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d / 'host_key'}\nAuthorizedKeysFile {d / 'authorized_keys'}\n"
-        f"PidFile {d / 'sshd.pid'}\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n"
-        "KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nSubsystem sftp internal-sftp\n")
-    proc = subprocess.Popen([sshd_bin, "-D", "-e", "-f", str(d / "sshd_config")], stderr=subprocess.PIPE)
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.1)
-    else:
+    proc, port, log = None, 0, ""
+    for _attempt in range(3):  # another process may take the free port before sshd binds it
+        port = _free_port()
+        (d / "sshd_config").write_text(
+            f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d / 'host_key'}\nAuthorizedKeysFile {d / 'authorized_keys'}\n"
+            f"PidFile {d / 'sshd.pid'}\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n"
+            "KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nSubsystem sftp internal-sftp\n")
+        with open(d / "sshd.log", "w") as log_file:  # a file, not a pipe: sshd must never block on its log
+            proc = subprocess.Popen([sshd_bin, "-D", "-e", "-f", str(d / "sshd_config")], stderr=log_file)
+        deadline, listening = time.time() + 10, False
+        while time.time() < deadline and proc.poll() is None and not listening:
+            with socket.socket() as s:
+                listening = s.connect_ex(("127.0.0.1", port)) == 0
+            time.sleep(0.05)
+        if listening and proc.poll() is None:
+            break
         proc.kill()
-        pytest.fail(f"sshd did not start: {proc.stderr.read().decode()[-500:]}")
+        proc.wait(timeout=10)
+        log = (d / "sshd.log").read_text()[-500:]
+    else:
+        pytest.fail(f"sshd did not start: {log}")
     import getpass
 
     yield {"port": port, "key": d / "user_key", "known_hosts": d / "known_hosts", "user": getpass.getuser()}
