@@ -86,6 +86,12 @@ class Runner:
         return {"runner": self.name}
 
     # --- for subclasses ----------------------------------------------------------------------
+    @staticmethod
+    def require_single_io(path: Any, n_inputs: int, n_outputs: int) -> None:
+        """Our runners (and the parity harness) handle one input and one output."""
+        if n_inputs != 1 or n_outputs != 1:
+            raise InputError(f"{str(path)!r} has {n_inputs} inputs and {n_outputs} outputs; only 1 and 1 are supported.")
+
     def activate_impl(self) -> None:
         raise NotImplementedError
 

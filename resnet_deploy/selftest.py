@@ -214,26 +214,63 @@ def _version(module):
     return getattr(module, "__version__", None)
 
 
+def _import_tensorflow():
+    import tensorflow as tf
+
+    return tf
+
+
+def tflite_interpreter_class(import_tensorflow=_import_tensorflow):
+    """(Interpreter class, source, version) from ai_edge_litert, else tflite_runtime, else tf.lite.
+    Raises ImportError if none is installed. The host passes its own quiet TensorFlow import."""
+    for mod_name, label in (("ai_edge_litert.interpreter", "ai_edge_litert"),
+                            ("tflite_runtime.interpreter", "tflite_runtime")):
+        try:
+            mod = __import__(mod_name, fromlist=["Interpreter"])
+        except ImportError:
+            continue
+        return mod.Interpreter, label, _version(__import__(label)) or _version(mod)
+    tf = import_tensorflow()
+    return tf.lite.Interpreter, "tf.lite", tf.__version__
+
+
+def ort_session(path, threads):
+    """ONNX Runtime session on the CPU provider, full graph optimisation, `threads` intra-op
+    threads (None: ORT's default of all cores)."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def ov_compile(core, model, batch, threads, precision_hint):
+    """Compile an OpenVINO model for CPU at a static batch with an explicit precision hint.
+    Returns (compiled model, what it really uses); the caller decides what a mismatch means."""
+    shape = [d.get_length() for d in list(model.inputs[0].get_partial_shape())[1:]]
+    model.reshape([batch] + shape)
+    cfg = {"PERFORMANCE_HINT": "LATENCY"}
+    if threads:
+        cfg["INFERENCE_NUM_THREADS"] = int(threads)
+    if precision_hint:
+        cfg["INFERENCE_PRECISION_HINT"] = precision_hint
+    compiled = core.compile_model(model, "CPU", cfg)
+    actual = {"inference_precision": str(compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()),
+              "threads": int(compiled.get_property("INFERENCE_NUM_THREADS")),
+              "streams": int(compiled.get_property("NUM_STREAMS"))}
+    return compiled, actual
+
+
 class TFLiteModel:
     def __init__(self, path, threads):
-        interp_cls, self.source, version = None, None, None
-        for mod_name, label in (("ai_edge_litert.interpreter", "ai_edge_litert"),
-                                ("tflite_runtime.interpreter", "tflite_runtime")):
-            try:
-                mod = __import__(mod_name, fromlist=["Interpreter"])
-                interp_cls, self.source = mod.Interpreter, label
-                top = __import__(label)
-                version = _version(top) or getattr(mod, "__version__", None)
-                break
-            except ImportError:
-                continue
-        if interp_cls is None:
-            try:
-                import tensorflow as tf
-
-                interp_cls, self.source, version = tf.lite.Interpreter, "tf.lite", tf.__version__
-            except ImportError:
-                raise BundleError("no TFLite runtime: install ai-edge-litert or tflite-runtime") from None
+        try:
+            interp_cls, self.source, version = tflite_interpreter_class()
+        except ImportError:
+            raise BundleError("no TFLite runtime: install ai-edge-litert or tflite-runtime") from None
         self.interp = interp_cls(model_path=path, num_threads=threads)
         self.interp.allocate_tensors()
         self.inp = self.interp.get_input_details()[0]
@@ -263,12 +300,7 @@ class OrtModel:
             import onnxruntime as ort
         except ImportError:
             raise BundleError("no ONNX runtime: install onnxruntime") from None
-        so = ort.SessionOptions()
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
-        so.log_severity_level = 3
-        self.sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+        self.sess = ort_session(path, threads)
         self.in_name, self.out_name = self.sess.get_inputs()[0].name, self.sess.get_outputs()[0].name
         self.info = {"runtime": "onnxruntime", "version": ort.__version__,
                      "threads": self.sess.get_session_options().intra_op_num_threads}
@@ -297,16 +329,10 @@ class OVModel:
         self.info = {"runtime": "openvino", "version": ov.__version__}
 
     def _compile(self, batch):
-        shape = [d.get_length() for d in list(self.model.inputs[0].get_partial_shape())[1:]]
-        self.model.reshape([batch] + shape)
-        cfg = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": int(self.threads)}
-        if self.hint:
-            cfg["INFERENCE_PRECISION_HINT"] = self.hint
-        compiled = self.core.compile_model(self.model, "CPU", cfg)
-        got = str(compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name())
-        if self.hint and got != self.hint:
-            raise BundleError("OpenVINO compiled in %s, not the requested %s" % (got, self.hint))
-        self.info.update(inference_precision=got, threads=int(compiled.get_property("INFERENCE_NUM_THREADS")))
+        compiled, actual = ov_compile(self.core, self.model, batch, self.threads, self.hint)
+        if self.hint and actual["inference_precision"] != self.hint:
+            raise BundleError("OpenVINO compiled in %s, not the requested %s" % (actual["inference_precision"], self.hint))
+        self.info.update(inference_precision=actual["inference_precision"], threads=actual["threads"])
         self.request, self.batch = compiled.create_infer_request(), batch
 
     def prepare(self, x):

@@ -213,22 +213,17 @@ class OrtRunner(Runner):
 
     def activate_impl(self) -> None:
         try:
-            import onnxruntime as ort
+            import onnxruntime  # noqa: F401
         except ImportError as e:
             raise BackendUnavailable("onnxruntime is not installed; pip install onnxruntime.") from e
-        so = ort.SessionOptions()
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if self.threads:
-            so.intra_op_num_threads = self.threads
-            so.inter_op_num_threads = 1
-        so.log_severity_level = 3
+        from resnet_deploy.selftest import ort_session
+
         try:
-            self._sess = ort.InferenceSession(str(self.model_path), so, providers=["CPUExecutionProvider"])
+            self._sess = ort_session(self.model_path, self.threads)
         except Exception as e:  # noqa: BLE001 - ORT raises its own exception types
             raise InputError(f"{str(self.model_path)!r} is not a loadable ONNX model ({str(e).splitlines()[0][:200]}); re-export it.") from e
         ins, outs = self._sess.get_inputs(), self._sess.get_outputs()
-        if len(ins) != 1 or len(outs) != 1:
-            raise InputError(f"{str(self.model_path)!r} has {len(ins)} inputs and {len(outs)} outputs; only 1 and 1 are supported.")
+        self.require_single_io(self.model_path, len(ins), len(outs))
         self._in_name, self._out_name = ins[0].name, outs[0].name
         self.input_shape = tuple(d if isinstance(d, int) else None for d in ins[0].shape)
 

@@ -130,8 +130,7 @@ class OpenVINORunner(Runner):
             model = core.read_model(str(self.model_path))
         except Exception as e:  # noqa: BLE001
             raise InputError(f"{str(self.model_path)!r} is not a readable OpenVINO IR ({str(e).splitlines()[0][:200]}); re-export it.") from e
-        if len(model.inputs) != 1 or len(model.outputs) != 1:
-            raise InputError(f"{str(self.model_path)!r} has {len(model.inputs)} inputs and {len(model.outputs)} outputs; only 1 and 1 are supported.")
+        self.require_single_io(self.model_path, len(model.inputs), len(model.outputs))
         self._core, self._model = core, model
         self._compiled_batch: int | None = None
         shape = [d.get_length() if d.is_static else None for d in model.inputs[0].get_partial_shape()]
@@ -141,16 +140,10 @@ class OpenVINORunner(Runner):
     def _compile(self, batch: int) -> None:
         """Compile for a static batch: measured on ResNet-50 int8, a dynamic batch dim costs
         ~0.5-1 ms per call (5-10%). A different batch recompiles once."""
-        self._model.reshape([batch, *self.input_shape[1:]])
-        cfg: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
-        if self.threads:
-            cfg["INFERENCE_NUM_THREADS"] = int(self.threads)
-        if self.inference_precision:
-            cfg["INFERENCE_PRECISION_HINT"] = self.inference_precision
-        self._compiled = self._core.compile_model(self._model, "CPU", cfg)
-        got = str(self._compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name())
-        self.actual = {"inference_precision": got, "threads": int(self._compiled.get_property("INFERENCE_NUM_THREADS")),
-                       "streams": int(self._compiled.get_property("NUM_STREAMS"))}
+        from resnet_deploy.selftest import ov_compile
+
+        self._compiled, self.actual = ov_compile(self._core, self._model, batch, self.threads, self.inference_precision)
+        got = self.actual["inference_precision"]
         if self.inference_precision and got != self.inference_precision:
             raise ParityError(f"OpenVINO compiled {self.model_path.name} in {got}, not the requested {self.inference_precision}; "
                               "this CPU plugin ignores the hint, results would not be what the artifact promises.")

@@ -12,7 +12,7 @@ from resnet_deploy.config import ExportConfig, IODtype, Precision
 from resnet_deploy.errors import BackendUnavailable, ExportError, InputError
 from resnet_deploy.progress import Progress
 from resnet_deploy.runner import Runner
-from resnet_deploy.selftest import dequantize, quantize
+from resnet_deploy.selftest import dequantize, quantize, tflite_interpreter_class
 from resnet_deploy.target import Target
 from resnet_deploy.versions import versions
 
@@ -20,28 +20,20 @@ MODEL_FILE = "model.tflite"
 
 
 def load_interpreter_class() -> tuple[Any, str]:
-    """The LiteRT Interpreter class and where it came from, in order of preference."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-
-        return Interpreter, "ai_edge_litert"
-    except ImportError:
-        pass
-    try:
-        from tflite_runtime.interpreter import Interpreter  # type: ignore[import-not-found]
-
-        return Interpreter, "tflite_runtime"
-    except ImportError:
-        pass
-    try:
+    """The LiteRT Interpreter class and where it came from (the order of selftest.py)."""
+    def quiet_tensorflow():
         from resnet_deploy._tf import quiet_tf
 
         quiet_tf()
         import tensorflow as tf
 
-        return tf.lite.Interpreter, "tf.lite"
+        return tf
+
+    try:
+        cls, source, _ = tflite_interpreter_class(quiet_tensorflow)
     except ImportError:
         raise BackendUnavailable("No TFLite interpreter found; install ai-edge-litert (or tflite-runtime).") from None
+    return cls, source
 
 
 def _tensor_spec(detail: dict, layout: str) -> TensorSpec:
@@ -147,8 +139,7 @@ class TFLiteRunner(Runner):
         except (ValueError, RuntimeError) as e:
             raise InputError(f"{str(self.model_path)!r} is not a valid TFLite model ({str(e).splitlines()[0][:200]}); re-export it.") from e
         ins, outs = self._interp.get_input_details(), self._interp.get_output_details()
-        if len(ins) != 1 or len(outs) != 1:
-            raise InputError(f"{str(self.model_path)!r} has {len(ins)} inputs and {len(outs)} outputs; only 1 and 1 are supported.")
+        self.require_single_io(self.model_path, len(ins), len(outs))
         self._in, self._out = ins[0], outs[0]
         self.input_shape = (None, *(int(s) for s in self._in["shape"][1:]))
 
