@@ -20,7 +20,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from resnet_deploy import pipeline  # noqa: E402
 from resnet_deploy.bench import BenchJob, run_in_subprocess  # noqa: E402
+from resnet_deploy.portable.constants import DEFAULT_PROTOCOL  # noqa: E402
 from resnet_deploy.progress import ConsoleProgress  # noqa: E402
+from resnet_deploy.requests import ArtifactOptions  # noqa: E402
+from resnet_deploy.workspace import Workspace  # noqa: E402
 
 
 def benchmark_app(xml: Path, shape: str, args: list[str], seconds: int) -> float:
@@ -46,14 +49,16 @@ def main() -> None:
 
     name, model = load_model(args.model, input_size=224)
     sha = pipeline.model_fingerprint(model)
-    calib = pipeline.lazy_calibration("synthetic", model, 32)
+    options = ArtifactOptions(calib="synthetic", calib_size=32)
+    calib = pipeline.lazy_calibration(options, model)
     rows = []
     for precision in ("fp32", "int8"):
-        a = pipeline.find_or_export(name, model, "openvino", precision, args.out, sha, calib, progress)
+        a = pipeline.ensure_artifact(Workspace(args.out), name, model, "openvino", precision, sha, options, calib,
+                                     progress)
         with progress.step(f"resnet-deploy protocol on {precision}"):
+            protocol = dict(DEFAULT_PROTOCOL, warmup_s=2.0, seconds=float(args.seconds))
             ours = run_in_subprocess(BenchJob("artifact", args.threads, 1, artifact=str(a.path),
-                                              protocol={"warmup_runs": 10, "warmup_s": 2.0, "runs": 50,
-                                                        "seconds": float(args.seconds), "max_runs": 100000}))["p50"]
+                                              protocol=protocol))["p50"]
         shape = "[1,224,224,3]"
         with progress.step(f"benchmark_app -hint none -nstreams 1 -nthreads {args.threads} -api sync on {precision}"):
             ba = benchmark_app(a.model_file, shape, ["-hint", "none", "-nstreams", "1", "-nthreads", str(args.threads),

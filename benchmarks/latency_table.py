@@ -13,10 +13,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from resnet_deploy import pipeline  # noqa: E402
+from resnet_deploy.bench import run_bench  # noqa: E402
+from resnet_deploy.models import ModelRef  # noqa: E402
 from resnet_deploy.progress import ConsoleProgress  # noqa: E402
 from resnet_deploy.report import latency_markdown  # noqa: E402
-from resnet_deploy.target import available_targets  # noqa: E402
+from resnet_deploy.requests import ArtifactOptions, BenchRequest  # noqa: E402
 
 
 def main() -> None:
@@ -27,9 +28,10 @@ def main() -> None:
     args = p.parse_args()
     tables = []
     for model in args.models.split(","):
-        result = pipeline.run_bench(model, available_targets(), ["fp32", "int8"], [int(t) for t in args.threads.split(",")],
-                                    1, args.out, keras=True, calib="synthetic", calib_size=32,
-                                    model_options={"input_size": 224}, progress=ConsoleProgress())
+        req = BenchRequest(ModelRef(model, input_size=224), "all", "fp32,int8",
+                           tuple(int(t) for t in args.threads.split(",")),
+                           options=ArtifactOptions(calib="synthetic", calib_size=32), out=args.out)
+        result = run_bench(req, ConsoleProgress())
         tables.append(latency_markdown(result))
     print("\n".join(tables))
 

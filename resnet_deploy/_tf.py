@@ -1,7 +1,12 @@
-"""Quiet TensorFlow's start-up chatter before it is first imported."""
+"""Quiet TensorFlow's start-up chatter, and capture what converters print."""
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import sys
+import tempfile
+from typing import Iterator
 
 
 def quiet_tf() -> None:
@@ -19,19 +24,13 @@ def quiet_tf() -> None:
         import tensorflow  # noqa: F401
 
 
-import contextlib
-import io
-import sys
-import tempfile
-from typing import Iterator
-
-
 @contextlib.contextmanager
 def captured_output() -> Iterator[list[str]]:
     """Redirect fds 1 and 2 (C++ logs and converter prints included) to a temp file.
 
     Converters dump pages of graph signatures and MLIR chatter; users want one progress
-    line. The captured text is handed back in the yielded list, so an error can quote it.
+    line. When the block ends (normally or by an exception) the captured text is appended to
+    the yielded list: Target.export quotes its most telling line in the ExportError.
     """
     sys.stdout.flush()
     sys.stderr.flush()

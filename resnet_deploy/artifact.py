@@ -1,42 +1,17 @@
 """Artifact: an exported model directory and its manifest.json (read, write, verify sha256)."""
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from resnet_deploy.config import Precision
-from resnet_deploy.errors import IntegrityError, InputError
+from resnet_deploy.errors import DeployError, IntegrityError, InputError
+from resnet_deploy.fsutil import write_json_atomic
+from resnet_deploy.portable.constants import MANIFEST, SCHEMA_VERSION
+from resnet_deploy.portable.integrity import sha256_file
 
-MANIFEST = "manifest.json"
-SCHEMA_VERSION = 1
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to a temp file in the same folder, then rename: never a half-written file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=False, default=str)
-            f.write("\n")
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; manifests are meant to be read by others
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+__all__ = ["Artifact", "TensorSpec", "sha256_file", "MANIFEST"]
 
 
 @dataclass(frozen=True)
@@ -106,7 +81,7 @@ class Artifact:
             raise InputError(f"{str(path)!r} has no {MANIFEST}; pass a directory written by `resnet-deploy export`.")
         try:
             m = json.loads(mpath.read_text())
-        except (OSError, json.JSONDecodeError) as e:
+        except (OSError, ValueError) as e:
             raise IntegrityError(f"{str(mpath)!r} is not valid JSON ({e}); re-export the artifact.") from e
         try:
             return cls(
@@ -114,13 +89,18 @@ class Artifact:
                 inputs=[TensorSpec(**t) for t in m["inputs"]], outputs=[TensorSpec(**t) for t in m["outputs"]],
                 manifest=m,
             )
-        except (KeyError, TypeError) as e:
-            raise IntegrityError(f"{str(mpath)!r} lacks field {e}; re-export the artifact.") from e
+        except (KeyError, TypeError, AttributeError, DeployError) as e:
+            raise IntegrityError(f"{str(mpath)!r} is not a resnet-deploy manifest ({e}); re-export the artifact.") from e
 
     def verify(self) -> None:
         """Raise IntegrityError unless every file matches the sha256 in the manifest."""
+        from resnet_deploy.portable.integrity import BundleError, check_member_name
+
         for name, rec in self.manifest.get("files", {}).items():
-            f = self.path / name
+            try:
+                f = self.path / check_member_name(name)
+            except BundleError as e:
+                raise IntegrityError(f"{str(self.manifest_path)!r}: {e}") from e
             if not f.is_file():
                 raise IntegrityError(f"{str(f)!r} listed in the manifest is missing; re-export the artifact.")
             actual = sha256_file(f)

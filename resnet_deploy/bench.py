@@ -16,8 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from resnet_deploy.errors import DeployError, ExportError
+from resnet_deploy.errors import DeployError
 from resnet_deploy.latency import Protocol
+from resnet_deploy.progress import Progress
+from resnet_deploy.requests import BenchRequest
 
 INPUT_SEED = 1234
 
@@ -76,16 +78,61 @@ def run_job(job: BenchJob) -> dict[str, Any]:
             "batch": job.batch, "load_ms": load_ms, "size_mb": size / 2**20, "runtime": info, **stats.to_dict()}
 
 
+def _label(job: BenchJob) -> str:
+    return "keras fp32" if job.kind == "keras" else f"{Path(job.artifact).parent.name} {Path(job.artifact).name}"
+
+
+def run_bench(req: BenchRequest, progress: Progress | None = None) -> dict[str, Any]:
+    """The `bench` command: find (or export) each artifact, then time Keras and every artifact,
+    one process per measurement. Writes OUT/<model>/bench.json and returns what it wrote."""
+    from resnet_deploy.cpu import cpu_info
+    from resnet_deploy.fsutil import write_json_atomic
+    from resnet_deploy.pipeline import ensure_artifact, lazy_calibration, model_fingerprint
+    from resnet_deploy.versions import versions
+    from resnet_deploy.workspace import Workspace
+
+    progress = progress or Progress()
+    with progress.step(f"loading model {req.model.name}"):
+        name, model = req.model.load()
+    sha, ws = model_fingerprint(model), Workspace(req.out)
+    calib_factory = lazy_calibration(req.options, model)
+    artifacts = [ensure_artifact(ws, name, model, t, p.value, sha, req.options, calib_factory, progress)
+                 for p in req.precisions for t in req.targets]
+    protocol = asdict(req.protocol)
+    jobs = []
+    for n in req.threads:
+        if req.keras:
+            jobs.append(BenchJob("keras", n, req.batch, model=req.model.name, model_options=req.model.options,
+                                 protocol=protocol))
+        jobs += [BenchJob("artifact", n, req.batch, artifact=str(a.path), protocol=protocol) for a in artifacts]
+    rows = []
+    for i, job in enumerate(jobs, 1):
+        with progress.step(f"[{i}/{len(jobs)}] timing {_label(job)} at {job.threads} thread(s), batch {req.batch}"):
+            rows.append(run_in_subprocess(job))
+    add_speedups(rows)
+    result = {"model": name, "batch": req.batch, "protocol": protocol, "rows": rows,
+              "artifacts": {str(a.path): a.manifest["files"][a.files[0]]["sha256"] for a in artifacts},
+              "environment": {"cpu": cpu_info(), "versions": versions("resnet-deploy", "tensorflow-cpu", "keras",
+                                                                      "ai-edge-litert", "onnxruntime", "openvino")}}
+    write_json_atomic(ws.bench_json(name), result)
+    return result
+
+
 def run_in_subprocess(job: BenchJob, timeout: float = 900) -> dict[str, Any]:
     """Measure in a fresh interpreter; raise a DeployError with the worker's last words on failure."""
     env = {**os.environ, "OMP_NUM_THREADS": str(job.threads)}
     root = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    proc = subprocess.run([sys.executable, "-m", "resnet_deploy.bench", json.dumps(asdict(job))],
-                          capture_output=True, text=True, timeout=timeout, env=env)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "resnet_deploy.bench", json.dumps(asdict(job))],
+                              capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        raise DeployError(f"benchmark of {job.artifact or job.model} did not finish within {timeout:.0f} s.") from None
     if proc.returncode != 0:
-        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise ExportError(f"benchmark of {job.artifact or job.model} at {job.threads} threads failed: {tail[:300]}")
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1].removeprefix("error: ")
+        err = DeployError(f"benchmark of {job.artifact or job.model} at {job.threads} threads failed: {tail[:300]}")
+        err.exit_code = proc.returncode if 1 < proc.returncode < 10 else DeployError.exit_code  # the worker's own code
+        raise err
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 

@@ -50,6 +50,15 @@ class CalibMethod(str, enum.Enum):
     PERCENTILE = "percentile"
 
 
+class OnnxFormat(str, enum.Enum):
+    """ONNX Runtime int8 format and activation/weight types; auto picks for the CPU (targets/onnx.py)."""
+
+    AUTO = "auto"
+    QDQ_U8S8 = "qdq-u8s8"
+    QDQ_S8S8 = "qdq-s8s8"
+    QOPERATOR_U8S8 = "qoperator-u8s8"
+
+
 @dataclass(frozen=True)
 class QuantConfig:
     """Options of int8 quantization that hold across backends.
@@ -64,11 +73,12 @@ class QuantConfig:
     io_dtype: IODtype = IODtype.INT8
     method: CalibMethod = CalibMethod.MINMAX
     per_channel: bool = True
-    onnx_format: str = "auto"
+    onnx_format: OnnxFormat = OnnxFormat.AUTO
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "io_dtype", _choice(IODtype, self.io_dtype, "io dtype"))
         object.__setattr__(self, "method", _choice(CalibMethod, self.method, "calibration method"))
+        object.__setattr__(self, "onnx_format", _choice(OnnxFormat, self.onnx_format, "onnx format"))
 
 
 @dataclass(frozen=True)
@@ -82,7 +92,26 @@ class ExportConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "precision", Precision.parse(self.precision))
-        if self.calib_size < 1:
+        if isinstance(self.calib_size, bool) or int(self.calib_size) < 1:
             raise InputError(f"calib_size={self.calib_size} must be >= 1; pass --calib-size N with N >= 1.")
-        if not 7 <= self.opset <= 21:
+        if isinstance(self.opset, bool) or not 7 <= int(self.opset) <= 21:
             raise InputError(f"opset={self.opset} is outside 7..21; pick e.g. --opset 17.")
+
+
+def config_record(config: ExportConfig) -> dict:
+    """The export options as recorded in the manifest, Enums as their values."""
+    from dataclasses import asdict
+
+    def plain(v: object) -> object:
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return getattr(v, "value", v)
+
+    return plain(asdict(config))  # type: ignore[return-value]
+
+
+def record_value(record: dict, key: str) -> object:
+    """A dotted key of a config record: record_value(r, "quant.io_dtype")."""
+    for part in key.split("."):
+        record = record.get(part) if isinstance(record, dict) else None  # type: ignore[assignment]
+    return record

@@ -29,19 +29,19 @@ RECORD = DATA_DIR / "digits.json"
 
 def build() -> Any:
     """Architecture: stem conv 16 -> seed block(16) -> conv 32 /2 -> seed block(32) -> GAP -> Dense(10)."""
-    from resnet_deploy.models import _keras, residual_block
+    from resnet_deploy.architectures import keras_module, residual_block
 
-    keras = _keras()
+    keras = keras_module()
     layers = keras.layers
     inp = keras.Input(INPUT_SHAPE, name="input")
     x = layers.Conv2D(16, 3, padding="same", use_bias=False, name="stem_conv")(inp)
     x = layers.BatchNormalization(name="stem_bn")(x)
     x = layers.ReLU(name="stem_relu")(x)
-    x = residual_block(x, 16, "block1")
+    x = residual_block(x, 16, name="block1", use_bias=False)
     x = layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False, name="down_conv")(x)
     x = layers.BatchNormalization(name="down_bn")(x)
     x = layers.ReLU(name="down_relu")(x)
-    x = residual_block(x, 32, "block2")
+    x = residual_block(x, 32, name="block2", use_bias=False)
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     out = layers.Dense(CLASSES, name="logits")(x)
     return keras.Model(inp, out, name="digits")

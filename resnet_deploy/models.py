@@ -1,5 +1,6 @@
-"""Keras ResNet definitions: the seed network, ResNet-18/34/50, the trained `digits` model,
-and loading a user's own model (Keras safe_mode on).
+"""Which model a command means: the built-in models by name (architectures.py, digits.py), a
+user's own model file (Keras safe_mode on), and ModelRef, the typed reference every request
+carries instead of loose name/size/classes/width arguments.
 
 Keras is imported inside the functions so that `import resnet_deploy` stays cheap.
 """
@@ -9,120 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from resnet_deploy import architectures as arch
+from resnet_deploy.architectures import (residual_block, resnet18, resnet34, resnet50, seed,  # noqa: F401
+                                         seed_nobias)
 from resnet_deploy.errors import InputError
-
-# 64x64x3 in, 64x64x64 out: the network the project started from.
-SEED_INPUT_SHAPE = (64, 64, 3)
-SEED_FILTERS = 64
-
-
-def _keras():
-    from resnet_deploy._tf import quiet_tf
-
-    quiet_tf()
-    import keras
-
-    return keras
-
-
-def residual_block(x: Any, filters: int, name: str) -> Any:
-    """The seed's block: Conv-BN-ReLU-Conv-BN, Add with the block input, ReLU."""
-    layers = _keras().layers
-    y = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv1")(x)
-    y = layers.BatchNormalization(name=f"{name}_bn1")(y)
-    y = layers.ReLU(name=f"{name}_relu1")(y)
-    y = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv2")(y)
-    y = layers.BatchNormalization(name=f"{name}_bn2")(y)
-    y = layers.Add(name=f"{name}_add")([x, y])
-    return layers.ReLU(name=f"{name}_out")(y)
-
-
-def seed(input_shape: tuple[int, int, int] = SEED_INPUT_SHAPE, filters: int = SEED_FILTERS) -> Any:
-    """Exactly the seed network: Conv2D(64, 3x3, same), then two residual blocks."""
-    keras = _keras()
-    inp = keras.Input(input_shape, name="input")
-    x = keras.layers.Conv2D(filters, 3, padding="same", name="stem_conv")(inp)
-    x = residual_block(x, filters, "block1")
-    x = residual_block(x, filters, "block2")
-    return keras.Model(inp, x, name="seed")
-
-
-def _basic_block(x: Any, filters: int, stride: int, name: str) -> Any:
-    layers = _keras().layers
-    shortcut = x
-    if stride != 1 or x.shape[-1] != filters:
-        shortcut = layers.Conv2D(filters, 1, strides=stride, use_bias=False, name=f"{name}_down_conv")(x)
-        shortcut = layers.BatchNormalization(name=f"{name}_down_bn")(shortcut)
-    y = layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False, name=f"{name}_conv1")(x)
-    y = layers.BatchNormalization(name=f"{name}_bn1")(y)
-    y = layers.ReLU(name=f"{name}_relu1")(y)
-    y = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv2")(y)
-    y = layers.BatchNormalization(name=f"{name}_bn2")(y)
-    y = layers.Add(name=f"{name}_add")([shortcut, y])
-    return layers.ReLU(name=f"{name}_out")(y)
-
-
-def _bottleneck_block(x: Any, filters: int, stride: int, name: str) -> Any:
-    """ResNet v1.5 bottleneck: the stride sits on the 3x3 conv, not the first 1x1."""
-    layers = _keras().layers
-    out_filters = filters * 4
-    shortcut = x
-    if stride != 1 or x.shape[-1] != out_filters:
-        shortcut = layers.Conv2D(out_filters, 1, strides=stride, use_bias=False, name=f"{name}_down_conv")(x)
-        shortcut = layers.BatchNormalization(name=f"{name}_down_bn")(shortcut)
-    y = layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_conv1")(x)
-    y = layers.BatchNormalization(name=f"{name}_bn1")(y)
-    y = layers.ReLU(name=f"{name}_relu1")(y)
-    y = layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False, name=f"{name}_conv2")(y)
-    y = layers.BatchNormalization(name=f"{name}_bn2")(y)
-    y = layers.ReLU(name=f"{name}_relu2")(y)
-    y = layers.Conv2D(out_filters, 1, use_bias=False, name=f"{name}_conv3")(y)
-    y = layers.BatchNormalization(name=f"{name}_bn3")(y)
-    y = layers.Add(name=f"{name}_add")([shortcut, y])
-    return layers.ReLU(name=f"{name}_out")(y)
-
-
-def _resnet(
-    name: str,
-    block: Callable[..., Any],
-    stages: tuple[int, ...],
-    input_shape: tuple[int, int, int],
-    classes: int,
-    width: int,
-) -> Any:
-    keras = _keras()
-    layers = keras.layers
-    if width < 1 or classes < 1:
-        raise InputError(f"width={width} and classes={classes} must both be >= 1.")
-    inp = keras.Input(input_shape, name="input")
-    x = layers.Conv2D(width, 7, strides=2, padding="same", use_bias=False, name="stem_conv")(inp)
-    x = layers.BatchNormalization(name="stem_bn")(x)
-    x = layers.ReLU(name="stem_relu")(x)
-    x = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
-    for stage, blocks in enumerate(stages):
-        filters = width * (2**stage)
-        for b in range(blocks):
-            stride = 2 if (b == 0 and stage > 0) else 1
-            x = block(x, filters, stride, name=f"stage{stage + 1}_block{b + 1}")
-    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    out = layers.Dense(classes, name="logits")(x)
-    return keras.Model(inp, out, name=name)
-
-
-def resnet18(input_shape=(224, 224, 3), classes: int = 1000, width: int = 64) -> Any:
-    """ResNet-18 (basic blocks, stages 2-2-2-2)."""
-    return _resnet("resnet18", _basic_block, (2, 2, 2, 2), tuple(input_shape), classes, width)
-
-
-def resnet34(input_shape=(224, 224, 3), classes: int = 1000, width: int = 64) -> Any:
-    """ResNet-34 (basic blocks, stages 3-4-6-3)."""
-    return _resnet("resnet34", _basic_block, (3, 4, 6, 3), tuple(input_shape), classes, width)
-
-
-def resnet50(input_shape=(224, 224, 3), classes: int = 1000, width: int = 64) -> Any:
-    """ResNet-50 v1.5 (bottleneck blocks, stages 3-4-6-3)."""
-    return _resnet("resnet50", _bottleneck_block, (3, 4, 6, 3), tuple(input_shape), classes, width)
-
 
 def digits() -> Any:
     """The trained digits classifier (see resnet_deploy/digits.py), weights shipped in the package."""
@@ -142,10 +33,11 @@ class ModelSpec:
 
 
 BUILTIN_MODELS: dict[str, ModelSpec] = {
-    "seed": ModelSpec("seed", seed, "the seed network: 64x64x3 -> 64x64x64, two residual blocks"),
-    "resnet18": ModelSpec("resnet18", resnet18, "ResNet-18, basic blocks (random init)"),
-    "resnet34": ModelSpec("resnet34", resnet34, "ResNet-34, basic blocks (random init)"),
-    "resnet50": ModelSpec("resnet50", resnet50, "ResNet-50 v1.5, bottleneck blocks (random init)"),
+    "seed": ModelSpec("seed", arch.seed, "the seed network: 64x64x3 -> 64x64x64, two residual blocks"),
+    "seed_nobias": ModelSpec("seed_nobias", arch.seed_nobias, "the seed network without conv bias before BN"),
+    "resnet18": ModelSpec("resnet18", arch.resnet18, "ResNet-18, basic blocks (random init)"),
+    "resnet34": ModelSpec("resnet34", arch.resnet34, "ResNet-34, basic blocks (random init)"),
+    "resnet50": ModelSpec("resnet50", arch.resnet50, "ResNet-50 v1.5, bottleneck blocks (random init)"),
     "digits": ModelSpec("digits", digits, "small ResNet trained on scikit-learn digits (32x32x3, 10 classes)", True),
 }
 
@@ -183,7 +75,7 @@ def load_model(name_or_path: str | Path, input_size: int | None = None, classes:
 
 
 def _load_user_model(path: Path) -> Any:
-    keras = _keras()
+    keras = arch.keras_module()
     try:
         if path.is_dir():
             if not (path / "saved_model.pb").exists():
@@ -211,3 +103,35 @@ def _load_user_model(path: Path) -> Any:
     except Exception as e:  # noqa: BLE001 - any loader failure on user data is a user error
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise InputError(f"Could not load model {str(path)!r} ({first[:200]}); is it a valid Keras model file?") from e
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """Which model a request means: a built-in name or a path, and the built-in's options."""
+
+    name: str = "digits"
+    input_size: int | None = None
+    classes: int | None = None
+    width: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "name", str(self.name))
+        for field_name in ("input_size", "classes", "width"):
+            v = getattr(self, field_name)
+            if v is not None and int(v) < 1:
+                raise InputError(f"--{field_name.replace('_', '-')} {v} must be >= 1.")
+
+    @property
+    def options(self) -> dict[str, int]:
+        """The options that were given (for a worker process that loads the model again)."""
+        return {k: v for k, v in (("input_size", self.input_size), ("classes", self.classes),
+                                  ("width", self.width)) if v is not None}
+
+    @property
+    def workspace_name(self) -> str:
+        """The folder name under --out: a built-in's name, or a model file's stem."""
+        return self.name if self.name in BUILTIN_MODELS else (Path(self.name).stem or Path(self.name).name)
+
+    def load(self) -> tuple[str, Any]:
+        """(model name, keras.Model)."""
+        return load_model(self.name, self.input_size, self.classes, self.width)

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from resnet_deploy import selftest as _core
+from resnet_deploy.portable import metrics as _core
 from resnet_deploy.tolerances import Tolerance
 
 
@@ -30,9 +30,7 @@ class Metrics:
     @property
     def acc_drop(self) -> float | None:
         """Accuracy drop in percentage points (positive = worse than the reference)."""
-        if self.accuracy is None or self.ref_accuracy is None:
-            return None
-        return 100.0 * (self.ref_accuracy - self.accuracy)
+        return _core.acc_drop(asdict(self))
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "acc_drop": self.acc_drop}
@@ -40,7 +38,7 @@ class Metrics:
 
 def compare(ref: np.ndarray, out: np.ndarray, labels: np.ndarray | None = None) -> Metrics:
     """Metrics of `out` against `ref` (same shape, sample-major). Computed in float64 by the
-    numpy-only core that bundles carry to devices (resnet_deploy/selftest.py)."""
+    numpy-only core that bundles carry to devices (resnet_deploy/portable/metrics.py)."""
     return Metrics(**_core.compare(ref, out, labels))
 
 
@@ -54,8 +52,7 @@ class Breach:
     kind: str  # "max" (value must be <= limit) or "min" (value must be >= limit)
 
     def __str__(self) -> str:
-        op = "<=" if self.kind == "max" else ">="
-        return f"{self.metric}={self.value:.6g} (limit {op} {self.limit:g})"
+        return _core.breach_text(asdict(self))
 
 
 def check(m: Metrics, tol: Tolerance) -> list[Breach]:

@@ -2,6 +2,7 @@
 subclasses override *_impl) and KerasRunner, the reference."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,11 @@ class Runner:
 
     name = "runner"
 
-    def __init__(self) -> None:
+    def __init__(self, model_path: Path | str | None = None, threads: int | None = None,
+                 precision: str | None = None) -> None:
+        self.model_path = Path(model_path) if model_path is not None else None
+        self.threads = threads  # None: the runtime's default (usually all cores)
+        self.precision = getattr(precision, "value", precision)  # the artifact's precision, for reports
         self.is_active = False
         self.input_shape: tuple[int | None, ...] = ()
 
@@ -86,11 +91,11 @@ class Runner:
         return {"runner": self.name}
 
     # --- for subclasses ----------------------------------------------------------------------
-    @staticmethod
-    def require_single_io(path: Any, n_inputs: int, n_outputs: int) -> None:
+    def require_single_io(self, n_inputs: int, n_outputs: int) -> None:
         """Our runners (and the parity harness) handle one input and one output."""
         if n_inputs != 1 or n_outputs != 1:
-            raise InputError(f"{str(path)!r} has {n_inputs} inputs and {n_outputs} outputs; only 1 and 1 are supported.")
+            raise InputError(f"{str(self.model_path)!r} has {n_inputs} inputs and {n_outputs} outputs; "
+                             "only 1 and 1 are supported.")
 
     def activate_impl(self) -> None:
         raise NotImplementedError
@@ -121,9 +126,8 @@ class KerasRunner(Runner):
     name = "keras"
 
     def __init__(self, model: Any, threads: int | None = None) -> None:
-        super().__init__()
+        super().__init__(threads=threads, precision="fp32")
         self.model = model
-        self.threads = threads
         self.input_shape = (None, *tuple(model.input_shape[1:]))
         self._fn: Any = None
 

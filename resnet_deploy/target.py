@@ -1,5 +1,11 @@
-"""Target base and registry. Built-in targets register through the same register() a plugin
-would; they are named by import path so that nothing heavy loads until a target is used."""
+"""Target base and registry.
+
+A Target is small: `export()` is a template that checks the request, captures the converter's
+chatter and turns its exceptions into one ExportError (quoting what it printed), then calls the
+backend's own `export_impl()`. Built-in targets register through the same `register()` a
+plugin would; third-party targets are found through the `resnet_deploy.targets` entry-point
+group. Targets are named by import path, so nothing heavy loads until one is used.
+"""
 from __future__ import annotations
 
 import importlib
@@ -7,30 +13,58 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from resnet_deploy.config import ExportConfig, Precision
-from resnet_deploy.errors import InputError
+from resnet_deploy.errors import DeployError, ExportError, InputError, converter_said, first_line
+from resnet_deploy.progress import Progress
 
 if TYPE_CHECKING:
     from calibration.dataset import CalibrationSet
     from resnet_deploy.artifact import Artifact
     from resnet_deploy.runner import Runner
 
+ENTRY_POINT_GROUP = "resnet_deploy.targets"
+
 
 class Target:
-    """One deployment format. Small on purpose: export() and runner()."""
+    """One deployment format: export() a Keras model, and a runner() for the result."""
 
     name: str = ""
     precisions: tuple[Precision, ...] = ()
     description: str = ""
+    # The ExportConfig options this target reads (config_record keys, e.g. "quant.io_dtype"):
+    # an existing artifact is reused only if these match what a command asks for.
+    options: tuple[str, ...] = ()
 
     def check_config(self, config: ExportConfig) -> None:
         """Reject combinations this target cannot build, before any work starts."""
         if config.precision not in self.precisions:
             supported = ", ".join(p.value for p in self.precisions)
-            raise InputError(f"Target {self.name!r} does not support precision={config.precision.value!r}. Supported: {supported}.")
+            raise InputError(f"Target {self.name!r} does not support precision={config.precision.value!r}. "
+                             f"Supported: {supported}.")
 
     def export(self, model: Any, out_dir: Path, config: ExportConfig,
-               calib: "CalibrationSet | None", progress: Any = None) -> "Artifact":
+               calib: "CalibrationSet | None" = None, progress: Progress | None = None) -> "Artifact":
         """Write the artifact's files into out_dir (a fresh staging dir) and describe them."""
+        from resnet_deploy._tf import captured_output
+
+        self.check_config(config)
+        if config.precision.needs_calibration and calib is None:
+            raise InputError(f"{config.precision.value} export needs calibration data; "
+                             "pass --calib digits|synthetic|DIR|FILE.")
+        log: list[str] = []
+        try:
+            with captured_output() as log:
+                return self.export_impl(model, Path(out_dir), config,
+                                        calib if config.precision.needs_calibration else None, progress or Progress())
+        except DeployError:
+            raise
+        except Exception as e:  # noqa: BLE001 - converters raise many types; one error with context
+            said = converter_said(log)
+            raise ExportError(f"{self.name} {config.precision.value} export failed: {first_line(e)}"
+                              + (f" (converter: {said})" if said and said not in first_line(e) else "")) from e
+
+    def export_impl(self, model: Any, out_dir: Path, config: ExportConfig,
+                    calib: "CalibrationSet | None", progress: Progress) -> "Artifact":
+        """The backend's own export: out_dir exists and is empty, calib is set for int8."""
         raise NotImplementedError
 
     def runner(self, artifact: "Artifact", threads: int | None = None) -> "Runner":
@@ -43,25 +77,50 @@ class Target:
 
 
 _REGISTRY: dict[str, str | Callable[[], Target]] = {}
+_entry_points_loaded = False
 
 
 def register(name: str, factory: str | Callable[[], Target]) -> None:
-    """Register a target: a zero-arg factory, or "module:Class" imported on first use."""
+    """Register a target: a zero-arg factory (e.g. the class), or "module:Class" imported on first use."""
     _REGISTRY[name] = factory
 
 
+def unregister(name: str) -> None:
+    """Remove a registered target (a no-op if it is not registered)."""
+    _REGISTRY.pop(name, None)
+
+
+def _load_entry_points() -> None:
+    """Register third-party targets from the `resnet_deploy.targets` entry-point group, once.
+    Built-in names win: a plugin cannot silently replace tflite, onnx or openvino."""
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        _REGISTRY.setdefault(ep.name, ep.value)
+
+
 def available_targets() -> list[str]:
+    _load_entry_points()
     return list(_REGISTRY)
 
 
 def get_target(name: str) -> Target:
     """Instantiate a registered target by name."""
+    _load_entry_points()
     factory = _REGISTRY.get(name)
     if factory is None:
         raise InputError(f"Unrecognized target={name!r}. Supported targets are: {', '.join(_REGISTRY)} (or all).")
     if isinstance(factory, str):
         module, _, cls = factory.partition(":")
-        return getattr(importlib.import_module(module), cls)()
+        try:
+            return getattr(importlib.import_module(module), cls)()
+        except (ImportError, AttributeError) as e:
+            raise InputError(f"Target {name!r} ({factory}) cannot be loaded ({first_line(e)}); "
+                             "reinstall the package that provides it.") from e
     return factory()
 
 
@@ -72,9 +131,10 @@ def parse_targets(value: str) -> list[str]:
         raise InputError("No target given; pass --target tflite|onnx|openvino|all.")
     if names == ["all"]:
         return available_targets()
+    known = available_targets()
     for n in names:
-        if n not in _REGISTRY:
-            raise InputError(f"Unrecognized target={n!r}. Supported targets are: {', '.join(_REGISTRY)} (or all).")
+        if n not in known:
+            raise InputError(f"Unrecognized target={n!r}. Supported targets are: {', '.join(known)} (or all).")
     return names
 
 

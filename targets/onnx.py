@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 
 from resnet_deploy.artifact import Artifact, TensorSpec
-from resnet_deploy.config import CalibMethod, ExportConfig, Precision
+from resnet_deploy.config import CalibMethod, ExportConfig, OnnxFormat, Precision, QuantConfig
 from resnet_deploy.cpu import has_vnni, is_x86
-from resnet_deploy.errors import BackendUnavailable, ExportError, InputError
+from resnet_deploy.errors import BackendUnavailable, ExportError, InputError, first_line
 from resnet_deploy.progress import Progress
 from resnet_deploy.runner import Runner
 from resnet_deploy.target import Target
@@ -21,7 +21,6 @@ from resnet_deploy.versions import versions
 
 MODEL_FILE = "model.onnx"
 INPUT_NAME = "input"
-ONNX_FORMATS = ("auto", "qdq-u8s8", "qdq-s8s8", "qoperator-u8s8")
 
 
 @dataclass(frozen=True)
@@ -39,7 +38,7 @@ class OrtQuantChoice:
         return f"{self.fmt}-{'u8' if self.activation == 'uint8' else 's8'}s8"
 
 
-def choose_quant_format(requested: str = "auto") -> OrtQuantChoice:
+def choose_quant_format(requested: OnnxFormat | str = OnnxFormat.AUTO) -> OrtQuantChoice:
     """The fastest accurate format for this CPU, or the one the user asked for.
 
     On x86 ORT's default S8S8 QDQ leaves every conv that is not followed by a ReLU (those
@@ -48,16 +47,15 @@ def choose_quant_format(requested: str = "auto") -> OrtQuantChoice:
     uses pmaddubsw, which can saturate: ORT's advice is reduce_range (7-bit weights) there.
     On ARM S8S8 is the fast pair (sdot).
     """
-    if requested not in ONNX_FORMATS:
-        raise InputError(f"Unrecognized onnx format={requested!r}. Supported: {', '.join(ONNX_FORMATS)}.")
-    if requested == "auto":
+    requested = QuantConfig(onnx_format=requested).onnx_format
+    if requested is OnnxFormat.AUTO:
         if is_x86():
             vnni = has_vnni()
             return OrtQuantChoice("qdq", "uint8", "int8", not vnni,
                                   "x86: U8S8 fuses every conv (S8S8 leaves residual convs in fp32); "
                                   + ("VNNI present, full 8-bit weights" if vnni else "no VNNI, reduce_range avoids saturation"))
         return OrtQuantChoice("qdq", "int8", "int8", False, "non-x86: S8S8 is ORT's fast pair on ARM")
-    fmt, pair = requested.split("-")
+    fmt, pair = requested.value.split("-")
     act = "uint8" if pair.startswith("u8") else "int8"
     return OrtQuantChoice(fmt, act, "int8", False, "requested by the user")
 
@@ -65,7 +63,7 @@ def choose_quant_format(requested: str = "auto") -> OrtQuantChoice:
 def keras_to_onnx(model: Any, path: Path, opset: int) -> Any:
     """Keras 3 -> ONNX with tf2onnx through a tf.function with an explicit input signature
     (Keras 3 models break tf2onnx.convert.from_keras without one). NHWC is kept."""
-    from resnet_deploy._tf import captured_output, quiet_tf
+    from resnet_deploy._tf import quiet_tf
 
     quiet_tf()
     import tensorflow as tf
@@ -78,11 +76,10 @@ def keras_to_onnx(model: Any, path: Path, opset: int) -> Any:
     spec = [tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name=INPUT_NAME)]
     fn = tf.function(lambda x: model(x, training=False), input_signature=spec)
     try:
-        with captured_output():
-            proto, _ = tf2onnx.convert.from_function(fn, input_signature=spec, opset=opset, output_path=None)
+        proto, _ = tf2onnx.convert.from_function(fn, input_signature=spec, opset=opset, output_path=None)
         onnx.checker.check_model(proto, full_check=True)
     except Exception as e:  # noqa: BLE001 - converter failures come in many types
-        raise ExportError(f"tf2onnx failed at opset {opset}: {str(e).splitlines()[0][:300] if str(e) else type(e).__name__}") from e
+        raise ExportError(f"tf2onnx failed at opset {opset}: {first_line(e)}") from e
     onnx.save(proto, str(path))
     return proto
 
@@ -126,17 +123,13 @@ class OnnxTarget(Target):
     name = "onnx"
     precisions = (Precision.FP32, Precision.FP16, Precision.INT8)
     description = "ONNX file for ONNX Runtime (CPU; int8 as QDQ)"
-
-    def check_config(self, config: ExportConfig) -> None:
-        super().check_config(config)
-        choose_quant_format(config.quant.onnx_format)
+    options = ("opset", "quant.onnx_format", "quant.method", "quant.per_channel")
 
     def tool_versions(self) -> dict[str, str]:
         return versions("tf2onnx", "onnx", "onnxruntime", "keras")
 
-    def export(self, model: Any, out_dir: Path, config: ExportConfig, calib: Any = None,
-               progress: Progress | None = None) -> Artifact:
-        progress = progress or Progress()
+    def export_impl(self, model: Any, out_dir: Path, config: ExportConfig, calib: Any,
+                    progress: Progress) -> Artifact:
         p = config.precision
         out = out_dir / MODEL_FILE
         details: dict[str, Any] = {"onnx": {"opset": config.opset, "execution_precision": p.value,
@@ -163,33 +156,27 @@ class OnnxTarget(Target):
 
     def _quantize(self, fp32_path: Path, out: Path, work: Path, config: ExportConfig, calib: Any,
                   progress: Progress) -> dict:
-        if calib is None:
-            raise InputError("int8 export needs calibration data; pass --calib digits|synthetic|DIR|FILE.")
         from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
         from onnxruntime.quantization.shape_inference import quant_pre_process
 
-        from resnet_deploy._tf import captured_output
-
         choice = choose_quant_format(config.quant.onnx_format)
         pre = work / "pre.onnx"
-        with captured_output():
-            quant_pre_process(str(fp32_path), str(pre))  # shape inference + folding, as ORT recommends
+        quant_pre_process(str(fp32_path), str(pre))  # shape inference + folding, as ORT recommends
         method = {CalibMethod.MINMAX: CalibrationMethod.MinMax, CalibMethod.ENTROPY: CalibrationMethod.Entropy,
                   CalibMethod.PERCENTILE: CalibrationMethod.Percentile}[config.quant.method]
         samples = calib.arrays()[0]
         qtype = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
-        try:
-            with captured_output():  # Entropy/Percentile calibrators print histograms to stdout
-                quantize_static(
-                    str(pre), str(out), OrtDataReader(samples, INPUT_NAME, progress, "calibrating ONNX"),
-                    quant_format=QuantFormat.QDQ if choice.fmt == "qdq" else QuantFormat.QOperator,
-                    per_channel=config.quant.per_channel, reduce_range=choice.reduce_range,
-                    activation_type=qtype[choice.activation], weight_type=qtype[choice.weight],
-                    calibrate_method=method, calibration_providers=["CPUExecutionProvider"],
-                    extra_options={"CalibTensorRangeSymmetric": False},
-                )
+        try:  # (Entropy/Percentile calibrators print histograms: Target.export captures them)
+            quantize_static(
+                str(pre), str(out), OrtDataReader(samples, INPUT_NAME, progress, "calibrating ONNX"),
+                quant_format=QuantFormat.QDQ if choice.fmt == "qdq" else QuantFormat.QOperator,
+                per_channel=config.quant.per_channel, reduce_range=choice.reduce_range,
+                activation_type=qtype[choice.activation], weight_type=qtype[choice.weight],
+                calibrate_method=method, calibration_providers=["CPUExecutionProvider"],
+                extra_options={"CalibTensorRangeSymmetric": False},
+            )
         except Exception as e:  # noqa: BLE001
-            raise ExportError(f"onnxruntime static quantization failed: {str(e).splitlines()[0][:300]}") from e
+            raise ExportError(f"onnxruntime static quantization failed: {first_line(e)}") from e
         return {"format": choice.fmt, "activations": choice.activation, "weights": choice.weight,
                 "name": choice.name, "per_channel": config.quant.per_channel, "reduce_range": choice.reduce_range,
                 "calibration_method": config.quant.method.value, "calibration_samples": len(samples),
@@ -204,26 +191,20 @@ class OrtRunner(Runner):
 
     name = "onnx"
 
-    def __init__(self, model_path: Path, threads: int | None = None, precision: Precision | None = None) -> None:
-        super().__init__()
-        self.model_path = Path(model_path)
-        self.threads = threads
-        self.precision = precision
-        self._sess: Any = None
-
     def activate_impl(self) -> None:
         try:
             import onnxruntime  # noqa: F401
         except ImportError as e:
             raise BackendUnavailable("onnxruntime is not installed; pip install onnxruntime.") from e
-        from resnet_deploy.selftest import ort_session
+        from resnet_deploy.portable.runtimes import ort_session
 
         try:
             self._sess = ort_session(self.model_path, self.threads)
         except Exception as e:  # noqa: BLE001 - ORT raises its own exception types
-            raise InputError(f"{str(self.model_path)!r} is not a loadable ONNX model ({str(e).splitlines()[0][:200]}); re-export it.") from e
+            raise InputError(f"{str(self.model_path)!r} is not a loadable ONNX model ({first_line(e, 200)}); "
+                             "re-export it.") from e
         ins, outs = self._sess.get_inputs(), self._sess.get_outputs()
-        self.require_single_io(self.model_path, len(ins), len(outs))
+        self.require_single_io(len(ins), len(outs))
         self._in_name, self._out_name = ins[0].name, outs[0].name
         self.input_shape = tuple(d if isinstance(d, int) else None for d in ins[0].shape)
 
@@ -234,6 +215,7 @@ class OrtRunner(Runner):
         return self._sess.run([self._out_name], {self._in_name: x})[0]
 
     def info(self) -> dict[str, Any]:
-        used = self._sess.get_session_options().intra_op_num_threads if self._sess else None
+        sess = getattr(self, "_sess", None)
+        used = sess.get_session_options().intra_op_num_threads if sess else None
         return {"runner": self.name, "threads": used or "default (all cores)", "provider": "CPUExecutionProvider",
-                "precision": self.precision.value if self.precision else None, **versions("onnxruntime")}
+                "precision": self.precision, **versions("onnxruntime")}

@@ -14,7 +14,7 @@ import numpy as np
 
 from resnet_deploy.artifact import Artifact, TensorSpec
 from resnet_deploy.config import ExportConfig, Precision
-from resnet_deploy.errors import BackendUnavailable, ExportError, InputError, ParityError
+from resnet_deploy.errors import BackendUnavailable, ExportError, InputError, PrecisionMismatch, first_line
 from resnet_deploy.progress import Progress
 from resnet_deploy.runner import Runner
 from resnet_deploy.target import Target
@@ -49,30 +49,25 @@ class OpenVINOTarget(Target):
     name = "openvino"
     precisions = (Precision.FP32, Precision.FP16, Precision.INT8)
     description = "OpenVINO IR (Intel CPU; int8 via NNCF)"
+    options = ()
 
     def tool_versions(self) -> dict[str, str]:
         return versions("openvino", "nncf", "keras")
 
-    def export(self, model: Any, out_dir: Path, config: ExportConfig, calib: Any = None,
-               progress: Progress | None = None) -> Artifact:
-        progress = progress or Progress()
+    def export_impl(self, model: Any, out_dir: Path, config: ExportConfig, calib: Any,
+                    progress: Progress) -> Artifact:
         ov = _ov()
-        from resnet_deploy._tf import captured_output
-
         p = config.precision
         example = np.zeros((1, *model.input_shape[1:]), np.float32)
         try:
-            with captured_output():
-                ov_model = ov.convert_model(model, example_input=example)
+            ov_model = ov.convert_model(model, example_input=example)
         except Exception as e:  # noqa: BLE001
-            raise ExportError(f"openvino.convert_model failed: {str(e).splitlines()[0][:300] if str(e) else type(e).__name__}") from e
+            raise ExportError(f"openvino.convert_model failed: {first_line(e)}") from e
         ov_model.inputs[0].get_tensor().set_names({INPUT_NAME})
         details: dict[str, Any] = {"openvino": {"converted_from": "keras", "weights_compressed_to_fp16": p is Precision.FP16,
                                                 "execution_precision": EXECUTION_PRECISION[p]},
                                    "quantization": None}
         if p is Precision.INT8:
-            if calib is None:
-                raise InputError("int8 export needs calibration data; pass --calib digits|synthetic|DIR|FILE.")
             ov_model, details["quantization"] = self._quantize(ov_model, calib, progress)
         ov.save_model(ov_model, str(out_dir / MODEL_FILE), compress_to_fp16=p is Precision.FP16)
         inputs = [_spec(ov_model.inputs[0], "NHWC")]
@@ -84,24 +79,21 @@ class OpenVINOTarget(Target):
             import nncf
         except ImportError as e:
             raise BackendUnavailable("int8 OpenVINO export needs nncf; pip install nncf.") from e
-        from resnet_deploy._tf import captured_output
-
         samples = calib.arrays()[0]
         dataset = nncf.Dataset(list(samples), lambda x: x[None, ...])
         try:
-            with captured_output():
-                # Full bias correction: measured on digits it lifts SQNR from 17.6 to 24.7 dB and
-                # accuracy from 99.33% to 99.78%, for +4% quantization time on ResNet-18.
-                q = nncf.quantize(ov_model, dataset, subset_size=len(samples), fast_bias_correction=False,
-                                  preset=nncf.QuantizationPreset.PERFORMANCE, target_device=nncf.TargetDevice.CPU)
+            # Full bias correction: measured on digits it lifts SQNR from 17.6 to 24.7 dB and
+            # accuracy from 99.33% to 99.78%, for +4% quantization time on ResNet-18.
+            q = nncf.quantize(ov_model, dataset, subset_size=len(samples), fast_bias_correction=False,
+                              preset=nncf.QuantizationPreset.PERFORMANCE, target_device=nncf.TargetDevice.CPU)
         except Exception as e:  # noqa: BLE001
-            raise ExportError(f"nncf.quantize failed: {str(e).splitlines()[0][:300]}") from e
+            raise ExportError(f"nncf.quantize failed: {first_line(e)}") from e
         return q, {"tool": "nncf", "preset": "performance", "bias_correction": "full", "weights": "int8 per-channel symmetric",
                    "activations": "int8 per-tensor symmetric (uint8 after ReLU)", "calibration_samples": len(samples),
                    "io_dtype": "float32"}
 
     def runner(self, artifact: Artifact, threads: int | None = None) -> "OpenVINORunner":
-        return OpenVINORunner(artifact.model_file, threads=threads,
+        return OpenVINORunner(artifact.model_file, threads=threads, precision=artifact.precision,
                               inference_precision=EXECUTION_PRECISION[artifact.precision])
 
 
@@ -115,10 +107,9 @@ class OpenVINORunner(Runner):
 
     name = "openvino"
 
-    def __init__(self, model_path: Path, threads: int | None = None, inference_precision: str | None = "f32") -> None:
-        super().__init__()
-        self.model_path = Path(model_path)
-        self.threads = threads
+    def __init__(self, model_path: Path, threads: int | None = None, precision: Precision | str | None = None,
+                 inference_precision: str | None = "f32") -> None:
+        super().__init__(model_path, threads, precision)
         self.inference_precision = inference_precision
         self._compiled: Any = None
         self.actual: dict[str, Any] = {}
@@ -129,8 +120,9 @@ class OpenVINORunner(Runner):
         try:
             model = core.read_model(str(self.model_path))
         except Exception as e:  # noqa: BLE001
-            raise InputError(f"{str(self.model_path)!r} is not a readable OpenVINO IR ({str(e).splitlines()[0][:200]}); re-export it.") from e
-        self.require_single_io(self.model_path, len(model.inputs), len(model.outputs))
+            raise InputError(f"{str(self.model_path)!r} is not a readable OpenVINO IR ({first_line(e, 200)}); "
+                             "re-export it.") from e
+        self.require_single_io(len(model.inputs), len(model.outputs))
         self._core, self._model = core, model
         self._compiled_batch: int | None = None
         shape = [d.get_length() if d.is_static else None for d in model.inputs[0].get_partial_shape()]
@@ -140,13 +132,12 @@ class OpenVINORunner(Runner):
     def _compile(self, batch: int) -> None:
         """Compile for a static batch: measured on ResNet-50 int8, a dynamic batch dim costs
         ~0.5-1 ms per call (5-10%). A different batch recompiles once."""
-        from resnet_deploy.selftest import ov_compile
+        from resnet_deploy.portable.runtimes import ov_compile, precision_mismatch
 
         self._compiled, self.actual = ov_compile(self._core, self._model, batch, self.threads, self.inference_precision)
         got = self.actual["inference_precision"]
         if self.inference_precision and got != self.inference_precision:
-            raise ParityError(f"OpenVINO compiled {self.model_path.name} in {got}, not the requested {self.inference_precision}; "
-                              "this CPU plugin ignores the hint, results would not be what the artifact promises.")
+            raise PrecisionMismatch(str(precision_mismatch(self.model_path.name, got, self.inference_precision)))
         self._request = self._compiled.create_infer_request()
         self._compiled_batch = batch
 
@@ -174,5 +165,5 @@ class OpenVINORunner(Runner):
         self._request.infer()  # the sync call on the bound input: no per-call Python conversions
 
     def info(self) -> dict[str, Any]:
-        return {"runner": self.name, "requested_precision": self.inference_precision, **self.actual,
-                **versions("openvino")}
+        return {"runner": self.name, "precision": self.precision, "requested_precision": self.inference_precision,
+                **self.actual, **versions("openvino")}

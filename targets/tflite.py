@@ -9,10 +9,11 @@ import numpy as np
 
 from resnet_deploy.artifact import Artifact, TensorSpec
 from resnet_deploy.config import ExportConfig, IODtype, Precision
-from resnet_deploy.errors import BackendUnavailable, ExportError, InputError
+from resnet_deploy.errors import BackendUnavailable, InputError, first_line
+from resnet_deploy.portable.quantio import dequantize, quantize
+from resnet_deploy.portable.runtimes import tflite_interpreter_class
 from resnet_deploy.progress import Progress
 from resnet_deploy.runner import Runner
-from resnet_deploy.selftest import dequantize, quantize, tflite_interpreter_class
 from resnet_deploy.target import Target
 from resnet_deploy.versions import versions
 
@@ -20,7 +21,7 @@ MODEL_FILE = "model.tflite"
 
 
 def load_interpreter_class() -> tuple[Any, str]:
-    """The LiteRT Interpreter class and where it came from (the order of selftest.py)."""
+    """The LiteRT Interpreter class and where it came from (the device's order)."""
     def quiet_tensorflow():
         from resnet_deploy._tf import quiet_tf
 
@@ -43,75 +44,64 @@ def _tensor_spec(detail: dict, layout: str) -> TensorSpec:
                       shape=[int(s) for s in detail["shape"]], layout=layout, quant=quant)
 
 
+def _configure(converter: Any, tf: Any, config: ExportConfig, calib: Any, progress: Progress) -> dict | None:
+    """Set the converter up for the precision; return the manifest's quantization record."""
+    p = config.precision
+    if p is Precision.FP32:
+        return None
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if p is Precision.FP16:
+        converter.target_spec.supported_types = [tf.float16]
+        return {"weights": "float16", "activations": "float32"}
+    if p is Precision.DYNAMIC:
+        return {"weights": "int8 per-channel", "activations": "float32 (dynamic-range)"}
+    samples = calib.arrays()[0]
+
+    def representative_dataset():
+        for x in progress.track(samples, total=len(samples), label="calibrating TFLite"):
+            yield [x[None, ...]]
+
+    converter.representative_dataset = representative_dataset
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    if config.quant.io_dtype is IODtype.INT8:
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    return {"weights": "int8 per-channel (symmetric)", "activations": "int8 per-tensor (asymmetric)",
+            "io_dtype": config.quant.io_dtype.value, "calibration_samples": len(samples)}
+
+
 class TFLiteTarget(Target):
     """Export a Keras model with TFLiteConverter.from_keras_model."""
 
     name = "tflite"
     precisions = (Precision.FP32, Precision.FP16, Precision.DYNAMIC, Precision.INT8)
     description = "TFLite/LiteRT flatbuffer (mobile, edge; XNNPACK on CPU)"
+    options = ("quant.io_dtype",)
 
     def tool_versions(self) -> dict[str, str]:
         import tensorflow as tf  # already loaded by export()
 
         return {"tensorflow": tf.__version__, **versions("keras", "ai-edge-litert", "tflite-runtime")}
 
-    def export(self, model: Any, out_dir: Path, config: ExportConfig, calib: Any = None,
-               progress: Progress | None = None) -> Artifact:
-        progress = progress or Progress()
+    def export_impl(self, model: Any, out_dir: Path, config: ExportConfig, calib: Any,
+                    progress: Progress) -> Artifact:
         from resnet_deploy._tf import quiet_tf
 
         quiet_tf()
         import tensorflow as tf
 
         converter = tf.lite.TFLiteConverter.from_keras_model(model)
-        p = config.precision
-        details: dict[str, Any] = {"quantization": None}
-        if p is Precision.FP16:
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.target_spec.supported_types = [tf.float16]
-            details["quantization"] = {"weights": "float16", "activations": "float32"}
-        elif p is Precision.DYNAMIC:
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            details["quantization"] = {"weights": "int8 per-channel", "activations": "float32 (dynamic-range)"}
-        elif p is Precision.INT8:
-            if calib is None:
-                raise InputError("int8 export needs calibration data; pass --calib digits|synthetic|DIR|FILE.")
-            samples = calib.arrays()[0]
-
-            def representative_dataset():
-                for x in progress.track(samples, total=len(samples), label="calibrating TFLite"):
-                    yield [x[None, ...]]
-
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.representative_dataset = representative_dataset
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            if config.quant.io_dtype is IODtype.INT8:
-                converter.inference_input_type = tf.int8
-                converter.inference_output_type = tf.int8
-            details["quantization"] = {
-                "weights": "int8 per-channel (symmetric)", "activations": "int8 per-tensor (asymmetric)",
-                "io_dtype": config.quant.io_dtype.value, "calibration_samples": len(samples),
-            }
-        from resnet_deploy._tf import captured_output
-
-        try:
-            with captured_output():
-                flatbuffer = converter.convert()
-        except InputError:
-            raise
-        except Exception as e:  # noqa: BLE001 - the converter raises many types; wrap with context
-            raise ExportError(f"TFLiteConverter failed for precision={p.value}: {str(e).splitlines()[0][:300]}") from e
-        (out_dir / MODEL_FILE).write_bytes(flatbuffer)
-
+        details: dict[str, Any] = {"quantization": _configure(converter, tf, config, calib, progress)}
+        (out_dir / MODEL_FILE).write_bytes(converter.convert())
         interp_cls, _ = load_interpreter_class()
         interp = interp_cls(model_path=str(out_dir / MODEL_FILE))
         inputs = [_tensor_spec(d, "NHWC") for d in interp.get_input_details()]
         out_layout = "NHWC" if len(model.output_shape) == 4 else "NC"
         outputs = [_tensor_spec(d, out_layout) for d in interp.get_output_details()]
-        return Artifact(self.name, p, out_dir, [MODEL_FILE], inputs, outputs, details)
+        return Artifact(self.name, config.precision, out_dir, [MODEL_FILE], inputs, outputs, details)
 
     def runner(self, artifact: Artifact, threads: int | None = None) -> "TFLiteRunner":
-        return TFLiteRunner(artifact.model_file, threads=threads, precision=artifact.precision.value)
+        return TFLiteRunner(artifact.model_file, threads=threads, precision=artifact.precision)
 
 
 class TFLiteRunner(Runner):
@@ -119,14 +109,6 @@ class TFLiteRunner(Runner):
     scale and zero point, so callers always pass and get float32."""
 
     name = "tflite"
-
-    def __init__(self, model_path: Path, threads: int | None = None, precision: str | None = None) -> None:
-        super().__init__()
-        self.model_path = Path(model_path)
-        self.threads = threads
-        self.precision = precision
-        self._interp: Any = None
-        self._source = ""
 
     def activate_impl(self) -> None:
         from resnet_deploy._tf import captured_output
@@ -137,9 +119,10 @@ class TFLiteRunner(Runner):
                 self._interp = interp_cls(model_path=str(self.model_path), num_threads=self.threads)
                 self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as e:
-            raise InputError(f"{str(self.model_path)!r} is not a valid TFLite model ({str(e).splitlines()[0][:200]}); re-export it.") from e
+            raise InputError(f"{str(self.model_path)!r} is not a valid TFLite model ({first_line(e, 200)}); "
+                             "re-export it.") from e
         ins, outs = self._interp.get_input_details(), self._interp.get_output_details()
-        self.require_single_io(self.model_path, len(ins), len(outs))
+        self.require_single_io(len(ins), len(outs))
         self._in, self._out = ins[0], outs[0]
         self.input_shape = (None, *(int(s) for s in self._in["shape"][1:]))
 
@@ -174,6 +157,6 @@ class TFLiteRunner(Runner):
         return self._interp.get_tensor(self._out["index"])
 
     def info(self) -> dict[str, Any]:
-        in_dtype = np.dtype(self._in["dtype"]).name if self._interp else None
-        return {"runner": self.name, "interpreter": self._source, "threads": self.threads or "default",
+        in_dtype = np.dtype(self._in["dtype"]).name if getattr(self, "_interp", None) else None
+        return {"runner": self.name, "interpreter": getattr(self, "_source", None), "threads": self.threads or "default",
                 "precision": self.precision, "io_dtype": in_dtype, **versions("ai-edge-litert", "tflite-runtime")}

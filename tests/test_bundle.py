@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from resnet_deploy import bundle
+from resnet_deploy import bundle, deploy
+from resnet_deploy.portable.integrity import sha256_file
+from resnet_deploy.requests import PackageRequest
 from resnet_deploy.errors import IntegrityError
 from tests import devices
 from tests.test_cli import run_cli
@@ -26,7 +28,7 @@ QUICK = ["--warmup-s", "0.1", "--seconds", "0.3"]
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory):
     out = tmp_path_factory.mktemp("bundles")
-    made = bundle.package("digits", ["tflite", "onnx", "openvino"], "int8", "digits", 120, out, threads=2)
+    made = bundle.package(PackageRequest(targets="tflite,onnx,openvino", precision="int8", n=120, threads=2, out=out))
     return {b["target"]: b for b in made}
 
 
@@ -41,8 +43,10 @@ def test_package_writes_dir_tarball_and_full_manifest(bundles):
     d = Path(b["bundle"])
     assert Path(b["tarball"]).is_file()
     m = json.loads((d / "manifest.json").read_text())
-    assert m["schema_version"] == 1 and m["target"] == "tflite" and m["precision"] == "int8"
-    assert set(m["files"]) == {"model.tflite", "reference.npz", "selftest.py"}
+    assert m["schema_version"] == 2 and m["target"] == "tflite" and m["precision"] == "int8"
+    portable = sorted(p.name for p in (Path(bundle.PORTABLE_SOURCE)).glob("*.py"))
+    assert set(m["files"]) == {"model.tflite", "reference.npz", "selftest.py", *(f"rd_portable/{f}" for f in portable)}
+    assert "rd_portable/metrics.py" in m["files"] and "rd_portable/__init__.py" in m["files"]
     assert m["model"]["name"] == "digits" and len(m["model"]["source_sha256"]) == 64
     assert m["inputs"][0]["quant"]["scale"] > 0 and m["inputs"][0]["layout"] == "NHWC"
     assert m["preprocessing"]["height"] == 32 and len(m["calibration"]["fingerprint_sha256"]) == 64
@@ -50,7 +54,7 @@ def test_package_writes_dir_tarball_and_full_manifest(bundles):
     assert m["host"]["parity"]["accuracy"] >= 0.95 and m["host"]["latency"]["p50"] > 0
     assert {"tensorflow", "ai-edge-litert"} <= set(m["tool_versions"])
     for name, rec in m["files"].items():
-        assert bundle.sha256_file(d / name) == rec["sha256"]
+        assert sha256_file(d / name) == rec["sha256"]
     with tarfile.open(b["tarball"]) as tar:
         assert sorted(tar.getnames())[0] == "digits-tflite-int8"
 
@@ -118,7 +122,7 @@ def _evil_tar(path: Path, kind: str) -> Path:
 def test_unpacking_refuses_members_outside_the_target(kind, tmp_path, capsys):
     evil = _evil_tar(tmp_path / "evil.tar.gz", kind)
     with pytest.raises(IntegrityError, match="outside the target|link or special"):
-        bundle.safe_extract(evil, tmp_path / "x")
+        deploy.safe_extract(evil, tmp_path / "x")
     assert not (tmp_path / "x" / "b").exists() and not (tmp_path / "escape.txt").exists()
     code, _, err = run_cli(capsys, "deploy", str(evil), "--to", str(tmp_path / "device"))
     assert code == 6 and "refused" in err

@@ -27,6 +27,54 @@ def test_seed_structure_is_the_seed():
             assert layer.filters == 64 and layer.kernel_size == (3, 3) and layer.padding == "same"
 
 
+def _the_seed_as_written():
+    """The mission's seed snippet, re-typed verbatim (Keras 3 imports)."""
+    from keras.layers import Add, BatchNormalization, Conv2D, Input, ReLU
+    from keras.models import Model
+
+    def residual_block(x, filters, kernel_size=3):
+        shortcut = x
+        x = Conv2D(filters, kernel_size, padding='same')(x)
+        x = BatchNormalization()(x)
+        x = ReLU()(x)
+        x = Conv2D(filters, kernel_size, padding='same')(x)
+        x = BatchNormalization()(x)
+        x = Add()([shortcut, x])
+        x = ReLU()(x)
+        return x
+
+    inputs = Input(shape=(64, 64, 3))
+    x = Conv2D(64, 3, padding='same')(inputs)
+    x = residual_block(x, 64)
+    x = residual_block(x, 64)
+    return Model(inputs, x)
+
+
+def _layer_facts(layer):
+    facts = {"class": type(layer).__name__, "output_shape": tuple(layer.output.shape)}
+    for attr in ("filters", "kernel_size", "padding", "use_bias", "strides", "activation"):
+        if hasattr(layer, attr):
+            v = getattr(layer, attr)
+            facts[attr] = getattr(v, "__name__", v)
+    return facts
+
+
+def test_seed_is_exactly_the_seed_snippet():
+    """Layer by layer (class, filters, kernel, padding, bias, output shape) and parameter count."""
+    ours, theirs = models.seed(), _the_seed_as_written()
+    assert [_layer_facts(a) for a in ours.layers] == [_layer_facts(b) for b in theirs.layers]
+    assert ours.count_params() == theirs.count_params() == 150_528
+    nobias = models.seed_nobias()
+    assert nobias.count_params() == 150_528 - 4 * 64  # the named variant: four block convs without bias
+
+
+def test_residual_block_keeps_the_seed_signature():
+    import inspect
+
+    params = list(inspect.signature(models.residual_block).parameters.values())
+    assert [p.name for p in params[:3]] == ["x", "filters", "kernel_size"] and params[2].default == 3
+
+
 @pytest.mark.parametrize("name,params", [
     # trainable parameter counts of the reference architectures (torchvision's numbers:
     # running BN statistics are buffers there, non-trainable weights here)

@@ -6,7 +6,7 @@ import pytest
 from resnet_deploy import models
 from resnet_deploy.config import ExportConfig, Precision
 from resnet_deploy.cpu import cpu_flags
-from resnet_deploy.errors import ParityError
+from resnet_deploy.errors import PrecisionMismatch
 from resnet_deploy.latency import Protocol, measure
 from resnet_deploy.parity import check, compare
 from resnet_deploy.target import get_target
@@ -101,7 +101,7 @@ def test_openvino_runner_refuses_a_precision_it_did_not_ask_for(small_models, tm
             return ov.Type.bf16 if key == "INFERENCE_PRECISION_HINT" else self.compiled.get_property(key)
 
     monkeypatch.setattr(ov.Core, "compile_model", lambda self, *a, **k: Liar(real_compile(self, *a, **k)))
-    with pytest.raises(ParityError, match="in bf16, not the requested f32"):
+    with pytest.raises(PrecisionMismatch, match="in bf16, not the requested f32"):
         OpenVINORunner(a.model_file, inference_precision="f32").activate()
 
 
@@ -130,21 +130,22 @@ def test_int8_is_faster_than_fp32_on_resnet18(backend, resnet18_224, tmp_path):
 def test_all_targets_share_one_calibration_and_survive_a_failure(digits_model, digits_calib, tmp_path):
     from resnet_deploy import pipeline
     from resnet_deploy.artifact import Artifact
-    from resnet_deploy.target import Target, _REGISTRY, register
+    from resnet_deploy.target import Target, register, unregister
+    from resnet_deploy.workspace import Workspace
 
     class Broken(Target):
         name = "broken"
         precisions = tuple(Precision)
 
-        def export(self, *args, **kwargs):
+        def export_impl(self, *args, **kwargs):
             raise RuntimeError("converter exploded")
 
     register("broken", Broken)
     try:
-        res = pipeline.export("digits", digits_model, ["tflite", "broken", "onnx", "openvino"],
-                              ExportConfig(precision="int8"), digits_calib, tmp_path)
+        res = pipeline.export_model("digits", digits_model, ["tflite", "broken", "onnx", "openvino"],
+                                    ExportConfig(precision="int8"), digits_calib, Workspace(tmp_path))
     finally:
-        _REGISTRY.pop("broken")
+        unregister("broken")
     assert set(res.failures) == {"broken"} and "converter exploded" in str(res.failures["broken"])
     assert [a.target for a in res.artifacts] == ["tflite", "onnx", "openvino"]
     prints = {Artifact.load(a.path).manifest["calibration"]["fingerprint_sha256"] for a in res.artifacts}

@@ -13,7 +13,7 @@ import pytest
 from resnet_deploy.artifact import Artifact, TensorSpec
 from resnet_deploy.config import Precision
 from resnet_deploy.runner import Runner
-from resnet_deploy.target import _REGISTRY, Target, register
+from resnet_deploy.target import Target, register, unregister
 from tests.test_cli import run_cli
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,7 +48,7 @@ class FakeTarget(Target):
     precisions = tuple(Precision)
     noise = 0.0
 
-    def export(self, model, out_dir, config, calib=None, progress=None):
+    def export_impl(self, model, out_dir, config, calib, progress):
         (out_dir / "model.fake").write_bytes(b"fake")
         spec = TensorSpec("input", "float32", [-1, 32, 32, 3])
         return Artifact(self.name, config.precision, out_dir, ["model.fake"], [spec], [spec])
@@ -61,7 +61,7 @@ class FakeTarget(Target):
 def fake_target():
     register("fake", FakeTarget)
     yield FakeTarget
-    _REGISTRY.pop("fake")
+    unregister("fake")
     FakeTarget.noise = 0.0
 
 

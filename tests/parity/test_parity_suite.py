@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from resnet_deploy import pipeline
-from resnet_deploy.target import available_targets, get_target
+from resnet_deploy.models import ModelRef
+from resnet_deploy.parity_run import run_parity
+from resnet_deploy.requests import ParityRequest
+from resnet_deploy.target import get_target
 
 DIGITS_CASES = [(t, p.value) for t in ["tflite", "onnx", "openvino"] for p in get_target(t).precisions]
 
@@ -17,7 +19,7 @@ def out_root(tmp_path_factory):
 
 @pytest.mark.parametrize("target,precision", DIGITS_CASES, ids=[f"{t}-{p}" for t, p in DIGITS_CASES])
 def test_digits_parity(target, precision, out_root):
-    report = pipeline.run_parity("digits", [target], [precision], "digits", 450, out_root, threads=2)
+    report = run_parity(ParityRequest(ModelRef("digits"), target, precision, "digits", 450, 2, out=out_root))
     (result,) = report.results
     assert report.samples == 450 and result.metrics.ref_accuracy >= 0.95
     assert result.metrics.accuracy is not None
@@ -27,8 +29,7 @@ def test_digits_parity(target, precision, out_root):
 def test_resnet18_fp32_parity_all_backends(tmp_path):
     """Random-init resnet18 at 224 on synthetic images: fp32 only (int8 needs a trained model).
     Width 32 instead of 64 keeps the three conversions quick; the graph is the same."""
-    report = pipeline.run_parity("resnet18", available_targets(), ["fp32"], "synthetic", 4, tmp_path, threads=2,
-                                 model_options={"input_size": 224, "classes": 100, "width": 32})
+    report = run_parity(ParityRequest(ModelRef("resnet18", 224, 100, 32), "all", "fp32", "synthetic", 4, 2, out=tmp_path))
     assert [r.name for r in report.results] == ["tflite/fp32", "onnx/fp32", "openvino/fp32"]
     assert report.ok, report.breach_lines()
     for r in report.results:

@@ -1,0 +1,240 @@
+"""`deploy`: verify a bundle on the host, copy it to a device (a folder, or over SSH with the
+OpenSSH client), run its self-test there and put the device's numbers next to the host's.
+
+No local shell is involved (every command is an argument list); the remote command is quoted
+with shlex for the device's shell.
+"""
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from resnet_deploy.errors import DeployError, InputError, IntegrityError
+from resnet_deploy.portable import integrity
+from resnet_deploy.portable.constants import SELFTEST
+from resnet_deploy.portable.metrics import breach_text
+from resnet_deploy.requests import DeployRequest
+
+
+def safe_extract(tar_path: Path, dest: Path) -> Path:
+    """Extract a bundle tarball into dest; refuse members that would land outside it
+    (absolute paths, '..'), links and device files. Returns the bundle directory."""
+    try:
+        tar = tarfile.open(tar_path, "r:*")
+    except (tarfile.TarError, OSError) as e:
+        raise InputError(f"{str(tar_path)!r} is not a readable .tar.gz bundle ({e}); re-run `package`.") from e
+    with tar:
+        members = tar.getmembers()
+        tops = set()
+        for m in members:
+            parts = Path(m.name).parts
+            if m.name.startswith(("/", "\\")) or Path(m.name).is_absolute() or ".." in parts:
+                raise IntegrityError(f"{str(tar_path)!r}: member {m.name!r} would land outside the target directory; refused.")
+            if not (m.isfile() or m.isdir()):
+                raise IntegrityError(f"{str(tar_path)!r}: member {m.name!r} is a link or special file; refused.")
+            tops.add(parts[0] if parts else "")
+        if len(tops) != 1 or "" in tops:
+            raise IntegrityError(f"{str(tar_path)!r} does not hold exactly one bundle directory; re-run `package`.")
+        dest.mkdir(parents=True, exist_ok=True)
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(dest, filter="data")
+        else:  # checked member by member above
+            tar.extractall(dest)  # noqa: S202
+    return dest / tops.pop()
+
+
+def open_bundle(path: Path, workdir: Path) -> Path:
+    """A bundle directory from a directory or a .tar.gz, verified on the host."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"Bundle {str(path)!r} does not exist; create one with `package`.")
+    bundle = safe_extract(path, workdir) if path.is_file() else path
+    try:
+        integrity.verify_bundle(str(bundle))
+    except integrity.BundleError as e:
+        raise IntegrityError(f"bundle refused on the host: {e}") from e
+    return bundle
+
+
+# ---------------------------------------------------------------------------------------------
+# deploy
+# ---------------------------------------------------------------------------------------------
+
+
+def _parse_selftest(stdout: str, stderr: str, code: int, where: str) -> dict:
+    for line in reversed(stdout.strip().splitlines()):
+        if line.startswith("{"):
+            try:
+                return {**json.loads(line), "exit_code": code}
+            except json.JSONDecodeError:
+                break
+    tail = (stderr.strip().splitlines() or ["no output"])[-1]
+    raise DeployError(f"the self-test on {where} printed no result (exit {code}): {tail[:300]}")
+
+
+def _selftest_args(script: str, bundle: str, threads: int | None, protocol: dict | None) -> list[str]:
+    args = [script, "--bundle", bundle]
+    if threads:
+        args += ["--threads", str(threads)]
+    for key in ("warmup_s", "seconds"):
+        if protocol and key in protocol:
+            args += [f"--{key.replace('_', '-')}", str(protocol[key])]
+    return args
+
+
+def _local_python(python: str | None) -> str:
+    py = python or sys.executable
+    if shutil.which(py) is None and not Path(py).is_file():
+        raise InputError(f"--python {py!r} is not an executable; pass the device's Python interpreter.")
+    return py
+
+
+def deploy_local(bundle: Path, dest: Path, python: str | None = None, threads: int | None = None,
+                 protocol: dict | None = None, timeout: float = 900) -> dict:
+    """Copy the bundle into dest/<name> (staged, then renamed into place) and run its self-test there."""
+    from resnet_deploy.fsutil import publish_dir, staging_dir
+
+    py = _local_python(python)
+    dest = Path(dest) / bundle.name
+    with staging_dir(dest) as staging:
+        shutil.copytree(bundle, staging / bundle.name)
+        publish_dir(staging / bundle.name, dest)
+    try:
+        proc = subprocess.run([py, *_selftest_args(str(dest / SELFTEST), str(dest), threads, protocol)],
+                              capture_output=True, text=True, timeout=timeout, cwd=dest)
+    except subprocess.TimeoutExpired:
+        raise DeployError(f"the self-test in {str(dest)!r} did not finish within {timeout:.0f} s.") from None
+    return _parse_selftest(proc.stdout, proc.stderr, proc.returncode, str(dest))
+
+
+def parse_ssh_url(url: str) -> tuple[str, int, str]:
+    """ssh://user@host:port/path -> ("user@host", port, "/path")."""
+    u = urlsplit(url)
+    if u.scheme != "ssh" or not u.hostname or not u.path or u.path == "/":
+        raise InputError(f"--to {url!r} is not ssh://[user@]host[:port]/path; e.g. ssh://pi@10.0.0.7:22/home/pi/models.")
+    try:
+        port = u.port or 22
+    except ValueError:
+        raise InputError(f"--to {url!r} has an invalid port.") from None
+    dest = f"{u.username}@{u.hostname}" if u.username else u.hostname
+    return dest, port, u.path
+
+
+class SshDevice:
+    """One device reached with the OpenSSH client. BatchMode means no password prompts: use a key."""
+
+    def __init__(self, url: str, identity: Path | None, ssh_options: tuple[str, ...], connect_timeout: int) -> None:
+        self.host, self.port, self.path = parse_ssh_url(url)
+        self.where = f"{self.host}:{self.port}"
+        self.opts = ["-o", "BatchMode=yes", "-o", f"ConnectTimeout={connect_timeout}",
+                     "-o", "StrictHostKeyChecking=accept-new", "-o", "ServerAliveInterval=5",
+                     "-o", "ServerAliveCountMax=3"]
+        if identity:
+            self.opts += ["-i", str(identity)]
+        for o in ssh_options:
+            self.opts += ["-o", o]
+        # a step that only talks to sshd: connect (<= connect_timeout) plus a few round trips
+        self.step_limit = connect_timeout + 20
+        for tool in ("ssh", "scp"):
+            if shutil.which(tool) is None:
+                raise DeployError(f"the OpenSSH client ({tool}) is not installed; apt-get install openssh-client.")
+
+    def run(self, cmd: list[str], step: str, limit: float) -> subprocess.CompletedProcess:
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=limit)
+        except subprocess.TimeoutExpired:
+            raise DeployError(f"{step} on {self.where} did not finish within {limit:.0f} s; "
+                              "is the device reachable?") from None
+        if proc.returncode == 255:  # ssh's own failure: connection, auth, host key
+            tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            raise DeployError(f"cannot reach {self.where} over SSH ({tail[:200]}); check the address, port, key "
+                              "and that sshd runs.")
+        return proc
+
+    def ssh(self, remote_command: str, step: str, limit: float) -> subprocess.CompletedProcess:
+        return self.run(["ssh", "-p", str(self.port), *self.opts, self.host, remote_command], step, limit)
+
+    def copy(self, local: Path, limit: float) -> None:
+        """scp -r local into the device folder; the classic protocol (-O) as a retry for devices
+        without an sftp subsystem (dropbear, minimal images: OpenSSH 9's scp speaks SFTP)."""
+        scp = ["scp", "-q", "-r", "-P", str(self.port), *self.opts, str(local), f"{self.host}:{self.path}/"]
+        try:
+            proc = self.run(scp, "copying the bundle", limit)
+        except DeployError:
+            proc = self.run([scp[0], "-O", *scp[1:]], "copying the bundle (classic scp protocol)", limit)
+        if proc.returncode != 0:
+            raise DeployError(f"copying the bundle to {self.where}:{self.path} failed: {proc.stderr.strip()[:200]}")
+
+
+def deploy_ssh(bundle: Path, url: str, python: str = "python3", threads: int | None = None,
+               protocol: dict | None = None, identity: Path | None = None, ssh_options: tuple[str, ...] = (),
+               connect_timeout: int = 10, timeout: float = 900) -> dict:
+    """Copy the bundle with scp, run its self-test on the device, return its JSON."""
+    dev = SshDevice(url, identity, tuple(ssh_options), connect_timeout)
+    remote_dir = f"{dev.path.rstrip('/')}/{bundle.name}"
+    proc = dev.ssh(shlex.join(["rm", "-rf", remote_dir]) + " && " + shlex.join(["mkdir", "-p", dev.path]),
+                   "preparing the folder", dev.step_limit)
+    if proc.returncode != 0:
+        raise DeployError(f"could not create {dev.path!r} on {dev.where}: {proc.stderr.strip()[:200]}")
+    dev.copy(bundle, dev.step_limit + 300)
+    remote = shlex.join([python, *_selftest_args(f"{remote_dir}/{SELFTEST}", remote_dir, threads, protocol)])
+    proc = dev.ssh(remote, "the self-test", timeout)
+    return _parse_selftest(proc.stdout, proc.stderr, proc.returncode, dev.where)
+
+
+def comparison_markdown(result: dict) -> str:
+    """The device's numbers next to the host's."""
+    host = result.get("host") or {}
+    hp, hl = host.get("parity", {}), host.get("latency", {})
+    dm, dl = result.get("metrics", {}), result.get("latency", {})
+
+    def f(v: Any, fmt: str) -> str:
+        if v is None:
+            return "-"
+        return f"{v * 100:.2f}%" if fmt == "%" else format(v, fmt)
+
+    rows = [("accuracy", hp.get("accuracy"), dm.get("accuracy"), "%"),
+            ("top-1 agreement", hp.get("top1_agreement"), dm.get("top1_agreement"), "%"),
+            ("cosine", hp.get("cosine"), dm.get("cosine"), ".6f"), ("max abs", hp.get("max_abs"), dm.get("max_abs"), ".4g"),
+            ("SQNR dB", hp.get("sqnr_db"), dm.get("sqnr_db"), ".1f"),
+            ("p50 ms", hl.get("p50"), dl.get("p50"), ".3f"), ("p90 ms", hl.get("p90"), dl.get("p90"), ".3f"),
+            ("peak RSS MB", hl.get("peak_rss_mb"), dl.get("peak_rss_mb"), ".0f")]
+    rt = result.get("runtime", {})
+    lines = [f"### {result.get('bundle')}: {'OK' if result.get('ok') else 'FAILED'} on the device "
+             f"({rt.get('runtime', '?')} {rt.get('version', '')}, Python {result.get('python')}, numpy {result.get('numpy')})",
+             "", "| | host | device |", "|---|---|---|"]
+    lines += [f"| {name} | {f(h, fmt)} | {f(d, fmt)} |" for name, h, d, fmt in rows]
+    if result.get("error"):
+        lines += ["", f"error: {result['error']}"]
+    for b in result.get("breaches", []):
+        lines.append(f"breach: {breach_text(b)}")
+    return "\n".join(lines) + "\n"
+
+
+def deploy(req: DeployRequest) -> dict:
+    """The `deploy` command: verify on the host, copy to the device (folder or ssh://), self-test
+    there; returns the device's JSON with deploy_seconds and to."""
+    if "://" in req.to and not req.to.startswith("ssh://"):
+        raise InputError(f"--to {req.to!r}: only a folder or ssh://user@host:port/path is supported.")
+    if req.to.startswith("ssh://"):
+        parse_ssh_url(req.to)  # a malformed address fails before anything is unpacked
+    with tempfile.TemporaryDirectory(prefix="resnet-deploy-") as work:
+        bundle = open_bundle(req.bundle, Path(work))
+        t0 = time.perf_counter()
+        if req.to.startswith("ssh://"):
+            result = deploy_ssh(bundle, req.to, req.python or "python3", req.threads, req.protocol, req.identity,
+                                req.ssh_options, req.connect_timeout)
+        else:
+            result = deploy_local(bundle, Path(req.to), req.python, req.threads, req.protocol)
+        result["deploy_seconds"] = round(time.perf_counter() - t0, 2)
+        result["to"] = req.to
+        return result

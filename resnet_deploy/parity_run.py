@@ -1,0 +1,78 @@
+"""The `parity` command: the Keras reference (or a saved one) against every artifact, on the
+same inputs in the same order; writes OUT/<model>/parity.json (or --report-json)."""
+from __future__ import annotations
+
+from typing import Any
+
+from resnet_deploy.errors import InputError
+from resnet_deploy.fsutil import write_json_atomic
+from resnet_deploy.parity import Candidate, ParityReport, evaluate
+from resnet_deploy.progress import Progress
+from resnet_deploy.reference import Reference, make_reference
+from resnet_deploy.requests import ParityRequest
+from resnet_deploy.workspace import Workspace
+
+RECORDED_VERSIONS = ("resnet-deploy", "tensorflow-cpu", "keras", "ai-edge-litert", "tflite-runtime", "onnxruntime",
+                     "openvino", "nncf", "numpy")
+
+
+def _reference(req: ParityRequest, progress: Progress) -> tuple[str, Any, Reference]:
+    """(model name, Keras model or None, reference)."""
+    from resnet_deploy.pipeline import model_fingerprint
+
+    if req.reference_file is not None:
+        ref = Reference.load(req.reference_file)
+        if req.model is not None and req.model.workspace_name != ref.meta["model"]:
+            raise InputError(f"--model {req.model.name!r} but the reference file is for {ref.meta['model']!r}; "
+                             "drop --model or pick the right file.")
+        return ref.meta["model"], None, ref
+    model_ref = req.model
+    with progress.step(f"loading model {model_ref.name}"):
+        name, model = model_ref.load()
+    ref = make_reference(name, model, model_fingerprint(model), req.data, req.n, req.threads, progress)
+    return name, model, ref
+
+
+def _environment(threads: int | None) -> dict:
+    from resnet_deploy.cpu import cpu_info
+    from resnet_deploy.versions import versions
+
+    return {"cpu": cpu_info(), "threads": threads, "versions": versions(*RECORDED_VERSIONS)}
+
+
+def run_parity(req: ParityRequest, progress: Progress | None = None) -> ParityReport:
+    """The whole parity run; writes the JSON report. The caller decides what a breach means
+    (the CLI exits 5)."""
+    from resnet_deploy.pipeline import ensure_artifact, lazy_calibration
+    from resnet_deploy.target import get_target
+    from resnet_deploy.tolerances import tolerance_for
+
+    progress = progress or Progress()
+    name, model, ref = _reference(req, progress)
+    if req.save_reference is not None:
+        ref.save(req.save_reference)
+        progress.log(f"reference saved to {req.save_reference}")
+    ws = Workspace(req.out)
+    calib_factory = lazy_calibration(req.options, model)
+    candidates: list[Candidate] = []
+    try:
+        for p in req.precisions:
+            for t in req.targets:
+                a = ensure_artifact(ws, name, model, t, p.value, ref.meta["source_sha256"], req.options, calib_factory,
+                                    progress)
+                runner = get_target(t).runner(a, threads=req.threads)
+                runner.activate()
+                candidates.append(Candidate(f"{t}/{p.value}", p.value, runner, str(a.path)))
+        tolerances = {p.value: tolerance_for(p, req.tolerance_overrides.get(p)) for p in req.precisions}
+        report = evaluate(name, ref.x, ref.labels, ref.outputs, ref.meta.get("keras", {}), candidates, tolerances,
+                          data=ref.meta.get("data"), environment=_environment(req.threads), progress=progress)
+    finally:
+        for c in candidates:
+            c.runner.deactivate()
+    write_json_atomic(req.report_json or ws.parity_json(name), report.to_dict())
+    return report
+
+
+def report_path(req: ParityRequest, report: ParityReport):
+    """Where run_parity wrote the report."""
+    return req.report_json or Workspace(req.out).parity_json(report.model)

@@ -1,0 +1,71 @@
+"""Bundle integrity: manifest.json against manifest.sha256, every listed file against the manifest."""
+import hashlib
+import json
+import os
+import posixpath
+
+from .constants import EXIT_INTEGRITY, MANIFEST, MANIFEST_SUM, SCHEMA_VERSION
+
+
+class BundleError(Exception):
+    """The bundle cannot be trusted or used; the message says what and how to fix it."""
+
+    exit_code = EXIT_INTEGRITY
+
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def check_member_name(name):
+    """A file name listed in a manifest: relative, '/'-separated, normalised, no '..', no
+    backslash. Returns the name; raises BundleError otherwise."""
+    ok = (isinstance(name, str) and name and "\\" not in name and not name.startswith("/")
+          and posixpath.normpath(name) == name and ".." not in name.split("/"))
+    if not ok:
+        raise BundleError("%r listed in the manifest is not a safe relative file name; re-run `package`." % (name,))
+    return name
+
+
+def _read_manifest(bundle):
+    mpath, spath = os.path.join(bundle, MANIFEST), os.path.join(bundle, MANIFEST_SUM)
+    for p in (mpath, spath):
+        if not os.path.isfile(p):
+            raise BundleError("%s is missing: %s is not a complete resnet-deploy bundle; re-run `package`."
+                              % (os.path.basename(p), bundle))
+    with open(spath) as f:
+        expected = (f.read().split() or [""])[0]
+    if sha256_file(mpath) != expected:
+        raise BundleError("manifest.json does not match manifest.sha256: the manifest was changed; re-run `package`.")
+    try:
+        with open(mpath) as f:
+            manifest = json.load(f)
+    except ValueError as e:
+        raise BundleError("manifest.json is not valid JSON (%s); re-run `package`." % e)
+    if not isinstance(manifest, dict) or manifest.get("schema_version") != SCHEMA_VERSION:
+        got = manifest.get("schema_version") if isinstance(manifest, dict) else None
+        raise BundleError("bundle schema_version %r is not %d; use the selftest.py of the resnet-deploy that wrote it."
+                          % (got, SCHEMA_VERSION))
+    return manifest
+
+
+def verify_bundle(bundle):
+    """Check the manifest and every file it lists. Returns the manifest; raises BundleError
+    naming the first file that does not match."""
+    manifest = _read_manifest(bundle)
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files:
+        raise BundleError("manifest.json lists no files; re-run `package`.")
+    for name, rec in files.items():
+        path = os.path.join(bundle, *check_member_name(name).split("/"))
+        if os.path.islink(path) or not os.path.isfile(path):
+            raise BundleError("%s listed in the manifest is missing or not a plain file; re-deploy the bundle." % name)
+        actual = sha256_file(path)
+        if actual != rec.get("sha256"):
+            raise BundleError("%s sha256 %s... does not match the manifest's %s...: the file was changed or corrupted; "
+                              "re-deploy the bundle." % (name, actual[:12], str(rec.get("sha256"))[:12]))
+    return manifest

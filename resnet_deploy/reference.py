@@ -1,0 +1,83 @@
+"""The parity reference: inputs, labels and the Keras outputs on them, saved and replayed.
+
+`parity --save-reference ref.npz` keeps one; `parity --reference ref.npz` replays it later or
+on another machine without importing TensorFlow.
+"""
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from resnet_deploy.errors import InputError
+from resnet_deploy.fsutil import write_bytes_atomic
+from resnet_deploy.progress import Progress
+
+REFERENCE_FORMAT = 1
+
+
+@dataclass
+class Reference:
+    """Inputs, labels and the Keras outputs on them, plus what produced them."""
+
+    x: Any
+    labels: Any
+    outputs: Any
+    meta: dict
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """x, outputs and labels (if any): what a bundle's reference.npz holds."""
+        arrays = {"x": self.x, "outputs": self.outputs}
+        if self.labels is not None:
+            arrays["labels"] = self.labels
+        return arrays
+
+    def save(self, path: Path) -> None:
+        """Atomic .npz: x, labels (if any), outputs, meta (JSON)."""
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **self.arrays(), meta=np.array(json.dumps(self.meta)))
+        write_bytes_atomic(Path(path), buf.getvalue())
+
+    @classmethod
+    def load(cls, path: Path) -> "Reference":
+        """Read and check a saved reference."""
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"Reference file {str(path)!r} does not exist; create one with "
+                             "`parity --save-reference FILE.npz`.")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                meta = json.loads(str(z["meta"]))
+                ref = cls(z["x"], z["labels"] if "labels" in z.files else None, z["outputs"], meta)
+        except Exception as e:  # noqa: BLE001 - corrupt user file
+            raise InputError(f"Reference file {str(path)!r} is not a resnet-deploy reference ({e}); "
+                             "re-create it with --save-reference.") from e
+        ok = (isinstance(meta, dict) and meta.get("format") == REFERENCE_FORMAT and len(ref.x) == len(ref.outputs)
+              and (ref.labels is None or len(ref.labels) == len(ref.x)) and ref.x.dtype == np.float32
+              and np.isfinite(ref.x).all() and np.isfinite(ref.outputs).all())
+        if not ok:
+            raise InputError(f"Reference file {str(path)!r} has an unknown format, mismatched or non-finite arrays; "
+                             "re-create it with --save-reference.")
+        return ref
+
+
+def make_reference(model_name: str, model: Any, source_sha: str, data: str, n: int, threads: int | None,
+                   progress: Progress) -> Reference:
+    """Preprocess the parity inputs (digits: the held-out test split) and run Keras on them."""
+    from calibration.dataset import from_spec
+    from resnet_deploy.runner import KerasRunner
+
+    ds = from_spec(data, model.input_shape, size=n, digits_split="test")
+    with progress.step(f"loading {len(ds)} parity inputs"):
+        x, labels = ds.arrays()
+    with progress.step(f"running the Keras reference on {len(x)} samples"):
+        with KerasRunner(model, threads=threads) as r:
+            outputs = r.predict(x)
+            info = r.info()
+    meta = {"format": REFERENCE_FORMAT, "model": model_name, "source_sha256": source_sha,
+            "data": ds.describe(), "keras": info}
+    return Reference(x, labels, outputs, meta)

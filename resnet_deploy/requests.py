@@ -1,0 +1,233 @@
+"""Frozen requests: one per library command. The CLI builds them from its options; the library
+functions (pipeline.export, parity_run.run_parity, bench.run_bench, bundle.package,
+deploy.deploy, report.write_report) each take one. Values are normalised and checked here,
+once, before any work starts."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from resnet_deploy.config import ExportConfig, Precision, QuantConfig, config_record, record_value
+from resnet_deploy.errors import InputError
+from resnet_deploy.latency import Protocol
+from resnet_deploy.models import ModelRef
+
+DEFAULT_OUT = Path("artifacts")
+
+# Defaults for options a command was not given. One copy: the CLI's help texts read them.
+ARTIFACT_DEFAULTS: dict[str, Any] = {"calib": "digits", "calib_size": 200, "seed": 0, "io_dtype": "int8",
+                                     "calib_method": "minmax", "onnx_format": "auto", "opset": 17}
+
+# ArtifactOptions field -> the config_record key it sets
+_CONFIG_KEYS = {"io_dtype": "quant.io_dtype", "calib_method": "quant.method", "onnx_format": "quant.onnx_format",
+                "opset": "opset", "calib_size": "calib_size"}
+
+
+def positive_int(value: Any, what: str) -> int:
+    """An int >= 1, or an InputError naming the option."""
+    try:
+        v = int(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{what} {value!r} is not a whole number; pass an integer >= 1.") from None
+    if isinstance(value, bool) or v != value or v < 1:
+        raise InputError(f"{what} {value!r} must be a whole number >= 1.")
+    return v
+
+
+def positive_float(value: Any, what: str) -> float:
+    """A finite float > 0, or an InputError naming the option."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{what} {value!r} is not a number; pass a number > 0.") from None
+    if not (v > 0 and math.isfinite(v)):
+        raise InputError(f"{what} {value!r} must be a finite number > 0.")
+    return v
+
+
+@dataclass(frozen=True)
+class ArtifactOptions:
+    """Export options a command may be given. None means "not given": a new export uses
+    ARTIFACT_DEFAULTS, and an existing artifact is reused whatever it was built with. A given
+    option must match the existing artifact (for the targets that read it), or the command stops."""
+
+    calib: str | None = None
+    calib_size: int | None = None
+    seed: int | None = None
+    io_dtype: str | None = None
+    calib_method: str | None = None
+    onnx_format: str | None = None
+    opset: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.calib_size is not None:
+            object.__setattr__(self, "calib_size", positive_int(self.calib_size, "--calib-size"))
+        self.config(Precision.INT8)  # validates every given value now, before any work
+
+    def value(self, name: str) -> Any:
+        v = getattr(self, name)
+        return ARTIFACT_DEFAULTS[name] if v is None else v
+
+    def config(self, precision: Precision | str) -> ExportConfig:
+        quant = QuantConfig(io_dtype=self.value("io_dtype"), method=self.value("calib_method"),
+                            onnx_format=self.value("onnx_format"))
+        return ExportConfig(precision=precision, quant=quant, calib_size=self.value("calib_size"),
+                            opset=self.value("opset"))
+
+    def given_config(self) -> dict[str, Any]:
+        """{config_record key: value} for the options that were given (normalised)."""
+        record = config_record(self.config(Precision.INT8))
+        return {key: record_value(record, key) for name, key in _CONFIG_KEYS.items() if getattr(self, name) is not None}
+
+    @property
+    def calibration_given(self) -> bool:
+        return self.calib is not None or self.seed is not None
+
+
+def _targets(value: Any) -> tuple[str, ...]:
+    from resnet_deploy.target import parse_targets
+
+    return tuple(parse_targets(value) if isinstance(value, str) else value)
+
+
+def _precisions(value: Any) -> tuple[Precision, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    precs = tuple(Precision.parse(str(p).strip()) for p in items if str(p).strip())
+    if not precs:
+        raise InputError("No precision given; pass --precision int8 (or a list such as fp32,int8).")
+    return precs
+
+
+def _check_supported(targets: tuple[str, ...], precisions: tuple[Precision, ...]) -> None:
+    from resnet_deploy.target import get_target
+
+    for t in targets:
+        for p in precisions:
+            get_target(t).check_config(ExportConfig(precision=p))
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    model: ModelRef = field(default_factory=ModelRef)
+    targets: tuple[str, ...] | str = ("tflite",)
+    precision: Precision | str = Precision.INT8
+    options: ArtifactOptions = field(default_factory=ArtifactOptions)
+    out: Path = DEFAULT_OUT
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "targets", _targets(self.targets))
+        object.__setattr__(self, "precision", Precision.parse(self.precision))
+        object.__setattr__(self, "out", Path(self.out))
+        _check_supported(self.targets, (self.precision,))
+
+
+@dataclass(frozen=True)
+class ParityRequest:
+    model: ModelRef | None = field(default_factory=ModelRef)  # None: use the saved reference's
+    targets: tuple[str, ...] | str = "all"
+    precisions: tuple[Precision, ...] | str = (Precision.INT8,)
+    data: str = "digits"
+    n: int = 450
+    threads: int | None = 2
+    options: ArtifactOptions = field(default_factory=ArtifactOptions)
+    out: Path = DEFAULT_OUT
+    tolerance_overrides: dict = field(default_factory=dict)  # {Precision: {field: value}}
+    reference_file: Path | None = None
+    save_reference: Path | None = None
+    report_json: Path | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "targets", _targets(self.targets))
+        object.__setattr__(self, "precisions", _precisions(self.precisions))
+        object.__setattr__(self, "n", positive_int(self.n, "--n"))
+        if self.threads is not None:
+            object.__setattr__(self, "threads", positive_int(self.threads, "--threads"))
+        for name in ("out", "reference_file", "save_reference", "report_json"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, Path(getattr(self, name)))
+        _check_supported(self.targets, self.precisions)
+
+
+@dataclass(frozen=True)
+class BenchRequest:
+    model: ModelRef = field(default_factory=ModelRef)
+    targets: tuple[str, ...] | str = "all"
+    precisions: tuple[Precision, ...] | str = (Precision.FP32, Precision.INT8)
+    threads: tuple[int, ...] = (2,)
+    batch: int = 1
+    keras: bool = True
+    protocol: Protocol = field(default_factory=Protocol)
+    options: ArtifactOptions = field(default_factory=ArtifactOptions)
+    out: Path = DEFAULT_OUT
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "targets", _targets(self.targets))
+        object.__setattr__(self, "precisions", _precisions(self.precisions))
+        if not self.threads:
+            raise InputError("--threads: pass at least one thread count, e.g. 1,2.")
+        object.__setattr__(self, "threads", tuple(positive_int(t, "--threads") for t in self.threads))
+        object.__setattr__(self, "batch", positive_int(self.batch, "--batch"))
+        object.__setattr__(self, "out", Path(self.out))
+        _check_supported(self.targets, self.precisions)
+
+
+@dataclass(frozen=True)
+class PackageRequest:
+    model: ModelRef = field(default_factory=ModelRef)
+    targets: tuple[str, ...] | str = "all"
+    precision: Precision | str = Precision.INT8
+    data: str = "digits"
+    n: int = 200
+    threads: int = 2
+    options: ArtifactOptions = field(default_factory=ArtifactOptions)
+    out: Path = DEFAULT_OUT
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "targets", _targets(self.targets))
+        object.__setattr__(self, "precision", Precision.parse(self.precision))
+        object.__setattr__(self, "n", positive_int(self.n, "--n"))
+        object.__setattr__(self, "threads", positive_int(self.threads, "--threads"))
+        object.__setattr__(self, "out", Path(self.out))
+        _check_supported(self.targets, (self.precision,))
+
+
+@dataclass(frozen=True)
+class DeployRequest:
+    bundle: Path
+    to: str
+    python: str | None = None
+    threads: int | None = None
+    warmup_s: float | None = None
+    seconds: float | None = None
+    identity: Path | None = None
+    ssh_options: tuple[str, ...] = ()
+    connect_timeout: int = 10
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "bundle", Path(self.bundle))
+        if self.threads is not None:
+            object.__setattr__(self, "threads", positive_int(self.threads, "--threads"))
+        for name in ("warmup_s", "seconds"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, positive_float(getattr(self, name), f"--{name.replace('_', '-')}"))
+        object.__setattr__(self, "connect_timeout", positive_int(self.connect_timeout, "--connect-timeout"))
+        object.__setattr__(self, "ssh_options", tuple(self.ssh_options))
+
+    @property
+    def protocol(self) -> dict[str, float]:
+        """The self-test's protocol options that were given."""
+        return {k: v for k, v in (("warmup_s", self.warmup_s), ("seconds", self.seconds)) if v is not None}
+
+
+@dataclass(frozen=True)
+class ReportRequest:
+    model: str = "digits"
+    out: Path = DEFAULT_OUT
+    dest: Path | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "out", Path(self.out))
+        if self.dest is not None:
+            object.__setattr__(self, "dest", Path(self.dest))

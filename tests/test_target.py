@@ -1,0 +1,38 @@
+"""The Target template and the README's plugin example, run as written."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from resnet_deploy.config import ExportConfig
+from resnet_deploy.target import available_targets, get_target, register, unregister
+from resnet_deploy.workspace import Workspace
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_the_readme_example_target_exports_and_runs(tmp_path):
+    import keras
+
+    from resnet_deploy import pipeline
+
+    code = re.search(r"```python\n(# my_target\.py.*?)```", README.read_text(), re.S).group(1)
+    namespace: dict = {}
+    exec(compile(code, "README example", "exec"), namespace)  # noqa: S102 - our own README
+    assert len(code.strip().splitlines()) <= 30
+    register("npy", namespace["NumpyTarget"])
+    try:
+        assert "npy" in available_targets()
+        inp = keras.Input((4,))
+        model = keras.Model(inp, keras.layers.Dense(3, use_bias=False)(inp))
+        res = pipeline.export_model("tiny", model, ["npy"], ExportConfig(precision="fp32"), None, Workspace(tmp_path))
+        assert res.ok, res.failures
+        x = np.random.default_rng(0).random((5, 4), dtype=np.float32)
+        with get_target("npy").runner(res.artifacts[0]) as r:
+            np.testing.assert_allclose(r.predict(x), model.predict(x, verbose=0), rtol=1e-5)
+        assert res.artifacts[0].manifest["files"]["w.npy"]["bytes"] > 0
+    finally:
+        unregister("npy")
+    assert "npy" not in available_targets()
