@@ -104,7 +104,7 @@ def export(as_json: bool, **kw) -> None:
             click.echo(f"{r['target']:9s} {r['precision']:8s} {r['path']}  {r['bytes'] / 1024:.0f} KiB  "
                        f"{r['seconds']:.1f} s  sha256 {r['sha256'][:12]}")
     for t, err in result.failures.items():
-        click.echo(f"error: {t}: {err}", err=True)
+        click.echo(f"error: {err}" if str(err).startswith(f"{t} ") else f"error: {t}: {err}", err=True)
     if result.failures:
         sys.exit(max(e.exit_code for e in result.failures.values()))
 

@@ -48,3 +48,14 @@ def keras_outputs(model, x: np.ndarray) -> np.ndarray:
 
 def random_inputs(model, n: int = 4, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).random((n, *model.input_shape[1:]), dtype=np.float32)
+
+
+@pytest.fixture(scope="session")
+def bundles(tmp_path_factory):
+    """int8 digits bundles for every target (120 reference samples), made once per session."""
+    from resnet_deploy import bundle
+    from resnet_deploy.requests import PackageRequest
+
+    out = tmp_path_factory.mktemp("bundles")
+    made = bundle.package(PackageRequest(targets="tflite,onnx,openvino", precision="int8", n=120, threads=2, out=out))
+    return {b["target"]: b for b in made}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from resnet_deploy import bundle, deploy
+from resnet_deploy import bundle, deploy  # noqa: F401
 from resnet_deploy.portable.integrity import sha256_file
 from resnet_deploy.requests import PackageRequest
 from resnet_deploy.errors import IntegrityError
@@ -23,13 +23,6 @@ from tests.test_cli import run_cli
 DEVICE_OF = {"tflite": "tflite-runtime", "onnx": "onnxruntime", "openvino": "openvino"}
 RUNTIME_OF = {"tflite": "tflite_runtime", "onnx": "onnxruntime", "openvino": "openvino"}
 QUICK = ["--warmup-s", "0.1", "--seconds", "0.3"]
-
-
-@pytest.fixture(scope="module")
-def bundles(tmp_path_factory):
-    out = tmp_path_factory.mktemp("bundles")
-    made = bundle.package(PackageRequest(targets="tflite,onnx,openvino", precision="int8", n=120, threads=2, out=out))
-    return {b["target"]: b for b in made}
 
 
 def _selftest(python: Path, bundle_dir: Path, cwd: Path) -> tuple[int, dict, str]:
@@ -137,95 +130,6 @@ def test_deploy_tarball_to_a_folder(bundles, tmp_path, capsys):
     assert (tmp_path / "device" / "digits-tflite-int8" / "model.tflite").is_file()
 
 
-# --------------------------------------------------------------------------------------------
-# A real OpenSSH server on 127.0.0.1 with throwaway keys
-# --------------------------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory):
-    sshd_bin = shutil.which("sshd") or "/usr/sbin/sshd"
-    if not Path(sshd_bin).exists():
-        pytest.skip("openssh-server is not installed (.ci/run installs Debian's openssh-server)")
-    d = tmp_path_factory.mktemp("sshd")
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / "host_key")], check=True)
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / "user_key")], check=True)
-    shutil.copy(d / "user_key.pub", d / "authorized_keys")
-    Path("/run/sshd").mkdir(exist_ok=True)
-    proc, port, log = None, 0, ""
-    for _attempt in range(3):  # another process may take the free port before sshd binds it
-        port = _free_port()
-        (d / "sshd_config").write_text(
-            f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d / 'host_key'}\nAuthorizedKeysFile {d / 'authorized_keys'}\n"
-            f"PidFile {d / 'sshd.pid'}\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n"
-            "KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nSubsystem sftp internal-sftp\n")
-        with open(d / "sshd.log", "w") as log_file:  # a file, not a pipe: sshd must never block on its log
-            proc = subprocess.Popen([sshd_bin, "-D", "-e", "-f", str(d / "sshd_config")], stderr=log_file)
-        deadline, listening = time.time() + 10, False
-        while time.time() < deadline and proc.poll() is None and not listening:
-            with socket.socket() as s:
-                listening = s.connect_ex(("127.0.0.1", port)) == 0
-            time.sleep(0.05)
-        if listening and proc.poll() is None:
-            break
-        proc.kill()
-        proc.wait(timeout=10)
-        log = (d / "sshd.log").read_text()[-500:]
-    else:
-        pytest.fail(f"sshd did not start: {log}")
-    import getpass
-
-    yield {"port": port, "key": d / "user_key", "known_hosts": d / "known_hosts", "user": getpass.getuser()}
-    proc.terminate()
-    proc.wait(timeout=10)
-
-
-def test_deploy_over_ssh_runs_the_selftest_on_the_device(sshd, bundles, tmp_path, capsys):
-    remote = tmp_path / "remote home" / "models"  # a space: quoting for the remote shell matters
-    url = f"ssh://{sshd['user']}@127.0.0.1:{sshd['port']}{remote}"
-    code, out, err = run_cli(capsys, "deploy", bundles["onnx"]["tarball"], "--to", url,
-                             "--python", str(devices.ensure("onnxruntime")), "-i", str(sshd["key"]),
-                             "-o", f"UserKnownHostsFile={sshd['known_hosts']}", "--json", *QUICK)
-    assert code == 0, err
-    res = json.loads(out)
-    assert res["ok"] and res["runtime"]["runtime"] == "onnxruntime" and res["host"]["latency"]["p50"] > 0
-    assert (remote / "digits-onnx-int8" / "model.onnx").is_file()
-
-
-def test_deploy_over_ssh_to_an_unreachable_device_fails_in_bounded_time(bundles, tmp_path, capsys):
-    port = _free_port()  # nothing listens here
-    t0 = time.time()
-    code, _, err = run_cli(capsys, "deploy", bundles["onnx"]["bundle"], "--to", f"ssh://nobody@127.0.0.1:{port}/tmp/x",
-                           "--connect-timeout", "3", "-o", f"UserKnownHostsFile={tmp_path / 'kh'}")
-    assert time.time() - t0 < 30
-    assert code != 0 and "cannot reach nobody@127.0.0.1" in err and "Traceback" not in err
-
-
-def test_deploy_to_a_silent_device_times_out(bundles, tmp_path, capsys):
-    """A host that accepts TCP but never speaks SSH (a hung device): bounded by --connect-timeout."""
-    with socket.socket() as srv:
-        srv.bind(("127.0.0.1", 0))
-        srv.listen(5)
-        port = srv.getsockname()[1]
-        t0 = time.time()
-        code, _, err = run_cli(capsys, "deploy", bundles["onnx"]["bundle"], "--to", f"ssh://nobody@127.0.0.1:{port}/tmp/x",
-                               "--connect-timeout", "2", "-o", f"UserKnownHostsFile={tmp_path / 'kh'}")
-        elapsed = time.time() - t0
-    assert code != 0 and "127.0.0.1" in err and "Traceback" not in err
-    assert elapsed < 40, elapsed
-
-
-def test_bad_ssh_url_is_a_clear_error(bundles, capsys):
-    code, _, err = run_cli(capsys, "deploy", bundles["onnx"]["bundle"], "--to", "ssh://host-without-path")
-    assert code == 2 and "is not ssh://" in err
-
-
 def test_tflite_selftest_also_runs_on_ai_edge_litert(bundles, tmp_path):
     """The other TFLite runtime: this Python has ai-edge-litert (and TF, which the script never needs)."""
     import sys
@@ -233,3 +137,62 @@ def test_tflite_selftest_also_runs_on_ai_edge_litert(bundles, tmp_path):
     code, res, err = _selftest(Path(sys.executable), Path(bundles["tflite"]["bundle"]), tmp_path)
     assert code == 0, (res, err)
     assert res["runtime"]["runtime"] == "ai_edge_litert" and res["ok"]
+
+
+def _rewritten_copy(src: Path, dest: Path, edit) -> Path:
+    """A copy of a bundle changed by `edit(manifest, folder)`, with every hash recomputed: a bundle
+    that is intact but promises something the device cannot hold."""
+    d = dest / src.name
+    shutil.copytree(src, d)
+    m = json.loads((d / "manifest.json").read_text())
+    edit(m, d)
+    for name, rec in m["files"].items():
+        rec["sha256"] = sha256_file(d / name)
+    (d / "manifest.json").write_text(json.dumps(m))
+    (d / "manifest.sha256").write_text(f"{sha256_file(d / 'manifest.json')}  manifest.json\n")
+    return d
+
+
+def test_a_breach_on_the_device_exits_5_and_deploy_passes_it_on(bundles, tmp_path, capsys):
+    d = _rewritten_copy(Path(bundles["onnx"]["bundle"]), tmp_path / "b",
+                        lambda m, _: m["tolerance"].update(cosine_min=0.9999999))
+    code, res, err = _selftest(devices.ensure("onnxruntime"), d, tmp_path)
+    assert code == 5 and not res["ok"] and res["breaches"][0]["metric"] == "cosine"
+    assert "error: self-test failed: cosine=" in err and "(limit >= 0.9999999)" in err
+    code, out, err = run_cli(capsys, "deploy", str(d), "--to", str(tmp_path / "device"),
+                             "--python", str(devices.ensure("onnxruntime")), *QUICK)
+    assert code == 5 and "breach: cosine=" in out and "error: self-test failed on the device" in err
+
+
+def test_a_runtime_that_ignores_its_precision_hint_exits_4_on_the_device(bundles, tmp_path, capsys):
+    """The device refuses to run an OpenVINO model in a precision nobody chose: the bundle asks
+    for one this CPU's plugin does not have, and the plugin silently compiles another."""
+    import openvino as ov
+
+    caps = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    hint = next((h for h, cap in (("bf16", "BF16"), ("f16", "FP16")) if cap not in caps), None)
+    if hint is None:
+        pytest.skip("this CPU's plugin honours both bf16 and f16: no hint it would ignore")
+    d = _rewritten_copy(Path(bundles["openvino"]["bundle"]), tmp_path / "b",
+                        lambda m, _: m["openvino"].update(execution_precision=hint))
+    py = devices.ensure("openvino")
+    code, res, err = _selftest(py, d, tmp_path)
+    assert code == 4 and f"not the requested {hint}" in res["error"], res
+    code, _, err = run_cli(capsys, "deploy", str(d), "--to", str(tmp_path / "device"), "--python", str(py), *QUICK)
+    assert code == 4 and f"not the requested {hint}" in err
+
+
+def test_a_model_the_runtime_cannot_load_exits_4(bundles, tmp_path):
+    d = _rewritten_copy(Path(bundles["onnx"]["bundle"]), tmp_path / "b",
+                        lambda m, folder: (folder / "model.onnx").write_bytes(b"not an onnx model"))
+    code, res, _ = _selftest(devices.ensure("onnxruntime"), d, tmp_path)
+    assert code == 4 and res["error"].startswith("the runtime could not run the model"), res
+
+
+def test_the_bundle_folder_is_left_as_shipped_after_a_selftest(bundles, tmp_path):
+    """No __pycache__ or other files appear in a verified bundle when its self-test runs."""
+    d = tmp_path / "copy"
+    shutil.copytree(bundles["onnx"]["bundle"], d)
+    before = sorted(p.relative_to(d) for p in d.rglob("*"))
+    assert _selftest(devices.ensure("onnxruntime"), d, tmp_path)[0] == 0
+    assert sorted(p.relative_to(d) for p in d.rglob("*")) == before

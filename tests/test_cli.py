@@ -126,3 +126,40 @@ def test_onnx_options_reach_the_manifest(tmp_path, capsys):
     assert (q["calibration_method"], q["name"], q["activations"], q["reason"]) == ("entropy", "qdq-s8s8", "int8",
                                                                                    "requested by the user")
     assert {"tf2onnx", "onnx", "onnxruntime"} <= set(m["tool_versions"])
+    from tests.artifact_facts import onnx_quant_facts
+
+    facts = onnx_quant_facts(Path(json.loads(out)["artifacts"][0]["path"]))
+    assert facts["activation_zero_point_types"] == {"int8"} and facts["max_abs_weight"] == 127  # S8S8, full range
+
+
+def test_export_all_with_one_failing_target_keeps_the_others_and_exits_3(tmp_path, capsys):
+    from resnet_deploy.config import Precision
+    from resnet_deploy.target import Target, register, unregister
+
+    class Broken(Target):
+        name, precisions = "broken", tuple(Precision)
+
+        def export_impl(self, *args):
+            raise RuntimeError("converter exploded")
+
+    register("broken", Broken)
+    try:
+        code, out, err = run_cli(capsys, "export", "--target", "tflite,broken", "--precision", "fp32",
+                                 "--out", str(tmp_path), "--json")
+    finally:
+        unregister("broken")
+    assert code == 3, err
+    assert [ln for ln in err.splitlines() if ln.startswith("error:")] == [
+        "error: broken fp32 export failed: converter exploded"]
+    rep = json.loads(out)
+    assert [a["target"] for a in rep["artifacts"]] == ["tflite"] and "broken" in rep["failures"]
+    Artifact.load(tmp_path / "digits" / "tflite" / "fp32").verify()
+    assert not (tmp_path / "digits" / "broken").exists() or not any((tmp_path / "digits" / "broken").iterdir())
+
+
+def test_progress_goes_to_stderr_and_results_to_stdout(tmp_path):
+    proc = subprocess.run([sys.executable, "cli.py", "export", "--precision", "fp32", "--out", str(tmp_path), "--json"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "loading model digits" in proc.stderr and "✓ exporting digits -> tflite fp32" in proc.stderr
+    assert "exporting" not in proc.stdout and json.loads(proc.stdout)["artifacts"][0]["target"] == "tflite"

@@ -108,3 +108,20 @@ def test_report_renders_offline_in_headless_chromium(tmp_path, capsys):
     img = np.asarray(Image.open(shot).convert("RGB"))
     assert img.shape[:2] == (1600, 1200)
     assert len(np.unique(img.reshape(-1, 3), axis=0)) > 50  # charts and tables, not a blank page
+
+
+def test_report_finds_a_model_files_results_by_its_stem(tmp_path, capsys):
+    """`report --model some/dir/mine.h5` reads OUT/mine/, where parity and bench wrote them."""
+    bench = {"model": "mine", "batch": 1, "protocol": {}, "rows": [
+        {"backend": "keras", "precision": "fp32", "threads": 1, "threads_used": 1, "load_ms": 1.0, "first_ms": 1.0,
+         "p50": 2.0, "p90": 2.5, "p99": 3.0, "mean": 2.1, "std": 0.1, "throughput": 500.0, "peak_rss_mb": 100.0,
+         "size_mb": 1.0, "speedup_vs_keras": 1.0}]}
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "bench.json").write_text(json.dumps(bench))
+    code, out, err = run_cli(capsys, "report", "--model", str(tmp_path / "models" / "mine.h5"), "--out", str(tmp_path),
+                             "--json")
+    assert code == 0, err
+    assert json.loads(out)["html"] == str(tmp_path / "mine" / "report" / "index.html")
+    (tmp_path / "mine" / "bench.json").write_text('{"model": "mine"}')  # not a bench result
+    code, _, err = run_cli(capsys, "report", "--model", "mine", "--out", str(tmp_path))
+    assert code == 2 and "is not a resnet-deploy bench result" in err

@@ -36,3 +36,25 @@ def test_the_readme_example_target_exports_and_runs(tmp_path):
     finally:
         unregister("npy")
     assert "npy" not in available_targets()
+
+
+def test_the_template_wraps_any_converter_exception_in_one_export_error(tmp_path, digits_model):
+    """Even an exception with an empty message becomes one line that names the target and the type."""
+    import pytest
+
+    from resnet_deploy.config import Precision
+    from resnet_deploy.errors import ExportError, InputError
+    from resnet_deploy.target import Target
+
+    class Empty(Target):
+        name, precisions = "empty", (Precision.FP32, Precision.INT8)
+
+        def export_impl(self, model, out_dir, config, calib, progress):
+            raise RuntimeError("")
+
+    with pytest.raises(ExportError, match=r"^empty fp32 export failed: RuntimeError$"):
+        Empty().export(digits_model, tmp_path, ExportConfig(precision="fp32"))
+    with pytest.raises(InputError, match="int8 export needs calibration data"):
+        Empty().export(digits_model, tmp_path, ExportConfig(precision="int8"))  # checked before export_impl
+    with pytest.raises(InputError, match="does not support precision='fp16'"):
+        Empty().export(digits_model, tmp_path, ExportConfig(precision="fp16"))

@@ -12,6 +12,7 @@ from resnet_deploy.parity import check, compare
 from resnet_deploy.target import get_target
 from resnet_deploy.tolerances import tolerance_for
 from targets.openvino import OpenVINORunner
+from tests.artifact_facts import dominant, ir_const_types, onnx_initializer_dtypes, onnx_quant_facts
 from tests.conftest import keras_outputs, random_inputs
 
 BACKENDS = ["onnx", "openvino"]
@@ -47,8 +48,12 @@ def test_fp32_matches_keras(backend, name, small_models, tmp_path):
 def test_fp16_matches_keras(backend, small_models, tmp_path):
     model = small_models["resnet18"]
     x = random_inputs(model, n=2)
-    m = compare(keras_outputs(model, x), _run(backend, _export(backend, model, tmp_path, "fp16"), x))
+    a = _export(backend, model, tmp_path, "fp16")
+    m = compare(keras_outputs(model, x), _run(backend, a, x))
     assert not check(m, tolerance_for("fp16")), m
+    # read the file: its weights are half precision (an export that silently stays fp32 fails here)
+    weights = onnx_initializer_dtypes(a.model_file) if backend == "onnx" else ir_const_types(a.model_file)
+    assert dominant(weights) == ("float16" if backend == "onnx" else "f16"), weights
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -60,31 +65,60 @@ def test_int8_digits_keeps_accuracy_within_2_points(backend, digits_model, digit
     assert not check(m, tolerance_for("int8")), m
 
 
-def test_onnx_int8_manifest_says_which_format(digits_model, digits_calib, tmp_path):
+def _cpu_has_vnni() -> bool:
+    """VNNI as numpy's own CPUID probe sees it (an independent source, not resnet_deploy.cpu)."""
+    from numpy._core._multiarray_umath import __cpu_features__ as features
+
+    return bool(features.get("AVX512VNNI")) or "avx_vnni" in cpu_flags()
+
+
+def test_onnx_auto_int8_format_read_from_the_graph(digits_model, digits_calib, tmp_path):
+    """What the default ONNX int8 file holds, read from the graph: uint8 activations on x86
+    (U8S8 fuses every conv), int8 per-channel weights, and 7-bit weights exactly when the CPU
+    has no VNNI (reduce_range, against pmaddubsw saturation)."""
+    import platform
+
     a = _export("onnx", digits_model, tmp_path, "int8", digits_calib)
+    facts = onnx_quant_facts(a.model_file)
+    x86 = platform.machine().lower() in ("x86_64", "amd64")
+    assert facts["activation_zero_point_types"] == ({"uint8"} if x86 else {"int8"}), facts
+    assert facts["conv_weights"] >= 6  # every conv of the digits model has QDQ int8 weights
+    reduced = x86 and not _cpu_has_vnni()
+    assert (facts["max_abs_weight"] <= 64) == reduced, facts  # 7-bit weights span [-64, 64]
     q = a.details["quantization"]
-    assert q["format"] == "qdq" and q["weights"] == "int8" and q["per_channel"]
-    assert q["activations"] == ("uint8" if "avx2" in cpu_flags() else "int8")
+    assert q["reduce_range"] == reduced and q["activations"] == ("uint8" if x86 else "int8")
     assert a.inputs[0].layout == "NHWC" and a.inputs[0].shape[1:] == [32, 32, 3]
 
 
-def test_openvino_fp32_runs_in_f32_and_bf16_would_breach(small_models, tmp_path):
-    """Fails if OpenVINO fp32 silently runs in bf16: the runner must read back f32, and the
-    fp32 tolerance must be tight enough to catch a bf16 execution on this CPU."""
+def test_openvino_fp32_asks_for_f32_and_reduced_precision_is_caught(small_models, tmp_path, monkeypatch):
+    """"fp32 means fp32", on any CPU: the IR holds f32 weights (read from model.xml), every
+    compile asks for INFERENCE_PRECISION_HINT f32 and gets it; a reduced precision either breaks
+    the fp32 tolerance (forced bf16, where the CPU has it) or is refused because the plugin
+    ignored the hint (where it does not, as on AVX2-only CPUs)."""
+    import openvino as ov
+
     model = small_models["resnet18"]
     x = random_inputs(model, n=3)
     ref = keras_outputs(model, x)
     a = _export("openvino", model, tmp_path, "fp32")
-    assert a.details["openvino"]["weights_compressed_to_fp16"] is False
+    consts = ir_const_types(a.model_file)
+    assert "f16" not in consts and dominant(consts) == "f32", consts
+    asked, real_compile = [], ov.Core.compile_model
+    monkeypatch.setattr(ov.Core, "compile_model", lambda self, m, dev, cfg=None: asked.append(dict(cfg or {}))
+                        or real_compile(self, m, dev, cfg))
     with get_target("openvino").runner(a, threads=2) as r:
         assert r.info()["inference_precision"] == "f32"
         assert not check(compare(ref, r.predict(x)), tolerance_for("fp32"))
-    if not {"avx512_bf16", "amx_bf16"} & cpu_flags():
-        pytest.skip("this CPU has no bf16 path: OpenVINO cannot silently use bf16 here")
-    with OpenVINORunner(a.model_file, threads=2, inference_precision=None) as r:  # the plugin's own default
-        assert r.info()["inference_precision"] == "bf16"
-        breaches = {b.metric for b in check(compare(ref, r.predict(x)), tolerance_for("fp32"))}
-    assert "max_abs_rel" in breaches
+    assert asked and all(c.get("INFERENCE_PRECISION_HINT") == "f32" for c in asked), asked
+    monkeypatch.undo()
+    if "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        with OpenVINORunner(a.model_file, threads=2, inference_precision="bf16") as r:
+            assert r.info()["inference_precision"] == "bf16"
+            breaches = {b.metric for b in check(compare(ref, r.predict(x)), tolerance_for("fp32"))}
+        assert "max_abs_rel" in breaches
+    else:
+        with pytest.raises(PrecisionMismatch, match="in f32, not the requested bf16"):
+            OpenVINORunner(a.model_file, threads=2, inference_precision="bf16").activate()
 
 
 def test_openvino_runner_refuses_a_precision_it_did_not_ask_for(small_models, tmp_path, monkeypatch):

@@ -9,6 +9,7 @@ from resnet_deploy.config import ExportConfig, QuantConfig
 from resnet_deploy.parity import check, compare
 from resnet_deploy.tolerances import tolerance_for
 from targets.tflite import TFLiteTarget
+from tests.artifact_facts import dominant, tflite_weight_dtypes
 from tests.conftest import keras_outputs, random_inputs
 
 
@@ -29,9 +30,13 @@ def test_float_precisions_match_keras(name, precision, tmp_path):
     model = models.seed() if name == "seed" else models.resnet18(input_shape=(64, 64, 3), classes=10)
     x = random_inputs(model)
     ref = keras_outputs(model, x)
-    out = _run(_export(model, tmp_path, precision), x)
+    a = _export(model, tmp_path, precision)
+    out = _run(a, x)
     m = compare(ref, out)
     assert not check(m, tolerance_for(precision)), m
+    # the file really holds the promised weights: an export that silently stays fp32 fails here
+    weights = tflite_weight_dtypes(a.model_file)
+    assert dominant(weights) == {"fp32": "float32", "fp16": "float16", "dynamic": "int8"}[precision], weights
 
 
 def test_int8_digits_keeps_accuracy_within_2_points(digits_model, digits_test, digits_ref, digits_calib, tmp_path):

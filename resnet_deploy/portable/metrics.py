@@ -69,4 +69,4 @@ def check(m, tol):
 def breach_text(b):
     """One breach as the host and the device print it: `cosine=0.91 (limit >= 0.98)`."""
     op = "<=" if b["kind"] == "max" else ">="
-    return "%s=%.6g (limit %s %g)" % (b["metric"], b["value"], op, b["limit"])
+    return "%s=%.6g (limit %s %.10g)" % (b["metric"], b["value"], op, b["limit"])

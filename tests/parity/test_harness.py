@@ -98,7 +98,13 @@ def test_report_records_runtime_facts(tmp_path, capsys):
     assert [r["name"] for r in rep["results"]] == ["tflite/fp32", "onnx/fp32", "openvino/fp32"]
     ov = rep["results"][2]["runtime"]
     assert ov["inference_precision"] == "f32" and ov["threads"] == 2
-    assert set(rep["environment"]["cpu"]["features"]) >= {"avx512_vnni", "avx512_bf16", "amx_int8"}
+    # the recorded CPU features are this CPU's, checked against numpy's own CPUID probe
+    from numpy._core._multiarray_umath import __cpu_features__ as numpy_sees
+
+    feats = rep["environment"]["cpu"]["features"]
+    for ours, numpys in (("avx2", "AVX2"), ("avx512f", "AVX512F"), ("avx512_vnni", "AVX512VNNI"),
+                         ("avx512_bf16", "AVX512BF16")):
+        assert feats[ours] == bool(numpy_sees.get(numpys)), (ours, feats)
     assert {"onnxruntime", "openvino", "ai-edge-litert"} <= set(rep["environment"]["versions"])
     matrix = rep["agreement"]["matrix"]
     assert set(matrix) == {"keras", "tflite/fp32", "onnx/fp32", "openvino/fp32"}
@@ -147,3 +153,10 @@ def test_parity_on_an_image_folder_with_class_subfolders(tmp_path, capsys):
     m = rep["results"][0]["metrics"]
     assert rep["samples"] == 120 and rep["data"]["source"]["classes"] == [str(i) for i in range(10)]
     assert m["ref_accuracy"] >= 0.95 and m["acc_drop"] <= 2.0
+
+
+def test_package_refuses_an_artifact_that_breaks_its_tolerance_on_the_host(fake_target, tmp_path, capsys):
+    fake_target.noise = 8.0
+    code, _, err = run_cli(capsys, "package", "--targets", "fake", "--n", "60", "--out", str(tmp_path))
+    assert code == 5 and "fake/int8 breaks its tolerance on the host" in err and "not packaging" in err
+    assert not (tmp_path / "bundles").exists() or not any((tmp_path / "bundles").iterdir())
