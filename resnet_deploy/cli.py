@@ -15,11 +15,6 @@ from resnet_deploy.requests import ARTIFACT_DEFAULTS, DEFAULT_OUT
 D = ARTIFACT_DEFAULTS
 
 
-def _fail(message: str, code: int) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="resnet-deploy")
 def cli() -> None:
@@ -268,15 +263,6 @@ def list_cmd() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one line and a non-zero exit for every user error, no traceback."""
-    try:
-        cli.main(args=argv, prog_name="resnet-deploy", standalone_mode=False)
-    except DeployError as e:
-        _fail(str(e), e.exit_code)
-    except click.exceptions.Exit as e:
-        sys.exit(e.exit_code)
-    except click.ClickException as e:
-        _fail(e.format_message().replace("\n", " "), e.exit_code)
-    except click.Abort:
-        _fail("aborted", 130)
-    except KeyboardInterrupt:
-        _fail("interrupted", 130)
+    from resnet_deploy.exits import run
+
+    run(cli, argv, "resnet-deploy")

@@ -42,6 +42,23 @@ BUILTIN_MODELS: dict[str, ModelSpec] = {
 }
 
 _USER_MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
+RANDOM_INIT_SEED = 0  # random-init built-ins get the same weights on every run: same artifacts, reusable
+
+
+def _seeded_build(build: Callable[..., Any], kwargs: dict) -> Any:
+    """Build with Keras' initializers seeded, leaving the caller's Python and numpy RNGs as they were."""
+    import random
+
+    import numpy as np
+
+    keras = arch.keras_module()
+    py_state, np_state = random.getstate(), np.random.get_state()
+    try:
+        keras.utils.set_random_seed(RANDOM_INIT_SEED)
+        return build(**kwargs)
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
 
 
 def load_model(name_or_path: str | Path, input_size: int | None = None, classes: int | None = None,
@@ -64,7 +81,7 @@ def load_model(name_or_path: str | Path, input_size: int | None = None, classes:
                 kwargs["width"] = width
         elif any(v is not None for v in (input_size, classes, width)):
             raise InputError(f"Model {key!r} has a fixed architecture; --input-size/--classes/--width apply to resnet18/34/50 only.")
-        return key, spec.build(**kwargs)
+        return key, spec.build(**kwargs) if spec.trained else _seeded_build(spec.build, kwargs)
     path = Path(key).expanduser()
     if not path.exists():
         looks_like_path = path.suffix or "/" in key or "\\" in key

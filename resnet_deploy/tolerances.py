@@ -5,6 +5,7 @@ is ever downgraded to a warning. The CLI can override single entries (`--tol int
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields, replace
 
 from resnet_deploy.config import Precision
@@ -77,6 +78,8 @@ def parse_overrides(items: list[str]) -> dict[Precision, dict[str, float]]:
             v = float(value)
         except ValueError:
             raise InputError(f"Tolerance override {item!r}: {value!r} is not a number.") from None
+        if not math.isfinite(v):
+            raise InputError(f"Tolerance override {item!r}: the limit must be a finite number.")
         out.setdefault(Precision.parse(prec), {})[name] = v
     for p, ov in out.items():
         tolerance_for(p, ov)  # validates the field names

@@ -54,3 +54,65 @@ def test_tolerance_overrides():
         parse_overrides(["int8.cosin_min=0.5"])
     with pytest.raises(InputError):
         parse_overrides(["int8=0.5"])
+
+
+def test_non_finite_tolerance_overrides_are_refused():
+    for bad in ("nan", "inf", "-inf"):
+        with pytest.raises(InputError, match="must be a finite number"):
+            parse_overrides([f"int8.cosine_min={bad}"])
+    with pytest.raises(InputError, match="is not a number"):
+        parse_overrides(["int8.cosine_min=high"])
+    assert parse_overrides(["fp16.top1_min=0.5", "fp16.cosine_min=0.9"]) == {
+        Precision.FP16: {"top1_min": 0.5, "cosine_min": 0.9}}
+
+
+@pytest.mark.parametrize("exc,code,line", [
+    ("InputError('bad --x; pass --x 1.')", 2, "error: bad --x; pass --x 1."),
+    ("ExportError('tflite int8 export failed: boom')", 3, "error: tflite int8 export failed: boom"),
+    ("BackendUnavailable('no onnxruntime')", 4, "error: no onnxruntime"),
+    ("PrecisionMismatch('compiled in bf16')", 4, "error: compiled in bf16"),
+    ("ParityError('parity breach: x')", 5, "error: parity breach: x"),
+    ("IntegrityError('sha256 differs')", 6, "error: sha256 differs"),
+    ("DeployError('device gone')", 1, "error: device gone"),
+    ("click.BadParameter('nope')", 2, "error: Invalid value: nope"),
+    ("click.Abort()", 130, "error: aborted"),
+    ("KeyboardInterrupt()", 130, "error: interrupted"),
+])
+def test_the_cli_maps_every_error_to_one_line_and_its_exit_code(capsys, exc, code, line):
+    import click
+
+    from resnet_deploy import errors
+    from resnet_deploy.cli import cli, main
+
+    @cli.command("boom")
+    def boom():
+        raise eval(exc, {"click": click, **vars(errors)})  # noqa: S307 - the test's own table
+
+    try:
+        with pytest.raises(SystemExit) as e:
+            main(["boom"])
+    finally:
+        cli.commands.pop("boom")
+    out, err = capsys.readouterr()
+    assert e.value.code == code and [ln for ln in err.splitlines() if ln] == [line] and out == ""
+
+
+def test_help_and_version_exit_0(capsys):
+    from resnet_deploy.cli import main
+
+    for argv in (["--help"], ["--version"], ["export", "-h"]):
+        try:
+            main(argv)
+        except SystemExit as e:
+            assert e.code in (0, None)
+    assert "resnet-deploy" in capsys.readouterr().out
+
+
+def test_first_line_and_converter_said():
+    from resnet_deploy.errors import converter_said, first_line
+
+    assert first_line(ValueError("\n  first\nsecond")) == "first"
+    assert first_line(RuntimeError("")) == "RuntimeError"
+    assert first_line(ValueError("x" * 500), 10) == "x" * 10
+    assert converter_said(["info\nERROR: bad op\nmore", "Error: last one\ntail"]) == "Error: last one"
+    assert converter_said(["nothing to see"]) == "" and converter_said(None) == ""

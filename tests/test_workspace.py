@@ -152,3 +152,18 @@ def test_third_party_targets_come_from_the_entry_point_group(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "mytarget" in proc.stdout and "a plugin target" in proc.stdout
+
+
+def test_random_init_built_ins_give_the_same_artifacts_every_run(tmp_path, capsys):
+    """Seeded weights: the same command exports byte-identical files, so a second parity/bench
+    run reuses the first run's artifacts instead of refusing them as another model's."""
+    model = ["--model", "resnet18", "--input-size", "32", "--classes", "10", "--width", "8", "--precision", "fp32"]
+    for run in ("a", "b"):
+        code, _, err = run_cli(capsys, "export", *model, "--target", "all", "--out", str(tmp_path / run))
+        assert code == 0, err
+    for target, f in (("tflite", "model.tflite"), ("onnx", "model.onnx"), ("openvino", "model.bin")):
+        a, b = (tmp_path / run / "resnet18" / target / "fp32" / f for run in ("a", "b"))
+        assert sha256_file(a) == sha256_file(b), target
+    code, _, err = run_cli(capsys, "bench", *model, "--targets", "onnx", "--no-keras", "--threads", "1", *QUICK,
+                           "--out", str(tmp_path / "a"))
+    assert code == 0, err

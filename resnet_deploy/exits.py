@@ -1,0 +1,35 @@
+"""The CLI's exit mapping: run a click group and turn every error into one `error:` line on
+stderr and an exit code (the codes are portable.constants', shared with the device self-test).
+No traceback reaches a user for anything resnet-deploy raises on purpose."""
+from __future__ import annotations
+
+import sys
+from typing import Any, NoReturn
+
+import click
+
+from resnet_deploy.errors import DeployError
+
+EXIT_INTERRUPTED = 130  # the shell's code for Ctrl-C
+
+
+def fail(message: str, code: int) -> NoReturn:
+    """One line on stderr, then exit with `code`."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def run(group: Any, argv: list[str] | None, prog_name: str) -> None:
+    """Invoke the click group; map DeployError, usage errors and interrupts to exit codes."""
+    try:
+        group.main(args=argv, prog_name=prog_name, standalone_mode=False)
+    except DeployError as e:
+        fail(str(e), e.exit_code)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.ClickException as e:
+        fail(e.format_message().replace("\n", " "), e.exit_code)
+    except click.Abort as e:  # click turns Ctrl-C into Abort
+        fail("interrupted" if isinstance(e.__cause__, KeyboardInterrupt) else "aborted", EXIT_INTERRUPTED)
+    except KeyboardInterrupt:
+        fail("interrupted", EXIT_INTERRUPTED)
