@@ -1,7 +1,10 @@
 """Mutation testing of the numpy core and the CLI's exit mapping, with mutmut (not part of the
 default test run).
 
-    python benchmarks/mutation.py [--max-children 2]
+    python benchmarks/mutation.py [--max-children 2] [--tests-rev REV]
+
+--tests-rev REV scores the same modules against the unit tests as they were at REV (the
+"before" of a change to the tests; a test file that did not exist then is left out).
 
 Copies the tracked files into a temporary folder (mutmut writes `mutants/` where it runs),
 runs `mutmut run` over MODULES with the fast unit tests in TESTS, and prints, per module, the
@@ -34,14 +37,27 @@ pytest_add_cli_args = ["-p", "no:randomly", "-p", "no:cacheprovider", "-q"]
 """
 
 
-def _copy_repo(dest: Path) -> None:
+def _tests_at(rev: str, dest: Path) -> list[str]:
+    """Replace TESTS in dest with their versions at rev; return those that existed."""
+    kept = []
+    for t in TESTS:
+        old = subprocess.run(["git", "show", f"{rev}:{t}"], cwd=ROOT, capture_output=True, text=True)
+        if old.returncode == 0:
+            (dest / t).write_text(old.stdout)
+            kept.append(t)
+        else:
+            (dest / t).unlink()
+    return kept
+
+
+def _copy_repo(dest: Path, tests: list[str]) -> None:
     files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
     for f in files:
         (dest / f).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / f, dest / f)
     text = (dest / "pyproject.toml").read_text()
     fmt = lambda xs: "[" + ", ".join(f'"{x}"' for x in xs) + "]"  # noqa: E731
-    (dest / "pyproject.toml").write_text(text + CONFIG.format(modules=fmt(MODULES), tests=fmt(TESTS)))
+    (dest / "pyproject.toml").write_text(text + CONFIG.format(modules=fmt(MODULES), tests=fmt(tests)))
 
 
 def _module_of(mutant: str) -> str:
@@ -53,10 +69,18 @@ def _module_of(mutant: str) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--max-children", type=int, default=2)
+    p.add_argument("--tests-rev", default=None, help="score against the unit tests as they were at this git revision")
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="mutation-") as tmp:
         work = Path(tmp)
-        _copy_repo(work)
+        tests = TESTS
+        if args.tests_rev:
+            _copy_repo(work, [])
+            tests = _tests_at(args.tests_rev, work)
+            print(f"unit tests as of {args.tests_rev}: {', '.join(tests)}\n")
+        _copy_repo(work, tests)
+        if args.tests_rev:
+            _tests_at(args.tests_rev, work)
         run = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(args.max_children)],
                              cwd=work, capture_output=True, text=True)
         if run.returncode != 0:

@@ -22,14 +22,13 @@ def fail(message: str, code: int) -> NoReturn:
 def run(group: Any, argv: list[str] | None, prog_name: str) -> None:
     """Invoke the click group; map DeployError, usage errors and interrupts to exit codes."""
     try:
-        group.main(args=argv, prog_name=prog_name, standalone_mode=False)
+        # standalone_mode=False: click returns ctx.exit()'s code instead of exiting (help, version)
+        code = group.main(args=argv, prog_name=prog_name, standalone_mode=False)
     except DeployError as e:
         fail(str(e), e.exit_code)
-    except click.exceptions.Exit as e:
-        sys.exit(e.exit_code)
     except click.ClickException as e:
         fail(e.format_message().replace("\n", " "), e.exit_code)
-    except click.Abort as e:  # click turns Ctrl-C into Abort
+    except click.Abort as e:  # click turns Ctrl-C (KeyboardInterrupt) into Abort
         fail("interrupted" if isinstance(e.__cause__, KeyboardInterrupt) else "aborted", EXIT_INTERRUPTED)
-    except KeyboardInterrupt:
-        fail("interrupted", EXIT_INTERRUPTED)
+    if isinstance(code, int) and not isinstance(code, bool) and code:
+        sys.exit(code)

@@ -50,10 +50,17 @@ def test_metrics_and_breaches():
 def test_tolerance_overrides():
     ov = parse_overrides(["int8.cosine_min=0.5", "fp32.max_abs_rel=1e-3"])
     assert tolerance_for("int8", ov[Precision.INT8]).cosine_min == 0.5
-    with pytest.raises(InputError):
+    with pytest.raises(InputError, match=r"^Unknown tolerance field\(s\) \['cosin_min'\]. Known: acc_drop_max, "
+                                         r"cosine_min, max_abs_rel, sqnr_min_db, top1_min.$"):
         parse_overrides(["int8.cosin_min=0.5"])
-    with pytest.raises(InputError):
+    with pytest.raises(InputError, match=r"^Tolerance override 'int8=0.5' is not PRECISION.FIELD=VALUE"):
         parse_overrides(["int8=0.5"])
+    with pytest.raises(InputError, match=r"^Tolerance override 'int8.cosine_min' is not PRECISION.FIELD=VALUE"):
+        parse_overrides(["int8.cosine_min"])
+    with pytest.raises(InputError, match="'0.9=7' is not a number"):
+        parse_overrides(["int8.cosine_min=0.9=7"])
+    with pytest.raises(InputError, match=r"Unknown tolerance field\(s\) \['x.y'\]"):
+        parse_overrides(["int8.x.y=1"])
 
 
 def test_non_finite_tolerance_overrides_are_refused():
@@ -77,6 +84,8 @@ def test_non_finite_tolerance_overrides_are_refused():
     ("click.BadParameter('nope')", 2, "error: Invalid value: nope"),
     ("click.Abort()", 130, "error: aborted"),
     ("KeyboardInterrupt()", 130, "error: interrupted"),
+    ("click.ClickException('two\\nlines')", 1, "error: two lines"),
+    ("click.exceptions.Exit(3)", 3, None),
 ])
 def test_the_cli_maps_every_error_to_one_line_and_its_exit_code(capsys, exc, code, line):
     import click
@@ -94,7 +103,7 @@ def test_the_cli_maps_every_error_to_one_line_and_its_exit_code(capsys, exc, cod
     finally:
         cli.commands.pop("boom")
     out, err = capsys.readouterr()
-    assert e.value.code == code and [ln for ln in err.splitlines() if ln] == [line] and out == ""
+    assert e.value.code == code and [ln for ln in err.splitlines() if ln] == ([line] if line else []) and out == ""
 
 
 def test_help_and_version_exit_0(capsys):
@@ -105,7 +114,8 @@ def test_help_and_version_exit_0(capsys):
             main(argv)
         except SystemExit as e:
             assert e.code in (0, None)
-    assert "resnet-deploy" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "Usage: resnet-deploy [OPTIONS] COMMAND" in out and "Usage: resnet-deploy export [OPTIONS]" in out
 
 
 def test_first_line_and_converter_said():

@@ -7,6 +7,7 @@ import hashlib
 import json
 import math
 import os
+import re
 
 import numpy as np
 import pytest
@@ -34,11 +35,20 @@ def test_compare_identical_and_degenerate_outputs():
     assert same["max_abs"] == 0 and same["cosine"] == 1.0 and same["sqnr_db"] == float("inf")
     assert same["accuracy"] is None and same["ref_accuracy"] is None
     zeros = np.zeros((2, 3))
-    assert metrics.compare(zeros, zeros)["cosine"] == 1.0  # nothing to compare, nothing differs
+    z = metrics.compare(zeros, zeros)
+    assert z["cosine"] == 1.0 and z["sqnr_db"] == float("inf")  # nothing to compare, nothing differs
     m = metrics.compare(zeros, np.ones((2, 3)))
     assert m["cosine"] == 0.0 and m["max_abs_rel"] == 1.0  # a zero reference: relative to 1.0
-    with pytest.raises(ValueError, match=r"output shape \(2, 4\) differs from reference \(2, 3\)"):
+    with pytest.raises(ValueError, match=r"^output shape \(2, 4\) differs from reference \(2, 3\)$"):
         metrics.compare(zeros, np.zeros((2, 4)))
+
+
+def test_noise_power_and_sqnr_with_larger_errors():
+    ref = np.array([[3.0, 4.0]])
+    m = metrics.compare(ref, np.array([[1.0, 4.0]]))  # error -2: noise 4, signal 25
+    assert m["sqnr_db"] == pytest.approx(10 * math.log10(25 / 4), abs=1e-12) and m["max_abs"] == 2.0
+    m = metrics.compare(ref, np.array([[5.0, 4.0]]))  # error +2: the same noise power
+    assert m["sqnr_db"] == pytest.approx(10 * math.log10(25 / 4), abs=1e-12)
 
 
 def test_compare_in_float64_even_for_half_precision_inputs():
@@ -71,6 +81,8 @@ def test_acc_drop():
     assert metrics.acc_drop({"accuracy": None, "ref_accuracy": 0.95}) is None
     assert metrics.acc_drop({"accuracy": 0.9, "ref_accuracy": None}) is None
     assert metrics.acc_drop({}) is None
+    assert metrics.acc_drop({"accuracy": 0.995, "ref_accuracy": 1.0}) == pytest.approx(0.5)  # not rounded to points
+    assert metrics.acc_drop({"accuracy": 0.0, "ref_accuracy": 1.5e-11}) == round(1.5e-9, 9)  # 1e-9-point grid
 
 
 BASE = {"max_abs_rel": 0.1, "cosine": 0.99, "sqnr_db": 30.0, "top1_agreement": 0.97, "accuracy": 0.9,
@@ -172,13 +184,22 @@ def test_verify_bundle_accepts_an_intact_bundle(tmp_path):
     assert set(m["files"]) == {"model.bin", "sub/x.py"}
 
 
+CHANGED = "manifest.json does not match manifest.sha256: the manifest was changed; re-run `package`."
+WEIGHTZ = hashlib.sha256(b"weightz").hexdigest()[:12]
+WEIGHTS = hashlib.sha256(b"weights").hexdigest()[:12]
+
+
 @pytest.mark.parametrize("damage,needle", [
-    (lambda d: (d / C.MANIFEST_SUM).unlink(), "manifest.sha256 is missing"),
-    (lambda d: (d / C.MANIFEST).unlink(), "manifest.json is missing"),
-    (lambda d: (d / C.MANIFEST_SUM).write_text("0" * 64), "manifest was changed"),
-    (lambda d: (d / C.MANIFEST_SUM).write_text(""), "manifest was changed"),
-    (lambda d: (d / "model.bin").write_bytes(b"weightz"), "model.bin sha256"),
-    (lambda d: (d / "sub" / "x.py").unlink(), "sub/x.py listed in the manifest is missing"),
+    (lambda d: (d / C.MANIFEST_SUM).unlink(), r"^manifest.sha256 is missing: .*/b is not a complete resnet-deploy "
+                                              r"bundle; re-run `package`.$"),
+    (lambda d: (d / C.MANIFEST).unlink(), r"^manifest.json is missing: "),
+    (lambda d: (d / C.MANIFEST_SUM).write_text("0" * 64), "^" + re.escape(CHANGED) + "$"),
+    (lambda d: (d / C.MANIFEST_SUM).write_text(""), "^" + re.escape(CHANGED) + "$"),
+    (lambda d: (d / "model.bin").write_bytes(b"weightz"),
+     f"^model.bin sha256 {WEIGHTZ}... does not match the manifest's {WEIGHTS}...: the file was changed or "
+     r"corrupted; re-deploy the bundle.$"),
+    (lambda d: (d / "sub" / "x.py").unlink(), r"^sub/x.py listed in the manifest is missing or not a plain file; "
+                                              r"re-deploy the bundle.$"),
     (lambda d: ((d / "model.bin").unlink(), os.symlink("/etc/hostname", d / "model.bin")), "not a plain file"),
 ])
 def test_verify_bundle_refuses_every_damage(tmp_path, damage, needle):
@@ -190,11 +211,12 @@ def test_verify_bundle_refuses_every_damage(tmp_path, damage, needle):
 
 
 @pytest.mark.parametrize("kwargs,needle", [
-    ({"schema": 1}, "schema_version 1 is not 2"),
-    ({"manifest": "{not json"}, "not valid JSON"),
+    ({"schema": 1}, r"^bundle schema_version 1 is not 2; use the selftest.py of the resnet-deploy that wrote it.$"),
+    ({"manifest": "{not json"}, r"^manifest.json is not valid JSON \(.*\); re-run `package`.$"),
     ({"manifest": "[1, 2]"}, "schema_version None is not 2"),
-    ({"files": []}, "lists no files"),
-    ({"files": ["../model.bin"]}, "not a safe relative file name"),
+    ({"files": []}, r"^manifest.json lists no files; re-run `package`.$"),
+    ({"files": ["../model.bin"]}, r"^'../model.bin' listed in the manifest is not a safe relative file name; "
+                                  r"re-run `package`.$"),
 ])
 def test_verify_bundle_refuses_bad_manifests(tmp_path, kwargs, needle):
     with pytest.raises(integrity.BundleError, match=needle):
@@ -222,6 +244,44 @@ def test_time_calls_runs_for_the_minimum_time_and_caps_runs():
     capped = protocol.time_calls(lambda _: None, None, 1, {"warmup_runs": 1, "warmup_s": 0.0, "runs": 1,
                                                            "seconds": 10.0, "max_runs": 25})
     assert capped["runs"] == 25
+
+
+def test_first_call_and_times_are_milliseconds():
+    import time
+
+    state = {"n": 0}
+
+    def run(_):
+        state["n"] += 1
+        if state["n"] == 1:
+            time.sleep(0.02)
+
+    s = protocol.time_calls(run, None, 1, {"warmup_runs": 1, "warmup_s": 0.0, "runs": 5, "seconds": 0.0})
+    assert 20 <= s["first_ms"] < 500 and 0 <= s["p50"] < 5  # ms, and the slow first call is not in p50
+
+
+def test_peak_rss_reads_vmhwm_and_falls_back_to_getrusage(monkeypatch):
+    import builtins
+    import io
+    import resource
+
+    real_open = builtins.open
+    status = "Name:\tpython\nVmPeak:\t 9999 kB\nVmHWM:\t    2048 kB\n"
+    monkeypatch.setattr(builtins, "open", lambda p, *a, **k: io.StringIO(status) if p == "/proc/self/status"
+                        else real_open(p, *a, **k))
+    assert protocol.peak_rss_mb() == 2.0
+
+    def no_proc(p, *a, **k):
+        if p == "/proc/self/status":
+            raise OSError("no /proc")
+        return real_open(p, *a, **k)
+
+    class Usage:
+        ru_maxrss = 4096
+
+    monkeypatch.setattr(builtins, "open", no_proc)
+    monkeypatch.setattr(resource, "getrusage", lambda who: Usage if who == resource.RUSAGE_SELF else None)
+    assert protocol.peak_rss_mb() == 4.0
 
 
 def test_stats_percentiles_of_known_times():
