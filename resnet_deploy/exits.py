@@ -30,5 +30,5 @@ def run(group: Any, argv: list[str] | None, prog_name: str) -> None:
         fail(e.format_message().replace("\n", " "), e.exit_code)
     except click.Abort as e:  # click turns Ctrl-C (KeyboardInterrupt) into Abort
         fail("interrupted" if isinstance(e.__cause__, KeyboardInterrupt) else "aborted", EXIT_INTERRUPTED)
-    if isinstance(code, int) and not isinstance(code, bool) and code:
+    if isinstance(code, int) and code:  # e.g. ctx.exit(3); help and version return 0
         sys.exit(code)

@@ -284,6 +284,34 @@ def test_peak_rss_reads_vmhwm_and_falls_back_to_getrusage(monkeypatch):
     assert protocol.peak_rss_mb() == 4.0
 
 
+class FakeClock:
+    """One fake timeline: every reading advances it one tick; perf_counter_ns reads a tick as
+    1 ms, perf_counter as 1/1024 s (exact in binary, so boundaries are exact)."""
+
+    def __init__(self) -> None:
+        self.ticks = 0
+
+    def perf_counter_ns(self) -> int:
+        self.ticks += 1
+        return self.ticks * 1_000_000
+
+    def perf_counter(self) -> float:
+        self.ticks += 1
+        return self.ticks / 1024
+
+
+def test_protocol_on_a_fake_clock_stops_exactly_at_its_minimums(monkeypatch):
+    """Warm-up: >= 2 runs and until 5 ticks have passed; timed: >= 3 runs and 10 ticks. A loop
+    that reaches its minimum time exactly stops there (`<`, not `<=`)."""
+    monkeypatch.setattr(protocol, "time", FakeClock())
+    calls = []
+    s = protocol.time_calls(calls.append, 1, 1, {"warmup_runs": 2, "warmup_s": 5 / 1024, "runs": 3,
+                                                 "seconds": 10 / 1024})
+    assert s["first_ms"] == 1.0  # two readings around the first call: exactly 1 ms
+    assert s["p50"] == 1.0 and s["min"] == 1.0 and s["std"] == 0.0  # every timed call: one tick
+    assert (len(calls), s["runs"]) == (11, 4)  # 1 first + 6 warm-up + 4 timed
+
+
 def test_stats_percentiles_of_known_times():
     s = protocol._stats([1_000_000 * i for i in range(1, 101)], 5.0, 2)
     assert s["p50"] == pytest.approx(50.5) and s["p90"] == pytest.approx(90.1) and s["p99"] == pytest.approx(99.01)
