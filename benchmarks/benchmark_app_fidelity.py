@@ -45,16 +45,14 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("benchmarks/out"))
     args = p.parse_args()
     progress = ConsoleProgress()
-    from resnet_deploy.models import load_model
+    from resnet_deploy.models import ModelRef
 
-    name, model = load_model(args.model, input_size=224)
-    sha = pipeline.model_fingerprint(model)
-    options = ArtifactOptions(calib="synthetic", calib_size=32)
-    calib = pipeline.lazy_calibration(options, model)
+    loaded = pipeline.load(ModelRef(args.model, input_size=224), ArtifactOptions(calib="synthetic", calib_size=32),
+                           progress)
+    name = loaded.name
     rows = []
     for precision in ("fp32", "int8"):
-        a = pipeline.ensure_artifact(Workspace(args.out), name, model, "openvino", precision, sha, options, calib,
-                                     progress)
+        a = pipeline.ensure_artifact(Workspace(args.out), loaded, "openvino", precision, progress)
         with progress.step(f"resnet-deploy protocol on {precision}"):
             protocol = dict(DEFAULT_PROTOCOL, warmup_s=2.0, seconds=float(args.seconds))
             ours = run_in_subprocess(BenchJob("artifact", args.threads, 1, artifact=str(a.path),

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from resnet_deploy.bench import BenchJob, run_in_subprocess  # noqa: E402
 from resnet_deploy.cpu import cpu_info  # noqa: E402
 from resnet_deploy.models import ModelRef  # noqa: E402
-from resnet_deploy.pipeline import ensure_artifact, lazy_calibration, model_fingerprint  # noqa: E402
+from resnet_deploy.pipeline import ensure_artifact, load  # noqa: E402
 from resnet_deploy.progress import ConsoleProgress  # noqa: E402
 from resnet_deploy.requests import ArtifactOptions  # noqa: E402
 from resnet_deploy.workspace import Workspace  # noqa: E402
@@ -35,14 +35,13 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("benchmarks/out/onnx-formats"))
     args = p.parse_args()
     progress = ConsoleProgress()
-    name, model = ModelRef(args.model, input_size=224).load()
-    sha = model_fingerprint(model)
+    ref = ModelRef(args.model, input_size=224)
     paths = {}
     for precision, fmt in FORMATS:
-        options = ArtifactOptions(calib="synthetic", calib_size=32, onnx_format=fmt)
-        ws = Workspace(args.out / (fmt or "fp32"))
-        a = ensure_artifact(ws, name, model, "onnx", precision, sha, options, lazy_calibration(options, model), progress)
+        loaded = load(ref, ArtifactOptions(calib="synthetic", calib_size=32, onnx_format=fmt), progress)
+        a = ensure_artifact(Workspace(args.out / (fmt or "fp32")), loaded, "onnx", precision, progress)
         paths[fmt or "fp32"] = str(a.path)
+    name = loaded.name
     p50s: dict[str, list[float]] = {k: [] for k in paths}
     for i in range(args.repeats):
         for label, path in paths.items():

@@ -87,17 +87,14 @@ def run_bench(req: BenchRequest, progress: Progress | None = None) -> dict[str, 
     one process per measurement. Writes OUT/<model>/bench.json and returns what it wrote."""
     from resnet_deploy.cpu import cpu_info
     from resnet_deploy.fsutil import write_json_atomic
-    from resnet_deploy.pipeline import ensure_artifact, lazy_calibration, model_fingerprint
+    from resnet_deploy.pipeline import ensure_artifact, load
     from resnet_deploy.versions import versions
     from resnet_deploy.workspace import Workspace
 
     progress = progress or Progress()
-    with progress.step(f"loading model {req.model.name}"):
-        name, model = req.model.load()
-    sha, ws = model_fingerprint(model), Workspace(req.out)
-    calib_factory = lazy_calibration(req.options, model)
-    artifacts = [ensure_artifact(ws, name, model, t, p.value, sha, req.options, calib_factory, progress)
-                 for p in req.precisions for t in req.targets]
+    loaded, ws = load(req.model, req.options, progress), Workspace(req.out)
+    name = loaded.name
+    artifacts = [ensure_artifact(ws, loaded, t, p.value, progress) for p in req.precisions for t in req.targets]
     protocol = asdict(req.protocol)
     jobs = []
     for n in req.threads:
@@ -110,7 +107,7 @@ def run_bench(req: BenchRequest, progress: Progress | None = None) -> dict[str, 
         with progress.step(f"[{i}/{len(jobs)}] timing {_label(job)} at {job.threads} thread(s), batch {req.batch}"):
             rows.append(run_in_subprocess(job))
     add_speedups(rows)
-    result = {"model": name, "batch": req.batch, "protocol": protocol, "rows": rows,
+    result = {"model": name, "trained": req.model.trained, "batch": req.batch, "protocol": protocol, "rows": rows,
               "artifacts": {str(a.path): a.manifest["files"][a.files[0]]["sha256"] for a in artifacts},
               "environment": {"cpu": cpu_info(), "versions": versions("resnet-deploy", "tensorflow-cpu", "keras",
                                                                       "ai-edge-litert", "onnxruntime", "openvino")}}

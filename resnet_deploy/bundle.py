@@ -71,12 +71,13 @@ def _copy_payload(a: Artifact, ref: Reference, bundle: Path) -> list[str]:
     return [*a.files, C.REFERENCE, C.SELFTEST, *(f"{C.PORTABLE_DIR}/{f}" for f in portable_files)]
 
 
-def _write_manifest(bundle: Path, a: Artifact, files: list[str], ref: Reference, tol: Any, host: dict) -> dict:
+def _write_manifest(bundle: Path, a: Artifact, files: list[str], ref: Reference, tol: Any, host: dict,
+                    preprocessing: dict | None) -> dict:
     from resnet_deploy.artifact import sha256_file
 
     m = {k: v for k, v in a.manifest.items() if k != "files"}
     manifest = {
-        **m, "schema_version": C.SCHEMA_VERSION, "bundle": bundle.name, "model_file": a.files[0],
+        **m, "preprocessing": preprocessing, "schema_version": C.SCHEMA_VERSION, "bundle": bundle.name, "model_file": a.files[0],
         "files": {f: {"sha256": sha256_file(bundle / f), "bytes": (bundle / f).stat().st_size} for f in files},
         "tolerance": asdict(tol),
         "reference": {"samples": int(len(ref.x)), "data": ref.meta["data"], "keras": ref.meta["keras"]},
@@ -86,7 +87,7 @@ def _write_manifest(bundle: Path, a: Artifact, files: list[str], ref: Reference,
     return manifest
 
 
-def _write_bundle(a: Artifact, ref: Reference, tol: Any, host: dict, out_dir: Path) -> dict:
+def _write_bundle(a: Artifact, ref: Reference, tol: Any, host: dict, out_dir: Path, preprocessing: dict | None) -> dict:
     """Build the bundle and its tarball in staging, then publish both."""
     name = bundle_name(ref.meta["model"], a.target, a.precision.value)
     final_dir, final_tar = out_dir / name, out_dir / f"{name}.tar.gz"
@@ -94,7 +95,7 @@ def _write_bundle(a: Artifact, ref: Reference, tol: Any, host: dict, out_dir: Pa
         bundle = staging / name
         bundle.mkdir()
         files = _copy_payload(a, ref, bundle)
-        manifest = _write_manifest(bundle, a, files, ref, tol, host)
+        manifest = _write_manifest(bundle, a, files, ref, tol, host, preprocessing)
         with tarfile.open(staging / f"{name}.tar.gz", "w:gz") as tar:
             tar.add(bundle, arcname=name)
         (staging / f"{name}.tar.gz").replace(final_tar)
@@ -105,20 +106,17 @@ def _write_bundle(a: Artifact, ref: Reference, tol: Any, host: dict, out_dir: Pa
 
 def package(req: PackageRequest, progress: Progress | None = None) -> list[dict[str, Any]]:
     """Export (or reuse) each artifact, check it on the host, and write its bundle + tarball."""
-    from resnet_deploy.pipeline import ensure_artifact, lazy_calibration, model_fingerprint
+    from resnet_deploy.pipeline import ensure_artifact, load
     from resnet_deploy.reference import make_reference
     from resnet_deploy.tolerances import tolerance_for
 
     progress = progress or Progress()
-    with progress.step(f"loading model {req.model.name}"):
-        name, model = req.model.load()
-    sha = model_fingerprint(model)
-    ref = make_reference(name, model, sha, req.data, req.n, req.threads, progress)
+    loaded = load(req.model, req.options, progress, req.data)
+    ref = make_reference(loaded, req.data, req.n, req.threads, progress, req.allow_low_accuracy)
     ws, tol = Workspace(req.out), tolerance_for(req.precision)
-    calib_factory = lazy_calibration(req.options, model)
     made = []
     for t in req.targets:
-        a = ensure_artifact(ws, name, model, t, req.precision.value, sha, req.options, calib_factory, progress)
+        a = ensure_artifact(ws, loaded, t, req.precision.value, progress)
         host = _host_check(a, ref, req, tol, progress)
-        made.append(_write_bundle(a, ref, tol, host, ws.bundles_dir()))
+        made.append(_write_bundle(a, ref, tol, host, ws.bundles_dir(), loaded.preprocessing()))
     return made

@@ -34,11 +34,20 @@ model_options = _options(
                  help="Built-in model (see `list`) or a path to a .keras/.h5 file or SavedModel dir."),
     click.option("--input-size", type=int, default=None, help="Square input size (resnet18/34/50; default 224)."),
     click.option("--classes", type=int, default=None, help="Class count (resnet18/34/50; default 1000)."),
-    click.option("--width", type=int, default=None, help="ResNet base width (resnet18/34/50; default 64)."))
+    click.option("--width", type=int, default=None, help="ResNet base width (resnet18/34/50; default 64)."),
+    click.option("--weights", type=click.Path(path_type=Path), default=None,
+                 help="Local weights file for keras:ResNet* (never downloaded; without it: random, speed only)."))
 
 artifact_options = _options(
-    click.option("--calib", default=None, help=f"Calibration data: digits, synthetic, an image folder, or a .npy/.npz "
-                 f"file (default {D['calib']})."),
+    click.option("--calib", default=None, help="Calibration data: an image folder, a .npy/.npz, digits or synthetic "
+                 "(default: digits for the digits model, synthetic for untrained built-ins; your model needs yours)."),
+    click.option("--preprocess", default=None, help="Pixels to inputs: unit (x/255), raw, symmetric (x/127.5-1), "
+                 "imagenet-caffe, imagenet-torch (default: what the model says, else unit)."),
+    click.option("--mean", default=None, help="Per-channel mean after scaling, e.g. 0.485,0.456,0.406."),
+    click.option("--std", default=None, help="Per-channel std after scaling, e.g. 0.229,0.224,0.225."),
+    click.option("--scale", type=float, default=None, help="Multiply pixels by this first, e.g. 0.00392156862745098."),
+    click.option("--channel-order", default=None, help="rgb, bgr or gray."),
+    click.option("--resize", default=None, help="stretch (default) or center-crop (shorter side to size/0.875)."),
     click.option("--calib-size", type=int, default=None, help=f"Calibration samples (default {D['calib_size']})."),
     click.option("--seed", type=int, default=None, help=f"Seed of synthetic calibration data (default {D['seed']})."),
     click.option("--io-dtype", default=None, help=f"TFLite int8 model I/O: int8 or float (default {D['io_dtype']})."),
@@ -59,17 +68,28 @@ protocol_options = _options(
                       f"(default {DEFAULT_PROTOCOL['seconds']})."))
 
 
-def _model(kw: dict):
+def _model(kw: dict, name: str | None = None):
     from resnet_deploy.models import ModelRef
 
-    return ModelRef(kw.pop("model_name"), kw.pop("input_size"), kw.pop("classes"), kw.pop("width"))
+    name = kw.pop("model_name") if name is None else name
+    return ModelRef(name, kw.pop("input_size"), kw.pop("classes"), kw.pop("width"), kw.pop("weights"))
 
 
 def _artifact_options(kw: dict):
+    from resnet_deploy.contract import PreprocessOptions
     from resnet_deploy.requests import ArtifactOptions
 
+    pre = PreprocessOptions(kw.pop("preprocess"), kw.pop("mean"), kw.pop("std"), kw.pop("scale"),
+                            kw.pop("channel_order"), kw.pop("resize"))
     return ArtifactOptions(**{k: kw.pop(k) for k in ("calib", "calib_size", "seed", "io_dtype", "calib_method",
-                                                     "onnx_format", "opset")})
+                                                     "onnx_format", "opset")}, preprocess=pre)
+
+
+def _given(option: str) -> bool:
+    """Whether the user typed this option (not its default)."""
+    ctx = click.get_current_context()
+    name = next((p.name for p in ctx.command.params if option in getattr(p, "opts", [])), None)
+    return name is not None and ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
 
 
 def _progress():
@@ -105,14 +125,11 @@ def export(as_json: bool, **kw) -> None:
 
 
 @cli.command()
-@click.option("--model", "model_name", default=None, help="Built-in model or path (default: digits, or the reference's).")
-@click.option("--input-size", type=int, default=None, help="Square input size (resnet18/34/50).")
-@click.option("--classes", type=int, default=None, help="Class count (resnet18/34/50).")
-@click.option("--width", type=int, default=None, help="Base width (resnet18/34/50).")
+@model_options
 @click.option("--targets", "--target", "targets", default="all", show_default=True, help="tflite,onnx,openvino or all.")
 @click.option("--precision", default="int8", show_default=True, help="One precision or a comma list, e.g. fp32,int8.")
-@click.option("--data", default="digits", show_default=True,
-              help="Parity inputs: digits (the held-out test split), an image folder (class subfolders = labels), or .npz.")
+@click.option("--data", default=None, help="Parity inputs: an image folder (class subfolders = labels), a .npz, digits "
+              "(the held-out test split; the default for digits) or synthetic (untrained built-ins).")
 @click.option("--n", "n", type=int, default=450, show_default=True, help="Number of parity samples.")
 @click.option("--threads", type=int, default=2, show_default=True, help="Threads for every runtime.")
 @artifact_options
@@ -124,21 +141,22 @@ def export(as_json: bool, **kw) -> None:
               help="Use a saved reference instead of Keras (no TensorFlow needed).")
 @click.option("--report-json", type=click.Path(path_type=Path), default=None,
               help="Write the JSON report here (default OUT/<model>/parity.json).")
+@click.option("--allow-low-accuracy", is_flag=True, help="Compare even if Keras itself scores near chance (untrained).")
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON report on stdout instead of Markdown.")
 def parity(tol, reference, as_json: bool, **kw) -> None:
     """Run Keras and every artifact on the same inputs; fail (exit 5) on any tolerance breach."""
-    from resnet_deploy.models import ModelRef
     from resnet_deploy.parity_run import report_path, run_parity
     from resnet_deploy.report import parity_markdown
     from resnet_deploy.requests import ParityRequest
     from resnet_deploy.tolerances import parse_overrides
 
-    name = kw.pop("model_name")
-    model = None if (reference is not None and name is None) else ModelRef(name or "digits", kw.pop("input_size"),
-                                                                          kw.pop("classes"), kw.pop("width"))
+    given = kw.pop("model_name")
+    model = _model(kw, given)
+    if reference is not None and given == "digits" and not _given("--model"):
+        model = None  # a saved reference names its own model
     req = ParityRequest(model, kw["targets"], kw["precision"], kw["data"], kw["n"], kw["threads"],
                         _artifact_options(kw), kw["out"], parse_overrides(list(tol)), reference, kw["save_reference"],
-                        kw["report_json"])
+                        kw["report_json"], kw["allow_low_accuracy"])
     report = run_parity(req, _progress())
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else parity_markdown(report))
     click.echo(f"report: {report_path(req, report)}", err=True)
@@ -196,10 +214,12 @@ def report(model_name, out, dest, as_json) -> None:
 @model_options
 @click.option("--targets", "--target", "targets", default="all", show_default=True, help="tflite,onnx,openvino or all.")
 @click.option("--precision", default="int8", show_default=True)
-@click.option("--data", default="digits", show_default=True, help="Reference inputs (digits: held-out split).")
+@click.option("--data", default=None, help="Reference inputs shipped in the bundle: an image folder, a .npz, "
+              "digits (held-out split; the default for digits) or synthetic (untrained built-ins).")
 @click.option("--n", "n", type=int, default=200, show_default=True, help="Reference samples shipped in the bundle.")
 @click.option("--threads", type=int, default=2, show_default=True)
 @artifact_options
+@click.option("--allow-low-accuracy", is_flag=True, help="Package even if Keras itself scores near chance (untrained).")
 @click.option("--json", "as_json", is_flag=True)
 def package(as_json: bool, **kw) -> None:
     """Write self-testing bundles (OUT/bundles/<model>-<target>-<precision>[.tar.gz]) per target."""
@@ -207,7 +227,7 @@ def package(as_json: bool, **kw) -> None:
     from resnet_deploy.requests import PackageRequest
 
     req = PackageRequest(_model(kw), kw.pop("targets"), kw.pop("precision"), kw.pop("data"), kw.pop("n"),
-                         kw.pop("threads"), _artifact_options(kw), kw.pop("out"))
+                         kw.pop("threads"), _artifact_options(kw), kw.pop("out"), kw.pop("allow_low_accuracy"))
     made = bundle.package(req, _progress())
     if as_json:
         click.echo(json.dumps(made, indent=2))
@@ -257,7 +277,7 @@ def list_cmd() -> None:
             click.echo(f"  {name:9s} unavailable: {e}")
     click.echo("models:")
     for spec in BUILTIN_MODELS.values():
-        click.echo(f"  {spec.name:11s} {spec.description}")
+        click.echo(f"  {spec.name:18s} {spec.description}")
     click.echo("precisions: " + ", ".join(p.value for p in Precision))
 
 

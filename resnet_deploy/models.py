@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from resnet_deploy import architectures as arch
+from resnet_deploy import keras_apps
 from resnet_deploy.architectures import (residual_block, resnet18, resnet34, resnet50, seed,  # noqa: F401
                                          seed_nobias)
 from resnet_deploy.errors import InputError
@@ -30,15 +31,25 @@ class ModelSpec:
     build: Callable[..., Any]
     description: str
     trained: bool = False
+    preprocess: str | None = None  # the preset it was trained with (None: untrained, the default applies)
+    options: tuple[str, ...] = ()  # which of input_size/classes/width/weights it takes
 
+
+_RESNET = ("input_size", "classes", "width")
 
 BUILTIN_MODELS: dict[str, ModelSpec] = {
     "seed": ModelSpec("seed", arch.seed, "the seed network: 64x64x3 -> 64x64x64, two residual blocks"),
     "seed_nobias": ModelSpec("seed_nobias", arch.seed_nobias, "the seed network without conv bias before BN"),
-    "resnet18": ModelSpec("resnet18", arch.resnet18, "ResNet-18, basic blocks (random init)"),
-    "resnet34": ModelSpec("resnet34", arch.resnet34, "ResNet-34, basic blocks (random init)"),
-    "resnet50": ModelSpec("resnet50", arch.resnet50, "ResNet-50 v1.5, bottleneck blocks (random init)"),
-    "digits": ModelSpec("digits", digits, "small ResNet trained on scikit-learn digits (32x32x3, 10 classes)", True),
+    "resnet18": ModelSpec("resnet18", arch.resnet18, "ResNet-18, basic blocks (random init)", options=_RESNET),
+    "resnet34": ModelSpec("resnet34", arch.resnet34, "ResNet-34, basic blocks (random init)", options=_RESNET),
+    "resnet50": ModelSpec("resnet50", arch.resnet50, "ResNet-50 v1.5, bottleneck blocks (random init)",
+                          options=_RESNET),
+    "digits": ModelSpec("digits", digits, "small ResNet trained on scikit-learn digits (32x32x3, 10 classes)", True,
+                        preprocess="unit"),
+    **{f"{keras_apps.PREFIX}{app}": ModelSpec(f"{keras_apps.PREFIX}{app}", keras_apps.build,
+                                              f"keras.applications.{app} (random init unless --weights FILE)",
+                                              preprocess=preset, options=("input_size", "classes", "weights"))
+       for app, preset in keras_apps.RESNETS.items()},
 }
 
 _USER_MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
@@ -61,8 +72,22 @@ def _seeded_build(build: Callable[..., Any], kwargs: dict) -> Any:
         np.random.set_state(np_state)
 
 
+def _builtin_kwargs(key: str, spec: ModelSpec, given: dict[str, Any]) -> dict[str, Any]:
+    """The builder's arguments from the options given; an option the model does not take is an error."""
+    extra = [k for k, v in given.items() if v is not None and k not in spec.options]
+    if extra:
+        takes = ", ".join(f"--{o.replace('_', '-')}" for o in spec.options) or "none"
+        raise InputError(f"Model {key!r} does not take --{extra[0].replace('_', '-')} (it takes: {takes}).")
+    if key.startswith(keras_apps.PREFIX):
+        return {"name": key, **{k: v for k, v in given.items() if v is not None}}
+    kwargs = {k: v for k, v in given.items() if v is not None and k != "input_size"}
+    if given.get("input_size") is not None:
+        kwargs["input_shape"] = (given["input_size"], given["input_size"], 3)
+    return kwargs
+
+
 def load_model(name_or_path: str | Path, input_size: int | None = None, classes: int | None = None,
-               width: int | None = None) -> tuple[str, Any]:
+               width: int | None = None, weights: Path | None = None) -> tuple[str, Any]:
     """Return (model_name, keras.Model) for a built-in name or a user's model file.
 
     A user's model (`.keras`, `.h5` or a SavedModel directory) loads with Keras safe_mode on,
@@ -71,24 +96,26 @@ def load_model(name_or_path: str | Path, input_size: int | None = None, classes:
     key = str(name_or_path)
     if key in BUILTIN_MODELS:
         spec = BUILTIN_MODELS[key]
-        kwargs: dict[str, Any] = {}
-        if key.startswith("resnet"):
-            if input_size is not None:
-                kwargs["input_shape"] = (input_size, input_size, 3)
-            if classes is not None:
-                kwargs["classes"] = classes
-            if width is not None:
-                kwargs["width"] = width
-        elif any(v is not None for v in (input_size, classes, width)):
-            raise InputError(f"Model {key!r} has a fixed architecture; --input-size/--classes/--width apply to resnet18/34/50 only.")
-        return key, spec.build(**kwargs) if spec.trained else _seeded_build(spec.build, kwargs)
+        kwargs = _builtin_kwargs(key, spec, {"input_size": input_size, "classes": classes, "width": width,
+                                             "weights": weights})
+        built = spec.build(**kwargs) if spec.trained or weights else _seeded_build(spec.build, kwargs)
+        return workspace_name(key), built
+    if weights is not None:
+        raise InputError("--weights applies to the keras:ResNet* built-ins; a model file carries its own weights.")
     path = Path(key).expanduser()
     if not path.exists():
         looks_like_path = path.suffix or "/" in key or "\\" in key
         if looks_like_path:
             raise InputError(f"Model file {str(path)!r} does not exist; pass an existing .keras/.h5 file or SavedModel directory.")
         raise InputError(f"Unrecognized model={key!r}. Supported: {', '.join(BUILTIN_MODELS)}, or a path to a .keras/.h5 file or SavedModel directory.")
-    return path.stem or path.name, _load_user_model(path)
+    return workspace_name(key), _load_user_model(path)
+
+
+def workspace_name(name: str) -> str:
+    """The folder name under --out: a built-in's name (keras:ResNet50 -> ResNet50), or a file's stem."""
+    if name in BUILTIN_MODELS:
+        return name.removeprefix(keras_apps.PREFIX)
+    return Path(name).stem or Path(name).name
 
 
 def _load_user_model(path: Path) -> Any:
@@ -130,9 +157,12 @@ class ModelRef:
     input_size: int | None = None
     classes: int | None = None
     width: int | None = None
+    weights: Path | None = None  # keras:ResNet* only: a local weights file
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "name", str(self.name))
+        if self.weights is not None:
+            object.__setattr__(self, "weights", Path(self.weights))
         for field_name in ("input_size", "classes", "width"):
             v = getattr(self, field_name)
             if v is not None and int(v) < 1:
@@ -142,13 +172,36 @@ class ModelRef:
     def options(self) -> dict[str, int]:
         """The options that were given (for a worker process that loads the model again)."""
         return {k: v for k, v in (("input_size", self.input_size), ("classes", self.classes),
-                                  ("width", self.width)) if v is not None}
+                                  ("width", self.width), ("weights", str(self.weights) if self.weights else None))
+                if v is not None}
 
     @property
     def workspace_name(self) -> str:
-        """The folder name under --out: a built-in's name, or a model file's stem."""
-        return self.name if self.name in BUILTIN_MODELS else (Path(self.name).stem or Path(self.name).name)
+        return workspace_name(self.name)
+
+    @property
+    def builtin(self) -> ModelSpec | None:
+        return BUILTIN_MODELS.get(self.name)
+
+    @property
+    def trained(self) -> bool:
+        """False for random-init built-ins (speed only); a user's file is taken as trained."""
+        spec = self.builtin
+        return True if spec is None else (spec.trained or self.weights is not None)
+
+    @property
+    def default_data(self) -> str | None:
+        """Data a command may use without being told: the digits for digits, synthetic noise for
+        an untrained built-in, nothing for a user's model (it must say)."""
+        if self.name == "digits":
+            return "digits"
+        return None if self.trained else "synthetic"
+
+    @property
+    def trained_with(self) -> str | None:
+        spec = self.builtin
+        return spec.preprocess if spec is not None else None
 
     def load(self) -> tuple[str, Any]:
         """(model name, keras.Model)."""
-        return load_model(self.name, self.input_size, self.classes, self.width)
+        return load_model(self.name, self.input_size, self.classes, self.width, self.weights)

@@ -7,6 +7,7 @@ from typing import Any
 from resnet_deploy.errors import InputError
 from resnet_deploy.fsutil import write_json_atomic
 from resnet_deploy.parity import Candidate, ParityReport, evaluate
+from resnet_deploy.pipeline import Loaded, ensure_artifact, load
 from resnet_deploy.progress import Progress
 from resnet_deploy.reference import Reference, make_reference
 from resnet_deploy.requests import ParityRequest
@@ -16,21 +17,16 @@ RECORDED_VERSIONS = ("resnet-deploy", "tensorflow-cpu", "keras", "ai-edge-litert
                      "openvino", "nncf", "numpy")
 
 
-def _reference(req: ParityRequest, progress: Progress) -> tuple[str, Any, Reference]:
-    """(model name, Keras model or None, reference)."""
-    from resnet_deploy.pipeline import model_fingerprint
-
+def _reference(req: ParityRequest, progress: Progress) -> tuple[Loaded, Reference]:
+    """The model as resolved (no model for a saved reference) and the reference."""
     if req.reference_file is not None:
         ref = Reference.load(req.reference_file)
         if req.model is not None and req.model.workspace_name != ref.meta["model"]:
             raise InputError(f"--model {req.model.name!r} but the reference file is for {ref.meta['model']!r}; "
                              "drop --model or pick the right file.")
-        return ref.meta["model"], None, ref
-    model_ref = req.model
-    with progress.step(f"loading model {model_ref.name}"):
-        name, model = model_ref.load()
-    ref = make_reference(name, model, model_fingerprint(model), req.data, req.n, req.threads, progress)
-    return name, model, ref
+        return Loaded(ref.meta["model"], None, ref.meta["source_sha256"], req.options), ref
+    loaded = load(req.model, req.options, progress, req.data)
+    return loaded, make_reference(loaded, req.data, req.n, req.threads, progress, req.allow_low_accuracy)
 
 
 def _environment(threads: int | None) -> dict:
@@ -43,23 +39,21 @@ def _environment(threads: int | None) -> dict:
 def run_parity(req: ParityRequest, progress: Progress | None = None) -> ParityReport:
     """The whole parity run; writes the JSON report. The caller decides what a breach means
     (the CLI exits 5)."""
-    from resnet_deploy.pipeline import ensure_artifact, lazy_calibration
     from resnet_deploy.target import get_target
     from resnet_deploy.tolerances import tolerance_for
 
     progress = progress or Progress()
-    name, model, ref = _reference(req, progress)
+    loaded, ref = _reference(req, progress)
+    name = loaded.name
     if req.save_reference is not None:
         ref.save(req.save_reference)
         progress.log(f"reference saved to {req.save_reference}")
     ws = Workspace(req.out)
-    calib_factory = lazy_calibration(req.options, model)
     candidates: list[Candidate] = []
     try:
         for p in req.precisions:
             for t in req.targets:
-                a = ensure_artifact(ws, name, model, t, p.value, ref.meta["source_sha256"], req.options, calib_factory,
-                                    progress)
+                a = ensure_artifact(ws, loaded, t, p.value, progress)
                 runner = get_target(t).runner(a, threads=req.threads)
                 runner.activate()
                 candidates.append(Candidate(f"{t}/{p.value}", p.value, runner, str(a.path)))

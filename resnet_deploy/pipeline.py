@@ -9,7 +9,7 @@ import hashlib
 import platform
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import resnet_deploy
 from resnet_deploy.artifact import Artifact
@@ -17,6 +17,7 @@ from resnet_deploy.config import ExportConfig, config_record
 from resnet_deploy.errors import DeployError, ExportError, InputError, first_line
 from resnet_deploy.fsutil import publish_dir, staging_dir
 from resnet_deploy.progress import Progress
+from resnet_deploy.models import ModelRef
 from resnet_deploy.requests import ArtifactOptions, ExportRequest
 from resnet_deploy.target import get_target
 from resnet_deploy.workspace import Workspace, conflicts
@@ -40,51 +41,113 @@ class ExportResult:
         return {"artifacts": rows, "failures": {k: str(v) for k, v in self.failures.items()}}
 
 
+def _canonical(value: Any, names: dict[str, str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _canonical(v, names) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_canonical(v, names) for v in value]
+    return names.get(value, value) if isinstance(value, str) else value
+
+
 def model_fingerprint(model: Any) -> str:
-    """sha256 of the Keras model's architecture (JSON) and its weights, in order."""
-    h = hashlib.sha256(model.to_json().encode())
+    """sha256 of the Keras model's architecture and its weights, in order. Layer names are
+    replaced by their position first: Keras numbers auto-named layers per process (input_layer,
+    input_layer_1, ...), and the same model built twice must have the same fingerprint."""
+    import json
+
+    names = {layer.name: f"layer{i}" for i, layer in enumerate(model.layers)}
+    names[model.name] = "model"
+    config = _canonical(json.loads(model.to_json()), names)
+    h = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
     for w in model.get_weights():
         h.update(w.tobytes())
     return h.hexdigest()
 
 
-def lazy_calibration(options: ArtifactOptions, model: Any) -> Callable[[], Any]:
-    """A zero-arg function that builds the CalibrationSet on first call and reuses it after:
-    runs that find every artifact already exported never load calibration data."""
-    cache: list = []
+@dataclass
+class Loaded:
+    """A model as one command resolved it, once: its name and fingerprint, the preprocessing
+    contract and why, the options, and the calibration set (built on first use only)."""
 
-    def factory() -> Any:
-        if not cache:
+    name: str
+    model: Any  # None: a saved-reference run, which cannot export
+    source_sha: str
+    options: ArtifactOptions
+    ref: ModelRef | None = None
+    spec: Any = None  # calibration.preprocess.PreprocessSpec
+    why: str = ""
+    data: str | None = None  # the command's --data: calibration falls back to it for a user's model
+    progress: Progress = field(default_factory=Progress)
+    _calib: list = field(default_factory=list)
+
+    @classmethod
+    def of(cls, name: str, model: Any, calib: Any = None, options: ArtifactOptions | None = None) -> "Loaded":
+        """A Keras model you already have in memory (library use): default preprocessing, and
+        `calib` (a CalibrationSet) for int8."""
+        from resnet_deploy.contract import PreprocessOptions, resolve
+
+        spec, why = resolve(PreprocessOptions(), model, name)
+        loaded = cls(name, model, model_fingerprint(model), options or ArtifactOptions(), None, spec, why)
+        if calib is not None:
+            loaded._calib.append(calib)
+        return loaded
+
+    def calibration(self) -> Any:
+        """The CalibrationSet: --calib, or the model's default data (a user's model must give it)."""
+        if not self._calib:
             from calibration.dataset import from_spec
+            from resnet_deploy.contract import data_source
 
-            cache.append(from_spec(options.value("calib"), model.input_shape, size=options.value("calib_size"),
-                                   seed=options.value("seed")))
-        return cache[0]
+            given = self.options.calib
+            if given is None and self.ref is not None and self.ref.default_data is None and self.data is not None:
+                given = self.data
+                self.progress.log(f"calibrating on --data {self.data} (no --calib given); pass --calib to keep "
+                                  "calibration and evaluation images apart")
+            source = data_source(given, self.ref, "--calib")
+            self._calib.append(from_spec(source, self.model.input_shape, size=self.options.value("calib_size"),
+                                         seed=self.options.value("seed"), spec=self.spec))
+        return self._calib[0]
 
-    return factory
+    def preprocessing(self) -> dict | None:
+        """The contract as the manifest records it."""
+        return None if self.spec is None else {**self.spec.to_dict(), "why": self.why}
 
 
-def _common_manifest(model_name: str, model: Any, calib: Any, progress: Progress) -> dict:
+def load(ref: ModelRef, options: ArtifactOptions, progress: Progress, data: str | None = None) -> Loaded:
+    """Load the model, fingerprint it and resolve its preprocessing contract (printed with its reason).
+    data: the command's --data (parity, package), the calibration fallback for a user's model."""
+    from resnet_deploy.contract import describe, resolve
+
+    with progress.step(f"loading model {ref.name}"):
+        name, model = ref.load()
+    spec, why = resolve(options.preprocess, model, name, ref.trained_with)
+    progress.log(f"preprocessing: {describe(spec)}: {why}")
+    if not ref.trained:
+        progress.log(f"{name} is untrained (random weights): its numbers are for speed only")
+    return Loaded(name, model, model_fingerprint(model), options, ref, spec, why, data, progress)
+
+
+def _common_manifest(loaded: Loaded, calib: Any, progress: Progress) -> dict:
+    model = loaded.model
     common: dict[str, Any] = {
-        "model": {"name": model_name, "source_sha256": model_fingerprint(model),
-                  "input_shape": list(model.input_shape), "output_shape": list(model.output_shape)},
-        "preprocessing": None, "calibration": None}
+        "model": {"name": loaded.name, "source_sha256": loaded.source_sha, "input_shape": list(model.input_shape),
+                  "output_shape": list(model.output_shape), "trained": loaded.ref.trained if loaded.ref else None},
+        "preprocessing": loaded.preprocessing(), "calibration": None}
     if calib is not None:
         if not calib.is_loaded:
             with progress.step(f"preparing calibration set ({len(calib)} samples)"):
                 calib.describe()  # loads, preprocesses and hashes once; every target reuses it
         common["calibration"] = calib.describe()
-        common["preprocessing"] = calib.preprocess_dict()
     return common
 
 
-def _export_one(target: Any, model_name: str, model: Any, config: ExportConfig, calib: Any, common: dict,
+def _export_one(target: Any, loaded: Loaded, config: ExportConfig, calib: Any, common: dict,
                 ws: Workspace, progress: Progress) -> Artifact:
-    final = ws.artifact_dir(model_name, target.name, config.precision.value)
+    final = ws.artifact_dir(loaded.name, target.name, config.precision.value)
     with staging_dir(final) as staging:
         t0 = time.perf_counter()
-        with progress.step(f"exporting {model_name} -> {target.name} {config.precision.value}"):
-            artifact = target.export(model, staging, config, calib, progress)
+        with progress.step(f"exporting {loaded.name} -> {target.name} {config.precision.value}"):
+            artifact = target.export(loaded.model, staging, config, calib, progress)
         artifact.write_manifest({
             **common, "config": config_record(config),
             "tool_versions": {"resnet-deploy": resnet_deploy.__version__, "python": platform.python_version(),
@@ -96,20 +159,20 @@ def _export_one(target: Any, model_name: str, model: Any, config: ExportConfig, 
     return artifact
 
 
-def export_model(model_name: str, model: Any, targets: list[str], config: ExportConfig, calib: Any,
-                 ws: Workspace, progress: Progress | None = None) -> ExportResult:
+def export_model(loaded: Loaded, targets: list[str], config: ExportConfig, ws: Workspace,
+                 progress: Progress | None = None) -> ExportResult:
     """Export a loaded model to every target. Configuration errors are raised before any work;
     a target's failure is recorded in the result and the other targets go on."""
     progress = progress or Progress()
     target_objs = [get_target(t) for t in targets]
     for t in target_objs:
         t.check_config(config)
-    calib = calib if config.precision.needs_calibration else None
-    common = _common_manifest(model_name, model, calib, progress)
+    calib = loaded.calibration() if config.precision.needs_calibration else None
+    common = _common_manifest(loaded, calib, progress)
     result = ExportResult()
     for target in target_objs:
         try:
-            result.artifacts.append(_export_one(target, model_name, model, config, calib, common, ws, progress))
+            result.artifacts.append(_export_one(target, loaded, config, calib, common, ws, progress))
         except DeployError as e:
             result.failures[target.name] = e
         except Exception as e:  # noqa: BLE001 - keep the other targets' artifacts; report this one
@@ -125,41 +188,35 @@ def export(req: ExportRequest, progress: Progress | None = None) -> ExportResult
 
     progress = progress or Progress()
     config = req.options.config(req.precision)
-    if config.precision.needs_calibration:
-        check_calib_value(req.options.value("calib"))  # a missing folder fails now, not after the model loads
-    with progress.step(f"loading model {req.model.name}"):
-        name, model = req.model.load()
-    calib = lazy_calibration(req.options, model)() if config.precision.needs_calibration else None
-    return export_model(name, model, list(req.targets), config, calib, Workspace(req.out), progress)
+    if config.precision.needs_calibration and req.options.calib is not None:
+        check_calib_value(req.options.calib)  # a missing folder fails now, not after the model loads
+    return export_model(load(req.model, req.options, progress), list(req.targets), config, Workspace(req.out), progress)
 
 
-def _check_reusable(a: Artifact, target: str, model: Any, source_sha: str, options: ArtifactOptions,
-                    calib_factory: Callable[[], Any]) -> None:
-    fp = calib_factory().fingerprint if (model is not None and options.calibration_given
-                                         and a.precision.needs_calibration) else None
-    given = options.given_config() if model is not None else {}
-    diff = conflicts(a, get_target(target).options, given, source_sha, fp)
+def _check_reusable(a: Artifact, target: str, loaded: Loaded) -> None:
+    calibrated = loaded.model is not None and a.precision.needs_calibration
+    fp = loaded.calibration().fingerprint if calibrated and loaded.options.calibration_given else None
+    given = loaded.options.given_config() if loaded.model is not None else {}
+    diff = conflicts(a, get_target(target).options, given, loaded.source_sha, fp,
+                     loaded.preprocessing() if calibrated else None)
     if diff:
         raise InputError(f"{str(a.path)!r} was exported with {'; '.join(diff)}. It is not replaced behind your back: "
                          f"pass the options it was made with, replace it with `export --target {target} --precision "
                          f"{a.precision.value} ...`, or use another --out.")
 
 
-def ensure_artifact(ws: Workspace, model_name: str, model: Any, target: str, precision: str, source_sha: str,
-                    options: ArtifactOptions, calib_factory: Callable[[], Any], progress: Progress) -> Artifact:
-    """The artifact under ws if it is intact and matches; else export it now (model=None: a
-    saved-reference run, which cannot export)."""
-    a = ws.find(model_name, target, precision)
+def ensure_artifact(ws: Workspace, loaded: Loaded, target: str, precision: str, progress: Progress) -> Artifact:
+    """The artifact under ws if it is intact and matches; else export it now (a saved-reference
+    run, with no model, cannot export)."""
+    a = ws.find(loaded.name, target, precision)
     if a is not None:
-        _check_reusable(a, target, model, source_sha, options, calib_factory)
+        _check_reusable(a, target, loaded)
         return a
-    if model is None:
-        raise InputError(f"No {target} {precision} artifact at {str(ws.artifact_dir(model_name, target, precision))!r}; "
+    if loaded.model is None:
+        raise InputError(f"No {target} {precision} artifact at {str(ws.artifact_dir(loaded.name, target, precision))!r}; "
                          f"run `export --target {target} --precision {precision}` first (a --reference run does not "
                          "load Keras).")
-    config = options.config(precision)
-    calib = calib_factory() if config.precision.needs_calibration else None
-    res = export_model(model_name, model, [target], config, calib, ws, progress)
+    res = export_model(loaded, [target], loaded.options.config(precision), ws, progress)
     if res.failures:
         raise res.failures[target]
     return res.artifacts[0]

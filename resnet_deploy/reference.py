@@ -65,19 +65,27 @@ class Reference:
         return ref
 
 
-def make_reference(model_name: str, model: Any, source_sha: str, data: str, n: int, threads: int | None,
-                   progress: Progress) -> Reference:
-    """Preprocess the parity inputs (digits: the held-out test split) and run Keras on them."""
+def make_reference(loaded: Any, data: str | None, n: int, threads: int | None, progress: Progress,
+                   allow_low_accuracy: bool = False) -> Reference:
+    """Preprocess the parity inputs with the model's contract (digits: the held-out test split),
+    run Keras on them, and refuse data on which Keras itself scores near chance."""
     from calibration.dataset import from_spec
+    from resnet_deploy.contract import check_reference_accuracy, data_source, prediction_summary
     from resnet_deploy.runner import KerasRunner
 
-    ds = from_spec(data, model.input_shape, size=n, digits_split="test")
+    model = loaded.model
+    ds = from_spec(data_source(data, loaded.ref, "--data"), model.input_shape, size=n, digits_split="test",
+                   spec=loaded.spec)
     with progress.step(f"loading {len(ds)} parity inputs"):
         x, labels = ds.arrays()
     with progress.step(f"running the Keras reference on {len(x)} samples"):
         with KerasRunner(model, threads=threads) as r:
             outputs = r.predict(x)
             info = r.info()
-    meta = {"format": REFERENCE_FORMAT, "model": model_name, "source_sha256": source_sha,
+    check_reference_accuracy(outputs, labels, model, loaded.spec, allow_low_accuracy)
+    info.update(trained=loaded.ref.trained, preprocessing=loaded.preprocessing())
+    if labels is None:
+        info["predictions"] = prediction_summary(outputs)
+    meta = {"format": REFERENCE_FORMAT, "model": loaded.name, "source_sha256": loaded.source_sha,
             "data": ds.describe(), "keras": info}
     return Reference(x, labels, outputs, meta)

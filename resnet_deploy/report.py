@@ -26,6 +26,7 @@ def parity_markdown(report: ParityReport) -> str:
     acc = report.results[0].metrics.ref_accuracy if report.results else None
     if acc is not None:
         lines += [f"Keras reference accuracy: {acc * 100:.2f}%", ""]
+    lines += _reference_notes(report.reference)
     lines += ["| backend | precision | ran in | threads | max abs | mean abs | max rel | cosine | SQNR dB | top-1 agr | top-5 ovl | accuracy | Δacc pts | status |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in report.results:
@@ -49,6 +50,23 @@ def parity_markdown(report: ParityReport) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _reference_notes(ref: dict) -> list[str]:
+    """Preprocessing, untrained models and (without labels) how spread Keras' predictions are."""
+    out = []
+    pp = ref.get("preprocessing")
+    if pp:
+        out.append(f"Preprocessing: {pp.get('preset') or 'custom'} (scale {pp['scale']:.6g}, mean {pp['mean']}, "
+                   f"std {pp['std']}, {pp['channels']}, {pp['resize']}): {pp.get('why', '')}")
+    if ref.get("trained") is False:
+        out.append("UNTRAINED model (random weights): these numbers are for speed only, not accuracy.")
+    pred = ref.get("predictions")
+    if pred:
+        out.append(f"Keras predictions (no labels): {pred['distinct_top1']} of {pred['classes']} classes predicted, "
+                   f"mean entropy {pred['mean_entropy_bits']} of {pred['max_entropy_bits']} bits, "
+                   f"top classes {pred['top_classes']}")
+    return [*[ln + "\n" for ln in out[:-1]], *out[-1:], ""] if out else []
+
+
 def latency_markdown(bench: dict) -> str:
     """The latency table of a bench result."""
     p = bench.get("protocol", {})
@@ -57,6 +75,8 @@ def latency_markdown(bench: dict) -> str:
              "| backend | precision | threads (used) | load ms | first ms | p50 ms | p90 ms | p99 ms | mean ms | std ms | "
              "inf/s | peak RSS MB | size MB | speed-up vs Keras |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    if bench.get("trained") is False:
+        lines[1:1] = ["UNTRAINED model (random weights): speed only.", ""]
     for r in bench["rows"]:
         sp = f"{r['speedup_vs_keras']:.2f}x" if r.get("speedup_vs_keras") else "-"
         lines.append(f"| {r['backend']} | {r['precision']} | {r['threads']} ({r['threads_used']}) | {r['load_ms']:.0f} | "

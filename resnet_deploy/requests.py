@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from resnet_deploy.config import ExportConfig, Precision, QuantConfig, config_record, record_value
+from resnet_deploy.contract import PreprocessOptions
 from resnet_deploy.errors import InputError
 from resnet_deploy.latency import Protocol
 from resnet_deploy.models import ModelRef
@@ -17,7 +18,9 @@ from resnet_deploy.models import ModelRef
 DEFAULT_OUT = Path("artifacts")
 
 # Defaults for options a command was not given. One copy: the CLI's help texts read them.
-ARTIFACT_DEFAULTS: dict[str, Any] = {"calib": "digits", "calib_size": 200, "seed": 0, "io_dtype": "int8",
+# (--calib has no fixed default: digits for the digits model, synthetic for an untrained built-in,
+# and a user's model must name its own images: contract.data_source.)
+ARTIFACT_DEFAULTS: dict[str, Any] = {"calib_size": 200, "seed": 0, "io_dtype": "int8",
                                      "calib_method": "minmax", "onnx_format": "auto", "opset": 17}
 
 # ArtifactOptions field -> the config_record key it sets
@@ -60,6 +63,7 @@ class ArtifactOptions:
     calib_method: str | None = None
     onnx_format: str | None = None
     opset: int | None = None
+    preprocess: PreprocessOptions = field(default_factory=PreprocessOptions)
 
     def __post_init__(self) -> None:
         if self.calib_size is not None:
@@ -128,7 +132,7 @@ class ParityRequest:
     model: ModelRef | None = field(default_factory=ModelRef)  # None: use the saved reference's
     targets: tuple[str, ...] | str = "all"
     precisions: tuple[Precision, ...] | str = (Precision.INT8,)
-    data: str = "digits"
+    data: str | None = None  # None: the model's default (contract.data_source)
     n: int = 450
     threads: int | None = 2
     options: ArtifactOptions = field(default_factory=ArtifactOptions)
@@ -137,6 +141,7 @@ class ParityRequest:
     reference_file: Path | None = None
     save_reference: Path | None = None
     report_json: Path | None = None
+    allow_low_accuracy: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "targets", _targets(self.targets))
@@ -178,11 +183,12 @@ class PackageRequest:
     model: ModelRef = field(default_factory=ModelRef)
     targets: tuple[str, ...] | str = "all"
     precision: Precision | str = Precision.INT8
-    data: str = "digits"
+    data: str | None = None  # None: the model's default (contract.data_source)
     n: int = 200
     threads: int = 2
     options: ArtifactOptions = field(default_factory=ArtifactOptions)
     out: Path = DEFAULT_OUT
+    allow_low_accuracy: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "targets", _targets(self.targets))

@@ -71,11 +71,13 @@ class Workspace:
 
 
 def conflicts(artifact: Artifact, target_options: tuple[str, ...], given: dict[str, Any], source_sha: str | None,
-              calib_fingerprint: str | None) -> list[str]:
+              calib_fingerprint: str | None, preprocessing: dict | None = None) -> list[str]:
     """What in the artifact differs from what a command asked for, one phrase per difference.
 
     given: {config_record key: value} for options the user gave; only the keys this target
     reads are compared. calib_fingerprint: compare calibration only when calibration was given.
+    preprocessing: the contract now in force; a calibrated artifact must have been calibrated
+    under the same one, given or not (otherwise every number about it is meaningless).
     """
     m = artifact.manifest
     out = []
@@ -88,6 +90,12 @@ def conflicts(artifact: Artifact, target_options: tuple[str, ...], given: dict[s
             have = record_value(record, key)
             if have != want:
                 out.append(f"{key}={have} (asked: {want})")
+    if preprocessing is not None:
+        have_pp = {k: v for k, v in (m.get("preprocessing") or {}).items() if k != "why"}
+        want_pp = {k: v for k, v in json.loads(json.dumps(preprocessing)).items() if k != "why"}
+        if have_pp != want_pp:
+            out.append(f"preprocessing {have_pp.get('preset') or 'custom'} (now: {want_pp.get('preset') or 'custom'}; "
+                       "pass --preprocess to match)")
     if calib_fingerprint is not None and artifact.precision.needs_calibration:
         have_fp = (m.get("calibration") or {}).get("fingerprint_sha256")
         if have_fp != calib_fingerprint:

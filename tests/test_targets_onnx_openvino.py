@@ -176,8 +176,9 @@ def test_all_targets_share_one_calibration_and_survive_a_failure(digits_model, d
 
     register("broken", Broken)
     try:
-        res = pipeline.export_model("digits", digits_model, ["tflite", "broken", "onnx", "openvino"],
-                                    ExportConfig(precision="int8"), digits_calib, Workspace(tmp_path))
+        res = pipeline.export_model(pipeline.Loaded.of("digits", digits_model, digits_calib),
+                                    ["tflite", "broken", "onnx", "openvino"], ExportConfig(precision="int8"),
+                                    Workspace(tmp_path))
     finally:
         unregister("broken")
     assert set(res.failures) == {"broken"} and "converter exploded" in str(res.failures["broken"])

@@ -119,12 +119,12 @@ def test_a_failed_re_export_leaves_the_old_artifact_whole(flaky, digits_model, t
     from resnet_deploy import pipeline
 
     ws = Workspace(tmp_path)
-    res = pipeline.export_model("digits", digits_model, ["flaky"], ExportConfig(precision="fp32"), None, ws)
+    res = pipeline.export_model(pipeline.Loaded.of("digits", digits_model), ["flaky"], ExportConfig(precision="fp32"), ws)
     assert res.ok
     d = ws.artifact_dir("digits", "flaky", "fp32")
     before = {p.name: p.read_bytes() for p in d.iterdir()}
     flaky.fail = True
-    res = pipeline.export_model("digits", digits_model, ["flaky"], ExportConfig(precision="fp32"), None, ws)
+    res = pipeline.export_model(pipeline.Loaded.of("digits", digits_model), ["flaky"], ExportConfig(precision="fp32"), ws)
     err = res.failures["flaky"]
     assert err.exit_code == 3 and "flaky fp32 export failed: boom" in str(err)
     assert "converter: ERROR: flaky converter ran out of patience" in str(err)  # what the converter printed
