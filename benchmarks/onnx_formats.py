@@ -24,7 +24,7 @@ from resnet_deploy.progress import ConsoleProgress  # noqa: E402
 from resnet_deploy.requests import ArtifactOptions  # noqa: E402
 from resnet_deploy.workspace import Workspace  # noqa: E402
 
-FORMATS = [("fp32", None), ("int8", "qdq-u8s8"), ("int8", "qdq-s8s8"), ("int8", "qoperator-u8s8")]
+FORMATS = [("fp32", None), ("int8", "auto"), ("int8", "qdq-u8s8"), ("int8", "qdq-s8s8"), ("int8", "qoperator-u8s8")]
 
 
 def main() -> None:

@@ -3,6 +3,8 @@ packages): presets equal keras.applications bit for bit, center-crop keeps the a
 order, and one clear line for every bad declaration."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -123,3 +125,31 @@ def test_the_model_decides_when_nobody_declares():
     assert spec.preset == "imagenet-torch" and spec.resize == "center-crop" and "declared" in why
     spec, _ = resolve(PreprocessOptions("unit", mean="0.5"), _Model(), "m")
     assert spec.preset is None and spec.mean == (0.5,)  # no longer exactly the preset
+
+
+def test_a_labelled_folder_of_real_photos_calibrates_and_checks(tmp_path, capsys):
+    """The folder path of calibration and parity on real photos: two classes of scikit-image and
+    scikit-learn photos as JPEG files, center-cropped, for an untrained built-in (speed only)."""
+    from PIL import Image
+
+    from tests.test_cli import run_cli
+
+    for cls, names in (("animals", ("chelsea", "coffee")), ("scenes", ("china", "flower", "astronaut"))):
+        (tmp_path / "photos" / cls).mkdir(parents=True)
+        for name in names:
+            Image.fromarray(PHOTOS[name]).save(tmp_path / "photos" / cls / f"{name}.jpg", quality=95)
+    photos = str(tmp_path / "photos")
+    model = ["--model", "resnet18", "--input-size", "64", "--classes", "2", "--width", "8"]
+    code, out, err = run_cli(capsys, "parity", *model, "--targets", "onnx", "--precision", "fp32,int8", "--data",
+                             photos, "--calib", photos, "--resize", "center-crop", "--preprocess", "imagenet-torch",
+                             "--allow-low-accuracy", "--tol", "int8.cosine_min=0", "--tol", "int8.sqnr_min_db=-100",
+                             "--tol", "int8.top1_min=0", "--tol", "int8.acc_drop_max=100", "--out",
+                             str(tmp_path / "out"), "--json")
+    assert code == 0, err
+    rep = json.loads(out)
+    assert rep["samples"] == 5 and rep["data"]["source"]["classes"] == ["animals", "scenes"]
+    pp = rep["reference"]["preprocessing"]
+    assert (pp["preset"], pp["resize"], pp["why"]) == ("imagenet-torch", "center-crop", "declared with --preprocess; resize=center-crop given")
+    m = json.loads((tmp_path / "out" / "resnet18" / "onnx" / "int8" / "manifest.json").read_text())
+    assert m["calibration"]["count"] == 5 and m["calibration"]["source"]["kind"] == "folder"
+    assert m["preprocessing"]["resize"] == "center-crop"
