@@ -261,6 +261,27 @@ def deploy(bundle_path, as_json: bool, **kw) -> None:
         sys.exit(code)
 
 
+@cli.command()
+@model_options
+@click.option("--targets", "--target", "targets", default="all", show_default=True, help="tflite,onnx,openvino or all.")
+@click.option("--data", default=None, help="Inputs: an image folder, a .npz, digits (held-out split; the default for "
+              "digits) or synthetic (untrained built-ins).")
+@click.option("--n", "n", type=int, default=16, show_default=True, help="Samples to compare on.")
+@click.option("--sqnr-limit", type=float, default=20.0, show_default=True, help="dB below which a layer has diverged.")
+@artifact_options
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON result on stdout.")
+def diagnose(as_json: bool, **kw) -> None:
+    """Per Keras layer, on every backend: how far int8 is from fp32, and which layers add the most error."""
+    from resnet_deploy.diagnose import run_diagnose
+    from resnet_deploy.report import diagnose_markdown
+    from resnet_deploy.requests import DiagnoseRequest
+
+    req = DiagnoseRequest(_model(kw), kw.pop("targets"), kw.pop("data"), kw.pop("n"), kw.pop("sqnr_limit"),
+                          _artifact_options(kw), kw.pop("out"))
+    result = run_diagnose(req, _progress())
+    click.echo(json.dumps(result, indent=2) if as_json else diagnose_markdown(result))
+
+
 @cli.command("list")
 def list_cmd() -> None:
     """Show targets, models and precisions."""

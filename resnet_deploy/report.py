@@ -83,3 +83,27 @@ def latency_markdown(bench: dict) -> str:
                      f"{r['first_ms']:.2f} | {r['p50']:.2f} | {r['p90']:.2f} | {r['p99']:.2f} | {r['mean']:.2f} | "
                      f"{r['std']:.2f} | {r['throughput']:.1f} | {r['peak_rss_mb']:.0f} | {r['size_mb']:.2f} | {sp} |")
     return "\n".join(lines) + "\n"
+
+
+def diagnose_markdown(result: dict) -> str:
+    """Per Keras layer, in graph order: each backend's int8 SQNR and the dB it adds on its own."""
+    backends = list(result["backends"])
+    lines = [f"### Diagnose: {result['model']} int8 vs Keras fp32, per layer, on {result['samples']} samples "
+             f"(limit {result['sqnr_limit_db']:g} dB)", ""]
+    for b in backends:
+        r = result["backends"][b]
+        lines.append(f"- {b}: first below the limit: {r['first_divergent'] or 'none'}; adds the most: "
+                     f"{', '.join(r['ranked'][:3])}; folded: " + ", ".join(f"{k}->{v}" for k, v in r["folded"].items()))
+    lines += ["", "| layer | class | " + " | ".join(f"{b} SQNR dB | {b} added noise %" for b in backends) + " |",
+              "|---|---|" + "---|---|" * len(backends)]
+    rows: dict[str, dict] = {name: {} for name in result["layers"]}
+    for b in backends:
+        for lay in result["backends"][b]["layers"]:
+            rows[lay["layer"]].update({"class": lay["class"], b: lay})
+    for name, row in rows.items():
+        if len(row) == 0:
+            continue
+        cells = [f"{_fmt(row[b]['sqnr_db'], 1)} | {_fmt(row[b]['added_noise_pct'], 3)}" if b in row
+                 else "folded | -" for b in backends]
+        lines.append(f"| {name} | {row['class']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

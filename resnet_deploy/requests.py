@@ -237,3 +237,20 @@ class ReportRequest:
         object.__setattr__(self, "out", Path(self.out))
         if self.dest is not None:
             object.__setattr__(self, "dest", Path(self.dest))
+
+
+@dataclass(frozen=True)
+class DiagnoseRequest:
+    model: ModelRef = field(default_factory=ModelRef)
+    targets: tuple[str, ...] | str = "all"
+    data: str | None = None  # None: the model's default (contract.data_source)
+    n: int = 16
+    sqnr_limit: float = 20.0
+    options: ArtifactOptions = field(default_factory=ArtifactOptions)
+    out: Path = DEFAULT_OUT
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "targets", _targets(self.targets))
+        object.__setattr__(self, "n", positive_int(self.n, "--n"))
+        object.__setattr__(self, "sqnr_limit", positive_float(self.sqnr_limit, "--sqnr-limit"))
+        object.__setattr__(self, "out", Path(self.out))

@@ -1,0 +1,146 @@
+"""Keras layer <-> the tensor that carries its output in a backend's artifact.
+
+Names do not survive every converter (OpenVINO's transformations rename ops `Transpose_9859`;
+tf2onnx names a conv after its ReLU, or `Conv__97`; TFLite joins fused ops with ';'), so the map
+is made by value, the same way on every backend: run Keras with every layer's output exposed
+and the artifact with every intermediate float tensor exposed on the same probe input, and give
+each Keras layer the tensor (same element count, NHWC or NCHW) that best matches its output.
+A Keras layer with no tensor of its own was fused away (a BatchNormalization folded into its
+convolution, a Conv2D whose output only exists after the BN/ReLU fused with it); it is listed
+as folded, with the layer that carries it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from resnet_deploy.errors import InputError
+
+MIN_MATCH_COSINE = 0.9  # an int8 tensor this close to a Keras output is that output (others score far lower)
+
+
+def computing_layers(model: Any) -> list[Any]:
+    """The layers that compute something, in graph order (InputLayer excluded)."""
+    return [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
+
+
+def predecessors(layer: Any) -> list[str]:
+    """Names of the layers whose outputs feed this one."""
+    nodes = getattr(layer, "_inbound_nodes", None) or []
+    return [p.operation.name for p in nodes[0].parent_nodes] if nodes else []
+
+
+def keras_activations(model: Any, x: np.ndarray) -> dict[str, np.ndarray]:
+    """{layer name: its output on x} for every computing layer."""
+    import keras
+
+    layers = computing_layers(model)
+    probe = keras.Model(model.inputs, [layer.output for layer in layers])
+    outs = probe(x, training=False)
+    return {layer.name: np.asarray(o, dtype=np.float32) for layer, o in zip(layers, outs)}
+
+
+def _as_nhwc(t: np.ndarray, like: np.ndarray) -> tuple[np.ndarray | None, str]:
+    """t in the layout of `like` (NHWC), or None if it cannot be."""
+    if t.shape == like.shape:
+        return t, "NHWC" if t.ndim == 4 else "-"
+    if t.ndim == 4 and like.ndim == 4 and t.shape == (like.shape[0], like.shape[3], like.shape[1], like.shape[2]):
+        return t.transpose(0, 2, 3, 1), "NCHW"
+    if t.size == like.size and t.ndim != 4 and like.ndim != 4:
+        return t.reshape(like.shape), "-"
+    return None, ""
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    a64, b64 = a.ravel().astype(np.float64), b.ravel().astype(np.float64)
+    d = float(np.linalg.norm(a64) * np.linalg.norm(b64))
+    return float(a64 @ b64 / d) if d else (1.0 if not np.any(a64 - b64) else 0.0)
+
+
+@dataclass
+class LayerMap:
+    """layer -> {"tensor": backend name, "layout": "NHWC"|"NCHW"|"-", "cosine": match score};
+    folded: layer -> the mapped layer that carries it (its nearest mapped successor)."""
+
+    backend: str
+    layers: dict[str, dict] = field(default_factory=dict)
+    folded: dict[str, str | None] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"backend": self.backend, "layers": self.layers, "folded": self.folded}
+
+
+EXACT_MAX_REL = 1e-3  # an fp32 tensor within this of a Keras output (relative to its peak) is that output
+NEAR_BEST = 2e-3  # int8: of tensors this close to the best match, the last in execution order (as consumed)
+
+
+def _score(view: np.ndarray, want: np.ndarray, exact: bool) -> float | None:
+    if exact:
+        peak = float(np.abs(want).max()) or 1.0
+        return 1.0 - float(np.abs(view - want).max()) / peak if float(np.abs(view - want).max()) <= EXACT_MAX_REL * peak \
+            else None
+    c = cosine(view, want)
+    return c if c >= MIN_MATCH_COSINE else None
+
+
+def _best(want: np.ndarray, tensors: dict[str, np.ndarray], exact: bool) -> tuple[str, str, float] | None:
+    found = []
+    for tname, t in tensors.items():
+        if t.size != want.size:
+            continue
+        view, layout = _as_nhwc(t, want)
+        score = None if view is None else _score(view, want, exact)
+        if score is not None:
+            found.append((tname, layout, score))
+    if not found:
+        return None
+    top = max(f[2] for f in found)
+    return [f for f in found if f[2] >= top - NEAR_BEST][-1]
+
+
+def build(backend: str, keras_out: dict[str, np.ndarray], tensors: dict[str, np.ndarray], order: list[str],
+          exact: bool = True, only: set[str] | None = None) -> LayerMap:
+    """Match Keras outputs to backend tensors. exact (fp32 artifacts): within 1e-3 of the peak;
+    otherwise (int8) the best cosine >= 0.9, among the layers `only` (those the backend's fp32
+    artifact has a tensor for, so fusion is decided exactly, not by similarity)."""
+    lm = LayerMap(backend)
+    for name in order:
+        hit = None if (only is not None and name not in only) else _best(keras_out[name], tensors, exact)
+        if hit is None:
+            lm.folded[name] = None
+        else:
+            lm.layers[name] = {"tensor": hit[0], "layout": hit[1], "score": round(hit[2], 6)}
+    _attach_folded(lm, order)
+    return lm
+
+
+def _attach_folded(lm: LayerMap, order: list[str]) -> None:
+    """A folded layer is carried by the next mapped layer in graph order; when two layers map to
+    the same tensor, the earlier one is folded into the later (a fused Conv+BN+ReLU)."""
+    by_tensor: dict[str, str] = {}
+    for name in order:
+        rec = lm.layers.get(name)
+        if rec is not None:
+            prev = by_tensor.get(rec["tensor"])
+            if prev is not None:
+                lm.folded[prev] = name
+                del lm.layers[prev]
+            by_tensor[rec["tensor"]] = name
+    mapped = [n for n in order if n in lm.layers]
+    for name in list(lm.folded):
+        if lm.folded[name] is None:
+            later = [n for n in mapped if order.index(n) > order.index(name)]
+            lm.folded[name] = later[0] if later else None
+
+
+def probe_tensors(target: str, model_file: Path, x: np.ndarray) -> dict[str, np.ndarray]:
+    """Every intermediate float tensor of the artifact on x (integer tensors dequantized)."""
+    from resnet_deploy import layerprobe
+
+    fn = {"tflite": layerprobe.tflite, "onnx": layerprobe.onnx, "openvino": layerprobe.openvino}.get(target)
+    if fn is None:
+        raise InputError(f"diagnose does not support target {target!r}; it supports tflite, onnx and openvino.")
+    return fn(Path(model_file), x)
