@@ -1,0 +1,81 @@
+"""Layer map and diagnose on the real backends: every Keras layer that computes is mapped or
+listed as folded on every backend, with the same names; the per-layer numbers are consistent."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from resnet_deploy import layermap
+from tests.test_cli import run_cli
+
+FILES = {"tflite": "model.tflite", "onnx": "model.onnx", "openvino": "model.xml"}
+
+
+@pytest.fixture(scope="module")
+def diagnosed(tmp_path_factory):
+    from resnet_deploy.diagnose import run_diagnose
+    from resnet_deploy.requests import DiagnoseRequest
+
+    out = tmp_path_factory.mktemp("diag")
+    return out, run_diagnose(DiagnoseRequest(n=6, out=out))
+
+
+def test_every_computing_layer_is_mapped_or_folded_on_every_backend(diagnosed):
+    out, res = diagnosed
+    assert set(res["backends"]) == {"tflite/int8", "onnx/int8", "openvino/int8"}
+    order = res["layers"]
+    assert order[0] == "stem_conv" and order[-1] == "logits" and "input" not in order
+    for b, r in res["backends"].items():
+        mapped = [lay["layer"] for lay in r["layers"]]
+        assert set(mapped) | set(r["folded"]) == set(order), b
+        assert not set(mapped) & set(r["folded"]), b
+        assert mapped == [n for n in order if n in mapped], b  # graph order
+        for layer, carrier in r["folded"].items():
+            assert carrier in mapped and order.index(carrier) > order.index(layer), (b, layer, carrier)
+        assert "logits" in mapped and "avg_pool" in mapped  # the head is never folded away
+    # a Conv2D never has its own tensor (its BN is folded into it); the ReLU after a block's Add always has
+    for r in res["backends"].values():
+        assert {"stem_conv", "block1_conv1", "block2_conv2"} <= set(r["folded"])
+        assert {"block1_out", "block2_out"} <= {lay["layer"] for lay in r["layers"]}
+
+
+def test_per_layer_numbers_are_consistent(diagnosed):
+    out, res = diagnosed
+    for b, r in res["backends"].items():
+        for lay in r["layers"]:
+            assert 0.9 <= lay["cosine"] <= 1.0 and lay["sqnr_db"] > 5 and lay["added_noise_pct"] >= 0, (b, lay)
+            # SQNR and cosine agree: 10*log10(1/(2(1-cos))) is SQNR's upper bound for unbiased noise
+            assert lay["sqnr_db"] <= 10 * np.log10(1 / max(2 * (1 - lay["cosine"]), 1e-12)) + 3, (b, lay)
+        below = [lay["layer"] for lay in r["layers"] if lay["sqnr_db"] < res["sqnr_limit_db"]]
+        assert r["first_divergent"] == (below[0] if below else None)
+        assert sorted(r["ranked"]) == sorted(lay["layer"] for lay in r["layers"])
+        added = {lay["layer"]: lay["added_noise_pct"] for lay in r["layers"]}
+        assert [added[n] for n in r["ranked"]] == sorted(added.values(), reverse=True)
+    saved = json.loads((out / "digits" / "diagnose.json").read_text())
+    assert saved["backends"].keys() == res["backends"].keys()
+
+
+def test_fp32_maps_are_exact(diagnosed, digits_model, digits_test):
+    out, _ = diagnosed
+    x = digits_test[0][:1]
+    keras_out = layermap.keras_activations(digits_model, x)
+    order = [layer.name for layer in layermap.computing_layers(digits_model)]
+    for t, f in FILES.items():
+        lm = layermap.build(t, keras_out, layermap.probe_tensors(t, out / "digits" / t / "fp32" / f, x), order)
+        assert all(rec["score"] >= 1 - 1e-3 for rec in lm.layers.values()), t
+        np.testing.assert_allclose(layermap.probe_tensors(t, out / "digits" / t / "fp32" / f, x)
+                                   [lm.layers["logits"]["tensor"]].ravel(), keras_out["logits"].ravel(),
+                                   rtol=1e-4, atol=1e-4)
+
+
+def test_the_cli_prints_one_table_with_every_backend(diagnosed, capsys):
+    out, _ = diagnosed
+    code, stdout, err = run_cli(capsys, "diagnose", "--n", "4", "--sqnr-limit", "1000", "--out", str(out))
+    assert code == 0, err
+    assert "| layer | class | tflite/int8 SQNR dB | tflite/int8 added noise % | onnx/int8 SQNR dB" in stdout
+    assert "- tflite/int8: first below the limit: stem_relu" in stdout  # everything is below 1000 dB
+    assert "| block1_conv1 |" not in stdout and "| block2_out | ReLU |" in stdout
+    code, _, err = run_cli(capsys, "diagnose", "--n", "0", "--out", str(out))
+    assert code == 2 and "--n 0 must be a whole number >= 1" in err
