@@ -75,12 +75,13 @@ def diagnose_backend(model: Any, target: str, fp32_file: Any, int8_file: Any, x:
     lm = layermap.build(f"{target}/int8", first, layermap.probe_tensors(target, int8_file, x[:1]), order,
                         exact=False, only=set(exact.layers))
     stats = {name: _Stats() for name in lm.layers}
+    scales = {name: layermap.channel_scale(first[name]) for name in lm.layers}  # every channel counts alike
     for i in range(len(x)):
         ref = first if i == 0 else layermap.keras_activations(model, x[i:i + 1])
         got = layermap.probe_tensors(target, int8_file, x[i:i + 1])
         for name, rec in lm.layers.items():
             view, _ = layermap._as_nhwc(got[rec["tensor"]], ref[name])
-            stats[name].add(ref[name], view)
+            stats[name].add(ref[name] / scales[name], view / scales[name])
     return _summarise(model, lm, {n: s.result() for n, s in stats.items()}, sqnr_limit)
 
 
@@ -92,9 +93,10 @@ def _summarise(model: Any, lm: Any, results: dict[str, dict], sqnr_limit: float)
         layers.append({"layer": name, "class": type(model.get_layer(name)).__name__, "tensor": rec["tensor"],
                        "sqnr_db": round(r["sqnr_db"], 3), "cosine": round(r["cosine"], 6),
                        "max_rel": round(r["max_rel"], 6), "added_noise_pct": round(100 * added, 4)})
-    first = next((lay["layer"] for lay in layers if lay["sqnr_db"] < sqnr_limit), None)
+    bad = [lay["layer"] for lay in layers if lay["sqnr_db"] < sqnr_limit] + list(lm.lost)
+    first = min(bad, key=lambda n: [layer.name for layer in model.layers].index(n)) if bad else None
     ranked = [lay["layer"] for lay in sorted(layers, key=lambda lay: -lay["added_noise_pct"])]
-    return {"first_divergent": first, "ranked": ranked, "layers": layers, "folded": lm.folded}
+    return {"first_divergent": first, "ranked": ranked, "layers": layers, "folded": lm.folded, "lost": lm.lost}
 
 
 def run_diagnose(req: Any, progress: Progress | None = None) -> dict:

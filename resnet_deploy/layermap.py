@@ -54,6 +54,15 @@ def _as_nhwc(t: np.ndarray, like: np.ndarray) -> tuple[np.ndarray | None, str]:
     return None, ""
 
 
+def channel_scale(ref: np.ndarray) -> np.ndarray:
+    """Per-channel RMS of a reference activation (channels: the last axis, NHWC), floored so that
+    a dead channel does not divide by zero. Dividing by it weights every channel equally: one
+    outlier channel a thousand times larger must not hide what happens to the others."""
+    axes = tuple(range(ref.ndim - 1))
+    rms = np.sqrt(np.mean(np.square(ref.astype(np.float64)), axis=axes))
+    return np.maximum(rms, 1e-6 * max(float(rms.max()), 1e-30))
+
+
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
     a64, b64 = a.ravel().astype(np.float64), b.ravel().astype(np.float64)
     d = float(np.linalg.norm(a64) * np.linalg.norm(b64))
@@ -62,15 +71,16 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 @dataclass
 class LayerMap:
-    """layer -> {"tensor": backend name, "layout": "NHWC"|"NCHW"|"-", "cosine": match score};
+    """layer -> {"tensor": backend name, "layout": "NHWC"|"NCHW"|"-", "score": match score};
     folded: layer -> the mapped layer that carries it (its nearest mapped successor)."""
 
     backend: str
     layers: dict[str, dict] = field(default_factory=dict)
     folded: dict[str, str | None] = field(default_factory=dict)
+    lost: list[str] = field(default_factory=list)  # int8: had a tensor in fp32, none resembles it in int8
 
     def to_dict(self) -> dict:
-        return {"backend": self.backend, "layers": self.layers, "folded": self.folded}
+        return {"backend": self.backend, "layers": self.layers, "folded": self.folded, "lost": self.lost}
 
 
 EXACT_MAX_REL = 1e-3  # an fp32 tensor within this of a Keras output (relative to its peak) is that output
@@ -78,11 +88,13 @@ NEAR_BEST = 2e-3  # int8: of tensors this close to the best match, the last in e
 
 
 def _score(view: np.ndarray, want: np.ndarray, exact: bool) -> float | None:
+    """Similarity with every channel weighted equally (see channel_scale)."""
+    scale = channel_scale(want)
+    v, w = view / scale, want / scale
     if exact:
-        peak = float(np.abs(want).max()) or 1.0
-        return 1.0 - float(np.abs(view - want).max()) / peak if float(np.abs(view - want).max()) <= EXACT_MAX_REL * peak \
-            else None
-    c = cosine(view, want)
+        err = float(np.abs(v - w).max())
+        return 1.0 - err if err <= EXACT_MAX_REL * max(float(np.abs(w).max()), 1.0) else None
+    c = cosine(v, w)
     return c if c >= MIN_MATCH_COSINE else None
 
 
@@ -109,12 +121,26 @@ def build(backend: str, keras_out: dict[str, np.ndarray], tensors: dict[str, np.
     lm = LayerMap(backend)
     for name in order:
         hit = None if (only is not None and name not in only) else _best(keras_out[name], tensors, exact)
-        if hit is None:
+        if hit is None and only is not None and name in only:
+            lm.lost.append(name)  # the fp32 artifact has it; nothing in the int8 one resembles it any more
+        elif hit is None:
             lm.folded[name] = None
         else:
-            lm.layers[name] = {"tensor": hit[0], "layout": hit[1], "score": round(hit[2], 6)}
+            tensor = hit[0] if exact else as_consumed(hit[0], tensors)
+            lm.layers[name] = {"tensor": tensor, "layout": hit[1], "score": round(hit[2], 6)}
     _attach_folded(lm, order)
     return lm
+
+
+def as_consumed(tname: str, tensors: dict[str, np.ndarray]) -> str:
+    """The activation as the next op consumes it: the output of the quantize-dequantize pair
+    right after `tname` when the backend has one (ONNX QDQ, OpenVINO FakeQuantize)."""
+    base = tname.split("#")[0]
+    for cand in (f"{base}_DequantizeLinear_Output", f"{base}/fq_output_0"):
+        for t in tensors:
+            if t == cand or t.startswith(cand + "#"):
+                return t
+    return tname
 
 
 def _attach_folded(lm: LayerMap, order: list[str]) -> None:

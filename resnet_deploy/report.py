@@ -92,7 +92,8 @@ def diagnose_markdown(result: dict) -> str:
              f"(limit {result['sqnr_limit_db']:g} dB)", ""]
     for b in backends:
         r = result["backends"][b]
-        lines.append(f"- {b}: first below the limit: {r['first_divergent'] or 'none'}; adds the most: "
+        lost = f"; LOST (int8 no longer resembles Keras): {', '.join(r['lost'])}" if r.get("lost") else ""
+        lines.append(f"- {b}: first below the limit: {r['first_divergent'] or 'none'}{lost}; adds the most: "
                      f"{', '.join(r['ranked'][:3])}; folded: " + ", ".join(f"{k}->{v}" for k, v in r["folded"].items()))
     lines += ["", "| layer | class | " + " | ".join(f"{b} SQNR dB | {b} added noise %" for b in backends) + " |",
               "|---|---|" + "---|---|" * len(backends)]
@@ -101,9 +102,10 @@ def diagnose_markdown(result: dict) -> str:
         for lay in result["backends"][b]["layers"]:
             rows[lay["layer"]].update({"class": lay["class"], b: lay})
     for name, row in rows.items():
-        if len(row) == 0:
+        if not row and not any(name in result["backends"][b].get("lost", []) for b in backends):
             continue
         cells = [f"{_fmt(row[b]['sqnr_db'], 1)} | {_fmt(row[b]['added_noise_pct'], 3)}" if b in row
-                 else "folded | -" for b in backends]
-        lines.append(f"| {name} | {row['class']} | " + " | ".join(cells) + " |")
+                 else "LOST | -" if name in result["backends"][b].get("lost", []) else "folded | -"
+                 for b in backends]
+        lines.append(f"| {name} | {row.get('class', '-')} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

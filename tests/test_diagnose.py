@@ -79,3 +79,34 @@ def test_the_cli_prints_one_table_with_every_backend(diagnosed, capsys):
     assert "| block1_conv1 |" not in stdout and "| block2_out | ReLU |" in stdout
     code, _, err = run_cli(capsys, "diagnose", "--n", "0", "--out", str(out))
     assert code == 2 and "--n 0 must be a whole number >= 1" in err
+
+
+@pytest.fixture(scope="module")
+def outlier_model(tmp_path_factory):
+    from tests import outlier
+
+    return outlier.save(tmp_path_factory.mktemp("outlier") / "outlier.keras")
+
+
+def test_an_outlier_channel_breaks_int8_everywhere_and_diagnose_names_its_layer(outlier_model, tmp_path, capsys):
+    """The fixture loses far more than 10 points in plain int8 on every backend (parity exits 5),
+    and diagnose names the layer whose channel is the outlier, down_bn (fused with down_relu),
+    on all three backends; on digits itself nothing is lost."""
+    common = ["--model", str(outlier_model), "--data", "digits", "--calib", "digits", "--out", str(tmp_path)]
+    code, out, err = run_cli(capsys, "parity", *common, "--targets", "all", "--n", "200", "--json")
+    assert code == 5, err
+    for r in json.loads(out)["results"]:
+        assert r["metrics"]["acc_drop"] > 10, r["name"]
+    code, out, err = run_cli(capsys, "diagnose", *common, "--n", "6", "--json")
+    assert code == 0, err
+    res = json.loads(out)
+    for b, r in res["backends"].items():
+        assert r["first_divergent"] in ("down_bn", "down_relu"), (b, r["first_divergent"])
+        assert {"avg_pool", "logits"} <= set(r["lost"]) or r["first_divergent"] in r["ranked"][:2], b
+    code, stdout, _ = run_cli(capsys, "diagnose", *common, "--n", "6")
+    assert "LOST" in stdout
+
+
+def test_digits_quantizes_fine_so_nothing_is_lost(diagnosed):
+    _, res = diagnosed
+    assert all(not r["lost"] for r in res["backends"].values())
