@@ -12,7 +12,7 @@ from resnet_deploy.errors import InputError
 from resnet_deploy.fsutil import publish_dir, staging_dir, write_bytes_atomic, write_text_atomic
 from resnet_deploy.models import ModelRef
 from resnet_deploy.parity import ParityReport
-from resnet_deploy.report import latency_markdown, parity_markdown
+from resnet_deploy.report import diagnose_markdown, latency_markdown, parity_markdown
 from resnet_deploy.requests import ReportRequest
 from resnet_deploy.workspace import Workspace
 
@@ -95,12 +95,34 @@ def _accuracy_chart(parity: dict, points: list, dest: Path) -> tuple[str, str]:
     return "accuracy_vs_latency.png", f"{metric} against p50 latency, per backend and precision"
 
 
-def _plots(parity: dict | None, bench: dict | None, dest: Path) -> list[tuple[str, str]]:
+def _sqnr_chart(diag: dict, dest: Path) -> tuple[str, str]:
+    """SQNR per Keras layer, one line per backend (lost layers drawn at 0 dB)."""
+    import matplotlib.pyplot as plt
+
+    order = diag["layers"]
+    fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(order)), 4))
+    for b, r in diag["backends"].items():
+        got = {lay["layer"]: lay["sqnr_db"] for lay in r["layers"]}
+        got.update({name: 0.0 for name in r.get("lost", [])})
+        xs = [i for i, n in enumerate(order) if n in got]
+        ax.plot(xs, [got[order[i]] for i in xs], marker="o", label=b)
+    ax.axhline(diag["sqnr_limit_db"], color="gray", lw=1, ls="--", label="limit")
+    ax.set_xticks(range(len(order)), order, rotation=60, ha="right", fontsize=7)
+    ax.set_ylabel("int8 vs Keras fp32 SQNR (dB)")
+    ax.set_title(f"{diag['model']}: int8 SQNR per Keras layer")
+    ax.legend()
+    _save(fig, dest / "sqnr_per_layer.png")
+    return "sqnr_per_layer.png", "int8 SQNR per Keras layer and backend (diagnose); lost layers at 0 dB"
+
+
+def _plots(parity: dict | None, bench: dict | None, dest: Path, diag: dict | None = None) -> list[tuple[str, str]]:
     """Write the PNG charts into dest; return [(file name, caption)]."""
     import matplotlib
 
     matplotlib.use("Agg")
     made: list[tuple[str, str]] = []
+    if diag and diag.get("backends"):
+        made.append(_sqnr_chart(diag, dest))
     if bench and bench.get("rows"):
         made.append(_latency_chart(bench, dest))
         sp = [r for r in bench["rows"] if r.get("speedup_vs_keras")]
@@ -163,14 +185,14 @@ def _page(model: str, sections_md: list[str], plots: list[tuple[str, str]], dest
             f"<body><h1>{title}</h1>\n{body}\n" + "\n".join(figs) + _SCRIPT + "</body></html>\n")
 
 
-def render(parity: dict | None, bench: dict | None, dest: Path) -> dict[str, Any]:
+def render(parity: dict | None, bench: dict | None, dest: Path, diag: dict | None = None) -> dict[str, Any]:
     """Write index.html (self-contained: images inlined as data URIs), report.md and the PNGs
     into dest, built in a staging folder and swapped in whole."""
-    model = (parity or bench or {}).get("model", "model")
+    model = (parity or bench or diag or {}).get("model", "model")
     sections_md = ([parity_markdown(ParityReport.from_dict(parity))] if parity else []) + \
-                  ([latency_markdown(bench)] if bench else [])
+                  ([latency_markdown(bench)] if bench else []) + ([diagnose_markdown(diag)] if diag else [])
     with staging_dir(dest) as staging:
-        plots = _plots(parity, bench, staging)
+        plots = _plots(parity, bench, staging, diag)
         write_text_atomic(staging / "report.md", f"# resnet-deploy report: {model}\n\n" + "\n".join(sections_md)
                           + "\n" + "\n".join(f"![{cap}]({name})\n" for name, cap in plots))
         write_text_atomic(staging / "index.html", _page(model, sections_md, plots, staging))
@@ -183,11 +205,12 @@ def write_report(req: ReportRequest) -> dict[str, Any]:
     ws = Workspace(req.out)
     name = ModelRef(req.model).workspace_name
     parity, bench = ws.read_result(ws.parity_json(name), "parity"), ws.read_result(ws.bench_json(name), "bench")
-    if parity is None and bench is None:
-        raise InputError(f"No parity.json or bench.json under {str(ws.model_dir(name))!r}; run `parity --model "
-                         f"{req.model}` and/or `bench --model {req.model}` first.")
+    diag = ws.read_result(ws.model_dir(name) / "diagnose.json", "diagnose")
+    if parity is None and bench is None and diag is None:
+        raise InputError(f"No parity.json, bench.json or diagnose.json under {str(ws.model_dir(name))!r}; run "
+                         f"`parity --model {req.model}`, `bench` or `diagnose` first.")
     try:
-        return render(parity, bench, req.dest or ws.report_dir(name))
+        return render(parity, bench, req.dest or ws.report_dir(name), diag)
     except (KeyError, TypeError, ValueError) as e:
         raise InputError(f"the parity/bench results under {str(ws.model_dir(name))!r} are incomplete ({e}); "
                          "re-run `parity` and `bench`.") from e

@@ -110,3 +110,13 @@ def test_an_outlier_channel_breaks_int8_everywhere_and_diagnose_names_its_layer(
 def test_digits_quantizes_fine_so_nothing_is_lost(diagnosed):
     _, res = diagnosed
     assert all(not r["lost"] for r in res["backends"].values())
+
+
+def test_the_report_draws_sqnr_per_layer_with_one_line_per_backend(diagnosed, capsys):
+    out, _ = diagnosed
+    code, stdout, err = run_cli(capsys, "report", "--out", str(out), "--json")
+    assert code == 0, err
+    paths = json.loads(stdout)
+    assert paths["images"] == ["sqnr_per_layer.png"]
+    md = open(paths["markdown"]).read()
+    assert "### Diagnose: digits int8 vs Keras fp32" in md and "| block2_out | ReLU |" in md
