@@ -70,15 +70,14 @@ def diagnose_backend(model: Any, target: str, fp32_file: Any, int8_file: Any, x:
                      sqnr_limit: float) -> dict:
     """Per-layer errors of one backend's int8 artifact against Keras on the inputs x."""
     order = [layer.name for layer in layermap.computing_layers(model)]
-    first = layermap.keras_activations(model, x[:1])
+    keras_run, probe = layermap.keras_probe(model), layermap.open_probe(target, int8_file)
+    first, first_got = keras_run(x[:1]), probe(x[:1])
     exact = layermap.build(target, first, layermap.probe_tensors(target, fp32_file, x[:1]), order)
-    lm = layermap.build(f"{target}/int8", first, layermap.probe_tensors(target, int8_file, x[:1]), order,
-                        exact=False, only=set(exact.layers))
+    lm = layermap.build(f"{target}/int8", first, first_got, order, exact=False, only=set(exact.layers))
     stats = {name: _Stats() for name in lm.layers}
     scales = {name: layermap.channel_scale(first[name]) for name in lm.layers}  # every channel counts alike
-    for i in range(len(x)):
-        ref = first if i == 0 else layermap.keras_activations(model, x[i:i + 1])
-        got = layermap.probe_tensors(target, int8_file, x[i:i + 1])
+    for i in range(len(x)):  # one sample's intermediates at a time
+        ref, got = (first, first_got) if i == 0 else (keras_run(x[i:i + 1]), probe(x[i:i + 1]))
         for name, rec in lm.layers.items():
             view, _ = layermap._as_nhwc(got[rec["tensor"]], ref[name])
             stats[name].add(ref[name] / scales[name], view / scales[name])

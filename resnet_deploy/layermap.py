@@ -33,14 +33,23 @@ def predecessors(layer: Any) -> list[str]:
     return [p.operation.name for p in nodes[0].parent_nodes] if nodes else []
 
 
-def keras_activations(model: Any, x: np.ndarray) -> dict[str, np.ndarray]:
-    """{layer name: its output on x} for every computing layer."""
+def keras_probe(model: Any) -> Any:
+    """A function x -> {layer name: its output on x} for every computing layer (built once)."""
     import keras
 
     layers = computing_layers(model)
     probe = keras.Model(model.inputs, [layer.output for layer in layers])
-    outs = probe(x, training=False)
-    return {layer.name: np.asarray(o, dtype=np.float32) for layer, o in zip(layers, outs)}
+
+    def run(x: np.ndarray) -> dict[str, np.ndarray]:
+        outs = probe(x, training=False)
+        return {layer.name: np.asarray(o, dtype=np.float32) for layer, o in zip(layers, outs)}
+
+    return run
+
+
+def keras_activations(model: Any, x: np.ndarray) -> dict[str, np.ndarray]:
+    """One-off: every computing layer's output on x."""
+    return keras_probe(model)(x)
 
 
 def _as_nhwc(t: np.ndarray, like: np.ndarray) -> tuple[np.ndarray | None, str]:
@@ -162,11 +171,16 @@ def _attach_folded(lm: LayerMap, order: list[str]) -> None:
             lm.folded[name] = later[0] if later else None
 
 
-def probe_tensors(target: str, model_file: Path, x: np.ndarray) -> dict[str, np.ndarray]:
-    """Every intermediate float tensor of the artifact on x (integer tensors dequantized)."""
+def open_probe(target: str, model_file: Path) -> Any:
+    """A function x -> every intermediate float tensor of the artifact on x (integers dequantized)."""
     from resnet_deploy import layerprobe
 
     fn = {"tflite": layerprobe.tflite, "onnx": layerprobe.onnx, "openvino": layerprobe.openvino}.get(target)
     if fn is None:
         raise InputError(f"diagnose does not support target {target!r}; it supports tflite, onnx and openvino.")
-    return fn(Path(model_file), x)
+    return fn(Path(model_file))
+
+
+def probe_tensors(target: str, model_file: Path, x: np.ndarray) -> dict[str, np.ndarray]:
+    """One-off: every intermediate tensor of the artifact on x."""
+    return open_probe(target, model_file)(x)
