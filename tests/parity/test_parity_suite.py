@@ -34,3 +34,12 @@ def test_resnet18_fp32_parity_all_backends(tmp_path):
     assert report.ok, report.breach_lines()
     for r in report.results:
         assert r.metrics.cosine >= 0.99999
+
+
+def test_seed_parity_all_backends_fp32_and_int8(tmp_path):
+    """The seed network exactly as written (conv bias kept), on every backend, fp32 and int8."""
+    report = run_parity(ParityRequest(ModelRef("seed"), "all", "fp32,int8", "synthetic", 8, 2, out=tmp_path))
+    assert [r.name for r in report.results] == [f"{t}/{p}" for p in ("fp32", "int8")
+                                                for t in ("tflite", "onnx", "openvino")]
+    assert report.ok, report.breach_lines()
+    assert report.reference["trained"] is False and report.reference["predictions"] is None  # a feature map
