@@ -79,7 +79,7 @@ def diagnose_backend(model: Any, target: str, fp32_file: Any, int8_file: Any, x:
     for i in range(len(x)):  # one sample's intermediates at a time
         ref, got = (first, first_got) if i == 0 else (keras_run(x[i:i + 1]), probe(x[i:i + 1]))
         for name, rec in lm.layers.items():
-            view, _ = layermap._as_nhwc(got[rec["tensor"]], ref[name])
+            view = layermap.as_layout(got[rec["tensor"]], ref[name], rec["layout"])
             stats[name].add(ref[name] / scales[name], view / scales[name])
     return _summarise(model, lm, {n: s.result() for n, s in stats.items()}, sqnr_limit)
 

@@ -52,15 +52,22 @@ def keras_activations(model: Any, x: np.ndarray) -> dict[str, np.ndarray]:
     return keras_probe(model)(x)
 
 
-def _as_nhwc(t: np.ndarray, like: np.ndarray) -> tuple[np.ndarray | None, str]:
-    """t in the layout of `like` (NHWC), or None if it cannot be."""
+def _views(t: np.ndarray, like: np.ndarray) -> list[tuple[np.ndarray, str]]:
+    """t as `like`'s layout (NHWC): as it is and/or from NCHW. Both when the shape cannot tell
+    (the seed's 64x64x64 maps are NHWC and NCHW alike)."""
+    out = []
     if t.shape == like.shape:
-        return t, "NHWC" if t.ndim == 4 else "-"
+        out.append((t, "NHWC" if t.ndim == 4 else "-"))
     if t.ndim == 4 and like.ndim == 4 and t.shape == (like.shape[0], like.shape[3], like.shape[1], like.shape[2]):
-        return t.transpose(0, 2, 3, 1), "NCHW"
-    if t.size == like.size and t.ndim != 4 and like.ndim != 4:
-        return t.reshape(like.shape), "-"
-    return None, ""
+        out.append((t.transpose(0, 2, 3, 1), "NCHW"))
+    if not out and t.size == like.size and t.ndim != 4 and like.ndim != 4:
+        out.append((t.reshape(like.shape), "-"))
+    return out
+
+
+def as_layout(t: np.ndarray, like: np.ndarray, layout: str) -> np.ndarray:
+    """t brought to NHWC as the map says it is laid out."""
+    return t.transpose(0, 2, 3, 1) if layout == "NCHW" else t.reshape(like.shape)
 
 
 def channel_scale(ref: np.ndarray) -> np.ndarray:
@@ -69,7 +76,7 @@ def channel_scale(ref: np.ndarray) -> np.ndarray:
     outlier channel a thousand times larger must not hide what happens to the others."""
     axes = tuple(range(ref.ndim - 1))
     rms = np.sqrt(np.mean(np.square(ref.astype(np.float64)), axis=axes))
-    return np.maximum(rms, 1e-6 * max(float(rms.max()), 1e-30))
+    return np.maximum(rms, 1e-3 * max(float(rms.max()), 1e-30))  # near-dead channels: 0.1% of the largest
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -112,10 +119,10 @@ def _best(want: np.ndarray, tensors: dict[str, np.ndarray], exact: bool) -> tupl
     for tname, t in tensors.items():
         if t.size != want.size:
             continue
-        view, layout = _as_nhwc(t, want)
-        score = None if view is None else _score(view, want, exact)
-        if score is not None:
-            found.append((tname, layout, score))
+        for view, layout in _views(t, want):
+            score = _score(view, want, exact)
+            if score is not None:
+                found.append((tname, layout, score))
     if not found:
         return None
     top = max(f[2] for f in found)
@@ -184,3 +191,23 @@ def open_probe(target: str, model_file: Path) -> Any:
 def probe_tensors(target: str, model_file: Path, x: np.ndarray) -> dict[str, np.ndarray]:
     """One-off: every intermediate tensor of the artifact on x."""
     return open_probe(target, model_file)(x)
+
+
+PROBED_TARGETS = ("tflite", "onnx", "openvino")
+
+
+def for_artifact(model: Any, target: str, model_file: Path, x: np.ndarray, exact: bool) -> dict | None:
+    """The map recorded in an artifact's manifest: every computing Keras layer, mapped to a
+    tensor or listed as folded (exact for fp32; by similarity otherwise). None for targets we
+    cannot probe (plugins); {"error": ...} if probing failed, so a map is never silently absent."""
+    if target not in PROBED_TARGETS:
+        return None
+    try:
+        order = [layer.name for layer in computing_layers(model)]
+        lm = build(target, keras_activations(model, x), probe_tensors(target, model_file, x), order, exact=exact)
+    except Exception as e:  # noqa: BLE001 - the artifact is fine; say why it has no map
+        from resnet_deploy.errors import first_line
+
+        return {"error": f"layer map not made: {first_line(e)}"}
+    return {"made": "by value" + (" (exact, fp32)" if exact else " (cosine >= 0.9)"),
+            "layers": {k: v["tensor"] for k, v in lm.layers.items()}, "folded": lm.folded}

@@ -148,6 +148,7 @@ def _export_one(target: Any, loaded: Loaded, config: ExportConfig, calib: Any, c
         t0 = time.perf_counter()
         with progress.step(f"exporting {loaded.name} -> {target.name} {config.precision.value}"):
             artifact = target.export(loaded.model, staging, config, calib, progress)
+        artifact.details["layer_map"] = _layer_map(loaded, target.name, artifact, config, calib)
         artifact.write_manifest({
             **common, "config": config_record(config),
             "tool_versions": {"resnet-deploy": resnet_deploy.__version__, "python": platform.python_version(),
@@ -157,6 +158,21 @@ def _export_one(target: Any, loaded: Loaded, config: ExportConfig, calib: Any, c
         publish_dir(staging, final)
     artifact.path = final
     return artifact
+
+
+def _layer_map(loaded: Loaded, target: str, artifact: Artifact, config: ExportConfig, calib: Any) -> dict | None:
+    """Keras layer -> tensor of this artifact (layermap.py), on one calibration sample or, without
+    calibration, one seeded [0, 1) input."""
+    import numpy as np
+
+    from resnet_deploy import layermap
+    from resnet_deploy.config import Precision
+
+    if calib is not None:
+        x = calib.arrays()[0][:1]
+    else:
+        x = np.random.default_rng(0).random((1, *loaded.model.input_shape[1:]), dtype=np.float32)
+    return layermap.for_artifact(loaded.model, target, artifact.model_file, x, config.precision is Precision.FP32)
 
 
 def export_model(loaded: Loaded, targets: list[str], config: ExportConfig, ws: Workspace,

@@ -120,3 +120,26 @@ def test_the_report_draws_sqnr_per_layer_with_one_line_per_backend(diagnosed, ca
     assert paths["images"] == ["sqnr_per_layer.png"]
     md = open(paths["markdown"]).read()
     assert "### Diagnose: digits int8 vs Keras fp32" in md and "| block2_out | ReLU |" in md
+
+
+@pytest.mark.parametrize("which", ["seed", "resnet18", "user"])
+def test_every_artifact_records_its_layer_map(which, outlier_model, tmp_path, capsys):
+    """fp32 exports of the seed, a ResNet-18 and a user's model file: the manifest of each
+    artifact maps every Keras layer that computes to a tensor, or names the layer it is folded into."""
+    import keras
+
+    from resnet_deploy.models import ModelRef
+
+    model = {"seed": ["--model", "seed"], "user": ["--model", str(outlier_model)],
+             "resnet18": ["--model", "resnet18", "--input-size", "64", "--classes", "10", "--width", "8"]}[which]
+    code, _, err = run_cli(capsys, "export", *model, "--precision", "fp32", "--target", "all", "--out", str(tmp_path))
+    assert code == 0, err
+    name, m = ModelRef(*model[1:2], **({"input_size": 64, "classes": 10, "width": 8} if which == "resnet18" else {})).load()
+    computing = {layer.name for layer in layermap.computing_layers(m)}
+    for t in FILES:
+        lm = json.loads((tmp_path / name / t / "fp32" / "manifest.json").read_text())["layer_map"]
+        assert "error" not in lm, (t, lm)
+        assert set(lm["layers"]) | set(lm["folded"]) == computing, t
+        assert all(carrier in lm["layers"] for carrier in lm["folded"].values()), t
+        assert m.layers[-1].name in lm["layers"], t  # the output layer always has its tensor
+    keras.backend.clear_session()
