@@ -9,8 +9,21 @@ from typing import Any, NoReturn
 import click
 
 from resnet_deploy.errors import DeployError
+from resnet_deploy.portable.constants import EXIT_DISK_FULL, EXIT_INPUT
 
 EXIT_INTERRUPTED = 130  # the shell's code for Ctrl-C
+
+
+def os_error_line(e: OSError) -> str:
+    """What could not be read or written, why, and what to do."""
+    import errno
+
+    where = f" {e.filename!r}" if e.filename else ""
+    if e.errno == errno.ENOSPC:
+        return f"the disk is full: could not write{where}; free space or pass --out on another disk."
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"permission denied for{where} ({e.strerror}); pass a writable --out (or fix its permissions)."
+    return f"cannot use{where}: {e.strerror or e}; check the path (a folder that is a file, a missing parent...)."
 
 
 def fail(message: str, code: int) -> NoReturn:
@@ -26,6 +39,10 @@ def run(group: Any, argv: list[str] | None, prog_name: str) -> None:
         code = group.main(args=argv, prog_name=prog_name, standalone_mode=False)
     except DeployError as e:
         fail(str(e), e.exit_code)
+    except OSError as e:  # the filesystem said no: one line, not a traceback (errors.py codes)
+        import errno
+
+        fail(os_error_line(e), EXIT_DISK_FULL if e.errno == errno.ENOSPC else EXIT_INPUT)
     except click.ClickException as e:
         fail(e.format_message().replace("\n", " "), e.exit_code)
     except click.Abort as e:  # click turns Ctrl-C (KeyboardInterrupt) into Abort

@@ -191,6 +191,10 @@ def export_model(loaded: Loaded, targets: list[str], config: ExportConfig, ws: W
             result.artifacts.append(_export_one(target, loaded, config, calib, common, ws, progress))
         except DeployError as e:
             result.failures[target.name] = e
+        except OSError as e:
+            if e.filename is not None:
+                raise  # the filesystem said no (not writable, full): no target can succeed; the CLI says which
+            result.failures[target.name] = ExportError(f"{target.name} export failed: {first_line(e)}")
         except Exception as e:  # noqa: BLE001 - keep the other targets' artifacts; report this one
             err = ExportError(f"{target.name} export failed: {type(e).__name__}: {first_line(e)}")
             err.__cause__ = e

@@ -57,6 +57,10 @@ class Target:
                                         calib if config.precision.needs_calibration else None, progress or Progress())
         except DeployError:
             raise
+        except OSError as e:
+            if e.filename is not None and str(out_dir) in str(e.filename):
+                raise  # writing into our own staging folder failed (full disk, permissions): not the converter
+            raise ExportError(f"{self.name} {config.precision.value} export failed: {first_line(e)}") from e
         except Exception as e:  # noqa: BLE001 - converters raise many types; one error with context
             said = converter_said(log)
             raise ExportError(f"{self.name} {config.precision.value} export failed: {first_line(e)}"

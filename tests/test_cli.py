@@ -166,3 +166,39 @@ def test_progress_goes_to_stderr_and_results_to_stdout(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "loading model digits" in proc.stderr and "✓ exporting digits -> tflite fp32" in proc.stderr
     assert "exporting" not in proc.stdout and json.loads(proc.stdout)["artifacts"][0]["target"] == "tflite"
+
+
+@pytest.mark.parametrize("where", ["file", "under-file"])
+def test_an_unusable_output_folder_is_one_line_not_a_traceback(tmp_path, capsys, where):
+    (tmp_path / "afile").write_text("x")
+    out = tmp_path / "afile" if where == "file" else tmp_path / "afile" / "sub"
+    code, _, err = run_cli(capsys, "export", "--precision", "fp32", "--out", str(out))
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    assert "cannot use" in lines[0] and "afile" in lines[0] and "check the path" in lines[0]
+    assert (tmp_path / "afile").read_text() == "x"
+
+
+def test_a_full_disk_is_its_own_exit_code(capsys, monkeypatch):
+    import errno
+
+    from resnet_deploy import exits
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", "/data/out/model.tflite")
+
+    from resnet_deploy.cli import cli
+
+    @cli.command("fill")
+    def fill():
+        full()
+
+    try:
+        with pytest.raises(SystemExit) as e:
+            main(["fill"])
+    finally:
+        cli.commands.pop("fill")
+    err = capsys.readouterr().err
+    assert e.value.code == 7 == exits.EXIT_DISK_FULL
+    assert err.strip() == "error: the disk is full: could not write '/data/out/model.tflite'; free space or pass " \
+                          "--out on another disk."
