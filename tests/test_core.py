@@ -85,6 +85,15 @@ def test_non_finite_tolerance_overrides_are_refused():
     ("click.Abort()", 130, "error: aborted"),
     ("KeyboardInterrupt()", 130, "error: interrupted"),
     ("click.ClickException('two\\nlines')", 1, "error: two lines"),
+    ("OSError(28, 'No space left on device', '/d/m.tflite')", 7,
+     "error: the disk is full: could not write '/d/m.tflite'; free space or pass --out on another disk."),
+    ("OSError(13, 'Permission denied', '/d')", 2,
+     "error: permission denied for '/d' (Permission denied); pass a writable --out (or fix its permissions)."),
+    ("OSError(30, 'Read-only file system', '/ro')", 2,
+     "error: permission denied for '/ro' (Read-only file system); pass a writable --out (or fix its permissions)."),
+    ("OSError(20, 'Not a directory', '/f/x')", 2,
+     "error: cannot use '/f/x': Not a directory; check the path (a folder that is a file, a missing parent...)."),
+    ("OSError('odd')", 2, "error: cannot use: odd; check the path (a folder that is a file, a missing parent...)."),
     ("click.exceptions.Exit(3)", 3, None),
 ])
 def test_the_cli_maps_every_error_to_one_line_and_its_exit_code(capsys, exc, code, line):
@@ -95,7 +104,7 @@ def test_the_cli_maps_every_error_to_one_line_and_its_exit_code(capsys, exc, cod
 
     @cli.command("boom")
     def boom():
-        raise eval(exc, {"click": click, **vars(errors)})  # noqa: S307 - the test's own table
+        raise eval(exc, {"click": click, "OSError": OSError, **vars(errors)})  # noqa: S307 - the test's own table
 
     try:
         with pytest.raises(SystemExit) as e:
