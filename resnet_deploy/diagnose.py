@@ -2,7 +2,7 @@
 
 For each backend, the int8 artifact runs with every intermediate tensor exposed (layerprobe),
 each Keras layer is given its tensor (layermap: by value, fusion decided exactly on the
-backend's fp32 artifact), and over N inputs the int8 activation is compared with Keras' fp32
+backend's fp32 artifact, by the layer map its manifest recorded), and over N inputs the int8 activation is compared with Keras' fp32
 activation of that layer: SQNR, cosine, max error relative to the peak, and the error the layer
 adds on its own (its SQNR drop below the worst of the layers that feed it). Statistics are
 streamed sample by sample: one sample's intermediates are held at a time.
@@ -66,14 +66,22 @@ def _feed_nsr(name: str, stats: dict[str, dict], model: Any, seen: set[str]) -> 
     return worst
 
 
-def diagnose_backend(model: Any, target: str, fp32_file: Any, int8_file: Any, x: np.ndarray,
-                     sqnr_limit: float) -> dict:
+def _fp32_layers(target: str, fp32: Any, first: dict, x: np.ndarray, order: list[str]) -> set[str]:
+    """The layers the backend's fp32 artifact has a tensor for: from its manifest's exact layer map
+    (recorded at export), else by probing it now."""
+    recorded = fp32.manifest.get("layer_map") or {}
+    if "layers" in recorded:
+        return set(recorded["layers"])
+    return set(layermap.build(target, first, layermap.probe_tensors(target, fp32.model_file, x[:1]), order).layers)
+
+
+def diagnose_backend(model: Any, target: str, fp32: Any, int8_file: Any, x: np.ndarray, sqnr_limit: float) -> dict:
     """Per-layer errors of one backend's int8 artifact against Keras on the inputs x."""
     order = [layer.name for layer in layermap.computing_layers(model)]
     keras_run, probe = layermap.keras_probe(model), layermap.open_probe(target, int8_file)
     first, first_got = keras_run(x[:1]), probe(x[:1])
-    exact = layermap.build(target, first, layermap.probe_tensors(target, fp32_file, x[:1]), order)
-    lm = layermap.build(f"{target}/int8", first, first_got, order, exact=False, only=set(exact.layers))
+    lm = layermap.build(f"{target}/int8", first, first_got, order, exact=False,
+                        only=_fp32_layers(target, fp32, first, x, order))
     stats = {name: _Stats() for name in lm.layers}
     scales = {name: layermap.channel_scale(first[name]) for name in lm.layers}  # every channel counts alike
     for i in range(len(x)):  # one sample's intermediates at a time
@@ -121,7 +129,6 @@ def run_diagnose(req: Any, progress: Progress | None = None) -> dict:
         f32 = ensure_artifact(ws, loaded, t, "fp32", progress)
         i8 = ensure_artifact(ws, loaded, t, "int8", progress)
         with progress.step(f"diagnosing {t}/int8 layer by layer on {len(x)} samples"):
-            result["backends"][f"{t}/int8"] = diagnose_backend(loaded.model, t, f32.model_file, i8.model_file, x,
-                                                               req.sqnr_limit)
+            result["backends"][f"{t}/int8"] = diagnose_backend(loaded.model, t, f32, i8.model_file, x, req.sqnr_limit)
     write_json_atomic(ws.model_dir(loaded.name) / "diagnose.json", result)
     return result

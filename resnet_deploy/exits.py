@@ -3,6 +3,7 @@ stderr and an exit code (the codes are portable.constants', shared with the devi
 No traceback reaches a user for anything resnet-deploy raises on purpose."""
 from __future__ import annotations
 
+import errno
 import sys
 from typing import Any, NoReturn
 
@@ -16,8 +17,6 @@ EXIT_INTERRUPTED = 130  # the shell's code for Ctrl-C
 
 def os_error_line(e: OSError) -> str:
     """What could not be read or written, why, and what to do."""
-    import errno
-
     where = f" {e.filename!r}" if e.filename else ""
     if e.errno == errno.ENOSPC:
         return f"the disk is full: could not write{where}; free space or pass --out on another disk."
@@ -40,8 +39,6 @@ def run(group: Any, argv: list[str] | None, prog_name: str) -> None:
     except DeployError as e:
         fail(str(e), e.exit_code)
     except OSError as e:  # the filesystem said no: one line, not a traceback (errors.py codes)
-        import errno
-
         fail(os_error_line(e), EXIT_DISK_FULL if e.errno == errno.ENOSPC else EXIT_INPUT)
     except click.ClickException as e:
         fail(e.format_message().replace("\n", " "), e.exit_code)

@@ -16,10 +16,6 @@ RESNETS = {"ResNet50": "imagenet-caffe", "ResNet101": "imagenet-caffe", "ResNet1
 MIN_INPUT_SIZE = 32  # keras.applications refuses smaller inputs
 
 
-def is_keras_app(name: str) -> bool:
-    return name.startswith(PREFIX) and name[len(PREFIX):] in RESNETS
-
-
 def build(name: str, input_size: int | None = None, classes: int | None = None, weights: Path | None = None) -> Any:
     """keras.applications.<name> with a square input, the class count, and local weights (or none)."""
     from resnet_deploy.architectures import keras_module

@@ -95,9 +95,6 @@ class LayerMap:
     folded: dict[str, str | None] = field(default_factory=dict)
     lost: list[str] = field(default_factory=list)  # int8: had a tensor in fp32, none resembles it in int8
 
-    def to_dict(self) -> dict:
-        return {"backend": self.backend, "layers": self.layers, "folded": self.folded, "lost": self.lost}
-
 
 EXACT_MAX_REL = 1e-3  # an fp32 tensor within this of a Keras output (relative to its peak) is that output
 NEAR_BEST = 2e-3  # int8: of tensors this close to the best match, the last in execution order (as consumed)
