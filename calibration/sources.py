@@ -21,6 +21,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 # calibration uses the train split, so parity accuracy is measured on held-out images.
 DIGITS_TEST_FRACTION = 0.25
 DIGITS_SPLIT_SEED = 0
+DIGITS_VAL_SIZE = 360
 
 
 class Source:
@@ -50,10 +51,11 @@ class Source:
 def load_digits_split(split: str = "test") -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's 8x8 handwritten digits as uint8 images (0..255) and int labels.
 
-    split: "train", "test" or "all" (stratified, fixed seed).
+    split: "train", "test" or "all" (stratified, fixed seed); "val" is the last DIGITS_VAL_SIZE
+    images of train (validation for accuracy budgets: calibration reads train from the start).
     """
-    if split not in ("train", "test", "all"):
-        raise InputError(f"Unrecognized digits split={split!r}. Supported: train, test, all.")
+    if split not in ("train", "val", "test", "all"):
+        raise InputError(f"Unrecognized digits split={split!r}. Supported: train, val, test, all.")
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -66,7 +68,7 @@ def load_digits_split(split: str = "test") -> tuple[np.ndarray, np.ndarray]:
     train_idx, test_idx = train_test_split(
         idx, test_size=DIGITS_TEST_FRACTION, random_state=DIGITS_SPLIT_SEED, stratify=labels
     )
-    pick = train_idx if split == "train" else test_idx
+    pick = {"train": train_idx, "val": train_idx[-DIGITS_VAL_SIZE:], "test": test_idx}[split]
     return images[pick], labels[pick]
 
 

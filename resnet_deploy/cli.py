@@ -85,6 +85,18 @@ def _artifact_options(kw: dict):
                                                      "onnx_format", "opset")}, preprocess=pre)
 
 
+def _budget(max_acc_drop: float | None, val: str | None, max_float_layers: int | None):
+    if max_acc_drop is None:
+        if val is not None or max_float_layers is not None:
+            raise click.UsageError("--val and --max-float-layers go with --max-acc-drop; add it or drop them.")
+        return None
+    if val is None:
+        raise click.UsageError("--max-acc-drop needs labelled validation data: pass --val (e.g. --val digits).")
+    from resnet_deploy.budget import DEFAULT_MAX_FLOAT_LAYERS, Budget
+
+    return Budget(max_acc_drop, val, DEFAULT_MAX_FLOAT_LAYERS if max_float_layers is None else max_float_layers)
+
+
 def _given(option: str) -> bool:
     """Whether the user typed this option (not its default)."""
     ctx = click.get_current_context()
@@ -104,13 +116,21 @@ def _progress():
 @model_options
 @click.option("--precision", default="int8", show_default=True, help="int8, fp16, dynamic or fp32.")
 @artifact_options
+@click.option("--max-acc-drop", type=float, default=None, metavar="PTS",
+              help="int8 accuracy budget: keep the most harmful layers in float until int8 is within PTS points "
+                   "of Keras on --val (exit 5 if it cannot be).")
+@click.option("--val", default=None, help="Labelled validation data for --max-acc-drop (not calibration data): "
+              "an image folder, an .npz with y, or digits (its validation split).")
+@click.option("--max-float-layers", type=int, default=None,
+              help="Most layers --max-acc-drop may keep in float (default 8).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
-def export(as_json: bool, **kw) -> None:
+def export(as_json: bool, max_acc_drop, val, max_float_layers, **kw) -> None:
     """Export a model to one or more targets, with a manifest per artifact (replaces an existing one)."""
     from resnet_deploy import pipeline
     from resnet_deploy.requests import ExportRequest
 
-    req = ExportRequest(_model(kw), kw.pop("targets"), kw.pop("precision"), _artifact_options(kw), kw.pop("out"))
+    req = ExportRequest(_model(kw), kw.pop("targets"), kw.pop("precision"), _artifact_options(kw), kw.pop("out"),
+                        _budget(max_acc_drop, val, max_float_layers))
     result = pipeline.export(req, _progress())
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))

@@ -68,14 +68,18 @@ class QuantConfig:
     method:    activation-range estimation (ONNX Runtime); TFLite and NNCF use their own.
     per_channel: per-output-channel weight scales (all backends default to this for convs).
     onnx_format: "auto" picks the fastest format/type pair for this CPU; see targets/onnx.py.
+    float_nodes: backend op names kept in float (the accuracy budget's fallback, fallback.py);
+               in each backend's own naming, resolved from Keras layer names.
     """
 
     io_dtype: IODtype = IODtype.INT8
     method: CalibMethod = CalibMethod.MINMAX
     per_channel: bool = True
     onnx_format: OnnxFormat = OnnxFormat.AUTO
+    float_nodes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "float_nodes", tuple(self.float_nodes))
         object.__setattr__(self, "io_dtype", _choice(IODtype, self.io_dtype, "io dtype"))
         object.__setattr__(self, "method", _choice(CalibMethod, self.method, "calibration method"))
         object.__setattr__(self, "onnx_format", _choice(OnnxFormat, self.onnx_format, "onnx format"))

@@ -142,12 +142,19 @@ def _common_manifest(loaded: Loaded, calib: Any, progress: Progress) -> dict:
 
 
 def _export_one(target: Any, loaded: Loaded, config: ExportConfig, calib: Any, common: dict,
-                ws: Workspace, progress: Progress) -> Artifact:
+                ws: Workspace, progress: Progress, fallback: tuple | None = None) -> Artifact:
+    """One target's artifact, published whole; `fallback` = (Budget, Validation, fp32 artifact)
+    exports int8 within an accuracy budget (budget.py)."""
     final = ws.artifact_dir(loaded.name, target.name, config.precision.value)
     with staging_dir(final) as staging:
         t0 = time.perf_counter()
-        with progress.step(f"exporting {loaded.name} -> {target.name} {config.precision.value}"):
-            artifact = target.export(loaded.model, staging, config, calib, progress)
+        if fallback is not None:
+            from resnet_deploy import budget
+
+            artifact = budget.search(target, loaded, config, calib, *fallback, staging, progress)
+        else:
+            with progress.step(f"exporting {loaded.name} -> {target.name} {config.precision.value}"):
+                artifact = target.export(loaded.model, staging, config, calib, progress)
         artifact.details["layer_map"] = _layer_map(loaded, target.name, artifact, config, calib)
         artifact.write_manifest({
             **common, "config": config_record(config),
@@ -176,19 +183,26 @@ def _layer_map(loaded: Loaded, target: str, artifact: Artifact, config: ExportCo
 
 
 def export_model(loaded: Loaded, targets: list[str], config: ExportConfig, ws: Workspace,
-                 progress: Progress | None = None) -> ExportResult:
+                 progress: Progress | None = None, budget: Any = None) -> ExportResult:
     """Export a loaded model to every target. Configuration errors are raised before any work;
-    a target's failure is recorded in the result and the other targets go on."""
+    a target's failure is recorded in the result and the other targets go on. With a `budget`
+    (budget.Budget), int8 is exported within it on validation data checked once, up front."""
     progress = progress or Progress()
     target_objs = [get_target(t) for t in targets]
     for t in target_objs:
         t.check_config(config)
     calib = loaded.calibration() if config.precision.needs_calibration else None
     common = _common_manifest(loaded, calib, progress)
+    val = None
+    if budget is not None:
+        from resnet_deploy.budget import load_validation
+
+        val = load_validation(budget, loaded, calib, progress)
     result = ExportResult()
     for target in target_objs:
         try:
-            result.artifacts.append(_export_one(target, loaded, config, calib, common, ws, progress))
+            fallback = None if val is None else (budget, val, ensure_artifact(ws, loaded, target.name, "fp32", progress))
+            result.artifacts.append(_export_one(target, loaded, config, calib, common, ws, progress, fallback))
         except DeployError as e:
             result.failures[target.name] = e
         except OSError as e:
@@ -210,7 +224,10 @@ def export(req: ExportRequest, progress: Progress | None = None) -> ExportResult
     config = req.options.config(req.precision)
     if config.precision.needs_calibration and req.options.calib is not None:
         check_calib_value(req.options.calib)  # a missing folder fails now, not after the model loads
-    return export_model(load(req.model, req.options, progress), list(req.targets), config, Workspace(req.out), progress)
+    if req.budget is not None:
+        check_calib_value(req.budget.val)
+    return export_model(load(req.model, req.options, progress), list(req.targets), config, Workspace(req.out), progress,
+                        req.budget)
 
 
 def _check_reusable(a: Artifact, target: str, loaded: Loaded) -> None:

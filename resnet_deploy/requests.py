@@ -119,12 +119,16 @@ class ExportRequest:
     precision: Precision | str = Precision.INT8
     options: ArtifactOptions = field(default_factory=ArtifactOptions)
     out: Path = DEFAULT_OUT
+    budget: Any = None  # budget.Budget: int8 within an accuracy budget
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "targets", _targets(self.targets))
         object.__setattr__(self, "precision", Precision.parse(self.precision))
         object.__setattr__(self, "out", Path(self.out))
         _check_supported(self.targets, (self.precision,))
+        if self.budget is not None and self.precision is not Precision.INT8:
+            raise InputError(f"--max-acc-drop applies to int8 exports (asked: {self.precision.value}); "
+                             "drop it or pass --precision int8.")
 
 
 @dataclass(frozen=True)

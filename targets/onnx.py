@@ -2,6 +2,7 @@
 static int8 via onnxruntime.quantization, and OrtRunner."""
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -60,6 +61,44 @@ def choose_quant_format(requested: OnnxFormat | str = OnnxFormat.AUTO) -> OrtQua
     return OrtQuantChoice(fmt, act, "int8", False, "requested by the user")
 
 
+_COUNTED = re.compile(r"(?<=[A-Za-z0-9_])__\d+(?![0-9])")
+
+
+def canonical_names(proto: Any) -> None:
+    """Names tf2onnx makes up carry a process-wide counter ("mul_1__6") and, when it merges two
+    equal nodes, either one's name survives; it also writes the traced function's name into the
+    graph doc. Rename every made-up name from the graph itself, in graph order (a made-up node
+    becomes "<op>__<k>", its outputs "<op>__<k>:<i>"; other made-up names keep their stem), and
+    drop the doc: the same graph gives the same file however many models this process converted
+    before. Names from the Keras model are kept. (tf2onnx's transpose optimiser itself is not
+    deterministic, onnx/tensorflow-onnx#2006: one run in about four keeps one Reshape more, 52 vs 53
+    nodes on resnet18 @32 with identical input graphs; that we cannot fix from outside.)"""
+    g = proto.graph
+    new: dict[str, str] = {}
+
+    def made_up(name: str, stem: str | None = None) -> str:
+        if name not in new:
+            new[name] = f"{stem or _COUNTED.sub('', name)}__{len(new)}"
+        return new[name]
+
+    for n in g.node:
+        if _COUNTED.search(n.name):
+            n.name = made_up(n.name, n.op_type)
+            for i, o in enumerate(n.output):
+                if _COUNTED.search(o):
+                    new[o] = f"{n.name}:{i}"
+    for v in [*g.input, *g.initializer, *g.output, *g.value_info]:
+        if _COUNTED.search(v.name):
+            v.name = made_up(v.name)
+        for d in v.type.tensor_type.shape.dim if hasattr(v, "type") else []:
+            if _COUNTED.search(d.dim_param):  # symbolic sizes: "unk__180"
+                d.dim_param = made_up(d.dim_param)
+    for n in g.node:
+        n.input[:] = [made_up(i) if _COUNTED.search(i) else i for i in n.input]
+        n.output[:] = [made_up(o) if _COUNTED.search(o) else o for o in n.output]
+    g.doc_string = "converted by tf2onnx from a Keras model (resnet-deploy)"
+
+
 def keras_to_onnx(model: Any, path: Path, opset: int) -> Any:
     """Keras 3 -> ONNX with tf2onnx through a tf.function with an explicit input signature
     (Keras 3 models break tf2onnx.convert.from_keras without one). NHWC is kept."""
@@ -77,6 +116,7 @@ def keras_to_onnx(model: Any, path: Path, opset: int) -> Any:
     fn = tf.function(lambda x: model(x, training=False), input_signature=spec)
     try:
         proto, _ = tf2onnx.convert.from_function(fn, input_signature=spec, opset=opset, output_path=None)
+        canonical_names(proto)
         onnx.checker.check_model(proto, full_check=True)
     except Exception as e:  # noqa: BLE001 - converter failures come in many types
         raise ExportError(f"tf2onnx failed at opset {opset}: {first_line(e)}") from e
@@ -115,6 +155,18 @@ def _io_specs(path: Path) -> tuple[list[TensorSpec], list[TensorSpec]]:
         return TensorSpec(v.name, dtype, shape, "NHWC" if len(shape) == 4 else "NC")
 
     return [spec(v) for v in m.graph.input if v.name not in names], [spec(v) for v in m.graph.output]
+
+
+def _check_nodes(path: Path, names: tuple[str, ...]) -> None:
+    """ORT ignores nodes_to_exclude names it does not know: check them ourselves."""
+    if names:
+        import onnx
+
+        have = {n.name for n in onnx.load(str(path), load_external_data=False).graph.node}
+        missing = [n for n in names if n not in have]
+        if missing:
+            raise ExportError(f"the ONNX graph to quantize has no node {missing[0]!r} to keep in float; "
+                              "re-export fp32 so that its layer map matches this converter.")
 
 
 class OnnxTarget(Target):
@@ -165,6 +217,7 @@ class OnnxTarget(Target):
         method = {CalibMethod.MINMAX: CalibrationMethod.MinMax, CalibMethod.ENTROPY: CalibrationMethod.Entropy,
                   CalibMethod.PERCENTILE: CalibrationMethod.Percentile}[config.quant.method]
         samples = calib.arrays()[0]
+        _check_nodes(pre, config.quant.float_nodes)
         qtype = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
         try:  # (Entropy/Percentile calibrators print histograms: Target.export captures them)
             quantize_static(
@@ -174,13 +227,14 @@ class OnnxTarget(Target):
                 activation_type=qtype[choice.activation], weight_type=qtype[choice.weight],
                 calibrate_method=method, calibration_providers=["CPUExecutionProvider"],
                 extra_options={"CalibTensorRangeSymmetric": False},
+                nodes_to_exclude=list(config.quant.float_nodes),
             )
         except Exception as e:  # noqa: BLE001
             raise ExportError(f"onnxruntime static quantization failed: {first_line(e)}") from e
         return {"format": choice.fmt, "activations": choice.activation, "weights": choice.weight,
                 "name": choice.name, "per_channel": config.quant.per_channel, "reduce_range": choice.reduce_range,
                 "calibration_method": config.quant.method.value, "calibration_samples": len(samples),
-                "reason": choice.reason, "io_dtype": "float32"}
+                "reason": choice.reason, "io_dtype": "float32", "float_nodes": list(config.quant.float_nodes)}
 
     def runner(self, artifact: Artifact, threads: int | None = None) -> "OrtRunner":
         return OrtRunner(artifact.model_file, threads=threads, precision=artifact.precision)

@@ -9,7 +9,7 @@ import numpy as np
 
 from resnet_deploy.artifact import Artifact, TensorSpec
 from resnet_deploy.config import ExportConfig, IODtype, Precision
-from resnet_deploy.errors import BackendUnavailable, InputError, first_line
+from resnet_deploy.errors import BackendUnavailable, ExportError, InputError, first_line
 from resnet_deploy.portable.quantio import dequantize, quantize
 from resnet_deploy.portable.runtimes import tflite_interpreter_class
 from resnet_deploy.progress import Progress
@@ -70,6 +70,30 @@ def _configure(converter: Any, tf: Any, config: ExportConfig, calib: Any, progre
             "io_dtype": config.quant.io_dtype.value, "calibration_samples": len(samples)}
 
 
+def _convert_keeping_float(converter: Any, tf: Any, config: ExportConfig, nodes: tuple[str, ...]) -> bytes:
+    """int8 with some ops left in float (selective quantization): calibrate only, then quantize
+    with those nodes denylisted, as tf.lite's QuantizationDebugger does (the same two calls;
+    the debugger's own model would carry NumericVerify ops and float I/O). Node names are the ops'
+    output tensor names, as the fp32 artifact's layer map records them."""
+    from tensorflow.lite.python import convert
+
+    converter.experimental_mlir_quantizer = True
+    converter._experimental_calibrate_only = True  # noqa: SLF001 - the debugger's documented path
+    calibrated = converter.convert()
+    interp_cls, _ = load_interpreter_class()
+    have = {d["name"] for d in interp_cls(model_content=calibrated).get_tensor_details()}
+    missing = [n for n in nodes if n not in have]
+    if missing:  # the quantizer ignores names it does not know
+        raise ExportError(f"the TFLite graph to quantize has no op {missing[0]!r} to keep in float; "
+                          "re-export fp32 so that its layer map matches this converter.")
+    io = tf.int8 if config.quant.io_dtype is IODtype.INT8 else tf.float32
+    try:
+        return convert.mlir_quantize(calibrated, fully_quantize=io == tf.int8, input_data_type=io,
+                                     output_data_type=io, denylisted_nodes=list(nodes))
+    except Exception as e:  # noqa: BLE001 - the MLIR quantizer raises its own types
+        raise ExportError(f"TFLite selective quantization failed: {first_line(e)}") from e
+
+
 class TFLiteTarget(Target):
     """Export a Keras model with TFLiteConverter.from_keras_model."""
 
@@ -92,7 +116,11 @@ class TFLiteTarget(Target):
 
         converter = tf.lite.TFLiteConverter.from_keras_model(model)
         details: dict[str, Any] = {"quantization": _configure(converter, tf, config, calib, progress)}
-        (out_dir / MODEL_FILE).write_bytes(converter.convert())
+        nodes = config.quant.float_nodes if config.precision is Precision.INT8 else ()
+        (out_dir / MODEL_FILE).write_bytes(_convert_keeping_float(converter, tf, config, nodes) if nodes
+                                           else converter.convert())
+        if nodes:
+            details["quantization"]["float_nodes"] = list(nodes)
         interp_cls, _ = load_interpreter_class()
         interp = interp_cls(model_path=str(out_dir / MODEL_FILE))
         inputs = [_tensor_spec(d, "NHWC") for d in interp.get_input_details()]
