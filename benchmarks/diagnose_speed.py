@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from resnet_deploy.diagnose import run_diagnose  # noqa: E402
+from resnet_deploy.diagnose_run import run_diagnose  # noqa: E402
 from resnet_deploy.models import ModelRef  # noqa: E402
 from resnet_deploy.pipeline import ensure_artifact, load  # noqa: E402
 from resnet_deploy.portable.protocol import peak_rss_mb  # noqa: E402

@@ -49,6 +49,7 @@ def run_job(job: BenchJob) -> dict[str, Any]:
     from resnet_deploy.latency import measure
 
     t0 = time.perf_counter()
+    fallback: dict = {}
     if job.kind == "keras":
         from resnet_deploy.models import load_model
         from resnet_deploy.runner import KerasRunner, set_tf_threads
@@ -69,13 +70,16 @@ def run_job(job: BenchJob) -> dict[str, Any]:
         size = sum(rec["bytes"] for rec in a.manifest["files"].values())
         backend, precision = a.target, a.precision.value
         shape = tuple(a.inputs[0].shape[1:])
+        fallback = a.manifest.get("accuracy_budget") or {}
     x = bench_input(shape, job.batch)
     with runner:
         load_ms = (time.perf_counter() - t0) * 1000
         stats = measure(runner, x, Protocol(**job.protocol))
         info = runner.info()
     return {"backend": backend, "precision": precision, "threads": job.threads, "threads_used": info.get("threads"),
-            "batch": job.batch, "load_ms": load_ms, "size_mb": size / 2**20, "runtime": info, **stats.to_dict()}
+            "batch": job.batch, "load_ms": load_ms, "size_mb": size / 2**20, "runtime": info, **stats.to_dict(),
+            **({"float_fallback": {k: fallback.get(k) for k in ("float_layers", "latency")}}
+               if job.kind != "keras" and fallback.get("float_layers") else {})}
 
 
 def _label(job: BenchJob) -> str:

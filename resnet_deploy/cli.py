@@ -292,7 +292,7 @@ def deploy(bundle_path, as_json: bool, **kw) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON result on stdout.")
 def diagnose(as_json: bool, **kw) -> None:
     """Per Keras layer, on every backend: how far int8 is from fp32, and which layers add the most error."""
-    from resnet_deploy.diagnose import run_diagnose
+    from resnet_deploy.diagnose_run import run_diagnose
     from resnet_deploy.report import diagnose_markdown
     from resnet_deploy.requests import DiagnoseRequest
 

@@ -29,6 +29,15 @@ def _reference(req: ParityRequest, progress: Progress) -> tuple[Loaded, Referenc
     return loaded, make_reference(loaded, req.data, req.n, req.threads, progress, req.allow_low_accuracy)
 
 
+def _check_held_out(artifact: Any, ref: Reference) -> None:
+    """Parity's data must not be the calibration or validation samples an accuracy budget used."""
+    prints = (artifact.manifest.get("accuracy_budget") or {}).get("sample_fingerprints")
+    if prints:
+        from resnet_deploy.budget import check_disjoint
+
+        check_disjoint(ref.x, prints, "parity")
+
+
 def _environment(threads: int | None) -> dict:
     from resnet_deploy.cpu import cpu_info
     from resnet_deploy.versions import versions
@@ -54,6 +63,7 @@ def run_parity(req: ParityRequest, progress: Progress | None = None) -> ParityRe
         for p in req.precisions:
             for t in req.targets:
                 a = ensure_artifact(ws, loaded, t, p.value, progress)
+                _check_held_out(a, ref)
                 runner = get_target(t).runner(a, threads=req.threads)
                 runner.activate()
                 candidates.append(Candidate(f"{t}/{p.value}", p.value, runner, str(a.path)))

@@ -82,6 +82,13 @@ def latency_markdown(bench: dict) -> str:
         lines.append(f"| {r['backend']} | {r['precision']} | {r['threads']} ({r['threads_used']}) | {r['load_ms']:.0f} | "
                      f"{r['first_ms']:.2f} | {r['p50']:.2f} | {r['p90']:.2f} | {r['p99']:.2f} | {r['mean']:.2f} | "
                      f"{r['std']:.2f} | {r['throughput']:.1f} | {r['peak_rss_mb']:.0f} | {r['size_mb']:.2f} | {sp} |")
+    for r in bench["rows"]:
+        if r.get("float_fallback"):
+            f, lat = r["float_fallback"], r["float_fallback"].get("latency") or {}
+            lines.append(f"\n{r['backend']}/{r['precision']} keeps {len(f['float_layers'])} layers in float for its "
+                         f"accuracy budget ({', '.join(f['float_layers'])}): p50 x{lat.get('ratio')} of plain int8 "
+                         f"({lat.get('p50_ms', {}).get('plain_int8')} -> {lat.get('p50_ms', {}).get('with_fallback')} ms, "
+                         f"{lat.get('measured')}, {lat.get('cpu')}).")
     return "\n".join(lines) + "\n"
 
 

@@ -15,7 +15,7 @@ FILES = {"tflite": "model.tflite", "onnx": "model.onnx", "openvino": "model.xml"
 
 @pytest.fixture(scope="module")
 def diagnosed(tmp_path_factory):
-    from resnet_deploy.diagnose import run_diagnose
+    from resnet_deploy.diagnose_run import run_diagnose
     from resnet_deploy.requests import DiagnoseRequest
 
     out = tmp_path_factory.mktemp("diag")

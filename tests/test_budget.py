@@ -1,0 +1,124 @@
+"""The accuracy budget (`export --max-acc-drop PTS --val DATA`) on a model whose plain int8 really
+breaks (tests/outlier.py) and on digits, which quantizes fine; its refusals."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from resnet_deploy.artifact import Artifact
+from tests.test_cli import run_cli
+
+
+@pytest.fixture(scope="module")
+def outlier_model(tmp_path_factory):
+    from tests import outlier
+
+    return outlier.save(tmp_path_factory.mktemp("outlier") / "outlier.keras")
+
+
+@pytest.fixture(scope="module")
+def budgeted(outlier_model, tmp_path_factory):
+    """The outlier model exported to all three targets within 1 point on digits' validation split."""
+    from resnet_deploy.pipeline import export
+    from resnet_deploy.budget import Budget
+    from resnet_deploy.models import ModelRef
+    from resnet_deploy.requests import ArtifactOptions, ExportRequest
+
+    out = tmp_path_factory.mktemp("budget")
+    result = export(ExportRequest(ModelRef(str(outlier_model)), "all", "int8", ArtifactOptions(calib="digits"), out,
+                                  Budget(1.0, "digits")))
+    assert not result.failures, result.failures
+    return out
+
+
+def _budget(out: Path, target: str) -> dict:
+    return Artifact.load(out / "outlier" / target / "int8").manifest["accuracy_budget"]
+
+
+@pytest.mark.parametrize("target", ["tflite", "onnx", "openvino"])
+def test_the_budget_keeps_the_outlier_layers_in_float_and_holds(budgeted, target):
+    """Plain int8 loses > 10 points; the budgeted artifact keeps the outlier's layer (down_bn or
+    down_relu, fused) and a few after it in float, is within 1 point of Keras on the validation
+    data, and records what it tried, each attempt one more layer, and what the fallback costs."""
+    b = _budget(budgeted, target)
+    assert b["keras_accuracy"] - b["plain_int8_accuracy"] > 10
+    assert b["keras_accuracy"] - b["accuracy"] <= 1.0 and b["drop_pts"] <= 1.0
+    assert {"down_bn", "down_relu"} & set(b["float_layers"][:2]), b["float_layers"]
+    assert 1 <= len(b["float_layers"]) <= 8 and b["float_nodes"]
+    assert [len(t["float_layers"]) for t in b["tried"]] == list(range(1, len(b["tried"]) + 1))
+    assert b["tried"][-1]["float_layers"] == b["float_layers"]
+    assert all(t["accuracy"] < b["keras_accuracy"] - 1 for t in b["tried"][:-1])  # fewest: every shorter list missed
+    assert b["latency"]["p50_ms"]["plain_int8"] > 0 and b["latency"]["ratio"] > 0
+    assert len(b["sample_fingerprints"]["validation"]) == 360
+
+
+def test_budgeted_artifacts_pass_parity_on_held_out_data(budgeted, outlier_model, capsys):
+    """Within 1 point on the held-out test split too (never seen by calibration or validation),
+    where plain int8 loses > 10 (tests/test_diagnose.py)."""
+    code, out, err = run_cli(capsys, "parity", "--model", str(outlier_model), "--targets", "all", "--data", "digits",
+                             "--n", "450", "--out", str(budgeted), "--json")
+    assert code == 0, err
+    for r in json.loads(out)["results"]:
+        assert r["metrics"]["acc_drop"] <= 1.0, r
+
+
+def test_parity_refuses_the_validation_samples(budgeted, outlier_model, tmp_path, capsys):
+    from calibration.sources import load_digits_split
+
+    x, y = load_digits_split("val")
+    np.savez(tmp_path / "val.npz", x=x[:50], y=y[:50])
+    code, _, err = run_cli(capsys, "parity", "--model", str(outlier_model), "--targets", "onnx", "--data",
+                           str(tmp_path / "val.npz"), "--out", str(budgeted))
+    assert code == 2 and err.count("error:") == 1
+    assert "50 of the parity samples are also validation samples" in err
+
+
+def test_digits_quantizes_fine_so_it_gets_no_float_layers(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "export", "--target", "all", "--max-acc-drop", "1", "--val", "digits",
+                           "--out", str(tmp_path))
+    assert code == 0, err
+    for target in ("tflite", "onnx", "openvino"):
+        b = Artifact.load(tmp_path / "digits" / target / "int8").manifest["accuracy_budget"]
+        assert b["float_layers"] == [] and b["tried"] == [] and b["drop_pts"] <= 1.0, target
+        assert b["reason"] == "plain int8 meets the budget"
+
+
+def test_an_unreachable_budget_exits_5_and_leaves_nothing(outlier_model, tmp_path, capsys):
+    code, _, err = run_cli(capsys, "export", "--model", str(outlier_model), "--target", "onnx", "--calib", "digits",
+                           "--max-acc-drop", "1", "--val", "digits", "--max-float-layers", "1", "--out", str(tmp_path))
+    assert code == 5 and err.count("error:") == 1, err
+    assert "misses the accuracy budget: best drop" in err and "1 layers in float (down_" in err
+    model_dir = tmp_path / "outlier" / "onnx"
+    assert not (model_dir / "int8").exists()
+    assert [p.name for p in model_dir.iterdir()] == ["fp32"]  # no staging or attempt folders left
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--max-acc-drop", "-1", "--val", "digits"], "--max-acc-drop -1.0 must be a number of accuracy points in [0, 100)"),
+    (["--max-acc-drop", "nan", "--val", "digits"], "--max-acc-drop nan must be"),
+    (["--max-acc-drop", "100", "--val", "digits"], "--max-acc-drop 100.0 must be"),
+    (["--max-acc-drop", "1"], "--max-acc-drop needs labelled validation data: pass --val"),
+    (["--val", "digits"], "--val and --max-float-layers go with --max-acc-drop"),
+    (["--max-acc-drop", "1", "--val", "digits", "--max-float-layers", "0"], "--max-float-layers 0 must be"),
+    (["--max-acc-drop", "1", "--val", "digits", "--precision", "fp32"], "--max-acc-drop applies to int8 exports"),
+    (["--max-acc-drop", "1", "--val", "synthetic"], "has no labels; --max-acc-drop needs labelled validation data"),
+    (["--max-acc-drop", "1", "--val", "digits", "--calib-size", "1200"],
+     "of the validation samples are also calibration samples"),
+    (["--max-acc-drop", "1", "--val", "/no/such/folder"], "/no/such/folder"),
+])
+def test_budget_bad_input_is_one_line_and_exit_2(args, message, tmp_path, capsys):
+    code, _, err = run_cli(capsys, "export", "--target", "onnx", *args, "--out", str(tmp_path))
+    assert code == 2, err
+    assert err.count("error:") == 1 and message in err and "Traceback" not in err
+    assert not (tmp_path / "digits" / "onnx" / "int8").exists()
+
+
+def test_bench_shows_what_the_fallback_costs(budgeted, outlier_model, capsys):
+    code, out, err = run_cli(capsys, "bench", "--model", str(outlier_model), "--targets", "onnx", "--precision", "int8",
+                             "--no-keras", "--warmup-s", "0.05", "--seconds", "0.1", "--out", str(budgeted))
+    assert code == 0, err
+    layers = _budget(budgeted, "onnx")["float_layers"]
+    assert f"onnx/int8 keeps {len(layers)} layers in float for its accuracy budget ({', '.join(layers)})" in out
