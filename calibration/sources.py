@@ -7,6 +7,7 @@ inputs (`preprocessed = True`). Labels are ints or None.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -126,6 +127,11 @@ class SyntheticSource(Source):
                 "shape": [self.height, self.width, self.channels]}
 
 
+def natural_key(name: str) -> list:
+    """Sort key that orders "2" before "10" (and "class2" before "class10")."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name) if part]
+
+
 @dataclass
 class ImageFolderSource(Source):
     """jpg/png files under a folder (sorted); class subfolders give labels."""
@@ -144,7 +150,7 @@ class ImageFolderSource(Source):
             raise InputError(f"Calibration folder {str(self.root)!r} holds no .jpg/.png images; add some or pass --calib digits.")
         parents = {p.parent for p in self._files}
         if all(p.parent != self.root for p in self._files) and all(pp.parent == self.root for pp in parents):
-            self._classes = sorted(pp.name for pp in parents)
+            self._classes = sorted((pp.name for pp in parents), key=natural_key)
 
     def __len__(self) -> int:
         return len(self._files)
@@ -171,6 +177,24 @@ class ImageFolderSource(Source):
 
     def describe(self) -> dict:
         return {"kind": "folder", "path": str(self.root), "count": len(self._files), "classes": self._classes}
+
+
+def _checked_arrays(path: Path, x: np.ndarray, y: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Images (uint8) or model inputs (finite floats), N x H x W [x C]; labels whole numbers, one per image."""
+    where = str(path)
+    if x.dtype != np.uint8 and x.dtype.kind != "f":
+        raise InputError(f"{where!r} holds {x.dtype} arrays; save uint8 images (0..255) or float32 model inputs.")
+    if x.ndim not in (3, 4) or len(x) == 0:
+        raise InputError(f"Array in {where!r} has shape {x.shape}; expected N x H x W [x C] with N >= 1.")
+    if x.dtype.kind == "f" and not np.isfinite(x).all():
+        raise InputError(f"{where!r} contains NaN or Inf values; model inputs must be finite numbers.")
+    if y is None:
+        return x, None
+    if y.ndim != 1 or len(y) != len(x):
+        raise InputError(f"{where!r}: {len(x)} images but labels of shape {y.shape}; save one label per image.")
+    if y.dtype.kind not in "iu" and not (y.dtype.kind == "f" and np.isfinite(y).all() and (y == np.round(y)).all()):
+        raise InputError(f"{where!r}: labels are {y.dtype} values, not whole class numbers; save integer labels.")
+    return x, y.astype(np.int64)
 
 
 @dataclass
@@ -202,14 +226,12 @@ class ArraySource(Source):
         except InputError:
             raise
         except Exception as e:  # noqa: BLE001 - corrupt user file
-            raise InputError(f"Calibration file {str(self.path)!r} cannot be read as numpy data ({e}).") from e
-        if x.ndim not in (3, 4) or len(x) == 0:
-            raise InputError(f"Array in {str(self.path)!r} has shape {x.shape}; expected N x H x W [x C] with N >= 1.")
-        if y is not None and len(y) != len(x):
-            raise InputError(f"{str(self.path)!r}: {len(x)} images but {len(y)} labels; they must match.")
-        self.preprocessed = x.dtype != np.uint8
-        self._x = x
-        self._y = None if y is None else np.asarray(y).astype(np.int64)
+            why = ("not in numpy's array format (numpy would read it as pickled objects, which we never load)"
+                   if "pickle" in str(e) else str(e)[:160])
+            raise InputError(f"{str(self.path)!r} cannot be read as numpy arrays: {why}; save images with "
+                             "numpy.save(FILE.npy, x) or numpy.savez(FILE.npz, x=x, y=labels).") from e
+        self._x, self._y = _checked_arrays(self.path, x, y)
+        self.preprocessed = self._x.dtype != np.uint8
 
     def __len__(self) -> int:
         return len(self._x)

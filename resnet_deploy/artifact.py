@@ -83,6 +83,9 @@ class Artifact:
             m = json.loads(mpath.read_text())
         except (OSError, ValueError) as e:
             raise IntegrityError(f"{str(mpath)!r} is not valid JSON ({e}); re-export the artifact.") from e
+        from resnet_deploy.schemas import check
+
+        check(m, "manifest", mpath, "re-export the artifact")
         try:
             return cls(
                 target=m["target"], precision=Precision.parse(m["precision"]), path=path, files=list(m["files"]),

@@ -174,7 +174,9 @@ def search(target: Any, loaded: Any, config: Any, calib: Any, budget: Budget, va
     import shutil
     import tempfile
 
-    work = Path(tempfile.mkdtemp(prefix=".budget-", dir=staging.parent))
+    from resnet_deploy.fsutil import owned_prefix
+
+    work = Path(tempfile.mkdtemp(prefix=owned_prefix("budget", "work"), dir=staging.parent))
     try:
         plain = _attempt(target, loaded, config, calib, val, work, 0, progress)
         record = {"max_drop_pts": budget.max_drop, "validation": val.describe, "keras_accuracy": round(val.keras_accuracy, 3),

@@ -120,15 +120,39 @@ def low_accuracy_hint(model: Any, spec: PreprocessSpec) -> str:
         return (f"the model has a {type(layer).__name__} layer after its input, so it takes raw pixels: "
                 "try --preprocess raw")
     return ("check --preprocess (the model's own preprocessing), the channel order, and that the label order "
-            "matches the model's classes (class subfolders are sorted by name)")
+            "matches the model's classes (class subfolders are numbered in natural order: 2 before 10)")
+
+
+def check_labels(labels: Any, classes: int) -> None:
+    """Labels must be whole numbers in 0..classes-1: any other value used to give a plausible
+    accuracy and status ok."""
+    import numpy as np
+
+    labels = np.asarray(labels)
+    if labels.size == 0:
+        return
+    whole = labels.dtype.kind in "iub" or (labels.dtype.kind == "f" and bool(np.all(np.isfinite(labels))
+                                                                          and np.all(labels == np.round(labels))))
+    if not whole:
+        raise InputError(f"labels must be whole class numbers; got {labels.dtype} values such as {labels.ravel()[0]!r}: "
+                         "pass integer labels 0..classes-1.")
+    lo, hi = int(labels.min()), int(labels.max())
+    if lo < 0 or hi >= classes:
+        bad = lo if lo < 0 else hi
+        raise InputError(f"label {bad} is outside 0..{classes - 1} (the model has {classes} classes): "
+                         "fix the labels (or the class subfolders) to match the model's outputs.")
 
 
 def check_reference_accuracy(outputs: Any, labels: Any, model: Any, spec: PreprocessSpec, allow: bool) -> None:
-    """Refuse a reference whose Keras fp32 accuracy is within 5 points of chance (or below):
-    the preprocessing contract or the labels are wrong, and any comparison would be meaningless."""
+    """Refuse labels outside the model's classes, and a reference whose Keras fp32 accuracy is
+    within 5 points of chance (or below): the preprocessing contract or the labels are wrong, and
+    any comparison would be meaningless."""
     import numpy as np
 
-    if labels is None or outputs.ndim != 2 or outputs.shape[1] < 2 or allow:
+    if labels is None or outputs.ndim != 2 or outputs.shape[1] < 2:
+        return
+    check_labels(labels, int(outputs.shape[1]))
+    if allow:
         return
     classes = outputs.shape[1]
     acc = 100.0 * float(np.mean(outputs.argmax(1) == labels))

@@ -18,51 +18,75 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from resnet_deploy.errors import DeployError, InputError, IntegrityError
+from resnet_deploy.errors import DeployError, InputError, IntegrityError, first_line
 from resnet_deploy.portable import integrity
-from resnet_deploy.portable.constants import SELFTEST
+from resnet_deploy.portable.constants import MANIFEST, MANIFEST_SUM, SELFTEST
 from resnet_deploy.portable.metrics import breach_text
 from resnet_deploy.requests import DeployRequest
 
 
+def _members(tar_path: Path, tar: tarfile.TarFile) -> str:
+    """Check every member; the one top-level directory they share."""
+    tops = set()
+    for m in tar.getmembers():
+        parts = Path(m.name).parts
+        if m.name.startswith(("/", "\\")) or Path(m.name).is_absolute() or ".." in parts:
+            raise IntegrityError(f"{str(tar_path)!r}: member {m.name!r} would land outside the target directory; refused.")
+        if not (m.isfile() or m.isdir()):
+            raise IntegrityError(f"{str(tar_path)!r}: member {m.name!r} is a link or special file; refused.")
+        tops.add(parts[0] if parts else "")
+    if len(tops) != 1 or "" in tops:
+        raise IntegrityError(f"{str(tar_path)!r} does not hold exactly one bundle directory; re-run `package`.")
+    return tops.pop()
+
+
 def safe_extract(tar_path: Path, dest: Path) -> Path:
     """Extract a bundle tarball into dest; refuse members that would land outside it
-    (absolute paths, '..'), links and device files. Returns the bundle directory."""
+    (absolute paths, '..'), links and device files, and say in one line when the file is not a
+    whole gzip tarball (truncated, another format). Returns the bundle directory."""
+    import zlib
+
     try:
-        tar = tarfile.open(tar_path, "r:*")
-    except (tarfile.TarError, OSError) as e:
-        raise InputError(f"{str(tar_path)!r} is not a readable .tar.gz bundle ({e}); re-run `package`.") from e
-    with tar:
-        members = tar.getmembers()
-        tops = set()
-        for m in members:
-            parts = Path(m.name).parts
-            if m.name.startswith(("/", "\\")) or Path(m.name).is_absolute() or ".." in parts:
-                raise IntegrityError(f"{str(tar_path)!r}: member {m.name!r} would land outside the target directory; refused.")
-            if not (m.isfile() or m.isdir()):
-                raise IntegrityError(f"{str(tar_path)!r}: member {m.name!r} is a link or special file; refused.")
-            tops.add(parts[0] if parts else "")
-        if len(tops) != 1 or "" in tops:
-            raise IntegrityError(f"{str(tar_path)!r} does not hold exactly one bundle directory; re-run `package`.")
-        dest.mkdir(parents=True, exist_ok=True)
-        if hasattr(tarfile, "data_filter"):
-            tar.extractall(dest, filter="data")
-        else:  # checked member by member above
-            tar.extractall(dest)  # noqa: S202
-    return dest / tops.pop()
+        with tarfile.open(tar_path, "r:*") as tar:
+            top = _members(tar_path, tar)
+            dest.mkdir(parents=True, exist_ok=True)
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(dest, filter="data")
+            else:  # checked member by member above
+                tar.extractall(dest)  # noqa: S202
+    except (NotADirectoryError, IsADirectoryError, FileExistsError) as e:  # members that collide
+        raise IntegrityError(f"{str(tar_path)!r}: member paths collide ({e.strerror}: {e.filename}); "
+                             "re-run `package`.") from e
+    except (tarfile.TarError, EOFError, zlib.error) as e:  # EOFError: a truncated gzip stream
+        raise InputError(f"{str(tar_path)!r} is not a whole .tar.gz bundle ({first_line(e, 120) or 'truncated'}); "
+                         "copy it again or re-run `package`.") from e
+    return dest / top
+
+
+def _verified(bundle: Path) -> dict:
+    try:
+        return integrity.verify_bundle(str(bundle))
+    except integrity.BundleError as e:
+        raise IntegrityError(f"bundle refused on the host: {e}") from e
 
 
 def open_bundle(path: Path, workdir: Path) -> Path:
-    """A bundle directory from a directory or a .tar.gz, verified on the host."""
+    """A clean copy of a bundle (a directory or a .tar.gz) in workdir, verified on the host: the
+    manifest, its checksum and the files the manifest lists, no links, nothing else. A folder is
+    treated exactly like a tarball: whatever else it holds never reaches the device."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"Bundle {str(path)!r} does not exist; create one with `package`.")
-    bundle = safe_extract(path, workdir) if path.is_file() else path
-    try:
-        integrity.verify_bundle(str(bundle))
-    except integrity.BundleError as e:
-        raise IntegrityError(f"bundle refused on the host: {e}") from e
-    return bundle
+    if path.is_dir() and path.is_symlink():
+        raise IntegrityError(f"bundle {str(path)!r} is a link; pass the bundle folder or its .tar.gz itself.")
+    source = safe_extract(path, workdir / "extracted") if path.is_file() else path
+    manifest = _verified(source)
+    clean = workdir / "clean" / source.name
+    for name in (MANIFEST, MANIFEST_SUM, *manifest["files"]):
+        (clean / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source / name, clean / name)  # plain files: verified above, links refused
+    _verified(clean)
+    return clean
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,13 +1,19 @@
 """Atomic writes: every file or folder we publish appears whole or not at all.
 
 Files are written to a temporary name in the same folder and renamed; folders are built in a
-staging folder beside their final place and swapped in, the old one removed only after.
+staging folder beside their final place and swapped in, the old one removed only after. Staging
+and old folders carry their process id (".NAME.partial-PID-xxxx"): one left by a process that no
+longer runs (killed with -9, a power cut) is removed by the next staging in that folder; a live
+process's is never touched. Converters' temporary files go inside the staging folder
+(redirect_tempdir), so a killed run leaves nothing in TMPDIR either.
 """
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -34,34 +40,113 @@ def write_text_atomic(path: Path, text: str) -> None:
     write_bytes_atomic(path, text.encode())
 
 
+def _no_nan(value: Any) -> Any:
+    """NaN as null: JSON has no NaN, and a report must never carry a bare one."""
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, dict):
+        return {k: _no_nan(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_no_nan(v) for v in value]
+    return value
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
-    """JSON (indented, one trailing newline), written atomically."""
-    write_text_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
+    """JSON (indented, one trailing newline, NaN written as null), written atomically."""
+    write_text_atomic(path, json.dumps(_no_nan(data), indent=2, default=str) + "\n")
 
 
-def publish_dir(staging: Path, final: Path) -> None:
-    """Swap a finished staging folder into place; an older folder is removed only after."""
-    old = None
-    if final.exists():
-        old = final.with_name(f".{final.name}.old-{time.time_ns()}")
-        final.rename(old)
+_OWNED = re.compile(r"^\.(?P<name>.+)\.(?P<kind>partial|old|work)-(?P<pid>\d+)-")
+
+
+def owned_prefix(name: str, kind: str) -> str:
+    """The name prefix of a hidden folder this process owns beside `name` (kind: partial, old, work)."""
+    return f".{name}.{kind}-{os.getpid()}-"
+
+
+def pid_alive(pid: int) -> bool:
     try:
-        staging.rename(final)
-    except BaseException:
-        if old is not None:
-            old.rename(final)  # put the previous version back
-        raise
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, another user's
+    return True
+
+
+def clean_stale(folder: Path) -> list[Path]:
+    """Remove the hidden staging/old/work folders in `folder` whose process is gone; their paths."""
+    removed = []
+    for entry in folder.iterdir() if folder.is_dir() else []:
+        m = _OWNED.match(entry.name)
+        if m and int(m["pid"]) != os.getpid() and not pid_alive(int(m["pid"])):
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
+
+
+def publish_dir(staging: Path, final: Path, attempts: int = 20) -> None:
+    """Swap a finished staging folder into place; an older folder is removed only after. Safe
+    when several processes publish the same folder at once: the last one wins, none fails."""
+    old = None
+    for _ in range(attempts):
+        try:
+            staging.rename(final)
+            break
+        except OSError as e:
+            if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                _put_back(old, final)
+                raise
+        aside = final.with_name(f"{owned_prefix(final.name, 'old')}{time.time_ns()}")
+        try:
+            final.rename(aside)  # someone else's (or the previous) version: out of the way
+        except FileNotFoundError:
+            continue  # another process moved it first
+        if old is None:
+            old = aside
+        else:
+            shutil.rmtree(aside, ignore_errors=True)
+    else:
+        raise OSError(errno.EBUSY, "another process keeps publishing the same folder", str(final))
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _put_back(old: Path | None, final: Path) -> None:
+    if old is not None and not final.exists():
+        with contextlib.suppress(OSError):
+            old.rename(final)  # the previous version, back in place
+
+
 @contextlib.contextmanager
 def staging_dir(final: Path) -> Iterator[Path]:
-    """A fresh folder beside `final`, removed on exit unless it was published (renamed away)."""
+    """A fresh folder beside `final`, removed on exit unless it was published (renamed away);
+    stale ones of dead processes in the same folder are removed first."""
     final.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
+    clean_stale(final.parent)
+    staging = Path(tempfile.mkdtemp(prefix=owned_prefix(final.name, "partial"), dir=final.parent))
     try:
         yield staging
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def redirect_tempdir(folder: Path) -> Iterator[Path]:
+    """Python's and subprocesses' temporary files go into folder/.tmp while the block runs
+    (removed after): TensorFlow's SavedModel round trip is hundreds of MB that a killed run
+    would otherwise leave in TMPDIR."""
+    tmp = Path(folder) / ".tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    saved = tempfile.tempdir, os.environ.get("TMPDIR")
+    tempfile.tempdir, os.environ["TMPDIR"] = str(tmp), str(tmp)
+    try:
+        yield tmp
+    finally:
+        tempfile.tempdir = saved[0]
+        if saved[1] is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = saved[1]
+        shutil.rmtree(tmp, ignore_errors=True)

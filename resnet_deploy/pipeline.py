@@ -118,8 +118,11 @@ def load(ref: ModelRef, options: ArtifactOptions, progress: Progress, data: str 
     data: the command's --data (parity, package), the calibration fallback for a user's model."""
     from resnet_deploy.contract import describe, resolve
 
+    from resnet_deploy.modelcheck import check_model
+
     with progress.step(f"loading model {ref.name}"):
         name, model = ref.load()
+    check_model(model, name)
     spec, why = resolve(options.preprocess, model, name, ref.trained_with)
     progress.log(f"preprocessing: {describe(spec)}: {why}")
     if not ref.trained:

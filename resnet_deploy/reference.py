@@ -56,12 +56,20 @@ class Reference:
         except Exception as e:  # noqa: BLE001 - corrupt user file
             raise InputError(f"Reference file {str(path)!r} is not a resnet-deploy reference ({e}); "
                              "re-create it with --save-reference.") from e
-        ok = (isinstance(meta, dict) and meta.get("format") == REFERENCE_FORMAT and len(ref.x) == len(ref.outputs)
-              and (ref.labels is None or len(ref.labels) == len(ref.x)) and ref.x.dtype == np.float32
+        ok = (isinstance(meta, dict) and meta.get("format") == REFERENCE_FORMAT and ref.x.ndim >= 2
+              and isinstance(meta.get("model"), str) and isinstance(meta.get("source_sha256"), (str, type(None)))
+              and ref.outputs.ndim >= 2 and len(ref.x) == len(ref.outputs) and len(ref.x) > 0
+              and ref.x.dtype == np.float32 and ref.outputs.dtype.kind == "f"
+              and (ref.labels is None or (ref.labels.ndim == 1 and ref.labels.dtype.kind in "iu"
+                                          and len(ref.labels) == len(ref.x)))
               and np.isfinite(ref.x).all() and np.isfinite(ref.outputs).all())
         if not ok:
             raise InputError(f"Reference file {str(path)!r} has an unknown format, mismatched or non-finite arrays; "
                              "re-create it with --save-reference.")
+        if ref.labels is not None and ref.outputs.ndim == 2:
+            from resnet_deploy.contract import check_labels
+
+            check_labels(ref.labels, int(ref.outputs.shape[1]))
         return ref
 
 

@@ -45,6 +45,7 @@ class Target:
                calib: "CalibrationSet | None" = None, progress: Progress | None = None) -> "Artifact":
         """Write the artifact's files into out_dir (a fresh staging dir) and describe them."""
         from resnet_deploy._tf import captured_output
+        from resnet_deploy.fsutil import redirect_tempdir
 
         self.check_config(config)
         if config.precision.needs_calibration and calib is None:
@@ -52,7 +53,7 @@ class Target:
                              "pass --calib digits|synthetic|DIR|FILE.")
         log: list[str] = []
         try:
-            with captured_output() as log:
+            with captured_output() as log, redirect_tempdir(out_dir):  # a killed export leaves no temp behind
                 return self.export_impl(model, Path(out_dir), config,
                                         calib if config.precision.needs_calibration else None, progress or Progress())
         except DeployError:

@@ -64,10 +64,9 @@ class Workspace:
             data = json.loads(path.read_text())
         except (OSError, ValueError) as e:
             raise InputError(f"{str(path)!r} is not valid JSON ({e}); re-run `{kind}`.") from e
-        need = {"parity": ("model", "results", "agreement"), "bench": ("model", "rows", "batch"),
-                "diagnose": ("model", "layers", "backends", "sqnr_limit_db")}[kind]
-        if not isinstance(data, dict) or any(k not in data for k in need):
-            raise InputError(f"{str(path)!r} is not a resnet-deploy {kind} result; re-run `{kind}`.")
+        from resnet_deploy.schemas import check
+
+        check(data, kind, path, f"re-run `{kind}`")
         return data
 
 

@@ -2,12 +2,13 @@
 static int8 via onnxruntime.quantization, and OrtRunner."""
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -70,9 +71,7 @@ def canonical_names(proto: Any) -> None:
     graph doc. Rename every made-up name from the graph itself, in graph order (a made-up node
     becomes "<op>__<k>", its outputs "<op>__<k>:<i>"; other made-up names keep their stem), and
     drop the doc: the same graph gives the same file however many models this process converted
-    before. Names from the Keras model are kept. (tf2onnx's transpose optimiser itself is not
-    deterministic, onnx/tensorflow-onnx#2006: one run in about four keeps one Reshape more, 52 vs 53
-    nodes on resnet18 @32 with identical input graphs; that we cannot fix from outside.)"""
+    before. Names from the Keras model are kept. (_ordered_tf2onnx makes the graph itself the same.)"""
     g = proto.graph
     new: dict[str, str] = {}
 
@@ -99,6 +98,29 @@ def canonical_names(proto: Any) -> None:
     g.doc_string = "converted by tf2onnx from a Keras model (resnet-deploy)"
 
 
+@contextlib.contextmanager
+def _ordered_tf2onnx(tf2onnx: Any) -> Iterator[None]:
+    """tf2onnx's optimisers walk sets: of Node objects (Graph.extract_sub_graph_nodes, whose order
+    then becomes the graph's node order, so it follows memory addresses) and of node names
+    (find_output_consumers, which follows the per-process hash seed). The graph they produce then
+    differs from run to run (onnx/tensorflow-onnx#2006): 3 different files from 6 runs of one
+    command here, 52 or 53 nodes on resnet18 @32. While we convert, both return their nodes in the
+    graph's own order instead: 6 of 6 runs and 16 of 16 in-process conversions identical."""
+    graph = tf2onnx.graph.Graph
+    extract, consumers = graph.extract_sub_graph_nodes, graph.find_output_consumers
+
+    def in_graph_order(self: Any, nodes: list) -> list:
+        keep, order = set(nodes), {id(n): i for i, n in enumerate(self.get_nodes())}
+        return sorted(keep, key=lambda n: (order.get(id(n), len(order)), n.name))
+
+    graph.extract_sub_graph_nodes = lambda self, *a, **k: in_graph_order(self, extract(self, *a, **k))
+    graph.find_output_consumers = lambda self, name: in_graph_order(self, consumers(self, name))
+    try:
+        yield
+    finally:
+        graph.extract_sub_graph_nodes, graph.find_output_consumers = extract, consumers
+
+
 def keras_to_onnx(model: Any, path: Path, opset: int) -> Any:
     """Keras 3 -> ONNX with tf2onnx through a tf.function with an explicit input signature
     (Keras 3 models break tf2onnx.convert.from_keras without one). NHWC is kept."""
@@ -115,7 +137,8 @@ def keras_to_onnx(model: Any, path: Path, opset: int) -> Any:
     spec = [tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name=INPUT_NAME)]
     fn = tf.function(lambda x: model(x, training=False), input_signature=spec)
     try:
-        proto, _ = tf2onnx.convert.from_function(fn, input_signature=spec, opset=opset, output_path=None)
+        with _ordered_tf2onnx(tf2onnx):
+            proto, _ = tf2onnx.convert.from_function(fn, input_signature=spec, opset=opset, output_path=None)
         canonical_names(proto)
         onnx.checker.check_model(proto, full_check=True)
     except Exception as e:  # noqa: BLE001 - converter failures come in many types

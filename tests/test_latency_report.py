@@ -124,4 +124,4 @@ def test_report_finds_a_model_files_results_by_its_stem(tmp_path, capsys):
     assert json.loads(out)["html"] == str(tmp_path / "mine" / "report" / "index.html")
     (tmp_path / "mine" / "bench.json").write_text('{"model": "mine"}')  # not a bench result
     code, _, err = run_cli(capsys, "report", "--model", "mine", "--out", str(tmp_path))
-    assert code == 2 and "is not a resnet-deploy bench result" in err
+    assert code == 2 and "is not a resnet-deploy bench (at the top level: 'batch' is a required property)" in err

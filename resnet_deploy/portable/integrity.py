@@ -37,6 +37,8 @@ def _read_manifest(bundle):
         if not os.path.isfile(p):
             raise BundleError("%s is missing: %s is not a complete resnet-deploy bundle; re-run `package`."
                               % (os.path.basename(p), bundle))
+        if os.path.islink(p):
+            raise BundleError("%s is a link, not a file; re-run `package`." % os.path.basename(p))
     with open(spath) as f:
         expected = (f.read().split() or [""])[0]
     if sha256_file(mpath) != expected:

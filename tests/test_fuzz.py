@@ -1,0 +1,276 @@
+"""Property-based fuzzing (hypothesis) of every reader of untrusted input: artifact manifests,
+bundle manifests, bundle tarballs and folders, .npy/.npz data, saved references, and the parity,
+bench and diagnose JSON that `report` reads. Whatever the input, the reader returns a valid
+object or raises our own error type (DeployError, or the device's BundleError), never another
+exception; and what a result reader accepts, the report renders.
+
+Inputs are random, and also valid documents with one random part replaced or removed, which
+reach the checks deep inside (pure random JSON rarely gets past the first key)."""
+from __future__ import annotations
+
+import copy
+import io
+import json
+import tarfile
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from resnet_deploy.errors import DeployError
+from resnet_deploy.portable import integrity
+
+FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+SCALARS = st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.floats(allow_nan=True) | st.text(max_size=12)
+JSON = st.recursive(SCALARS, lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=10), c, max_size=4),
+                    max_leaves=12)
+
+SHA = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"  # sha256(b"abc"), the model file
+METRICS = {"max_abs": 0.1, "mean_abs": 0.01, "max_abs_rel": 0.02, "cosine": 0.99, "sqnr_db": 30.0,
+           "top1_agreement": 1.0, "top5_overlap": 1.0, "accuracy": 0.98, "ref_accuracy": 0.99, "acc_drop": 1.0}
+VALID = {
+    "manifest": {"target": "onnx", "precision": "int8", "files": {"model.onnx": {"sha256": SHA, "bytes": 3}},
+                 "inputs": [{"name": "input", "dtype": "float32", "shape": [1, 8, 8, 3], "layout": "NHWC", "quant": None}],
+                 "outputs": [{"name": "out", "dtype": "float32", "shape": [1, 10], "layout": "NC", "quant": None}]},
+    "parity": {"model": "m", "samples": 2, "ok": True, "data": {"source": {"kind": "digits"}}, "reference": {},
+               "results": [{"name": "onnx/int8", "precision": "int8", "artifact": "a", "ok": True, "metrics": METRICS,
+                            "breaches": [{"metric": "cosine", "value": 0.5, "limit": 0.9, "kind": "min"}],
+                            "tolerance": {}, "runtime": {"threads": 2}, "seconds": 0.1}],
+               "agreement": {"metric": "top1_agreement", "matrix": {"keras": {"keras": 1.0, "onnx/int8": 1.0},
+                                                                    "onnx/int8": {"keras": 1.0, "onnx/int8": 1.0}}},
+               "environment": {"cpu": {"model": "x", "arch": "x86_64", "features": {"avx2": True}}, "versions": {}}},
+    "bench": {"model": "m", "batch": 1, "protocol": {}, "rows": [
+        {"backend": "onnx", "precision": "int8", "threads": 2, "threads_used": 2, "load_ms": 1.0, "first_ms": 1.0,
+         "p50": 1.0, "p90": 1.0, "p99": 1.0, "mean": 1.0, "std": 0.1, "throughput": 10.0, "peak_rss_mb": 100.0,
+         "size_mb": 1.0, "speedup_vs_keras": 2.0,
+         "float_fallback": {"float_layers": ["a"], "latency": {"ratio": 1.1, "p50_ms": {"plain_int8": 1.0}}}}]},
+    "diagnose": {"model": "m", "samples": 2, "sqnr_limit_db": 20.0, "layers": ["a", "b"], "backends": {
+        "onnx/int8": {"first_divergent": "a", "ranked": ["a"], "lost": ["b"], "folded": {"c": "a"},
+                      "layers": [{"layer": "a", "class": "Conv2D", "tensor": "t", "sqnr_db": 10.0, "cosine": 0.9,
+                                  "max_rel": 0.1, "added_noise_pct": 5.0}]}}},
+}
+
+
+@st.composite
+def mutated(draw, doc):
+    """A deep copy of `doc` with one random value replaced by random JSON, or one key removed."""
+    doc = copy.deepcopy(doc)
+    node = doc
+    while True:
+        keys = list(node) if isinstance(node, dict) else list(range(len(node)))
+        if not keys:
+            return doc
+        key = draw(st.sampled_from(keys))
+        child = node[key]
+        if isinstance(child, (dict, list)) and child and draw(st.booleans()):
+            node = child
+            continue
+        if isinstance(node, dict) and draw(st.booleans()):
+            del node[key]
+        else:
+            node[key] = draw(JSON)
+        return doc
+
+
+def _render(kind: str, data: dict) -> None:
+    from resnet_deploy.parity import ParityReport
+    from resnet_deploy.report import diagnose_markdown, latency_markdown, parity_markdown
+
+    {"parity": lambda d: parity_markdown(ParityReport.from_dict(d)), "bench": latency_markdown,
+     "diagnose": diagnose_markdown}[kind](data)
+
+
+@pytest.mark.parametrize("kind", ["parity", "bench", "diagnose"])
+def test_result_readers_accept_what_renders_and_refuse_the_rest(kind):
+    from resnet_deploy.workspace import Workspace
+
+    _render(kind, VALID[kind])  # the valid document itself renders
+
+    @FUZZ
+    @given(doc=mutated(VALID[kind]) | JSON)
+    def check(doc):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "r.json"
+            path.write_text(json.dumps(doc))
+            try:
+                data = Workspace(Path(tmp)).read_result(path, kind)
+            except DeployError as e:
+                event(f"refused: {type(e).__name__}")
+                return
+            event("accepted")
+            _render(kind, data)
+
+    check()
+
+
+@FUZZ
+@given(doc=mutated(VALID["manifest"]) | JSON, raw=st.none() | st.binary(max_size=64))
+def test_artifact_manifests(doc, raw):
+    from resnet_deploy.artifact import Artifact
+
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "manifest.json").write_bytes(raw if raw is not None else json.dumps(doc).encode())
+        (Path(tmp) / "model.onnx").write_bytes(b"abc")
+        try:
+            Artifact.load(Path(tmp)).verify()
+            event("accepted")
+        except DeployError as e:
+            event(f"refused: {type(e).__name__}")
+
+
+def _write_bundle(folder: Path, manifest: object, files: dict[str, bytes]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    text = json.dumps(manifest).encode()
+    (folder / "manifest.json").write_bytes(text)
+    (folder / "manifest.sha256").write_text(f"{integrity.hashlib.sha256(text).hexdigest()}  manifest.json\n")
+
+
+@FUZZ
+@given(doc=mutated(VALID["manifest"]) | JSON)
+def test_bundle_manifests_on_the_device_side(doc):
+    """integrity.verify_bundle, as the device runs it (a manifest whose checksum matches)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        _write_bundle(Path(tmp) / "b", doc, {"model.onnx": b"abc"})
+        try:
+            integrity.verify_bundle(str(Path(tmp) / "b"))
+            event("accepted")
+        except integrity.BundleError:
+            event("refused: BundleError")
+
+
+MEMBER = st.sampled_from(["b/model.onnx", "b/manifest.json", "b/manifest.sha256", "../evil", "/abs", "b/../../x",
+                          "b", "c/other", "b/sub/deep", ""])
+
+
+@FUZZ
+@given(members=st.lists(st.tuples(MEMBER, st.sampled_from("fdls"), st.binary(max_size=16)), max_size=5),
+       cut=st.none() | st.integers(0, 400), raw=st.none() | st.binary(max_size=200))
+def test_bundle_tarballs(members, cut, raw):
+    """Any tarball (links, '..', absolute names, several roots, truncated, not a tarball at all)."""
+    from resnet_deploy.deploy import safe_extract
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, kind, data in members:
+            info = tarfile.TarInfo(name or "x")
+            info.type = {"f": tarfile.REGTYPE, "d": tarfile.DIRTYPE, "l": tarfile.SYMTYPE, "s": tarfile.LNKTYPE}[kind]
+            info.linkname = "/etc/passwd" if kind in "ls" else ""
+            info.size = len(data) if kind == "f" else 0
+            tar.addfile(info, io.BytesIO(data) if kind == "f" else None)
+    blob = raw if raw is not None else buf.getvalue()[:cut] if cut is not None else buf.getvalue()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "b.tar.gz"
+        path.write_bytes(blob)
+        try:
+            out = safe_extract(path, Path(tmp) / "x")
+        except DeployError as e:
+            event(f"refused: {type(e).__name__}")
+            return
+        event("accepted")
+        assert out.resolve().is_relative_to((Path(tmp) / "x").resolve())
+        for p in (Path(tmp) / "x").rglob("*"):
+            assert not p.is_symlink(), p
+
+
+@FUZZ
+@given(doc=mutated(VALID["manifest"]) | JSON, extra=st.sets(st.sampled_from(["stray.txt", "link", "sub/x"])),
+       link_model=st.booleans())
+def test_bundle_folders_reach_the_device_clean(doc, extra, link_model):
+    """open_bundle on a folder: refused, or a copy holding exactly the manifest, its checksum
+    and the files the manifest lists (no links, no strays)."""
+    from resnet_deploy.deploy import open_bundle
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "b"
+        _write_bundle(folder, doc, {"model.onnx": b"abc"})
+        secret = Path(tmp) / "secret"
+        secret.write_text("host file")
+        for name in extra:
+            target = folder / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if name == "link":
+                target.symlink_to(secret)
+            else:
+                target.write_text("stray")
+        if link_model:
+            (folder / "model.onnx").unlink()
+            (folder / "model.onnx").symlink_to(secret)
+        try:
+            clean = open_bundle(folder, Path(tmp) / "work")
+        except DeployError as e:
+            event(f"refused: {type(e).__name__}")
+            return
+        event("accepted")
+        listed = set(json.loads((clean / "manifest.json").read_text())["files"])
+        got = {str(p.relative_to(clean)) for p in clean.rglob("*") if p.is_file()}
+        assert got == listed | {"manifest.json", "manifest.sha256"}
+        assert not any(p.is_symlink() for p in clean.rglob("*"))
+
+
+ARRAYS = st.tuples(st.sampled_from(["uint8", "uint8", "float32", "float64", "int64", "bool", "complex64", "<U3"]),
+                   st.sampled_from([[4, 8, 8, 3], [4, 8, 8], [2, 5, 6, 3], [4], [3, 8, 8, 1]])
+                   | st.lists(st.integers(0, 9), min_size=0, max_size=5))
+
+
+def _array(spec, fill) -> np.ndarray:
+    dtype, shape = spec
+    a = np.full(shape, fill if dtype != "<U3" else "ab")
+    return a.astype(dtype)
+
+
+@FUZZ
+@given(x=ARRAYS, y=st.none() | ARRAYS, fill=st.sampled_from([0, 1, 255, -3, np.nan, np.inf]), kind=st.sampled_from(["npz", "npy", "raw"]),
+       raw=st.binary(max_size=100))
+def test_array_data_files(x, y, fill, kind, raw):
+    """--calib/--data/--val FILE.npy|.npz: arrays of any dtype and shape, NaN/Inf, or garbage."""
+    from calibration.dataset import from_spec
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"d.{'npy' if kind == 'npy' else 'npz'}"
+        if kind == "raw":
+            path.write_bytes(raw)
+        elif kind == "npy":
+            np.save(path, _array(x, fill))
+        else:
+            arrays = {"x": _array(x, fill)}
+            if y is not None:
+                arrays["y"] = _array(y, fill)
+            np.savez(path, **arrays)
+        try:
+            xs, labels = from_spec(str(path), (None, 8, 8, 3), size=4).arrays()
+        except DeployError as e:
+            event(f"refused: {type(e).__name__}")
+            return
+        event("accepted")
+        assert xs.dtype == np.float32 and xs.shape[1:] == (8, 8, 3) and np.isfinite(xs).all()
+        assert labels is None or len(labels) == len(xs)
+
+
+@FUZZ
+@given(x=ARRAYS, out=ARRAYS, labels=st.none() | ARRAYS, meta=JSON | st.builds(lambda f: {"format": f, "model": "m", "source_sha256": None}, st.sampled_from([1, 2, "x"])),
+       fill=st.sampled_from([0, 1, np.nan]), raw=st.none() | st.binary(max_size=100))
+def test_saved_references(x, out, labels, meta, fill, raw):
+    from resnet_deploy.reference import Reference
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "ref.npz"
+        if raw is not None:
+            path.write_bytes(raw)
+        else:
+            arrays = {"x": _array(x, fill), "outputs": _array(out, fill), "meta": np.array(json.dumps(meta))}
+            if labels is not None:
+                arrays["labels"] = _array(labels, fill)
+            np.savez(path, **arrays)
+        try:
+            ref = Reference.load(path)
+        except DeployError as e:
+            event(f"refused: {type(e).__name__}")
+            return
+        event("accepted")
+        assert len(ref.x) == len(ref.outputs) and np.isfinite(ref.outputs).all()
