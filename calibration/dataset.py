@@ -27,6 +27,14 @@ class CalibrationSet:
         self.limit = None if limit is None else min(int(limit), len(source))
         self._cache: tuple[np.ndarray, np.ndarray | None] | None = None
         self._fingerprint: str | None = None
+        self.requested: int | None = None  # what the caller asked for (from_spec), if more than the data has
+
+    def shortfall(self, what: str) -> str | None:
+        """One line when the data has fewer samples than were asked for, else None."""
+        if self.requested is not None and len(self) < self.requested:
+            return (f"{what}: the data has {len(self)} samples, {self.requested} were asked for; using {len(self)} "
+                    "(pass more data or a smaller count to silence this)")
+        return None
 
     def __len__(self) -> int:
         return len(self.source) if self.limit is None else self.limit
@@ -53,7 +61,8 @@ class CalibrationSet:
             else:
                 x = self.spec.apply(img)
             if x.shape != expected:
-                raise InputError(f"Sample {i} of {self.source.name} data has shape {x.shape}, model expects {expected}; "
+                where = self.source.describe().get("path", self.source.name)
+                raise InputError(f"Sample {i} of {where} has shape {x.shape}, model expects {expected}; "
                                  "pass uint8 images (they are resized) or float arrays of the model's input shape.")
             if not np.isfinite(x).all():
                 raise InputError(f"Sample {i} of {self.source.name} data contains NaN or Inf; clean the data before calibrating.")
@@ -139,4 +148,6 @@ def from_spec(calib: str | Path, input_shape: tuple, size: int = 200, seed: int 
     """Build the CalibrationSet for a model input shape (N, H, W, C) from a CLI-style value."""
     spec = spec or PreprocessSpec.for_input_shape(tuple(input_shape))
     source = make_source(calib, input_shape, size, seed, digits_split)
-    return CalibrationSet(source, spec).take(size)
+    ds = CalibrationSet(source, spec).take(size)
+    ds.requested = size
+    return ds

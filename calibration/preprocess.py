@@ -66,7 +66,7 @@ class PreprocessSpec:
         values = (self.scale, *self.mean, *self.std)
         if not all(np.isfinite(values)) or not self.scale > 0 or any(s <= 0 for s in self.std):
             raise InputError(f"Preprocess scale {self.scale}, mean {self.mean} and std {self.std} must be finite, "
-                             "with scale and std > 0.")
+                             "with scale and std > 0: fix --scale/--mean/--std.")
         for name in ("mean", "std"):
             n = len(getattr(self, name))
             if n not in (1, self.num_channels):

@@ -7,6 +7,7 @@ with shlex for the device's shell.
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import shutil
 import subprocess
@@ -130,7 +131,9 @@ def deploy_local(bundle: Path, dest: Path, python: str | None = None, threads: i
     py = _local_python(python)
     dest = Path(dest) / bundle.name
     with staging_dir(dest) as staging:
-        shutil.copytree(bundle, staging / bundle.name)
+        for f in sorted(p for p in bundle.rglob("*") if p.is_file()):  # copyfile: a full disk is one OSError
+            (staging / bundle.name / f.relative_to(bundle)).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(f, staging / bundle.name / f.relative_to(bundle))
         publish_dir(staging / bundle.name, dest)
     try:
         proc = subprocess.run([py, *_selftest_args(str(dest / SELFTEST), str(dest), threads, protocol)],
@@ -187,16 +190,52 @@ class SshDevice:
     def ssh(self, remote_command: str, step: str, limit: float) -> subprocess.CompletedProcess:
         return self.run(["ssh", "-p", str(self.port), *self.opts, self.host, remote_command], step, limit)
 
-    def copy(self, local: Path, limit: float) -> None:
-        """scp -r local into the device folder; the classic protocol (-O) as a retry for devices
-        without an sftp subsystem (dropbear, minimal images: OpenSSH 9's scp speaks SFTP)."""
-        scp = ["scp", "-q", "-r", "-P", str(self.port), *self.opts, str(local), f"{self.host}:{self.path}/"]
+    def copy(self, local: Path, remote_dir: str, limit: float) -> None:
+        """scp -r local into remote_dir on the device; the classic protocol (-O) as a retry for
+        devices without an sftp subsystem (dropbear, minimal images: OpenSSH 9's scp speaks SFTP)."""
+        scp = ["scp", "-q", "-r", "-P", str(self.port), *self.opts, str(local), f"{self.host}:{remote_dir}/"]
         try:
             proc = self.run(scp, "copying the bundle", limit)
         except DeployError:
             proc = self.run([scp[0], "-O", *scp[1:]], "copying the bundle (classic scp protocol)", limit)
         if proc.returncode != 0:
-            raise DeployError(f"copying the bundle to {self.where}:{self.path} failed: {proc.stderr.strip()[:200]}")
+            said = "; ".join(ln.strip() for ln in proc.stderr.strip().splitlines())[:200]
+            raise DeployError(f"copying the bundle to {self.where}:{self.path} failed{self.full_disk(local)}: {said}")
+
+    def full_disk(self, local: Path) -> str:
+        """" (the device's disk is full: ...)" when df on the device says the bundle does not fit."""
+        need = sum(p.stat().st_size for p in local.rglob("*") if p.is_file()) // 1024 + 1
+        proc = self.ssh(f"df -Pk {shlex.quote(self.path)} | tail -n 1", "checking free space", self.step_limit)
+        fields = proc.stdout.split()
+        free = int(fields[3]) if proc.returncode == 0 and len(fields) > 3 and fields[3].isdigit() else None
+        if free is None or free >= need:
+            return ""
+        return f" (the device's disk is full: {free} KiB free, the bundle needs {need} KiB; free space there)"
+
+
+def _publish_on_device(dev: SshDevice, bundle: Path) -> str:
+    """Copy into a staging folder beside the bundle's place on the device, then swap it in: a
+    failed copy (full disk, dropped link) is removed and leaves the previous bundle as it was."""
+    base = dev.path.rstrip("/") or "/"
+    final, staging = f"{base}/{bundle.name}", f"{base}/.{bundle.name}.partial-{os.getpid()}"
+    old = f"{base}/.{bundle.name}.old-{os.getpid()}"
+    proc = dev.ssh(f"rm -rf {shlex.quote(staging)} && mkdir -p {shlex.quote(staging)}", "preparing the folder",
+                   dev.step_limit)
+    if proc.returncode != 0:
+        raise DeployError(f"could not create {dev.path!r} on {dev.where}: {proc.stderr.strip()[:200]}")
+    try:
+        dev.copy(bundle, staging, dev.step_limit + 300)
+    except DeployError:
+        dev.ssh(f"rm -rf {shlex.quote(staging)}", "removing the partial copy", dev.step_limit)
+        raise
+    q = {k: shlex.quote(v) for k, v in {"f": final, "s": f"{staging}/{bundle.name}", "o": old, "d": staging}.items()}
+    swap = (f"rm -rf {q['o']} && {{ [ ! -e {q['f']} ] || mv {q['f']} {q['o']}; }} && mv {q['s']} {q['f']} "
+            f"&& rm -rf {q['d']} {q['o']}")
+    proc = dev.ssh(swap, "putting the bundle in place", dev.step_limit)
+    if proc.returncode != 0:
+        dev.ssh(f"rm -rf {q['d']}", "removing the partial copy", dev.step_limit)
+        raise DeployError(f"could not put the bundle in place on {dev.where}: {proc.stderr.strip()[:200]}")
+    return final
 
 
 def deploy_ssh(bundle: Path, url: str, python: str = "python3", threads: int | None = None,
@@ -204,12 +243,7 @@ def deploy_ssh(bundle: Path, url: str, python: str = "python3", threads: int | N
                connect_timeout: int = 10, timeout: float = 900) -> dict:
     """Copy the bundle with scp, run its self-test on the device, return its JSON."""
     dev = SshDevice(url, identity, tuple(ssh_options), connect_timeout)
-    remote_dir = f"{dev.path.rstrip('/')}/{bundle.name}"
-    proc = dev.ssh(shlex.join(["rm", "-rf", remote_dir]) + " && " + shlex.join(["mkdir", "-p", dev.path]),
-                   "preparing the folder", dev.step_limit)
-    if proc.returncode != 0:
-        raise DeployError(f"could not create {dev.path!r} on {dev.where}: {proc.stderr.strip()[:200]}")
-    dev.copy(bundle, dev.step_limit + 300)
+    remote_dir = _publish_on_device(dev, bundle)
     remote = shlex.join([python, *_selftest_args(f"{remote_dir}/{SELFTEST}", remote_dir, threads, protocol)])
     proc = dev.ssh(remote, "the self-test", timeout)
     return _parse_selftest(proc.stdout, proc.stderr, proc.returncode, dev.where)

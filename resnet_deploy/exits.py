@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import sys
+from pathlib import Path
 from typing import Any, NoReturn
 
 import click
@@ -20,6 +21,8 @@ def os_error_line(e: OSError) -> str:
     where = f" {e.filename!r}" if e.filename else ""
     if e.errno == errno.ENOSPC:
         return f"the disk is full: could not write{where}; free space or pass --out on another disk."
+    if e.errno in (errno.EEXIST, errno.ENOTDIR) and e.filename and Path(e.filename).is_file():
+        return f"{where.strip()} is a file where a folder is needed; pass a path whose folders are folders."
     if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return f"permission denied for{where} ({e.strerror}); pass a writable --out (or fix its permissions)."
     return f"cannot use{where}: {e.strerror or e}; check the path (a folder that is a file, a missing parent...)."

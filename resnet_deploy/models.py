@@ -118,6 +118,20 @@ def workspace_name(name: str) -> str:
     return Path(name).stem or Path(name).name
 
 
+def _check_container(path: Path) -> None:
+    """A .keras file is a zip and an .h5 an HDF5 file: say so plainly instead of Keras' "File not
+    found" for a file that exists."""
+    import zipfile
+
+    if path.is_file() and path.suffix.lower() == ".keras" and not zipfile.is_zipfile(path):
+        raise InputError(f"{str(path)!r} is not a .keras file (not a zip archive); pass a model saved with model.save().")
+    if path.is_file() and path.suffix.lower() in (".h5", ".hdf5"):
+        with open(path, "rb") as f:
+            if f.read(8) == b"\x89HDF\r\n\x1a\n":
+                return
+        raise InputError(f"{str(path)!r} is not an HDF5 (.h5) file; pass a model saved with model.save().")
+
+
 def _load_user_model(path: Path) -> Any:
     keras = arch.keras_module()
     try:
@@ -141,6 +155,7 @@ def _load_user_model(path: Path) -> Any:
             return keras.Model(inp, out, name=path.name)
         if path.suffix.lower() not in _USER_MODEL_SUFFIXES:
             raise InputError(f"Model file {str(path)!r} has an unsupported suffix; use .keras, .h5 or a SavedModel directory.")
+        _check_container(path)
         return keras.models.load_model(path, compile=False, safe_mode=True)
     except InputError:
         raise

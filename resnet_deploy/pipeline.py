@@ -106,6 +106,9 @@ class Loaded:
             source = data_source(given, self.ref, "--calib")
             self._calib.append(from_spec(source, self.model.input_shape, size=self.options.value("calib_size"),
                                          seed=self.options.value("seed"), spec=self.spec))
+            note = self._calib[0].shortfall("calibration")
+            if note:
+                self.progress.log(note)
         return self._calib[0]
 
     def preprocessing(self) -> dict | None:

@@ -84,6 +84,9 @@ def make_reference(loaded: Any, data: str | None, n: int, threads: int | None, p
     model = loaded.model
     ds = from_spec(data_source(data, loaded.ref, "--data"), model.input_shape, size=n, digits_split="test",
                    spec=loaded.spec)
+    note = ds.shortfall("--n")
+    if note:
+        progress.log(note)
     with progress.step(f"loading {len(ds)} parity inputs"):
         x, labels = ds.arrays()
     with progress.step(f"running the Keras reference on {len(x)} samples"):

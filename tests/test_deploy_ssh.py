@@ -97,3 +97,38 @@ def test_a_closed_port_fails_at_once(bundles, tmp_path, capsys):
 def test_bad_ssh_url_is_a_clear_error(bundles, capsys):
     code, _, err = run_cli(capsys, "deploy", bundles["onnx"]["bundle"], "--to", "ssh://host-without-path")
     assert code == 2 and "is not ssh://" in err
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 64 KiB tmpfs: room for the folder, not for a bundle. (Needs mount rights, as CI has.)"""
+    import subprocess
+
+    mnt = tmp_path / "small disk"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (no mount rights): the full-disk case needs one")
+    (mnt / "digits-tflite-int8").mkdir()
+    (mnt / "digits-tflite-int8" / "previous.txt").write_text("the bundle deployed before")
+    yield mnt
+    subprocess.run(["umount", str(mnt)], check=False)
+
+
+def _device_tree(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+def test_a_full_device_disk_over_ssh_leaves_the_previous_bundle_and_nothing_else(server, bundles, full_disk, capsys):
+    before = _device_tree(full_disk)
+    code, _, err = run_cli(capsys, "deploy", bundles["tflite"]["tarball"], "--to", server.url(full_disk),
+                           "--python", str(devices.ensure("tflite-runtime")), *server.ssh_args(), *QUICK)
+    assert code != 0 and err.count("error:") == 1, err
+    assert "disk is full" in err and "Traceback" not in err
+    assert _device_tree(full_disk) == before  # no partial copy, no 0-byte files, the old bundle untouched
+
+
+def test_a_full_device_disk_as_a_folder_leaves_nothing(bundles, full_disk, capsys):
+    before = _device_tree(full_disk)
+    code, _, err = run_cli(capsys, "deploy", bundles["tflite"]["tarball"], "--to", str(full_disk), *QUICK)
+    assert code == 7 and err.count("error:") == 1 and "the disk is full" in err, err
+    assert _device_tree(full_disk) == before
