@@ -68,6 +68,8 @@ class ArtifactOptions:
     def __post_init__(self) -> None:
         if self.calib_size is not None:
             object.__setattr__(self, "calib_size", positive_int(self.calib_size, "--calib-size"))
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0):
+            raise InputError(f"--seed {self.seed!r} must be a whole number >= 0 (numpy's seeds are).")
         self.config(Precision.INT8)  # validates every given value now, before any work
 
     def value(self, name: str) -> Any:

@@ -38,8 +38,15 @@ _METRICS = ("max_abs", "mean_abs", "max_abs_rel", "cosine", "sqnr_db", "top1_agr
 _BREACH = _obj({"metric": _STR, "value": _NUM, "limit": _NUM, "kind": {"enum": ["max", "min"]}})
 _OBJ = {"type": "object"}
 
+_REFERENCE = _obj({}, {
+    "trained": {"type": ["boolean", "null"]},
+    "preprocessing": {"type": ["object", "null"], "required": ["scale", "mean", "std", "channels", "resize"],
+                      "properties": {"scale": _NUM, "preset": {"type": ["string", "null"]}}},
+    "predictions": {"type": ["object", "null"], "required": ["distinct_top1", "classes", "mean_entropy_bits",
+                                                             "max_entropy_bits", "top_classes"]}})
+
 PARITY = _obj({
-    "model": _STR, "samples": _INT0, "data": _OBJ, "reference": _OBJ,
+    "model": _STR, "samples": _INT0, "data": _obj({}, {"source": _OBJ}), "reference": _REFERENCE,
     "agreement": _obj({"metric": _STR, "matrix": {"type": "object", "additionalProperties": {
         "type": "object", "additionalProperties": _NUM_OR_NULL}}}),
     "environment": _obj({}, {"cpu": _obj({}, {"features": _OBJ, "model": _STR, "arch": _STR}), "versions": _OBJ}),

@@ -61,8 +61,10 @@ class Target:
         except OSError as e:
             if e.filename is not None and str(out_dir) in str(e.filename):
                 raise  # writing into our own staging folder failed (full disk, permissions): not the converter
+            _raise_if_disk_full(e, out_dir)
             raise ExportError(f"{self.name} {config.precision.value} export failed: {first_line(e)}") from e
         except Exception as e:  # noqa: BLE001 - converters raise many types; one error with context
+            _raise_if_disk_full(e, out_dir)
             said = converter_said(log)
             raise ExportError(f"{self.name} {config.precision.value} export failed: {first_line(e)}"
                               + (f" (converter: {said})" if said and said not in first_line(e) else "")) from e
@@ -79,6 +81,23 @@ class Target:
     def tool_versions(self) -> dict[str, str]:
         """Versions of the converters and runtimes this target uses, for manifests."""
         return {}
+
+
+DISK_FULL_BYTES = 4 << 20  # less free space than this under a failed export: the disk, not the converter
+
+
+def _raise_if_disk_full(e: BaseException, out_dir: Path) -> None:
+    """Converters report a full disk in their own words ("basic_ios::clear: iostream error",
+    an OSError without a file name, TensorFlow's own exceptions): ask the disk instead."""
+    import errno
+    import shutil
+
+    try:
+        free = shutil.disk_usage(out_dir).free
+    except OSError:
+        return
+    if getattr(e, "errno", None) == errno.ENOSPC or free < DISK_FULL_BYTES:
+        raise OSError(errno.ENOSPC, "No space left on device", str(out_dir)) from e
 
 
 _REGISTRY: dict[str, str | Callable[[], Target]] = {}

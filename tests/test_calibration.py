@@ -55,7 +55,7 @@ def test_npz_with_nan_is_refused(tmp_path):
     x = np.zeros((3, 16, 16, 3), np.float32)
     x[1, 2, 3, 0] = np.nan
     np.savez(tmp_path / "d.npz", x=x)
-    with pytest.raises(InputError, match="Sample 1 .*NaN"):
+    with pytest.raises(InputError, match="contains NaN or Inf"):
         from_spec(tmp_path / "d.npz", SHAPE).arrays()
 
 

@@ -92,7 +92,7 @@ def _corrupt_model(tmp_path):
     (["--calib", "{tmp}/empty"], "holds no .jpg/.png images"),
     (["--calib", "NAN"], "contains NaN"),
     (["--model", "{tmp}/missing.keras"], "does not exist"),
-    (["--model", "CORRUPT"], "Could not load model"),
+    (["--model", "CORRUPT"], "is not a .keras file (not a zip archive)"),
     (["--calib-size", "0"], "--calib-size 0 must be"),
     (["--opset", "99"], "opset=99 is outside"),
     (["--onnx-format", "qdq-u4"], "Unrecognized onnx format"),

@@ -135,7 +135,7 @@ def test_user_model_with_lambda_is_refused_by_safe_mode(tmp_path):
 def test_corrupt_and_missing_models_are_input_errors(tmp_path):
     bad = tmp_path / "bad.keras"
     bad.write_bytes(b"not a zip")
-    with pytest.raises(InputError, match="Could not load"):
+    with pytest.raises(InputError, match="is not a .keras file"):
         models.load_model(str(bad))
     with pytest.raises(InputError, match="does not exist"):
         models.load_model(str(tmp_path / "missing.h5"))

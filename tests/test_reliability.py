@@ -208,6 +208,8 @@ CASES = [
     ("parity-n-0", ["parity", *D, "--n", "0", "--out", "{T}/o"], None, 2, "--n"),
     ("package-n-negative", ["package", *D, "--n", "-5", "--out", "{T}/o"], None, 2, "--n"),
     ("calib-size-0", ["export", *D, "--calib-size", "0", "--out", "{T}/o"], None, 2, "--calib-size"),
+    ("seed-negative", ["export", "--model", "resnet18", "--calib", "synthetic", "--seed", "-1", "--out", "{T}/o"], None,
+     2, "--seed -1 must be a whole number >= 0"),
     ("seconds-0", ["bench", *D, "--seconds", "0", "--out", "{T}/o"], None, 2, "--seconds"),
     ("seconds-nan", ["bench", *D, "--seconds", "nan", "--out", "{T}/o"], None, 2, "--seconds"),
     ("seconds-inf", ["bench", *D, "--seconds", "inf", "--out", "{T}/o"], None, 2, "--seconds"),
@@ -397,3 +399,49 @@ def test_more_samples_than_the_data_has_is_said_not_silently_clamped(world, caps
                              "--n", "1000", "--out", str(world / "ws"))
     assert code == 0, err
     assert "the data has 30 samples, 1000 were asked for; using 30" in " ".join((out + err).split())
+
+
+def test_class_folders_are_numbered_in_natural_order_and_the_mapping_is_recorded(tmp_path):
+    """"10" after "2" (string order put it first and shifted every label)."""
+    from PIL import Image
+
+    from calibration.dataset import from_spec
+
+    for cls in ("10", "2", "1"):
+        (tmp_path / cls).mkdir()
+        Image.fromarray(np.full((8, 8, 3), int(cls), np.uint8)).save(tmp_path / cls / "a.png")
+    ds = from_spec(str(tmp_path), (None, 8, 8, 3), size=10)
+    x, labels = ds.arrays()
+    assert ds.describe()["source"]["classes"] == ["1", "2", "10"]
+    by_pixel = {int(round(float(xi[0, 0, 0]) * 255)): int(li) for xi, li in zip(x, labels)}
+    assert by_pixel == {1: 0, 2: 1, 10: 2}
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 256 KiB tmpfs (needs mount rights, as CI has)."""
+    import subprocess
+
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (no mount rights): the full-disk cases need one")
+    yield mnt
+    subprocess.run(["umount", str(mnt)], check=False)
+
+
+@pytest.mark.parametrize("argv", [
+    ["export", *D, "--target", "all", "--out", "{S}"],
+    ["package", *D, "--targets", "tflite", "--n", "50", "--out", "{S}"],
+    ["parity", *D, "--targets", "tflite", "--n", "50", "--out", "{W}/ws", "--save-reference", "{S}/ref.npz"],
+    ["parity", *D, "--targets", "tflite", "--n", "50", "--out", "{W}/ws", "--report-json", "{S}/p.json"],
+], ids=["export", "package", "save-reference", "report-json"])
+def test_a_full_disk_is_exit_7_and_leaves_nothing(argv, world, small_disk, capsys):
+    free = shutil.disk_usage(small_disk).free
+    (small_disk / "filler").write_bytes(b"x" * (free - 2048))  # what is left is too little for any file we write
+    argv = [a.replace("{S}", str(small_disk)).replace("{W}", str(world)) for a in argv]
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 7, err
+    errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "the disk is full" in errors[0] and "Traceback" not in err
+    assert sorted(p.name for p in small_disk.rglob("*") if p.is_file()) == ["filler"]

@@ -1,0 +1,42 @@
+"""What a device is (architecture, the CPU flags that decide int8 kernels) and whether a bundle's
+device profile fits it. Shared by the host (profiles.py: `--device host`, `deploy`'s probe) and
+the on-device self-test: numpy is not even needed here."""
+import os
+import platform
+
+VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+ARCH_NAMES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
+
+
+def cpu_flags(cpuinfo="/proc/cpuinfo"):
+    """The CPU's feature flags (x86 "flags", ARM "Features"); empty if unknown."""
+    try:
+        with open(cpuinfo) as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return sorted(set(line.split(":", 1)[1].split()))
+    except OSError:
+        pass
+    return []
+
+
+def facts():
+    """This device: {"arch", "vnni", "flags_known"}."""
+    flags = cpu_flags()
+    arch = ARCH_NAMES.get(platform.machine().lower(), platform.machine().lower())
+    return {"arch": arch, "vnni": bool(set(VNNI_FLAGS) & set(flags)) if flags else None, "flags_known": bool(flags),
+            "cpus": os.cpu_count()}
+
+
+def mismatch(profile, device):
+    """Why a bundle built for `profile` ({"name", "arch", "vnni"}) should not run on `device`
+    (facts()), or None. A bundle without a profile (built before profiles) fits anything."""
+    if not profile:
+        return None
+    if profile.get("arch") and device.get("arch") != profile["arch"]:
+        return "the bundle was built for %s (%s) but this device is %s" % (profile.get("name"), profile["arch"],
+                                                                         device.get("arch"))
+    if profile.get("vnni") and device.get("vnni") is False:
+        return ("the bundle was built for %s, whose int8 format needs VNNI (8-bit weights without reduce_range "
+                "saturate without it), but this CPU has no VNNI" % profile.get("name"))
+    return None
