@@ -56,6 +56,8 @@ artifact_options = _options(
     click.option("--onnx-format", default=None, help="ONNX int8 format: auto (fastest for this CPU), qdq-u8s8, "
                  "qdq-s8s8, qoperator-u8s8 (default auto)."),
     click.option("--opset", type=int, default=None, help=f"ONNX opset (default {D['opset']})."),
+    click.option("--device", default=None, help="The device the model is for: host (this machine), x86-vnni, "
+                 "x86-avx2 or arm64; decides the int8 formats, recorded in the manifest (default host)."),
     click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True,
                  help="Workspace: artifacts in OUT/<model>/<target>/<precision>/."))
 
@@ -82,7 +84,7 @@ def _artifact_options(kw: dict):
     pre = PreprocessOptions(kw.pop("preprocess"), kw.pop("mean"), kw.pop("std"), kw.pop("scale"),
                             kw.pop("channel_order"), kw.pop("resize"))
     return ArtifactOptions(**{k: kw.pop(k) for k in ("calib", "calib_size", "seed", "io_dtype", "calib_method",
-                                                     "onnx_format", "opset")}, preprocess=pre)
+                                                     "onnx_format", "opset", "device")}, preprocess=pre)
 
 
 def _budget(max_acc_drop: float | None, val: str | None, max_float_layers: int | None):
@@ -266,6 +268,8 @@ def package(as_json: bool, **kw) -> None:
 @click.option("--identity", "-i", type=click.Path(path_type=Path), default=None, help="SSH private key.")
 @click.option("--ssh-option", "-o", "ssh_options", multiple=True, help="Extra ssh -o options, e.g. UserKnownHostsFile=FILE.")
 @click.option("--connect-timeout", type=int, default=10, show_default=True, help="Seconds to wait for the device.")
+@click.option("--allow-profile-mismatch", is_flag=True,
+              help="Deploy and self-test even if the device is not what the bundle was built for (--device).")
 @protocol_options
 @click.option("--json", "as_json", is_flag=True, help="Print the device's JSON result only.")
 def deploy(bundle_path, as_json: bool, **kw) -> None:

@@ -93,9 +93,13 @@ class ExportConfig:
     quant: QuantConfig = field(default_factory=QuantConfig)
     calib_size: int = 200
     opset: int = 17
+    device: str = "host"  # a device profile (profiles.py); "host": this machine's
 
     def __post_init__(self) -> None:
+        from resnet_deploy.profiles import resolve
+
         object.__setattr__(self, "precision", Precision.parse(self.precision))
+        object.__setattr__(self, "device", resolve(self.device)[0].name)  # recorded and compared by profile name
         if isinstance(self.calib_size, bool) or int(self.calib_size) < 1:
             raise InputError(f"calib_size={self.calib_size} must be >= 1; pass --calib-size N with N >= 1.")
         if isinstance(self.opset, bool) or not 7 <= int(self.opset) <= 21:

@@ -5,19 +5,14 @@ import platform
 from functools import lru_cache
 from pathlib import Path
 
+from resnet_deploy.portable import device
+
 FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
 
 
 @lru_cache(maxsize=1)
 def cpu_flags() -> frozenset[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return frozenset()
-    for line in text.splitlines():
-        if line.startswith(("flags", "Features")):
-            return frozenset(line.split(":", 1)[1].split())
-    return frozenset()
+    return frozenset(device.cpu_flags())
 
 
 def cpu_info() -> dict:
@@ -39,4 +34,4 @@ def is_x86() -> bool:
 
 
 def has_vnni() -> bool:
-    return bool({"avx512_vnni", "avx_vnni", "amx_int8"} & cpu_flags())
+    return bool(set(device.VNNI_FLAGS) & cpu_flags())

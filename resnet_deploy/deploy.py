@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from resnet_deploy.errors import DeployError, InputError, IntegrityError, first_line
+from resnet_deploy.errors import DeployError, DeviceMismatch, InputError, IntegrityError, first_line
 from resnet_deploy.portable import integrity
 from resnet_deploy.portable.constants import MANIFEST, MANIFEST_SUM, SELFTEST
 from resnet_deploy.portable.metrics import breach_text
@@ -106,14 +106,32 @@ def _parse_selftest(stdout: str, stderr: str, code: int, where: str) -> dict:
     raise DeployError(f"the self-test on {where} printed no result (exit {code}): {tail[:300]}")
 
 
-def _selftest_args(script: str, bundle: str, threads: int | None, protocol: dict | None) -> list[str]:
-    args = [script, "--bundle", bundle]
+def _selftest_args(script: str, bundle: str, threads: int | None, protocol: dict | None,
+                   allow_mismatch: bool = False) -> list[str]:
+    args = [script, "--bundle", bundle, *(["--allow-profile-mismatch"] if allow_mismatch else [])]
     if threads:
         args += ["--threads", str(threads)]
     for key in ("warmup_s", "seconds"):
         if protocol and key in protocol:
             args += [f"--{key.replace('_', '-')}", str(protocol[key])]
     return args
+
+
+def _check_device(probed: subprocess.CompletedProcess, where: str, manifest: dict, allow: bool) -> dict:
+    """The device's facts from the probe, checked against the bundle's profile before any copy."""
+    from resnet_deploy.portable.device import ProfileMismatch, check_profile
+
+    try:
+        facts = json.loads(probed.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        tail = (probed.stderr.strip().splitlines() or ["no output"])[-1]
+        raise DeployError(f"could not probe {where} with its Python (exit {probed.returncode}): {tail[:200]}; "
+                          "check --python.") from None
+    try:
+        check_profile(manifest.get("device_profile"), allow, device=facts)
+    except ProfileMismatch as e:
+        raise DeviceMismatch(f"{where}: {e}; nothing was copied.") from None
+    return facts
 
 
 def _local_python(python: str | None) -> str:
@@ -124,11 +142,15 @@ def _local_python(python: str | None) -> str:
 
 
 def deploy_local(bundle: Path, dest: Path, python: str | None = None, threads: int | None = None,
-                 protocol: dict | None = None, timeout: float = 900) -> dict:
-    """Copy the bundle into dest/<name> (staged, then renamed into place) and run its self-test there."""
+                 protocol: dict | None = None, timeout: float = 900, allow_mismatch: bool = False) -> dict:
+    """Probe this machine with the device's Python, copy the bundle into dest/<name> (staged,
+    then renamed into place) and run its self-test there."""
     from resnet_deploy.fsutil import publish_dir, staging_dir
+    from resnet_deploy.portable.device import probe_program
 
     py = _local_python(python)
+    probed = subprocess.run([py, "-c", probe_program()], capture_output=True, text=True, timeout=120)
+    facts = _check_device(probed, str(dest), _manifest(bundle), allow_mismatch)
     dest = Path(dest) / bundle.name
     with staging_dir(dest) as staging:
         for f in sorted(p for p in bundle.rglob("*") if p.is_file()):  # copyfile: a full disk is one OSError
@@ -136,11 +158,15 @@ def deploy_local(bundle: Path, dest: Path, python: str | None = None, threads: i
             shutil.copyfile(f, staging / bundle.name / f.relative_to(bundle))
         publish_dir(staging / bundle.name, dest)
     try:
-        proc = subprocess.run([py, *_selftest_args(str(dest / SELFTEST), str(dest), threads, protocol)],
+        proc = subprocess.run([py, *_selftest_args(str(dest / SELFTEST), str(dest), threads, protocol, allow_mismatch)],
                               capture_output=True, text=True, timeout=timeout, cwd=dest)
     except subprocess.TimeoutExpired:
         raise DeployError(f"the self-test in {str(dest)!r} did not finish within {timeout:.0f} s.") from None
-    return _parse_selftest(proc.stdout, proc.stderr, proc.returncode, str(dest))
+    return {**_parse_selftest(proc.stdout, proc.stderr, proc.returncode, str(dest)), "probe": facts}
+
+
+def _manifest(bundle: Path) -> dict:
+    return json.loads((bundle / MANIFEST).read_text())  # verified by open_bundle
 
 
 def parse_ssh_url(url: str) -> tuple[str, int, str]:
@@ -240,13 +266,19 @@ def _publish_on_device(dev: SshDevice, bundle: Path) -> str:
 
 def deploy_ssh(bundle: Path, url: str, python: str = "python3", threads: int | None = None,
                protocol: dict | None = None, identity: Path | None = None, ssh_options: tuple[str, ...] = (),
-               connect_timeout: int = 10, timeout: float = 900) -> dict:
-    """Copy the bundle with scp, run its self-test on the device, return its JSON."""
+               connect_timeout: int = 10, timeout: float = 900, allow_mismatch: bool = False) -> dict:
+    """Probe the device (one round trip), copy the bundle with scp, run its self-test there,
+    return its JSON."""
+    from resnet_deploy.portable.device import probe_program
+
     dev = SshDevice(url, identity, tuple(ssh_options), connect_timeout)
+    probed = dev.ssh(shlex.join([python, "-c", probe_program()]), "probing the device", dev.step_limit + 60)
+    facts = _check_device(probed, dev.where, _manifest(bundle), allow_mismatch)
     remote_dir = _publish_on_device(dev, bundle)
-    remote = shlex.join([python, *_selftest_args(f"{remote_dir}/{SELFTEST}", remote_dir, threads, protocol)])
+    remote = shlex.join([python, *_selftest_args(f"{remote_dir}/{SELFTEST}", remote_dir, threads, protocol,
+                                                 allow_mismatch)])
     proc = dev.ssh(remote, "the self-test", timeout)
-    return _parse_selftest(proc.stdout, proc.stderr, proc.returncode, dev.where)
+    return {**_parse_selftest(proc.stdout, proc.stderr, proc.returncode, dev.where), "probe": facts}
 
 
 def comparison_markdown(result: dict) -> str:
@@ -290,9 +322,10 @@ def deploy(req: DeployRequest) -> dict:
         t0 = time.perf_counter()
         if req.to.startswith("ssh://"):
             result = deploy_ssh(bundle, req.to, req.python or "python3", req.threads, req.protocol, req.identity,
-                                req.ssh_options, req.connect_timeout)
+                                req.ssh_options, req.connect_timeout, allow_mismatch=req.allow_profile_mismatch)
         else:
-            result = deploy_local(bundle, Path(req.to), req.python, req.threads, req.protocol)
+            result = deploy_local(bundle, Path(req.to), req.python, req.threads, req.protocol,
+                                  allow_mismatch=req.allow_profile_mismatch)
         result["deploy_seconds"] = round(time.perf_counter() - t0, 2)
         result["to"] = req.to
         return result

@@ -45,6 +45,12 @@ class ParityError(DeployError):
     exit_code = _c.EXIT_PARITY
 
 
+class DeviceMismatch(DeployError):
+    """The device is not what the bundle was built for (its device profile)."""
+
+    exit_code = _c.EXIT_PROFILE
+
+
 class IntegrityError(DeployError):
     """An artifact or manifest does not match its recorded sha256."""
 

@@ -134,11 +134,14 @@ def load(ref: ModelRef, options: ArtifactOptions, progress: Progress, data: str 
 
 
 def _common_manifest(loaded: Loaded, calib: Any, progress: Progress) -> dict:
+    from resnet_deploy.profiles import resolve
+
     model = loaded.model
+    profile, why = resolve(loaded.options.value("device"))
     common: dict[str, Any] = {
         "model": {"name": loaded.name, "source_sha256": loaded.source_sha, "input_shape": list(model.input_shape),
                   "output_shape": list(model.output_shape), "trained": loaded.ref.trained if loaded.ref else None},
-        "preprocessing": loaded.preprocessing(), "calibration": None}
+        "preprocessing": loaded.preprocessing(), "calibration": None, "device_profile": profile.record(why)}
     if calib is not None:
         if not calib.is_loaded:
             with progress.step(f"preparing calibration set ({len(calib)} samples)"):

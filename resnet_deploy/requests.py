@@ -21,11 +21,11 @@ DEFAULT_OUT = Path("artifacts")
 # (--calib has no fixed default: digits for the digits model, synthetic for an untrained built-in,
 # and a user's model must name its own images: contract.data_source.)
 ARTIFACT_DEFAULTS: dict[str, Any] = {"calib_size": 200, "seed": 0, "io_dtype": "int8",
-                                     "calib_method": "minmax", "onnx_format": "auto", "opset": 17}
+                                     "calib_method": "minmax", "onnx_format": "auto", "opset": 17, "device": "host"}
 
 # ArtifactOptions field -> the config_record key it sets
 _CONFIG_KEYS = {"io_dtype": "quant.io_dtype", "calib_method": "quant.method", "onnx_format": "quant.onnx_format",
-                "opset": "opset", "calib_size": "calib_size"}
+                "opset": "opset", "calib_size": "calib_size", "device": "device"}
 
 
 def positive_int(value: Any, what: str) -> int:
@@ -64,6 +64,7 @@ class ArtifactOptions:
     onnx_format: str | None = None
     opset: int | None = None
     preprocess: PreprocessOptions = field(default_factory=PreprocessOptions)
+    device: str | None = None
 
     def __post_init__(self) -> None:
         if self.calib_size is not None:
@@ -80,7 +81,7 @@ class ArtifactOptions:
         quant = QuantConfig(io_dtype=self.value("io_dtype"), method=self.value("calib_method"),
                             onnx_format=self.value("onnx_format"))
         return ExportConfig(precision=precision, quant=quant, calib_size=self.value("calib_size"),
-                            opset=self.value("opset"))
+                            opset=self.value("opset"), device=self.value("device"))
 
     def given_config(self) -> dict[str, Any]:
         """{config_record key: value} for the options that were given (normalised)."""
@@ -216,6 +217,7 @@ class DeployRequest:
     identity: Path | None = None
     ssh_options: tuple[str, ...] = ()
     connect_timeout: int = 10
+    allow_profile_mismatch: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "bundle", Path(self.bundle))

@@ -7,7 +7,9 @@ Verifies the sha256 of every file, loads the model with the runtime (LiteRT / tf
 tf.lite, onnxruntime or openvino), runs the reference inputs, checks them against the Keras
 outputs with the bundle's tolerances, times the model with the same latency protocol as the
 host, and prints one JSON object. Exit code 0 only if everything holds (4: the runtime cannot
-run the model as promised, 5: a tolerance breach, 6: an integrity failure).
+run the model as promised, 5: a tolerance breach, 6: an integrity failure, 8: this device is
+not what the bundle was built for, its architecture or CPU features; --allow-profile-mismatch
+runs anyway and says so in the JSON).
 
 The code it runs is the bundle's `rd_portable/` folder, a verbatim copy of
 resnet_deploy/portable: the device judges with the code the host judged with.
@@ -58,7 +60,7 @@ def _check(core, bundle, manifest, threads, protocol):
             "tolerance": manifest["tolerance"], "latency": latency, "host": manifest.get("host"), "ok": not breaches}
 
 
-def selftest(bundle, threads=None, protocol=None):
+def selftest(bundle, threads=None, protocol=None, allow_profile_mismatch=False):
     """Run every check; return (result dict, exit code)."""
     import numpy as np
 
@@ -68,11 +70,14 @@ def selftest(bundle, threads=None, protocol=None):
         manifest = core.verify_bundle(bundle)
         result.update(integrity="ok", target=manifest["target"], precision=manifest["precision"],
                       model=manifest["model"]["name"])
+        result["profile"] = core.check_profile(manifest.get("device_profile"), allow_profile_mismatch)
         threads = threads or manifest.get("host", {}).get("threads") or 2
         result.update(_check(core, bundle, manifest, threads, protocol))
         return result, (core.EXIT_OK if result["ok"] else core.EXIT_PARITY)
-    except (core.BundleError, core.RuntimeMismatch) as e:
+    except (core.BundleError, core.RuntimeMismatch, core.ProfileMismatch) as e:
         result["error"] = str(e)
+        if getattr(e, "result", None):
+            result["profile"] = e.result
         return result, e.exit_code
 
 
@@ -89,8 +94,11 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=None, help="runtime threads (default: the host's)")
     p.add_argument("--warmup-s", type=_positive, default=core.DEFAULT_PROTOCOL["warmup_s"])
     p.add_argument("--seconds", type=_positive, default=core.DEFAULT_PROTOCOL["seconds"])
+    p.add_argument("--allow-profile-mismatch", action="store_true",
+                   help="run even if this device is not what the bundle was built for (reported in the JSON)")
     args = p.parse_args(argv)
-    result, code = selftest(args.bundle, args.threads, {"warmup_s": args.warmup_s, "seconds": args.seconds})
+    result, code = selftest(args.bundle, args.threads, {"warmup_s": args.warmup_s, "seconds": args.seconds},
+                            args.allow_profile_mismatch)
     print(json.dumps(result, default=float))
     if code != core.EXIT_OK:
         why = result.get("error") or "; ".join(core.breach_text(b) for b in result.get("breaches", []))

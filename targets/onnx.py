@@ -14,7 +14,6 @@ import numpy as np
 
 from resnet_deploy.artifact import Artifact, TensorSpec
 from resnet_deploy.config import CalibMethod, ExportConfig, OnnxFormat, Precision, QuantConfig
-from resnet_deploy.cpu import has_vnni, is_x86
 from resnet_deploy.errors import BackendUnavailable, ExportError, InputError, first_line
 from resnet_deploy.progress import Progress
 from resnet_deploy.runner import Runner
@@ -40,8 +39,8 @@ class OrtQuantChoice:
         return f"{self.fmt}-{'u8' if self.activation == 'uint8' else 's8'}s8"
 
 
-def choose_quant_format(requested: OnnxFormat | str = OnnxFormat.AUTO) -> OrtQuantChoice:
-    """The fastest accurate format for this CPU, or the one the user asked for.
+def choose_quant_format(requested: OnnxFormat | str = OnnxFormat.AUTO, device: str = "host") -> OrtQuantChoice:
+    """The fastest accurate format for the device profile (profiles.py), or the one the user asked for.
 
     On x86 ORT's default S8S8 QDQ leaves every conv that is not followed by a ReLU (those
     feeding the residual Add, the downsample convs) in fp32 between Q/DQ pairs; U8S8 fuses all
@@ -49,14 +48,13 @@ def choose_quant_format(requested: OnnxFormat | str = OnnxFormat.AUTO) -> OrtQua
     uses pmaddubsw, which can saturate: ORT's advice is reduce_range (7-bit weights) there.
     On ARM S8S8 is the fast pair (sdot).
     """
+    from resnet_deploy.profiles import ort_int8, resolve
+
     requested = QuantConfig(onnx_format=requested).onnx_format
     if requested is OnnxFormat.AUTO:
-        if is_x86():
-            vnni = has_vnni()
-            return OrtQuantChoice("qdq", "uint8", "int8", not vnni,
-                                  "x86: U8S8 fuses every conv (S8S8 leaves residual convs in fp32); "
-                                  + ("VNNI present, full 8-bit weights" if vnni else "no VNNI, reduce_range avoids saturation"))
-        return OrtQuantChoice("qdq", "int8", "int8", False, "non-x86: S8S8 is ORT's fast pair on ARM")
+        profile, _ = resolve(device)
+        act, reduce_range, why = ort_int8(profile)
+        return OrtQuantChoice("qdq", act, "int8", reduce_range, f"device profile {profile.name}: {why}")
     fmt, pair = requested.value.split("-")
     act = "uint8" if pair.startswith("u8") else "int8"
     return OrtQuantChoice(fmt, act, "int8", False, "requested by the user")
@@ -198,7 +196,7 @@ class OnnxTarget(Target):
     name = "onnx"
     precisions = (Precision.FP32, Precision.FP16, Precision.INT8)
     description = "ONNX file for ONNX Runtime (CPU; int8 as QDQ)"
-    options = ("opset", "quant.onnx_format", "quant.method", "quant.per_channel")
+    options = ("opset", "quant.onnx_format", "quant.method", "quant.per_channel", "device")
 
     def tool_versions(self) -> dict[str, str]:
         return versions("tf2onnx", "onnx", "onnxruntime", "keras")
@@ -234,7 +232,7 @@ class OnnxTarget(Target):
         from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
         from onnxruntime.quantization.shape_inference import quant_pre_process
 
-        choice = choose_quant_format(config.quant.onnx_format)
+        choice = choose_quant_format(config.quant.onnx_format, config.device)
         pre = work / "pre.onnx"
         quant_pre_process(str(fp32_path), str(pre))  # shape inference + folding, as ORT recommends
         method = {CalibMethod.MINMAX: CalibrationMethod.MinMax, CalibMethod.ENTROPY: CalibrationMethod.Entropy,

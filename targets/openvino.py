@@ -72,7 +72,7 @@ class OpenVINOTarget(Target):
     name = "openvino"
     precisions = (Precision.FP32, Precision.FP16, Precision.INT8)
     description = "OpenVINO IR (Intel CPU; int8 via NNCF)"
-    options = ()
+    options = ("device",)
 
     def tool_versions(self) -> dict[str, str]:
         return versions("openvino", "nncf", "keras")

@@ -100,7 +100,7 @@ class TFLiteTarget(Target):
     name = "tflite"
     precisions = (Precision.FP32, Precision.FP16, Precision.DYNAMIC, Precision.INT8)
     description = "TFLite/LiteRT flatbuffer (mobile, edge; XNNPACK on CPU)"
-    options = ("quant.io_dtype",)
+    options = ("quant.io_dtype", "device")
 
     def tool_versions(self) -> dict[str, str]:
         import tensorflow as tf  # already loaded by export()

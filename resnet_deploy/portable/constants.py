@@ -19,6 +19,7 @@ EXIT_RUNTIME = 4  # a runtime is missing, cannot run the model, or ignored the p
 EXIT_PARITY = 5  # an artifact breaks its tolerance
 EXIT_INTEGRITY = 6  # a file does not match its recorded sha256, or a bundle is unsafe to unpack
 EXIT_DISK_FULL = 7  # no space left to write an artifact, bundle or report (nothing half-written is left)
+EXIT_PROFILE = 8  # the device is not what the bundle was built for (architecture, CPU features)
 
 # The one latency protocol: warm-up of at least warmup_runs and warmup_s, then at least runs
 # and seconds of timed calls (capped at max_runs). See DESIGN.md "Latency protocol".

@@ -4,6 +4,8 @@ the on-device self-test: numpy is not even needed here."""
 import os
 import platform
 
+from .constants import EXIT_PROFILE
+
 VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 ARCH_NAMES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
 
@@ -40,3 +42,42 @@ def mismatch(profile, device):
         return ("the bundle was built for %s, whose int8 format needs VNNI (8-bit weights without reduce_range "
                 "saturate without it), but this CPU has no VNNI" % profile.get("name"))
     return None
+
+
+class ProfileMismatch(Exception):
+    """The device does not fit the bundle's device profile."""
+
+    exit_code = EXIT_PROFILE
+
+
+def check_profile(profile, allow=False, device=None):
+    """{"profile", "device", "fits", "why", "allowed"} for this device (or `device` facts);
+    raises ProfileMismatch when it does not fit, unless `allow`."""
+    device = device or facts()
+    why = mismatch(profile, device)
+    result = {"profile": (profile or {}).get("name"), "device": device, "fits": why is None, "why": why,
+              "allowed": bool(why and allow)}
+    if why and not allow:
+        err = ProfileMismatch(why + "; build the bundle with --device for this device, or pass --allow-profile-mismatch")
+        err.result = result
+        raise err
+    return result
+
+
+def probe_program():
+    """Python source that prints this device's facts and versions as one JSON line: this module's
+    own code, so deploy asks the device exactly what the self-test will check."""
+    with open(os.path.abspath(__file__.replace(".pyc", ".py"))) as f:
+        source = f.read().replace("from .constants import EXIT_PROFILE", "EXIT_PROFILE = %d" % EXIT_PROFILE)
+    return source + """
+import json as _json, sys as _sys
+def _version(name):
+    try:
+        from importlib.metadata import version
+        return version(name)
+    except Exception:
+        return None
+_out = dict(facts(), python=platform.python_version(),
+            versions={n: _version(n) for n in ("numpy", "ai-edge-litert", "tflite-runtime", "onnxruntime", "openvino")})
+print(_json.dumps(_out))
+"""
