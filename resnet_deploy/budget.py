@@ -22,7 +22,7 @@ from resnet_deploy.errors import InputError, ParityError
 from resnet_deploy.progress import Progress
 
 DEFAULT_MAX_FLOAT_LAYERS = 8
-DIAGNOSE_SAMPLES = 32  # validation inputs the ranking is made on (diagnose's cost grows with it)
+DIAGNOSE_SAMPLES = 16  # validation inputs the ranking is made on (diagnose's cost grows with it)
 VAL_SIZE = 500  # validation samples read at most
 COST_PROTOCOL = {"warmup_runs": 3, "warmup_s": 0.2, "runs": 20, "seconds": 1.0, "max_runs": 2000}
 

@@ -78,5 +78,8 @@ def ensure(name: str) -> Path:
 
 
 if __name__ == "__main__":
+    from tests import arm_device
+
     for device in DEVICES:
         print(f"{device}: {ensure(device)}")
+    arm_device.main()

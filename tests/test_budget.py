@@ -28,7 +28,7 @@ def budgeted(outlier_model, tmp_path_factory):
     from resnet_deploy.requests import ArtifactOptions, ExportRequest
 
     out = tmp_path_factory.mktemp("budget")
-    result = export(ExportRequest(ModelRef(str(outlier_model)), "all", "int8", ArtifactOptions(calib="digits"), out,
+    result = export(ExportRequest(ModelRef(str(outlier_model)), "all", "int8", ArtifactOptions(calib="digits", calib_size=64), out,
                                   Budget(1.0, "digits")))
     assert not result.failures, result.failures
     return out

@@ -324,8 +324,8 @@ def test_a_killed_export_leaves_nothing_that_the_next_run_does_not_clean(tmp_pat
 
     out, tmpdir = tmp_path / "out", tmp_path / "TMPDIR"
     tmpdir.mkdir()
-    cmd = [sys.executable, "cli.py", "export", "--model", "resnet18", "--input-size", "64", "--classes", "10",
-           "--target", "tflite", "--precision", "int8", "--calib-size", "100", "--out", str(out)]
+    cmd = [sys.executable, "cli.py", "export", "--model", "resnet18", "--input-size", "32", "--classes", "10", "--width", "16",
+           "--target", "tflite", "--precision", "int8", "--calib-size", "20", "--out", str(out)]
     env = {**os.environ, "TMPDIR": str(tmpdir)}
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
