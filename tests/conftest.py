@@ -59,3 +59,25 @@ def bundles(tmp_path_factory):
     out = tmp_path_factory.mktemp("bundles")
     made = bundle.package(PackageRequest(targets="tflite,onnx,openvino", precision="int8", n=120, threads=2, out=out))
     return {b["target"]: b for b in made}
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """tmpfs(name, size) -> a folder that is a tmpfs of that size ("64k"): a disk that fills up.
+    Needs mount rights (CI has them); without them the test is skipped, saying why."""
+    import subprocess
+
+    mounted = []
+
+    def make(name: str, size: str):
+        mnt = tmp_path / name
+        mnt.mkdir()
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)],
+                          capture_output=True).returncode:
+            pytest.skip("cannot mount a tmpfs here (no mount rights): the full-disk cases need one")
+        mounted.append(mnt)
+        return mnt
+
+    yield make
+    for mnt in mounted:
+        subprocess.run(["umount", str(mnt)], check=False)
