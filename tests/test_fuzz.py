@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import os
 import tarfile
 import tempfile
 from pathlib import Path
@@ -22,8 +23,10 @@ from hypothesis import strategies as st
 
 from resnet_deploy.errors import DeployError
 from resnet_deploy.portable import integrity
+from resnet_deploy.portable.constants import SCHEMA_VERSION
 
-FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", 300)), deadline=None,
+                derandomize=not os.environ.get("FUZZ_EXAMPLES"), suppress_health_check=[HealthCheck.too_slow])
 
 SCALARS = st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.floats(allow_nan=True) | st.text(max_size=12)
 JSON = st.recursive(SCALARS, lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=10), c, max_size=4),
@@ -33,7 +36,7 @@ SHA = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"  # sha2
 METRICS = {"max_abs": 0.1, "mean_abs": 0.01, "max_abs_rel": 0.02, "cosine": 0.99, "sqnr_db": 30.0,
            "top1_agreement": 1.0, "top5_overlap": 1.0, "accuracy": 0.98, "ref_accuracy": 0.99, "acc_drop": 1.0}
 VALID = {
-    "manifest": {"target": "onnx", "precision": "int8", "files": {"model.onnx": {"sha256": SHA, "bytes": 3}},
+    "manifest": {"schema_version": SCHEMA_VERSION, "target": "onnx", "precision": "int8", "files": {"model.onnx": {"sha256": SHA, "bytes": 3}},
                  "inputs": [{"name": "input", "dtype": "float32", "shape": [1, 8, 8, 3], "layout": "NHWC", "quant": None}],
                  "outputs": [{"name": "out", "dtype": "float32", "shape": [1, 10], "layout": "NC", "quant": None}]},
     "parity": {"model": "m", "samples": 2, "ok": True, "data": {"source": {"kind": "digits"}},
@@ -95,7 +98,7 @@ def test_result_readers_accept_what_renders_and_refuse_the_rest(kind):
     _render(kind, VALID[kind])  # the valid document itself renders
 
     @FUZZ
-    @given(doc=mutated(VALID[kind]) | JSON)
+    @given(doc=st.just(VALID[kind]) | mutated(VALID[kind]) | JSON)
     def check(doc):
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "r.json"
@@ -112,7 +115,7 @@ def test_result_readers_accept_what_renders_and_refuse_the_rest(kind):
 
 
 @FUZZ
-@given(doc=mutated(VALID["manifest"]) | JSON, raw=st.none() | st.binary(max_size=64))
+@given(doc=st.just(VALID["manifest"]) | mutated(VALID["manifest"]) | JSON, raw=st.none() | st.binary(max_size=64))
 def test_artifact_manifests(doc, raw):
     from resnet_deploy.artifact import Artifact
 
@@ -136,7 +139,7 @@ def _write_bundle(folder: Path, manifest: object, files: dict[str, bytes]) -> No
 
 
 @FUZZ
-@given(doc=mutated(VALID["manifest"]) | JSON)
+@given(doc=st.just(VALID["manifest"]) | mutated(VALID["manifest"]) | JSON)
 def test_bundle_manifests_on_the_device_side(doc):
     """integrity.verify_bundle, as the device runs it (a manifest whose checksum matches)."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -183,7 +186,7 @@ def test_bundle_tarballs(members, cut, raw):
 
 
 @FUZZ
-@given(doc=mutated(VALID["manifest"]) | JSON, extra=st.sets(st.sampled_from(["stray.txt", "link", "sub/x"])),
+@given(doc=st.just(VALID["manifest"]) | mutated(VALID["manifest"]) | JSON, extra=st.sets(st.sampled_from(["stray.txt", "link", "sub/x"])),
        link_model=st.booleans())
 def test_bundle_folders_reach_the_device_clean(doc, extra, link_model):
     """open_bundle on a folder: refused, or a copy holding exactly the manifest, its checksum
@@ -258,18 +261,26 @@ def test_array_data_files(x, y, fill, kind, raw):
 
 @FUZZ
 @given(x=ARRAYS, out=ARRAYS, labels=st.none() | ARRAYS, meta=JSON | st.builds(lambda f: {"format": f, "model": "m", "source_sha256": None}, st.sampled_from([1, 2, "x"])),
-       fill=st.sampled_from([0, 1, np.nan]), raw=st.none() | st.binary(max_size=100))
-def test_saved_references(x, out, labels, meta, fill, raw):
+       fill=st.sampled_from([0, 1, np.nan]), raw=st.none() | st.binary(max_size=100),
+       whole=st.sampled_from([None, "x", "outputs", "labels", "meta"]))
+def test_saved_references(x, out, labels, meta, fill, raw, whole):
+    """Random arrays, garbage, or a valid reference with one part replaced (whole names which)."""
     from resnet_deploy.reference import Reference
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "ref.npz"
         if raw is not None:
             path.write_bytes(raw)
+        elif whole is not None or labels is None:
+            arrays = {"x": np.zeros((4, 8, 8, 3), np.float32), "outputs": np.eye(4, 10, dtype=np.float32),
+                      "labels": np.arange(4), "meta": np.array(json.dumps({"format": 1, "model": "m", "source_sha256": None}))}
+            if whole is not None:
+                arrays[whole] = _array({"x": x, "outputs": out, "labels": labels or x}.get(whole, x), fill) \
+                    if whole != "meta" else np.array(json.dumps(meta))
+            np.savez(path, **arrays)
         else:
-            arrays = {"x": _array(x, fill), "outputs": _array(out, fill), "meta": np.array(json.dumps(meta))}
-            if labels is not None:
-                arrays["labels"] = _array(labels, fill)
+            arrays = {"x": _array(x, fill), "outputs": _array(out, fill), "meta": np.array(json.dumps(meta)),
+                      "labels": _array(labels, fill)}
             np.savez(path, **arrays)
         try:
             ref = Reference.load(path)

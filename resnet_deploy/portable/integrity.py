@@ -63,6 +63,8 @@ def verify_bundle(bundle):
     if not isinstance(files, dict) or not files:
         raise BundleError("manifest.json lists no files; re-run `package`.")
     for name, rec in files.items():
+        if not isinstance(rec, dict) or not isinstance(rec.get("sha256"), str):
+            raise BundleError("manifest.json: the entry for %r has no sha256; re-run `package`." % (name,))
         path = os.path.join(bundle, *check_member_name(name).split("/"))
         if os.path.islink(path) or not os.path.isfile(path):
             raise BundleError("%s listed in the manifest is missing or not a plain file; re-deploy the bundle." % name)
