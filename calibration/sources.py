@@ -179,6 +179,12 @@ class ImageFolderSource(Source):
         return {"kind": "folder", "path": str(self.root), "count": len(self._files), "classes": self._classes}
 
 
+def whole_numbers(labels: np.ndarray) -> bool:
+    """Integer labels, or floats that are all finite whole numbers (the one test of "whole")."""
+    kind = labels.dtype.kind
+    return kind in "iu" or (kind == "f" and bool(np.isfinite(labels).all() and (labels == np.round(labels)).all()))
+
+
 def _checked_arrays(path: Path, x: np.ndarray, y: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
     """Images (uint8) or model inputs (finite floats), N x H x W [x C]; labels whole numbers, one per image."""
     where = str(path)
@@ -192,7 +198,7 @@ def _checked_arrays(path: Path, x: np.ndarray, y: np.ndarray | None) -> tuple[np
         return x, None
     if y.ndim != 1 or len(y) != len(x):
         raise InputError(f"{where!r}: {len(x)} images but labels of shape {y.shape}; save one label per image.")
-    if y.dtype.kind not in "iu" and not (y.dtype.kind == "f" and np.isfinite(y).all() and (y == np.round(y)).all()):
+    if not whole_numbers(y):
         raise InputError(f"{where!r}: labels are {y.dtype} values, not whole class numbers; save integer labels.")
     return x, y.astype(np.int64)
 

@@ -70,6 +70,7 @@ class Validation:
     keras_accuracy: float
     describe: dict
     fingerprints: list[str] = field(default_factory=list)
+    calibration_fingerprints: list[str] = field(default_factory=list)
 
     def accuracy(self, runner: Any) -> float:
         with runner:
@@ -85,12 +86,13 @@ def load_validation(budget: Budget, loaded: Any, calib: Any, progress: Progress)
     if y is None:
         raise InputError(f"--val {budget.val!r} has no labels; --max-acc-drop needs labelled validation data "
                          "(an image folder with class subfolders, an .npz with y, or digits).")
-    check_disjoint(x, {"calibration": sample_fingerprints(calib.arrays()[0])}, "validation")
+    calib_prints = sample_fingerprints(calib.arrays()[0])
+    check_disjoint(x, {"calibration": calib_prints}, "validation")
     with progress.step(f"Keras accuracy on {len(x)} validation samples"):
         outputs = np.asarray(loaded.model.predict(x, batch_size=32, verbose=0))
     check_reference_accuracy(outputs, y, loaded.model, loaded.spec, allow=False)
     acc = 100.0 * float(np.mean(outputs.argmax(1) == y))
-    return Validation(x, y, acc, ds.describe(), sample_fingerprints(x))
+    return Validation(x, y, acc, ds.describe(), sample_fingerprints(x), calib_prints)
 
 
 def _latency_cost(target: Any, plain: Path, final: Any) -> dict:
@@ -181,7 +183,7 @@ def search(target: Any, loaded: Any, config: Any, calib: Any, budget: Budget, va
         plain = _attempt(target, loaded, config, calib, val, work, 0, progress)
         record = {"max_drop_pts": budget.max_drop, "validation": val.describe, "keras_accuracy": round(val.keras_accuracy, 3),
                   "plain_int8_accuracy": round(plain[1], 3), "float_layers": [], "float_nodes": [], "tried": [],
-                  "sample_fingerprints": {"calibration": sample_fingerprints(calib.arrays()[0]),
+                  "sample_fingerprints": {"calibration": val.calibration_fingerprints,
                                           "validation": val.fingerprints}}
         best, acc = plain
         if val.keras_accuracy - acc > budget.max_drop:

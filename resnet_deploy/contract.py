@@ -128,12 +128,12 @@ def check_labels(labels: Any, classes: int) -> None:
     accuracy and status ok."""
     import numpy as np
 
+    from calibration.sources import whole_numbers
+
     labels = np.asarray(labels)
     if labels.size == 0:
         return
-    whole = labels.dtype.kind in "iub" or (labels.dtype.kind == "f" and bool(np.all(np.isfinite(labels))
-                                                                          and np.all(labels == np.round(labels))))
-    if not whole:
+    if not whole_numbers(labels):
         raise InputError(f"labels must be whole class numbers; got {labels.dtype} values such as {labels.ravel()[0]!r}: "
                          "pass integer labels 0..classes-1.")
     lo, hi = int(labels.min()), int(labels.max())

@@ -9,6 +9,7 @@ the backend's own naming: TFLite op output tensor names (QuantizationDebugger's 
 nodes), ONNX node names (ORT's nodes_to_exclude), OpenVINO op names (NNCF's IgnoredScope)."""
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any, Callable
 
@@ -106,6 +107,13 @@ GRAPHS: dict[str, Callable[[Path], Graph]] = {"tflite": _tflite_graph, "onnx": _
                                               "openvino": _openvino_graph}
 
 
+@functools.lru_cache(maxsize=8)
+def _graph(target: str, path: str, mtime_ns: int) -> Graph:
+    """Read once per fp32 file: the budget's search asks for every candidate layer at every step
+    (for ONNX each read runs quant_pre_process)."""
+    return GRAPHS[target](Path(path))
+
+
 def float_nodes(target: str, fp32: Any, layers: list[str]) -> tuple[str, ...]:
     """The backend op names that keep `layers` in float, from the backend's fp32 artifact."""
     layer_map = fp32.manifest.get("layer_map") or {}
@@ -115,7 +123,7 @@ def float_nodes(target: str, fp32: Any, layers: list[str]) -> tuple[str, ...]:
     if "layers" not in layer_map:
         raise ExportError(f"the {target} fp32 artifact at {fp32.path} has no layer map "
                           f"({layer_map.get('error', 'none recorded')}); re-export it with `export --precision fp32`.")
-    producer, consumers = GRAPHS[target](fp32.model_file)
+    producer, consumers = _graph(target, str(fp32.model_file), fp32.model_file.stat().st_mtime_ns)
     names: list[str] = []
     for layer in layers:
         tensor = tensor_of(layer_map, layer)

@@ -62,6 +62,20 @@ VALID = {
 }
 
 
+REFUSED = object()
+
+
+def _outcome(read, errors=(DeployError,)):
+    """read(), recorded as an event: the value, or REFUSED when it raised one of our errors."""
+    try:
+        value = read()
+    except errors as e:
+        event(f"refused: {type(e).__name__}")
+        return REFUSED
+    event("accepted")
+    return value
+
+
 @st.composite
 def mutated(draw, doc):
     """A deep copy of `doc` with one random value replaced by random JSON, or one key removed."""
@@ -103,12 +117,9 @@ def test_result_readers_accept_what_renders_and_refuse_the_rest(kind):
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "r.json"
             path.write_text(json.dumps(doc))
-            try:
-                data = Workspace(Path(tmp)).read_result(path, kind)
-            except DeployError as e:
-                event(f"refused: {type(e).__name__}")
+            data = _outcome(lambda: Workspace(Path(tmp)).read_result(path, kind))
+            if data is REFUSED:
                 return
-            event("accepted")
             _render(kind, data)
 
     check()
@@ -122,11 +133,7 @@ def test_artifact_manifests(doc, raw):
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "manifest.json").write_bytes(raw if raw is not None else json.dumps(doc).encode())
         (Path(tmp) / "model.onnx").write_bytes(b"abc")
-        try:
-            Artifact.load(Path(tmp)).verify()
-            event("accepted")
-        except DeployError as e:
-            event(f"refused: {type(e).__name__}")
+        _outcome(lambda: Artifact.load(Path(tmp)).verify())
 
 
 def _write_bundle(folder: Path, manifest: object, files: dict[str, bytes]) -> None:
@@ -144,11 +151,7 @@ def test_bundle_manifests_on_the_device_side(doc):
     """integrity.verify_bundle, as the device runs it (a manifest whose checksum matches)."""
     with tempfile.TemporaryDirectory() as tmp:
         _write_bundle(Path(tmp) / "b", doc, {"model.onnx": b"abc"})
-        try:
-            integrity.verify_bundle(str(Path(tmp) / "b"))
-            event("accepted")
-        except integrity.BundleError:
-            event("refused: BundleError")
+        _outcome(lambda: integrity.verify_bundle(str(Path(tmp) / "b")), (integrity.BundleError,))
 
 
 MEMBER = st.sampled_from(["b/model.onnx", "b/manifest.json", "b/manifest.sha256", "../evil", "/abs", "b/../../x",
@@ -174,12 +177,9 @@ def test_bundle_tarballs(members, cut, raw):
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "b.tar.gz"
         path.write_bytes(blob)
-        try:
-            out = safe_extract(path, Path(tmp) / "x")
-        except DeployError as e:
-            event(f"refused: {type(e).__name__}")
+        out = _outcome(lambda: safe_extract(path, Path(tmp) / "x"))
+        if out is REFUSED:
             return
-        event("accepted")
         assert out.resolve().is_relative_to((Path(tmp) / "x").resolve())
         for p in (Path(tmp) / "x").rglob("*"):
             assert not p.is_symlink(), p
@@ -208,12 +208,9 @@ def test_bundle_folders_reach_the_device_clean(doc, extra, link_model):
         if link_model:
             (folder / "model.onnx").unlink()
             (folder / "model.onnx").symlink_to(secret)
-        try:
-            clean = open_bundle(folder, Path(tmp) / "work")
-        except DeployError as e:
-            event(f"refused: {type(e).__name__}")
+        clean = _outcome(lambda: open_bundle(folder, Path(tmp) / "work"))
+        if clean is REFUSED:
             return
-        event("accepted")
         listed = set(json.loads((clean / "manifest.json").read_text())["files"])
         got = {str(p.relative_to(clean)) for p in clean.rglob("*") if p.is_file()}
         assert got == listed | {"manifest.json", "manifest.sha256"}
@@ -249,12 +246,10 @@ def test_array_data_files(x, y, fill, kind, raw):
             if y is not None:
                 arrays["y"] = _array(y, fill)
             np.savez(path, **arrays)
-        try:
-            xs, labels = from_spec(str(path), (None, 8, 8, 3), size=4).arrays()
-        except DeployError as e:
-            event(f"refused: {type(e).__name__}")
+        got = _outcome(lambda: from_spec(str(path), (None, 8, 8, 3), size=4).arrays())
+        if got is REFUSED:
             return
-        event("accepted")
+        xs, labels = got
         assert xs.dtype == np.float32 and xs.shape[1:] == (8, 8, 3) and np.isfinite(xs).all()
         assert labels is None or len(labels) == len(xs)
 
@@ -282,10 +277,7 @@ def test_saved_references(x, out, labels, meta, fill, raw, whole):
             arrays = {"x": _array(x, fill), "outputs": _array(out, fill), "meta": np.array(json.dumps(meta)),
                       "labels": _array(labels, fill)}
             np.savez(path, **arrays)
-        try:
-            ref = Reference.load(path)
-        except DeployError as e:
-            event(f"refused: {type(e).__name__}")
+        ref = _outcome(lambda: Reference.load(path))
+        if ref is REFUSED:
             return
-        event("accepted")
         assert len(ref.x) == len(ref.outputs) and np.isfinite(ref.outputs).all()
