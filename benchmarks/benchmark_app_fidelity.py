@@ -6,6 +6,8 @@ benchmark_app refuses -nthreads together with -hint latency, so the like-for-lik
 `-hint none -nstreams 1 -nthreads N -api sync` (plus `-infer_precision f32`, which our runner
 sets for every artifact); a second run with `-hint latency -api sync` and no thread cap is shown
 for reference. Our number is the p50 of resnet-deploy's protocol in a fresh process.
+Throughput: our `bench --mode throughput` (THROUGHPUT hint, AsyncInferQueue, batch 1, all
+threads) against `benchmark_app -hint throughput -api async` on the same IR.
 """
 from __future__ import annotations
 
@@ -26,12 +28,13 @@ from resnet_deploy.requests import ArtifactOptions  # noqa: E402
 from resnet_deploy.workspace import Workspace  # noqa: E402
 
 
-def benchmark_app(xml: Path, shape: str, args: list[str], seconds: int) -> float:
+def benchmark_app(xml: Path, shape: str, args: list[str], seconds: int, metric: str = "median") -> float:
     exe = shutil.which("benchmark_app")
     cmd = [exe or sys.executable, *([] if exe else ["-m", "openvino.tools.benchmark.main"]),
            "-m", str(xml), "-d", "CPU", "-shape", shape, "-t", str(seconds), "-infer_precision", "f32", *args]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    m = re.search(r"Median:\s+([\d.]+)\s*ms", proc.stdout)
+    pattern = r"Throughput:\s+([\d.]+)\s*FPS" if metric == "fps" else r"Median:\s+([\d.]+)\s*ms"
+    m = re.search(pattern, proc.stdout)
     if proc.returncode != 0 or not m:
         raise SystemExit(f"benchmark_app failed ({proc.returncode}): {(proc.stdout + proc.stderr)[-800:]}")
     return float(m.group(1))
@@ -50,7 +53,7 @@ def main() -> None:
     loaded = pipeline.load(ModelRef(args.model, input_size=224), ArtifactOptions(calib="synthetic", calib_size=32),
                            progress)
     name = loaded.name
-    rows = []
+    rows, tp_rows = [], []
     for precision in ("fp32", "int8"):
         a = pipeline.ensure_artifact(Workspace(args.out), loaded, "openvino", precision, progress)
         with progress.step(f"resnet-deploy protocol on {precision}"):
@@ -64,12 +67,24 @@ def main() -> None:
         with progress.step(f"benchmark_app -hint latency -api sync on {precision}"):
             ba_lat = benchmark_app(a.model_file, shape, ["-hint", "latency", "-api", "sync"], args.seconds)
         rows.append((precision, ours, ba, ba_lat))
+        with progress.step(f"resnet-deploy throughput mode on {precision}"):
+            ours_tp = run_in_subprocess(BenchJob("artifact", args.threads, 1, artifact=str(a.path), protocol=protocol,
+                                                 mode="throughput"))
+        with progress.step(f"benchmark_app -hint throughput -api async on {precision}"):
+            ba_tp = benchmark_app(a.model_file, shape, ["-hint", "throughput", "-api", "async"], args.seconds, "fps")
+        tp_rows.append((precision, ours_tp, ba_tp))
     print(f"| {name} @224, {args.threads} threads | resnet-deploy p50 ms | benchmark_app median ms "
           f"(-hint none -nthreads {args.threads} -api sync) | diff | benchmark_app median ms (-hint latency -api sync) | diff |")
     print("|---|---|---|---|---|---|")
     for precision, ours, ba, ba_lat in rows:
         print(f"| {precision} | {ours:.2f} | {ba:.2f} | {100 * (ours - ba) / ba:+.1f}% | {ba_lat:.2f} | "
               f"{100 * (ours - ba_lat) / ba_lat:+.1f}% |")
+    print(f"\n| {name} @224, throughput, batch 1 | resnet-deploy `bench --mode throughput` inf/s (streams, requests) "
+          "| benchmark_app FPS (-hint throughput -api async) | diff |")
+    print("|---|---|---|---|")
+    for precision, ours, ba in tp_rows:
+        print(f"| {precision} | {ours['throughput']:.1f} ({ours['streams']} streams, "
+              f"{ours['settings']['infer_requests']} requests) | {ba:.1f} | {100 * (ours['throughput'] - ba) / ba:+.1f}% |")
 
 
 if __name__ == "__main__":

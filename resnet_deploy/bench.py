@@ -35,11 +35,33 @@ class BenchJob:
     model: str | None = None
     model_options: dict = field(default_factory=dict)
     protocol: dict = field(default_factory=lambda: asdict(Protocol()))
+    mode: str = "latency"  # or "throughput"
 
 
 def bench_input(shape: tuple[int, ...], batch: int) -> np.ndarray:
     """The same seeded [0, 1) input for every runtime."""
     return np.random.default_rng(INPUT_SEED).random((batch, *shape), dtype=np.float32)
+
+
+def _open(job: BenchJob) -> tuple[Any, int, str, str, tuple, dict]:
+    """The runner for a job and what the row says about it: size in bytes, backend, precision,
+    input shape, the accuracy budget's float fallback."""
+    if job.kind == "keras":
+        from resnet_deploy.models import load_model
+        from resnet_deploy.runner import KerasRunner, set_tf_threads
+
+        set_tf_threads(job.threads)  # before the model build initialises TF
+        name, model = load_model(job.model, **job.model_options)
+        size = sum(int(np.prod(w.shape)) * np.dtype(w.dtype).itemsize for w in model.weights)
+        return KerasRunner(model, threads=job.threads), size, "keras", "fp32", tuple(model.input_shape[1:]), {}
+    from resnet_deploy.artifact import Artifact
+    from resnet_deploy.target import get_target
+
+    a = Artifact.load(Path(job.artifact))
+    a.verify()
+    runner = get_target(a.target).runner(a, threads=job.threads)
+    size = sum(rec["bytes"] for rec in a.manifest["files"].values())
+    return runner, size, a.target, a.precision.value, tuple(a.inputs[0].shape[1:]), a.manifest.get("accuracy_budget") or {}
 
 
 def run_job(job: BenchJob) -> dict[str, Any]:
@@ -49,37 +71,38 @@ def run_job(job: BenchJob) -> dict[str, Any]:
     from resnet_deploy.latency import measure
 
     t0 = time.perf_counter()
-    fallback: dict = {}
-    if job.kind == "keras":
-        from resnet_deploy.models import load_model
-        from resnet_deploy.runner import KerasRunner, set_tf_threads
-
-        set_tf_threads(job.threads)  # before the model build initialises TF
-        name, model = load_model(job.model, **job.model_options)
-        runner = KerasRunner(model, threads=job.threads)
-        size = sum(int(np.prod(w.shape)) * np.dtype(w.dtype).itemsize for w in model.weights)
-        backend, precision = "keras", "fp32"
-        shape = tuple(model.input_shape[1:])
-    else:
-        from resnet_deploy.artifact import Artifact
-        from resnet_deploy.target import get_target
-
-        a = Artifact.load(Path(job.artifact))
-        a.verify()
-        runner = get_target(a.target).runner(a, threads=job.threads)
-        size = sum(rec["bytes"] for rec in a.manifest["files"].values())
-        backend, precision = a.target, a.precision.value
-        shape = tuple(a.inputs[0].shape[1:])
-        fallback = a.manifest.get("accuracy_budget") or {}
+    runner, size, backend, precision, shape, fallback = _open(job)
     x = bench_input(shape, job.batch)
+    protocol = Protocol(**job.protocol)
     with runner:
         load_ms = (time.perf_counter() - t0) * 1000
-        stats = measure(runner, x, Protocol(**job.protocol))
+        if job.mode == "profile":
+            return _profile(runner, x, protocol, backend, precision, job)
+        if job.mode == "throughput":
+            stats = runner.throughput(x, protocol.warmup_s, protocol.seconds, job.threads)
+        else:
+            stats = measure(runner, x, protocol).to_dict()
+            if job.kind == "artifact":  # what really runs in int8 (issue: ORT int8 slower than it should be)
+                from resnet_deploy.profiling import op_counts
+
+                stats["ops"] = op_counts(runner.executed_ops(x))
         info = runner.info()
     return {"backend": backend, "precision": precision, "threads": job.threads, "threads_used": info.get("threads"),
-            "batch": job.batch, "load_ms": load_ms, "size_mb": size / 2**20, "runtime": info, **stats.to_dict(),
+            "batch": job.batch, "load_ms": load_ms, "size_mb": size / 2**20, "runtime": info, **stats,
             **({"float_fallback": {k: fallback.get(k) for k in ("float_layers", "latency")}}
-               if job.kind != "keras" and fallback.get("float_layers") else {})}
+               if fallback.get("float_layers") else {})}
+
+
+def _profile(runner: Any, x: np.ndarray, protocol: Protocol, backend: str, precision: str, job: BenchJob) -> dict:
+    """Per-op timings (mode "profile"), or why this runtime has none."""
+    from resnet_deploy.runner import ProfilingUnsupported
+
+    head = {"backend": backend, "precision": precision, "threads": job.threads, "batch": job.batch,
+            "artifact": job.artifact}
+    try:
+        return {**head, "supported": True, "executed": runner.profile(x, protocol.warmup_runs, protocol.runs)}
+    except ProfilingUnsupported as e:
+        return {**head, "supported": False, "why": str(e)}
 
 
 def _label(job: BenchJob) -> str:
@@ -101,21 +124,29 @@ def run_bench(req: BenchRequest, progress: Progress | None = None) -> dict[str, 
     artifacts = [ensure_artifact(ws, loaded, t, p.value, progress) for p in req.precisions for t in req.targets]
     protocol = asdict(req.protocol)
     jobs = []
-    for n in req.threads:
-        if req.keras:
-            jobs.append(BenchJob("keras", n, req.batch, model=req.model.name, model_options=req.model.options,
-                                 protocol=protocol))
-        jobs += [BenchJob("artifact", n, req.batch, artifact=str(a.path), protocol=protocol) for a in artifacts]
+    for batch in req.batch:
+        for n in req.threads:
+            if req.keras:
+                jobs.append(BenchJob("keras", n, batch, model=req.model.name, model_options=req.model.options,
+                                     protocol=protocol, mode=req.mode))
+            jobs += [BenchJob("artifact", n, batch, artifact=str(a.path), protocol=protocol, mode=req.mode)
+                     for a in artifacts]
     rows = []
     for i, job in enumerate(jobs, 1):
-        with progress.step(f"[{i}/{len(jobs)}] timing {_label(job)} at {job.threads} thread(s), batch {req.batch}"):
+        with progress.step(f"[{i}/{len(jobs)}] {req.mode}: {_label(job)} at {job.threads} thread(s), batch {job.batch}"):
             rows.append(run_in_subprocess(job))
     add_speedups(rows)
-    result = {"model": name, "trained": req.model.trained, "batch": req.batch, "protocol": protocol, "rows": rows,
+    result = {"model": name, "trained": req.model.trained, "mode": req.mode, "batch": req.batch[0],
+              "batches": list(req.batch), "protocol": protocol, "rows": rows,
               "artifacts": {str(a.path): a.manifest["files"][a.files[0]]["sha256"] for a in artifacts},
               "environment": {"cpu": cpu_info(), "versions": versions("resnet-deploy", "tensorflow-cpu", "keras",
                                                                       "ai-edge-litert", "onnxruntime", "openvino")}}
-    write_json_atomic(ws.bench_json(name), result)
+    write_json_atomic(ws.throughput_json(name) if req.mode == "throughput" else ws.bench_json(name), result)
+    if req.profile:
+        from resnet_deploy.profiling import profile_artifacts
+
+        result["profile"] = profile_artifacts(name, artifacts, req.threads[0], req.batch[0], protocol, progress)
+        write_json_atomic(ws.profile_json(name), result["profile"])
     return result
 
 
@@ -138,11 +169,13 @@ def run_in_subprocess(job: BenchJob, timeout: float = 900) -> dict[str, Any]:
 
 
 def add_speedups(rows: list[dict[str, Any]]) -> None:
-    """speedup = Keras fp32 p50 / this p50, at the same threads and batch."""
-    base = {(r["threads"], r["batch"]): r["p50"] for r in rows if r["backend"] == "keras"}
+    """speedup = this throughput / Keras fp32 throughput, at the same threads and batch (in latency
+    mode: Keras p50 / this p50, the same ratio of means' medians)."""
+    base = {(r["threads"], r["batch"]): r for r in rows if r["backend"] == "keras"}
     for r in rows:
         b = base.get((r["threads"], r["batch"]))
-        r["speedup_vs_keras"] = (b / r["p50"]) if b else None
+        r["speedup_vs_keras"] = None if b is None else (
+            b["p50"] / r["p50"] if "requests" not in r else r["throughput"] / b["throughput"])
 
 
 def _worker_main() -> None:

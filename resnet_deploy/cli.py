@@ -194,28 +194,41 @@ def parity(tol, reference, as_json: bool, **kw) -> None:
 @click.option("--targets", "--target", "targets", default="all", show_default=True, help="tflite,onnx,openvino or all.")
 @click.option("--precision", default="fp32,int8", show_default=True, help="One precision or a comma list.")
 @click.option("--threads", default="2", show_default=True, help="Thread counts, e.g. 1,2.")
-@click.option("--batch", type=int, default=1, show_default=True)
+@click.option("--batch", default="1", show_default=True, help="Batch size; throughput mode takes a list, e.g. 1,8,32.")
+@click.option("--mode", type=click.Choice(["latency", "throughput"]), default="latency", show_default=True,
+              help="latency: one request at a time (bench.json); throughput: requests in flight on every core "
+                   "(throughput.json).")
 @click.option("--keras/--no-keras", default=True, show_default=True, help="Time the Keras model as the baseline.")
+@click.option("--profile", is_flag=True, help="Also per-op timings of every artifact, mapped to Keras layers "
+              "(profile.json; OpenVINO and ONNX Runtime).")
 @protocol_options
 @artifact_options
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON on stdout.")
-def bench(threads: str, warmup_s, seconds, as_json: bool, **kw) -> None:
-    """Time Keras and every artifact with one latency protocol; writes OUT/<model>/bench.json."""
+def bench(threads: str, batch: str, warmup_s, seconds, as_json: bool, **kw) -> None:
+    """Time Keras and every artifact: latency (one protocol for every runtime) or throughput."""
     from resnet_deploy.bench import run_bench
-    from resnet_deploy.errors import InputError
     from resnet_deploy.latency import Protocol
-    from resnet_deploy.report import latency_markdown
+    from resnet_deploy.report import latency_markdown, profile_markdown, throughput_markdown
     from resnet_deploy.requests import BenchRequest
 
-    try:
-        thread_list = tuple(int(t) for t in threads.split(","))
-    except ValueError:
-        raise InputError(f"--threads {threads!r} is not a comma list of integers, e.g. 1,2.") from None
     protocol = Protocol(**{k: v for k, v in (("warmup_s", warmup_s), ("seconds", seconds)) if v is not None})
-    req = BenchRequest(_model(kw), kw.pop("targets"), kw.pop("precision"), thread_list, kw.pop("batch"),
-                       kw.pop("keras"), protocol, _artifact_options(kw), kw.pop("out"))
+    mode = kw.pop("mode")
+    req = BenchRequest(_model(kw), kw.pop("targets"), kw.pop("precision"), _int_list(threads, "--threads"),
+                       _int_list(batch, "--batch"), kw.pop("keras"), protocol, _artifact_options(kw), kw.pop("out"), mode,
+                       kw.pop("profile"))
     result = run_bench(req, _progress())
-    click.echo(json.dumps(result, indent=2) if as_json else latency_markdown(result))
+    table = throughput_markdown if mode == "throughput" else latency_markdown
+    click.echo(json.dumps(result, indent=2) if as_json else table(result)
+               + (profile_markdown(result["profile"], top=True) if "profile" in result else ""))
+
+
+def _int_list(value: str, option: str) -> tuple[int, ...]:
+    from resnet_deploy.errors import InputError
+
+    try:
+        return tuple(int(t) for t in value.split(","))
+    except ValueError:
+        raise InputError(f"{option} {value!r} is not a comma list of integers, e.g. 1,2.") from None
 
 
 @cli.command()

@@ -16,6 +16,7 @@ from resnet_deploy.artifact import Artifact
 from resnet_deploy.config import ExportConfig, config_record
 from resnet_deploy.errors import DeployError, ExportError, InputError, first_line
 from resnet_deploy.fsutil import publish_dir, staging_dir
+from resnet_deploy.memory import release
 from resnet_deploy.progress import Progress
 from resnet_deploy.models import ModelRef
 from resnet_deploy.requests import ArtifactOptions, ExportRequest
@@ -164,7 +165,8 @@ def _export_one(target: Any, loaded: Loaded, config: ExportConfig, calib: Any, c
         else:
             with progress.step(f"exporting {loaded.name} -> {target.name} {config.precision.value}"):
                 artifact = target.export(loaded.model, staging, config, calib, progress)
-        artifact.details["layer_map"] = _layer_map(loaded, target.name, artifact, config, calib)
+        with progress.step(f"mapping Keras layers to {target.name} {config.precision.value} tensors"):
+            artifact.details["layer_map"] = _layer_map(loaded, target.name, artifact, config, calib)
         artifact.write_manifest({
             **common, "config": config_record(config),
             "tool_versions": {"resnet-deploy": resnet_deploy.__version__, "python": platform.python_version(),
@@ -222,6 +224,8 @@ def export_model(loaded: Loaded, targets: list[str], config: ExportConfig, ws: W
             err = ExportError(f"{target.name} export failed: {type(e).__name__}: {first_line(e)}")
             err.__cause__ = e
             result.failures[target.name] = err
+        finally:
+            release()  # the next target's peak must not land on this one's garbage
     return result
 
 

@@ -67,21 +67,30 @@ def _reference_notes(ref: dict) -> list[str]:
     return [*[ln + "\n" for ln in out[:-1]], *out[-1:], ""] if out else []
 
 
+def _ops(ops: dict | None) -> str:
+    """'54/3/12 (float: Softmax x2, Add)': what the runtime executes in int8, float, conversions."""
+    if not ops:
+        return "-"
+    floats = ", ".join(f"{t} x{n}" if n > 1 else t for t, n in sorted((ops.get("float_types") or {}).items()))
+    return f"{ops['int8']}/{ops['float']}/{ops['convert']}" + (f" (float: {floats})" if floats else "")
+
+
 def latency_markdown(bench: dict) -> str:
     """The latency table of a bench result."""
     p = bench.get("protocol", {})
     lines = [f"### Latency: {bench['model']}, batch {bench['batch']} (warm-up >= {p.get('warmup_runs')} runs and "
              f"{p.get('warmup_s')} s, then >= {p.get('runs')} runs and {p.get('seconds')} s)", "",
              "| backend | precision | threads (used) | load ms | first ms | p50 ms | p90 ms | p99 ms | mean ms | std ms | "
-             "inf/s | peak RSS MB | size MB | speed-up vs Keras |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "inf/s | peak RSS MB | size MB | speed-up vs Keras | ops int8/float/convert |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     if bench.get("trained") is False:
         lines[1:1] = ["UNTRAINED model (random weights): speed only.", ""]
     for r in bench["rows"]:
         sp = f"{r['speedup_vs_keras']:.2f}x" if r.get("speedup_vs_keras") else "-"
         lines.append(f"| {r['backend']} | {r['precision']} | {r['threads']} ({r['threads_used']}) | {r['load_ms']:.0f} | "
                      f"{r['first_ms']:.2f} | {r['p50']:.2f} | {r['p90']:.2f} | {r['p99']:.2f} | {r['mean']:.2f} | "
-                     f"{r['std']:.2f} | {r['throughput']:.1f} | {r['peak_rss_mb']:.0f} | {r['size_mb']:.2f} | {sp} |")
+                     f"{r['std']:.2f} | {r['throughput']:.1f} | {r['peak_rss_mb']:.0f} | {r['size_mb']:.2f} | {sp} | "
+                     f"{_ops(r.get('ops'))} |")
     for r in bench["rows"]:
         if r.get("float_fallback"):
             f, lat = r["float_fallback"], r["float_fallback"].get("latency") or {}
@@ -89,6 +98,48 @@ def latency_markdown(bench: dict) -> str:
                          f"accuracy budget ({', '.join(f['float_layers'])}): p50 x{lat.get('ratio')} of plain int8 "
                          f"({lat.get('p50_ms', {}).get('plain_int8')} -> {lat.get('p50_ms', {}).get('with_fallback')} ms, "
                          f"{lat.get('measured')}, {lat.get('cpu')}).")
+    return "\n".join(lines) + "\n"
+
+
+def throughput_markdown(result: dict) -> str:
+    """The throughput table of a `bench --mode throughput` result, with the settings each runtime used."""
+    p = result.get("protocol", {})
+    lines = [f"### Throughput: {result['model']}, batch {','.join(map(str, result['batches']))} (requests in flight "
+             f"on every stream; warm-up {p.get('warmup_s')} s, then >= {p.get('seconds')} s)", "",
+             "| backend | precision | batch | threads | streams | inf/s | latency p50 ms | p90 ms | p99 ms | requests | "
+             "x Keras | how |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    if result.get("trained") is False:
+        lines[1:1] = ["UNTRAINED model (random weights): speed only.", ""]
+    for r in result["rows"]:
+        sp = f"{r['speedup_vs_keras']:.2f}x" if r.get("speedup_vs_keras") else "-"
+        lines.append(f"| {r['backend']} | {r['precision']} | {r['batch']} | {r['threads']} | {r['streams']} | "
+                     f"{r['throughput']:.1f} | {r['p50']:.2f} | {r['p90']:.2f} | {r['p99']:.2f} | {r['requests']} | {sp} | "
+                     f"{r['settings'].get('how', '')} |")
+    return "\n".join(lines) + "\n"
+
+
+def profile_markdown(result: dict, top: bool = False) -> str:
+    """Time per Keras layer on every backend (one table), or with top=True the few most expensive
+    layers per backend (the terminal's view)."""
+    from resnet_deploy.profiling import top_layers
+
+    head = (f"### Where the time goes: {result['model']}, per Keras layer ({result['threads']} threads, batch "
+            f"{result['batch']}, mean of {result['runs']} runs)")
+    if top:
+        return "\n".join(["", head, ""] + [f"- {line}" for line in top_layers(result)]) + "\n"
+    backends = {k: b for k, b in result["backends"].items() if b.get("supported")}
+    lines = [head, ""] + [f"- {k}: no per-op profile ({b.get('why')})" for k, b in result["backends"].items()
+                          if not b.get("supported")]
+    lines += ["", "| layer | " + " | ".join(f"{k} ms | {k} % | {k} int8/float ops" for k in backends) + " |",
+              "|---|" + "---|---|---|" * len(backends)]
+    rows: dict[str, dict] = {}
+    for k, b in backends.items():
+        for r in b["layers"]:
+            rows.setdefault(r["layer"], {})[k] = r
+    for layer, per in rows.items():
+        cells = [f"{per[k]['ms']:.3f} | {per[k]['pct']:.1f} | {per[k]['int8']}/{per[k]['float']}" if k in per
+                 else "- | - | -" for k in backends]
+        lines.append(f"| {layer} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -1,6 +1,6 @@
-"""The `report` command: an offline HTML page (charts inlined) and report.md from the last
-parity and bench runs, found through the workspace: parity + latency tables, p50/p90 bars,
-speed-up over Keras, accuracy against latency."""
+"""The `report` command: an offline HTML page (charts inlined) and report.md from the model's
+last results, found through the workspace: parity, latency, throughput, per-layer profile and
+diagnose tables, and the charts of report_charts.py."""
 from __future__ import annotations
 
 import base64
@@ -9,130 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from resnet_deploy.errors import InputError
-from resnet_deploy.fsutil import publish_dir, staging_dir, write_bytes_atomic, write_text_atomic
+from resnet_deploy.fsutil import publish_dir, staging_dir, write_text_atomic
 from resnet_deploy.models import ModelRef
 from resnet_deploy.parity import ParityReport
-from resnet_deploy.report import diagnose_markdown, latency_markdown, parity_markdown
+from resnet_deploy.report import (diagnose_markdown, latency_markdown, parity_markdown, profile_markdown,
+                                  throughput_markdown)
+from resnet_deploy.report_charts import plots
 from resnet_deploy.requests import ReportRequest
 from resnet_deploy.workspace import Workspace
-
-
-def _label(backend: str, precision: str, threads: Any = None) -> str:
-    return f"{backend} {precision}" + (f" @{threads}t" if threads is not None else "")
-
-
-def _save(fig: Any, path: Path) -> None:
-    import io
-
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    write_bytes_atomic(path, buf.getvalue())
-
-
-def _latency_chart(bench: dict, dest: Path) -> tuple[str, str]:
-    import matplotlib.pyplot as plt
-
-    rows = bench["rows"]
-    fig, ax = plt.subplots(figsize=(max(6, 0.8 * len(rows)), 4))
-    xs = range(len(rows))
-    ax.bar([i - 0.2 for i in xs], [r["p50"] for r in rows], width=0.4, label="p50")
-    ax.bar([i + 0.2 for i in xs], [r["p90"] for r in rows], width=0.4, label="p90")
-    ax.set_xticks(list(xs), [_label(r["backend"], r["precision"], r["threads"]) for r in rows], rotation=45, ha="right")
-    ax.set_ylabel("latency (ms)")
-    ax.set_title(f"{bench['model']}: latency per backend and precision (batch {bench['batch']})")
-    ax.legend()
-    _save(fig, dest / "latency.png")
-    return "latency.png", "p50 and p90 latency per backend, precision and thread count"
-
-
-def _speedup_chart(rows: list[dict], dest: Path) -> tuple[str, str]:
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(max(6, 0.8 * len(rows)), 4))
-    ax.bar(range(len(rows)), [r["speedup_vs_keras"] for r in rows], color="tab:green")
-    ax.axhline(1.0, color="gray", lw=1)
-    ax.set_xticks(range(len(rows)), [_label(r["backend"], r["precision"], r["threads"]) for r in rows],
-                  rotation=45, ha="right")
-    ax.set_ylabel("speed-up over Keras fp32 (p50)")
-    ax.set_title("Speed-up over Keras fp32 at the same thread count")
-    _save(fig, dest / "speedup.png")
-    return "speedup.png", "speed-up of each artifact over Keras fp32 (ratio of p50)"
-
-
-def _quality_points(parity: dict, bench: dict) -> list[tuple[float, float, str]]:
-    points = []
-    for res in parity["results"]:
-        backend, precision = res["name"].split("/")
-        m = res["metrics"]
-        quality = m["accuracy"] if m["accuracy"] is not None else m["top1_agreement"]
-        lat = [r["p50"] for r in bench["rows"] if r["backend"] == backend and r["precision"] == precision]
-        if quality is not None and lat:
-            points.append((min(lat), quality * 100, res["name"]))
-    keras_lat = [r["p50"] for r in bench["rows"] if r["backend"] == "keras"]
-    ref_acc = parity["results"][0]["metrics"]["ref_accuracy"] if parity["results"] else None
-    if keras_lat and ref_acc is not None:
-        points.append((min(keras_lat), ref_acc * 100, "keras/fp32"))
-    return points
-
-
-def _accuracy_chart(parity: dict, points: list, dest: Path) -> tuple[str, str]:
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for lat, q, name in points:
-        ax.scatter(lat, q, s=40)
-        ax.annotate(name, (lat, q), textcoords="offset points", xytext=(4, 4), fontsize=8)
-    ax.set_xlabel("p50 latency (ms, best thread count)")
-    metric = "accuracy" if parity["results"][0]["metrics"]["accuracy"] is not None else "top-1 agreement"
-    ax.set_ylabel(f"{metric} (%)")
-    ax.set_title("Accuracy vs latency")
-    ax.grid(alpha=0.3)
-    _save(fig, dest / "accuracy_vs_latency.png")
-    return "accuracy_vs_latency.png", f"{metric} against p50 latency, per backend and precision"
-
-
-def _sqnr_chart(diag: dict, dest: Path) -> tuple[str, str]:
-    """SQNR per Keras layer, one line per backend (lost layers drawn at 0 dB)."""
-    import matplotlib.pyplot as plt
-
-    order = diag["layers"]
-    fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(order)), 4))
-    for b, r in diag["backends"].items():
-        got = {lay["layer"]: lay["sqnr_db"] for lay in r["layers"]}
-        got.update({name: 0.0 for name in r.get("lost", [])})
-        xs = [i for i, n in enumerate(order) if n in got]
-        ax.plot(xs, [got[order[i]] for i in xs], marker="o", label=b)
-    ax.axhline(diag["sqnr_limit_db"], color="gray", lw=1, ls="--", label="limit")
-    ax.set_xticks(range(len(order)), order, rotation=60, ha="right", fontsize=7)
-    ax.set_ylabel("int8 vs Keras fp32 SQNR (dB)")
-    ax.set_title(f"{diag['model']}: int8 SQNR per Keras layer")
-    ax.legend()
-    _save(fig, dest / "sqnr_per_layer.png")
-    return "sqnr_per_layer.png", "int8 SQNR per Keras layer and backend (diagnose); lost layers at 0 dB"
-
-
-def _plots(parity: dict | None, bench: dict | None, dest: Path, diag: dict | None = None) -> list[tuple[str, str]]:
-    """Write the PNG charts into dest; return [(file name, caption)]."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    made: list[tuple[str, str]] = []
-    if diag and diag.get("backends"):
-        made.append(_sqnr_chart(diag, dest))
-    if bench and bench.get("rows"):
-        made.append(_latency_chart(bench, dest))
-        sp = [r for r in bench["rows"] if r.get("speedup_vs_keras")]
-        if sp:
-            made.append(_speedup_chart(sp, dest))
-    if parity and bench and parity["results"]:
-        points = _quality_points(parity, bench)
-        if points:
-            made.append(_accuracy_chart(parity, points, dest))
-    return made
 
 
 def _md_table_to_html(md: str) -> str:
@@ -185,32 +69,37 @@ def _page(model: str, sections_md: list[str], plots: list[tuple[str, str]], dest
             f"<body><h1>{title}</h1>\n{body}\n" + "\n".join(figs) + _SCRIPT + "</body></html>\n")
 
 
-def render(parity: dict | None, bench: dict | None, dest: Path, diag: dict | None = None) -> dict[str, Any]:
+def render(results: dict[str, dict | None], dest: Path) -> dict[str, Any]:
     """Write index.html (self-contained: images inlined as data URIs), report.md and the PNGs
-    into dest, built in a staging folder and swapped in whole."""
-    model = (parity or bench or diag or {}).get("model", "model")
-    sections_md = ([parity_markdown(ParityReport.from_dict(parity))] if parity else []) + \
-                  ([latency_markdown(bench)] if bench else []) + ([diagnose_markdown(diag)] if diag else [])
+    into dest, built in a staging folder and swapped in whole. results: the model's parity,
+    bench, throughput, diagnose and profile results (any may be None)."""
+    model = next((r["model"] for r in results.values() if r), "model")
+    parts = (("parity", lambda d: parity_markdown(ParityReport.from_dict(d))), ("bench", latency_markdown),
+             ("throughput", throughput_markdown), ("profile", profile_markdown), ("diagnose", diagnose_markdown))
+    sections_md = [render_md(results[k]) for k, render_md in parts if results.get(k)]
     with staging_dir(dest) as staging:
-        plots = _plots(parity, bench, staging, diag)
+        made = plots(results, staging)
         write_text_atomic(staging / "report.md", f"# resnet-deploy report: {model}\n\n" + "\n".join(sections_md)
-                          + "\n" + "\n".join(f"![{cap}]({name})\n" for name, cap in plots))
-        write_text_atomic(staging / "index.html", _page(model, sections_md, plots, staging))
+                          + "\n" + "\n".join(f"![{cap}]({name})\n" for name, cap in made))
+        write_text_atomic(staging / "index.html", _page(model, sections_md, made, staging))
         publish_dir(staging, dest)
-    return {"html": str(dest / "index.html"), "markdown": str(dest / "report.md"), "images": [n for n, _ in plots]}
+    return {"html": str(dest / "index.html"), "markdown": str(dest / "report.md"), "images": [n for n, _ in made]}
+
+
+RESULT_FILES = {"parity": "parity.json", "bench": "bench.json", "throughput": "throughput.json",
+                "profile": "profile.json", "diagnose": "diagnose.json"}
 
 
 def write_report(req: ReportRequest) -> dict[str, Any]:
-    """The `report` command: the model's last parity.json and bench.json under --out, rendered."""
+    """The `report` command: the model's last results under --out, rendered."""
     ws = Workspace(req.out)
     name = ModelRef(req.model).workspace_name
-    parity, bench = ws.read_result(ws.parity_json(name), "parity"), ws.read_result(ws.bench_json(name), "bench")
-    diag = ws.read_result(ws.model_dir(name) / "diagnose.json", "diagnose")
-    if parity is None and bench is None and diag is None:
-        raise InputError(f"No parity.json, bench.json or diagnose.json under {str(ws.model_dir(name))!r}; run "
+    results = {kind: ws.read_result(ws.model_dir(name) / file, kind) for kind, file in RESULT_FILES.items()}
+    if not any(results.values()):
+        raise InputError(f"No {', '.join(RESULT_FILES.values())} under {str(ws.model_dir(name))!r}; run "
                          f"`parity --model {req.model}`, `bench` or `diagnose` first.")
     try:
-        return render(parity, bench, req.dest or ws.report_dir(name), diag)
+        return render(results, req.dest or ws.report_dir(name))
     except (KeyError, TypeError, ValueError) as e:
-        raise InputError(f"the parity/bench results under {str(ws.model_dir(name))!r} are incomplete ({e}); "
+        raise InputError(f"the results under {str(ws.model_dir(name))!r} are incomplete ({e}); "
                          "re-run `parity` and `bench`.") from e

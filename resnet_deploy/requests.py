@@ -162,17 +162,22 @@ class ParityRequest:
         _check_supported(self.targets, self.precisions)
 
 
+BENCH_MODES = ("latency", "throughput")
+
+
 @dataclass(frozen=True)
 class BenchRequest:
     model: ModelRef = field(default_factory=ModelRef)
     targets: tuple[str, ...] | str = "all"
     precisions: tuple[Precision, ...] | str = (Precision.FP32, Precision.INT8)
     threads: tuple[int, ...] = (2,)
-    batch: int = 1
+    batch: int | tuple[int, ...] = 1  # throughput mode takes several
     keras: bool = True
     protocol: Protocol = field(default_factory=Protocol)
     options: ArtifactOptions = field(default_factory=ArtifactOptions)
     out: Path = DEFAULT_OUT
+    mode: str = "latency"  # or "throughput" (throughput.py)
+    profile: bool = False  # also per-op timings mapped to Keras layers (profiling.py)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "targets", _targets(self.targets))
@@ -180,7 +185,13 @@ class BenchRequest:
         if not self.threads:
             raise InputError("--threads: pass at least one thread count, e.g. 1,2.")
         object.__setattr__(self, "threads", tuple(positive_int(t, "--threads") for t in self.threads))
-        object.__setattr__(self, "batch", positive_int(self.batch, "--batch"))
+        if self.mode not in BENCH_MODES:
+            raise InputError(f"--mode {self.mode!r}: pass one of {', '.join(BENCH_MODES)}.")
+        batches = self.batch if isinstance(self.batch, (tuple, list)) else (self.batch,)
+        if not batches or (self.mode == "latency" and len(batches) > 1):
+            raise InputError(f"--batch {','.join(map(str, batches)) or '(none)'}: latency mode takes one batch size; "
+                             "several (e.g. 1,8,32) are for --mode throughput.")
+        object.__setattr__(self, "batch", tuple(positive_int(b, "--batch") for b in batches))
         object.__setattr__(self, "out", Path(self.out))
         _check_supported(self.targets, self.precisions)
 

@@ -10,6 +10,10 @@ import numpy as np
 from resnet_deploy.errors import InputError
 
 
+class ProfilingUnsupported(Exception):
+    """This runtime cannot report per-op timings; the message says why."""
+
+
 class Runner:
     """Executes one model on float32 NHWC batches and returns float32 outputs.
 
@@ -89,6 +93,25 @@ class Runner:
     def info(self) -> dict[str, Any]:
         """What actually ran: runtime, version, execution precision, threads."""
         return {"runner": self.name}
+
+    def throughput(self, x: np.ndarray, warmup_s: float, seconds: float, streams: int) -> dict[str, Any]:
+        """Requests in flight on every core (throughput.py); this default is one stream of
+        back-to-back calls with the runner's own threads (the Keras baseline). Runtimes override it
+        with their own way of serving concurrent requests."""
+        from resnet_deploy.throughput import drive
+
+        prepared = self.prepare(x)
+        return drive([lambda: self.run_raw(prepared)], int(x.shape[0]), warmup_s, seconds,
+                     {"how": "one stream, back-to-back calls", "threads": self.threads or "default"})
+
+    def profile(self, x: np.ndarray, warmup: int, runs: int) -> list[dict[str, Any]]:
+        """Per executed op: name, type, kind (profiling.KINDS) and mean ms per run, from the
+        runtime's own profiler. Runtimes without one raise ProfilingUnsupported saying so."""
+        raise ProfilingUnsupported(f"{self.name} has no per-op profiler here")
+
+    def executed_ops(self, x: np.ndarray) -> list[dict[str, Any]]:
+        """The ops the runtime really executes (after its fusions), with their kind."""
+        return [{k: v for k, v in op.items() if k != "ms"} for op in self.profile(x, 1, 1)]
 
     # --- for subclasses ----------------------------------------------------------------------
     def require_single_io(self, n_inputs: int, n_outputs: int) -> None:

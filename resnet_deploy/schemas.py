@@ -67,6 +67,25 @@ BENCH = _obj({"model": _STR, "batch": {"type": "integer", "minimum": 1}, "rows":
              {"protocol": _obj({}, {k: _NUM for k in ("warmup_runs", "warmup_s", "runs", "seconds", "max_runs")}),
               "trained": {"type": ["boolean", "null"]}})
 
+_THROUGHPUT_ROW = _obj({k: _NUM for k in ("threads", "batch", "throughput", "p50", "p90", "p99", "mean", "requests",
+                                           "seconds", "streams", "load_ms", "size_mb", "peak_rss_mb")}
+                       | {"backend": _STR, "precision": _STR, "settings": {"type": "object"}},
+                       {"speedup_vs_keras": _NUM_OR_NULL})
+
+THROUGHPUT = _obj({"model": _STR, "mode": {"const": "throughput"}, "batches": {"type": "array", "minItems": 1,
+                                                                              "items": {"type": "integer", "minimum": 1}},
+                   "rows": {"type": "array", "items": _THROUGHPUT_ROW}},
+                  {"protocol": _obj({}, {k: _NUM for k in ("warmup_s", "seconds")}), "trained": {"type": ["boolean", "null"]}})
+
+_PROFILE_LAYER = _obj({"layer": _STR, "ms": _NUM, "pct": _NUM, "ops": _STRS, "int8": _INT0, "float": _INT0,
+                       "convert": _INT0}, {"folded_in": _STRS})
+
+PROFILE = _obj({"model": _STR, "threads": {"type": "integer"}, "batch": {"type": "integer"}, "runs": {"type": "integer"},
+                "backends": {"type": "object", "additionalProperties": {
+                    "oneOf": [_obj({"supported": {"const": True}, "total_ms": _NUM,
+                                    "layers": {"type": "array", "items": _PROFILE_LAYER}}),
+                              _obj({"supported": {"const": False}, "why": _STR})]}}})
+
 DIAGNOSE = _obj({
     "model": _STR, "layers": _STRS, "sqnr_limit_db": _NUM, "samples": _INT0,
     "backends": {"type": "object", "additionalProperties": _obj({
@@ -76,7 +95,8 @@ DIAGNOSE = _obj({
                                                    "added_noise_pct": _NUM}, {"max_rel": _NUM})}})},
 })
 
-SCHEMAS = {"manifest": MANIFEST, "parity": PARITY, "bench": BENCH, "diagnose": DIAGNOSE}
+SCHEMAS = {"manifest": MANIFEST, "parity": PARITY, "bench": BENCH, "throughput": THROUGHPUT, "profile": PROFILE,
+           "diagnose": DIAGNOSE}
 
 
 def _cross_check(data: dict, kind: str) -> str | None:

@@ -41,6 +41,12 @@ class Workspace:
     def bench_json(self, model: str) -> Path:
         return self.root / model / "bench.json"
 
+    def throughput_json(self, model: str) -> Path:
+        return self.root / model / "throughput.json"
+
+    def profile_json(self, model: str) -> Path:
+        return self.root / model / "profile.json"
+
     def report_dir(self, model: str) -> Path:
         return self.root / model / "report"
 

@@ -2,13 +2,11 @@
 static int8 via onnxruntime.quantization, and OrtRunner."""
 from __future__ import annotations
 
-import contextlib
-import re
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -19,9 +17,9 @@ from resnet_deploy.progress import Progress
 from resnet_deploy.runner import Runner
 from resnet_deploy.target import Target
 from resnet_deploy.versions import versions
+from targets.onnx_convert import INPUT_NAME, keras_to_onnx
 
 MODEL_FILE = "model.onnx"
-INPUT_NAME = "input"
 
 
 @dataclass(frozen=True)
@@ -58,91 +56,6 @@ def choose_quant_format(requested: OnnxFormat | str = OnnxFormat.AUTO, device: s
     fmt, pair = requested.value.split("-")
     act = "uint8" if pair.startswith("u8") else "int8"
     return OrtQuantChoice(fmt, act, "int8", False, "requested by the user")
-
-
-_COUNTED = re.compile(r"(?<=[A-Za-z0-9_])__\d+(?![0-9])")
-
-
-def canonical_names(proto: Any) -> None:
-    """Names tf2onnx makes up carry a process-wide counter ("mul_1__6") and, when it merges two
-    equal nodes, either one's name survives; it also writes the traced function's name into the
-    graph doc. Rename every made-up name from the graph itself, in graph order (a made-up node
-    becomes "<op>__<k>", its outputs "<op>__<k>:<i>"; other made-up names keep their stem), and
-    drop the doc: the same graph gives the same file however many models this process converted
-    before. Names from the Keras model are kept. (_ordered_tf2onnx makes the graph itself the same.)"""
-    g = proto.graph
-    new: dict[str, str] = {}
-
-    def made_up(name: str, stem: str | None = None) -> str:
-        if name not in new:
-            new[name] = f"{stem or _COUNTED.sub('', name)}__{len(new)}"
-        return new[name]
-
-    for n in g.node:
-        if _COUNTED.search(n.name):
-            n.name = made_up(n.name, n.op_type)
-            for i, o in enumerate(n.output):
-                if _COUNTED.search(o):
-                    new[o] = f"{n.name}:{i}"
-    for v in [*g.input, *g.initializer, *g.output, *g.value_info]:
-        if _COUNTED.search(v.name):
-            v.name = made_up(v.name)
-        for d in v.type.tensor_type.shape.dim if hasattr(v, "type") else []:
-            if _COUNTED.search(d.dim_param):  # symbolic sizes: "unk__180"
-                d.dim_param = made_up(d.dim_param)
-    for n in g.node:
-        n.input[:] = [made_up(i) if _COUNTED.search(i) else i for i in n.input]
-        n.output[:] = [made_up(o) if _COUNTED.search(o) else o for o in n.output]
-    g.doc_string = "converted by tf2onnx from a Keras model (resnet-deploy)"
-
-
-@contextlib.contextmanager
-def _ordered_tf2onnx(tf2onnx: Any) -> Iterator[None]:
-    """tf2onnx's optimisers walk sets: of Node objects (Graph.extract_sub_graph_nodes, whose order
-    then becomes the graph's node order, so it follows memory addresses) and of node names
-    (find_output_consumers, which follows the per-process hash seed). The graph they produce then
-    differs from run to run (onnx/tensorflow-onnx#2006): 3 different files from 6 runs of one
-    command here, 52 or 53 nodes on resnet18 @32. While we convert, both return their nodes in the
-    graph's own order instead: 6 of 6 runs and 16 of 16 in-process conversions identical."""
-    graph = tf2onnx.graph.Graph
-    extract, consumers = graph.extract_sub_graph_nodes, graph.find_output_consumers
-
-    def in_graph_order(self: Any, nodes: list) -> list:
-        keep, order = set(nodes), {id(n): i for i, n in enumerate(self.get_nodes())}
-        return sorted(keep, key=lambda n: (order.get(id(n), len(order)), n.name))
-
-    graph.extract_sub_graph_nodes = lambda self, *a, **k: in_graph_order(self, extract(self, *a, **k))
-    graph.find_output_consumers = lambda self, name: in_graph_order(self, consumers(self, name))
-    try:
-        yield
-    finally:
-        graph.extract_sub_graph_nodes, graph.find_output_consumers = extract, consumers
-
-
-def keras_to_onnx(model: Any, path: Path, opset: int) -> Any:
-    """Keras 3 -> ONNX with tf2onnx through a tf.function with an explicit input signature
-    (Keras 3 models break tf2onnx.convert.from_keras without one). NHWC is kept."""
-    from resnet_deploy._tf import quiet_tf
-
-    quiet_tf()
-    import tensorflow as tf
-
-    try:
-        import onnx
-        import tf2onnx
-    except ImportError as e:
-        raise BackendUnavailable(f"ONNX export needs tf2onnx and onnx ({e}); pip install tf2onnx onnx.") from e
-    spec = [tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name=INPUT_NAME)]
-    fn = tf.function(lambda x: model(x, training=False), input_signature=spec)
-    try:
-        with _ordered_tf2onnx(tf2onnx):
-            proto, _ = tf2onnx.convert.from_function(fn, input_signature=spec, opset=opset, output_path=None)
-        canonical_names(proto)
-        onnx.checker.check_model(proto, full_check=True)
-    except Exception as e:  # noqa: BLE001 - converter failures come in many types
-        raise ExportError(f"tf2onnx failed at opset {opset}: {first_line(e)}") from e
-    onnx.save(proto, str(path))
-    return proto
 
 
 class OrtDataReader:
@@ -210,7 +123,7 @@ class OnnxTarget(Target):
         work = Path(tempfile.mkdtemp(prefix="onnx-", dir=out_dir))
         try:
             fp32_path = work / "fp32.onnx"
-            keras_to_onnx(model, fp32_path, config.opset)
+            details["onnx"]["tf2onnx"] = keras_to_onnx(model, fp32_path, config.opset)
             if p is Precision.FP32:
                 shutil.move(str(fp32_path), out)
             elif p is Precision.FP16:
@@ -261,6 +174,18 @@ class OnnxTarget(Target):
         return OrtRunner(artifact.model_file, threads=threads, precision=artifact.precision)
 
 
+ORT_INT8_OPS = ("QLinear", "QGemm", "MatMulInteger", "ConvInteger", "DynamicQuantize", "QAttention")
+ORT_CONVERT_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "Transpose", "Reshape", "Squeeze", "Unsqueeze",
+                             "Flatten", "Identity", "Cast", "ReorderInput", "ReorderOutput"})
+
+
+def ort_kind(op_type: str) -> str:
+    """int8 arithmetic, float arithmetic, or data movement/conversion (profiling.KINDS)."""
+    if op_type.startswith(ORT_INT8_OPS):
+        return "int8"
+    return "convert" if op_type in ORT_CONVERT_OPS else "float"
+
+
 class OrtRunner(Runner):
     """ONNX Runtime on the CPU execution provider, full graph optimisation, fixed thread count."""
 
@@ -288,6 +213,42 @@ class OrtRunner(Runner):
 
     def infer_impl(self, x: np.ndarray) -> np.ndarray:
         return self._sess.run([self._out_name], {self._in_name: x})[0]
+
+    def throughput(self, x: np.ndarray, warmup_s: float, seconds: float, streams: int) -> dict[str, Any]:
+        """One session (run() is thread-safe), `streams` Python threads calling it at once, one
+        intra-op thread each (throughput.py says why)."""
+        from resnet_deploy.portable.runtimes import ort_session
+        from resnet_deploy.throughput import drive
+
+        x = self.check_input(x)
+        sess = ort_session(self.model_path, 1)
+        feed, out = {self._in_name: x}, [self._out_name]
+        return drive([lambda: sess.run(out, feed)] * streams, int(x.shape[0]), warmup_s, seconds,
+                     {"how": f"one session, {streams} concurrent run() calls", "intra_op_threads_per_stream": 1})
+
+    def profile(self, x: np.ndarray, warmup: int, runs: int) -> list[dict[str, Any]]:
+        """ORT's profiler (a session with enable_profiling): node events of the runs after the
+        warm-up, summed per executed node, ms per run."""
+        import json
+        import tempfile
+
+        from resnet_deploy.portable.runtimes import ort_session
+
+        x = self.check_input(x)
+        with tempfile.TemporaryDirectory(prefix="rd-ortprof-") as tmp:
+            sess = ort_session(self.model_path, self.threads, profile_prefix=Path(tmp) / "ort")
+            for _ in range(warmup + runs):
+                sess.run([self._out_name], {self._in_name: x})
+            events = json.loads(Path(sess.end_profiling()).read_text())
+        starts = sorted(e["ts"] for e in events if e.get("cat") == "Session" and e.get("name") == "model_run")
+        since = starts[warmup] if len(starts) > warmup else 0
+        ops: dict[str, dict] = {}
+        for e in events:
+            if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time") and e["ts"] >= since:
+                name, kind = e["name"][: -len("_kernel_time")], e.get("args", {}).get("op_name", "?")
+                op = ops.setdefault(name, {"name": name, "type": kind, "kind": ort_kind(kind), "ms": 0.0})
+                op["ms"] += e["dur"] / 1000.0 / runs
+        return list(ops.values())
 
     def info(self) -> dict[str, Any]:
         sess = getattr(self, "_sess", None)

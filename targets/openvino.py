@@ -123,6 +123,17 @@ class OpenVINOTarget(Target):
                               inference_precision=EXECUTION_PRECISION[artifact.precision])
 
 
+OV_CONVERT_OPS = frozenset({"Reorder", "Transpose", "Reshape", "FakeQuantize", "Convert", "Squeeze", "Unsqueeze",
+                            "Parameter", "Result", "Input", "Output", "Constant"})
+
+
+def ov_kind(node_type: str, exec_type: str) -> str:
+    """int8 arithmetic (the plugin's exec type says I8/U8), float arithmetic, or data movement."""
+    if node_type in OV_CONVERT_OPS:
+        return "convert"
+    return "int8" if re.search(r"(?i)(^|_)[iu]8($|_)", exec_type) else "float"
+
+
 class OpenVINORunner(Runner):
     """Compiles for CPU with an explicit INFERENCE_PRECISION_HINT and reads back what it got.
 
@@ -189,6 +200,65 @@ class OpenVINORunner(Runner):
 
     def run_raw(self, prepared: Any) -> Any:
         self._request.infer()  # the sync call on the bound input: no per-call Python conversions
+
+    def throughput(self, x: np.ndarray, warmup_s: float, seconds: float, streams: int) -> dict[str, Any]:
+        """PERFORMANCE_HINT=THROUGHPUT (the plugin picks the streams) and an AsyncInferQueue of
+        OPTIMAL_NUMBER_OF_INFER_REQUESTS, as benchmark_app -hint throughput. `streams` is not
+        used: the thread budget is self.threads, how to split it is the plugin's choice."""
+        import time
+
+        import openvino as ov
+
+        from resnet_deploy.portable.runtimes import ov_compile, precision_mismatch
+        from resnet_deploy.throughput import MIN_REQUESTS_PER_STREAM, window_stats
+
+        x = self.check_input(x)
+        compiled, actual = ov_compile(self._core, self._model, int(x.shape[0]), self.threads,
+                                      self.inference_precision, "THROUGHPUT")
+        self._compiled_batch = None  # the latency request is compiled for another config now
+        if self.inference_precision and actual["inference_precision"] != self.inference_precision:
+            raise PrecisionMismatch(str(precision_mismatch(self.model_path.name, actual["inference_precision"],
+                                                           self.inference_precision)))
+        nireq = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+        queue, spans = ov.AsyncInferQueue(compiled, nireq), []
+        queue.set_callback(lambda request, started: spans.append((started, time.perf_counter_ns())))
+        tensor = ov.Tensor(x, shared_memory=True)
+        for i in range(nireq):
+            queue[i].set_input_tensor(tensor)
+        t_warm = time.perf_counter_ns() + int(warmup_s * 1e9)
+        deadline, counted = t_warm + int(seconds * 1e9), 0
+        while time.perf_counter_ns() < deadline or counted < MIN_REQUESTS_PER_STREAM * nireq:
+            queue.get_idle_request_id()  # wait for a free request: queueing is not the request's latency
+            started = time.perf_counter_ns()
+            queue.start_async(userdata=started)
+            counted += started >= t_warm
+        queue.wait_all()
+        return window_stats(spans, t_warm, int(x.shape[0]), actual["streams"],
+                            {"how": f"PERFORMANCE_HINT=THROUGHPUT, AsyncInferQueue of {nireq} requests",
+                             "streams": actual["streams"], "infer_requests": nireq, "threads": actual["threads"],
+                             "inference_precision": actual["inference_precision"]})
+
+    def profile(self, x: np.ndarray, warmup: int, runs: int) -> list[dict[str, Any]]:
+        """OpenVINO's performance counters (PERF_COUNT) of each run after the warm-up, summed per
+        executed op (the plugin's own op names and exec types), ms per run."""
+        from resnet_deploy.portable.runtimes import ov_compile
+
+        x = self.check_input(x)
+        compiled, _ = ov_compile(self._core, self._model, int(x.shape[0]), self.threads, self.inference_precision,
+                                 perf_count=True)
+        self._compiled_batch = None  # the latency request belongs to another compilation now
+        request, ops = compiled.create_infer_request(), {}
+        for i in range(warmup + runs):
+            request.infer({0: x})
+            if i < warmup:
+                continue
+            for p in request.get_profiling_info():
+                if p.status.name == "EXECUTED":
+                    op = ops.setdefault(p.node_name, {"name": p.node_name, "type": p.node_type,
+                                                      "kind": ov_kind(p.node_type, p.exec_type), "ms": 0.0,
+                                                      "exec_type": p.exec_type})
+                    op["ms"] += p.real_time.total_seconds() * 1000.0 / runs
+        return list(ops.values())
 
     def info(self) -> dict[str, Any]:
         return {"runner": self.name, "precision": self.precision, "requested_precision": self.inference_precision,

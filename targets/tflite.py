@@ -18,6 +18,7 @@ from resnet_deploy.target import Target
 from resnet_deploy.versions import versions
 
 MODEL_FILE = "model.tflite"
+TFLITE_CONVERT_OPS = frozenset({"QUANTIZE", "DEQUANTIZE", "RESHAPE", "TRANSPOSE", "SQUEEZE", "PACK", "SHAPE"})
 
 
 def load_interpreter_class() -> tuple[Any, str]:
@@ -183,6 +184,47 @@ class TFLiteRunner(Runner):
         self._interp.set_tensor(self._in["index"], xq)
         self._interp.invoke()
         return self._interp.get_tensor(self._out["index"])
+
+    def throughput(self, x: np.ndarray, warmup_s: float, seconds: float, streams: int) -> dict[str, Any]:
+        """One interpreter per stream (an Interpreter is not thread-safe), one thread each, run
+        from `streams` Python threads at once (invoke releases the GIL)."""
+        from resnet_deploy._tf import captured_output
+        from resnet_deploy.throughput import drive
+
+        xq = self.quantize_input(self.check_input(x))
+        interp_cls, _ = load_interpreter_class()
+
+        def stream() -> Any:
+            with captured_output():
+                interp = interp_cls(model_path=str(self.model_path), num_threads=1)
+            interp.resize_tensor_input(self._in["index"], list(xq.shape))
+            interp.allocate_tensors()
+
+            def request() -> None:
+                interp.set_tensor(self._in["index"], xq)
+                interp.invoke()
+            return request
+
+        return drive([stream() for _ in range(streams)], int(x.shape[0]), warmup_s, seconds,
+                     {"how": f"{streams} interpreters, one per stream", "threads_per_stream": 1})
+
+    def profile(self, x: np.ndarray, warmup: int, runs: int) -> list[dict[str, Any]]:
+        from resnet_deploy.runner import ProfilingUnsupported
+
+        raise ProfilingUnsupported("LiteRT's Python API exposes no op profiler; its op profiler is the C++ "
+                                   "benchmark_model tool, which the ai-edge-litert wheel does not ship")
+
+    def executed_ops(self, x: np.ndarray) -> list[dict[str, Any]]:
+        """The model's ops and their kind from the file: an op computing int8 tensors is int8.
+        (XNNPACK may fuse further; LiteRT does not report what it executes.)"""
+        details = {d["index"]: d for d in self._interp.get_tensor_details()}
+        out = []
+        for op in self._interp._get_ops_details():  # noqa: SLF001 - LiteRT's only listing of ops
+            name, dtype = op["op_name"], np.dtype(details[op["outputs"][0]]["dtype"])
+            kind = ("convert" if name in TFLITE_CONVERT_OPS else
+                    "int8" if dtype in (np.int8, np.uint8, np.int16) else "float")
+            out.append({"name": details[op["outputs"][0]]["name"], "type": name, "kind": kind})
+        return out
 
     def info(self) -> dict[str, Any]:
         in_dtype = np.dtype(self._in["dtype"]).name if getattr(self, "_interp", None) else None

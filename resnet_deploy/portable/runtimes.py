@@ -39,12 +39,14 @@ def tflite_interpreter_class(import_tensorflow=_import_tensorflow):
     return tf.lite.Interpreter, "tf.lite", tf.__version__
 
 
-def ort_session(path, threads):
+def ort_session(path, threads, profile_prefix=None):
     """ONNX Runtime session on the CPU provider, full graph optimisation, `threads` intra-op
-    threads (None: ORT's default of all cores)."""
+    threads (None: ORT's default of all cores); `profile_prefix`: ORT's profiler writes there."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
+    if profile_prefix:
+        so.enable_profiling, so.profile_file_prefix = True, str(profile_prefix)
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads:
         so.intra_op_num_threads = threads
@@ -53,12 +55,12 @@ def ort_session(path, threads):
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
-def ov_compile(core, model, batch, threads, precision_hint):
+def ov_compile(core, model, batch, threads, precision_hint, performance_hint="LATENCY", perf_count=False):
     """Compile an OpenVINO model for CPU at a static batch with an explicit precision hint.
     Returns (compiled model, what it really uses); the caller decides what a mismatch means."""
     shape = [d.get_length() for d in list(model.inputs[0].get_partial_shape())[1:]]
     model.reshape([batch] + shape)
-    cfg = {"PERFORMANCE_HINT": "LATENCY"}
+    cfg = {"PERFORMANCE_HINT": performance_hint, **({"PERF_COUNT": True} if perf_count else {})}
     if threads:
         cfg["INFERENCE_NUM_THREADS"] = int(threads)
     if precision_hint:
