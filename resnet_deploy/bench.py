@@ -143,12 +143,30 @@ def run_bench(req: BenchRequest, progress: Progress | None = None) -> dict[str, 
                                                                       "ai-edge-litert", "onnxruntime", "openvino")}}
     write_json_atomic(ws.throughput_json(name) if req.mode == "throughput" else ws.bench_json(name), result)
     if req.profile:
-        from resnet_deploy.profiling import profile_artifacts
-
         result["profile"] = profile_artifacts(name, artifacts, req.threads[0], req.batch[0], protocol, progress)
         write_json_atomic(ws.profile_json(name), result["profile"])
     return result
 
+
+def profile_artifacts(name: str, artifacts: list, threads: int, batch: int, protocol: dict, progress: Any) -> dict:
+    """`bench --profile`: each artifact's per-op profile in a fresh process (as bench times it),
+    mapped to Keras layers with the artifact's own layer map."""
+    from resnet_deploy.cpu import cpu_info
+    from resnet_deploy.profiling import by_layer
+
+    backends: dict[str, dict] = {}
+    for i, a in enumerate(artifacts, 1):
+        label = f"{a.target}/{a.precision.value}"
+        with progress.step(f"[{i}/{len(artifacts)}] per-op profile of {label} at {threads} thread(s), batch {batch}"):
+            got = run_in_subprocess(BenchJob("artifact", threads, batch, artifact=str(a.path), protocol=protocol,
+                                             mode="profile"))
+        layer_map = a.manifest.get("layer_map") or {}
+        if got["supported"] and "layers" not in layer_map:
+            got = {"supported": False, "why": f"the artifact has no layer map ({layer_map.get('error', 'none')})"}
+        backends[label] = (by_layer(got["executed"], a.target, a.model_file, layer_map) if got["supported"]
+                           else {"supported": False, "why": got["why"]})
+    return {"model": name, "threads": threads, "batch": batch, "runs": protocol["runs"], "backends": backends,
+            "environment": {"cpu": cpu_info()}}
 
 def run_in_subprocess(job: BenchJob, timeout: float = 900) -> dict[str, Any]:
     """Measure in a fresh interpreter; raise a DeployError with the worker's last words on failure."""

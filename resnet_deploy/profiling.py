@@ -113,23 +113,3 @@ def op_counts(ops: list[dict]) -> dict[str, Any]:
     return {**{k: kinds.get(k, 0) for k in KINDS},
             "float_types": dict(Counter(op["type"] for op in ops if op["kind"] == "float"))}
 
-
-def profile_artifacts(name: str, artifacts: list, threads: int, batch: int, protocol: dict, progress: Any) -> dict:
-    """`bench --profile`: each artifact's per-op profile in a fresh process (as bench times it),
-    mapped to Keras layers with the artifact's own layer map."""
-    from resnet_deploy.bench import BenchJob, run_in_subprocess
-    from resnet_deploy.cpu import cpu_info
-
-    backends: dict[str, dict] = {}
-    for i, a in enumerate(artifacts, 1):
-        label = f"{a.target}/{a.precision.value}"
-        with progress.step(f"[{i}/{len(artifacts)}] per-op profile of {label} at {threads} thread(s), batch {batch}"):
-            got = run_in_subprocess(BenchJob("artifact", threads, batch, artifact=str(a.path), protocol=protocol,
-                                             mode="profile"))
-        layer_map = a.manifest.get("layer_map") or {}
-        if got["supported"] and "layers" not in layer_map:
-            got = {"supported": False, "why": f"the artifact has no layer map ({layer_map.get('error', 'none')})"}
-        backends[label] = (by_layer(got["executed"], a.target, a.model_file, layer_map) if got["supported"]
-                           else {"supported": False, "why": got["why"]})
-    return {"model": name, "threads": threads, "batch": batch, "runs": protocol["runs"], "backends": backends,
-            "environment": {"cpu": cpu_info()}}
