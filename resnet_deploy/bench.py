@@ -143,12 +143,16 @@ def run_bench(req: BenchRequest, progress: Progress | None = None) -> dict[str, 
                                                                       "ai-edge-litert", "onnxruntime", "openvino")}}
     write_json_atomic(ws.throughput_json(name) if req.mode == "throughput" else ws.bench_json(name), result)
     if req.profile:
-        result["profile"] = profile_artifacts(name, artifacts, req.threads[0], req.batch[0], protocol, progress)
+        from resnet_deploy.profiling import keras_units
+
+        result["profile"] = profile_artifacts(name, artifacts, req.threads[0], req.batch[0], protocol, progress,
+                                              keras_units(loaded.model))
         write_json_atomic(ws.profile_json(name), result["profile"])
     return result
 
 
-def profile_artifacts(name: str, artifacts: list, threads: int, batch: int, protocol: dict, progress: Any) -> dict:
+def profile_artifacts(name: str, artifacts: list, threads: int, batch: int, protocol: dict, progress: Any,
+                      units: dict[str, str] | None = None) -> dict:
     """`bench --profile`: each artifact's per-op profile in a fresh process (as bench times it),
     mapped to Keras layers with the artifact's own layer map."""
     from resnet_deploy.cpu import cpu_info
@@ -163,7 +167,7 @@ def profile_artifacts(name: str, artifacts: list, threads: int, batch: int, prot
         layer_map = a.manifest.get("layer_map") or {}
         if got["supported"] and "layers" not in layer_map:
             got = {"supported": False, "why": f"the artifact has no layer map ({layer_map.get('error', 'none')})"}
-        backends[label] = (by_layer(got["executed"], a.target, a.model_file, layer_map) if got["supported"]
+        backends[label] = (by_layer(got["executed"], a.target, a.model_file, layer_map, units) if got["supported"]
                            else {"supported": False, "why": got["why"]})
     return {"model": name, "threads": threads, "batch": batch, "runs": protocol["runs"], "backends": backends,
             "environment": {"cpu": cpu_info()}}

@@ -68,12 +68,33 @@ def _file_op(name: str, known: list[str]) -> str | None:
     return max(prefixes, key=len) if prefixes else None
 
 
-def by_layer(executed: list[dict], target: str, path: Any, layer_map: dict) -> dict[str, Any]:
-    """Per-op timings -> per-layer table: ms per run, share of the total, ops and their kinds."""
+FOLLOWERS = frozenset({"BatchNormalization", "ReLU", "Activation"})
+
+
+def keras_units(model: Any) -> dict[str, str]:
+    """Keras layer -> the layer whose unit it belongs to: a BatchNormalization, ReLU or Activation
+    with one input joins its input's unit (conv -> bn -> relu is one row). Backends fuse such a
+    chain into one op, each naming it after a different member (ORT after the ReLU, OpenVINO after
+    the batch norm), so only units can be compared across backends."""
+    from resnet_deploy.layermap import computing_layers, predecessors
+
+    unit: dict[str, str] = {}
+    for layer in computing_layers(model):
+        preds = predecessors(layer)
+        joins = type(layer).__name__ in FOLLOWERS and len(preds) == 1 and preds[0] in unit
+        unit[layer.name] = unit[preds[0]] if joins else layer.name
+    return unit
+
+
+def by_layer(executed: list[dict], target: str, path: Any, layer_map: dict,
+             units: dict[str, str] | None = None) -> dict[str, Any]:
+    """Per-op timings -> per-unit table (keras_units; per layer without units): ms per run, share
+    of the total, ops and their kinds."""
     ops = file_ops(target, path)
-    owner = layer_of_ops(ops, layer_map)
+    units = units or {}
+    owner = {op: units.get(layer, layer) for op, layer in layer_of_ops(ops, layer_map).items()}
     known = sorted((name for name, _, _ in ops), key=len, reverse=True)
-    order = list(layer_map.get("layers") or {})
+    order = list(dict.fromkeys(units.get(n, n) for n in (list(units) or list(layer_map.get("layers") or {}))))
     rows: dict[str, dict] = {}
     for op in executed:
         src = _file_op(op["name"], known)
@@ -83,10 +104,9 @@ def by_layer(executed: list[dict], target: str, path: Any, layer_map: dict) -> d
         row[op["kind"]] += 1
         row["ops"].append(f"{op['name']} ({op['type']})")
     total = sum(r["ms"] for r in rows.values()) or 1.0
-    folded = layer_map.get("folded") or {}
     for r in rows.values():
         r["pct"] = 100.0 * r["ms"] / total
-        r["folded_in"] = sorted(k for k, v in folded.items() if v == r["layer"])
+        r["folded_in"] = [k for k, v in units.items() if v == r["layer"] and k != r["layer"]]
     rank = {name: i for i, name in enumerate(order + [RUNTIME_ADDED, AFTER_LAST])}
     return {"supported": True, "total_ms": total, "layers": sorted(rows.values(), key=lambda r: rank.get(r["layer"], 1e9)),
             "ops": executed}

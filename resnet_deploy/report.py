@@ -123,7 +123,7 @@ def profile_markdown(result: dict, top: bool = False) -> str:
     layers per backend (the terminal's view)."""
     from resnet_deploy.profiling import top_layers
 
-    head = (f"### Where the time goes: {result['model']}, per Keras layer ({result['threads']} threads, batch "
+    head = (f"### Where the time goes: {result['model']}, per Keras layer (a layer with the batch norm and ReLU after it is one row; {result['threads']} threads, batch "
             f"{result['batch']}, mean of {result['runs']} runs)")
     if top:
         return "\n".join(["", head, ""] + [f"- {line}" for line in top_layers(result)]) + "\n"
@@ -139,7 +139,8 @@ def profile_markdown(result: dict, top: bool = False) -> str:
     for layer, per in rows.items():
         cells = [f"{per[k]['ms']:.3f} | {per[k]['pct']:.1f} | {per[k]['int8']}/{per[k]['float']}" if k in per
                  else "- | - | -" for k in backends]
-        lines.append(f"| {layer} | " + " | ".join(cells) + " |")
+        folded = next((r.get("folded_in") for r in per.values() if r.get("folded_in")), [])
+        lines.append(f"| {layer}{' (+ ' + ', '.join(folded) + ')' if folded else ''} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -101,7 +101,8 @@ def _targets(value: Any) -> tuple[str, ...]:
 
 def _precisions(value: Any) -> tuple[Precision, ...]:
     items = value.split(",") if isinstance(value, str) else value
-    precs = tuple(Precision.parse(str(p).strip()) for p in items if str(p).strip())
+    items = [p.value if isinstance(p, Precision) else str(p).strip() for p in items]
+    precs = tuple(Precision.parse(p) for p in items if p)
     if not precs:
         raise InputError("No precision given; pass --precision int8 (or a list such as fp32,int8).")
     return precs
@@ -273,3 +274,35 @@ class DiagnoseRequest:
         object.__setattr__(self, "n", positive_int(self.n, "--n"))
         object.__setattr__(self, "sqnr_limit", positive_float(self.sqnr_limit, "--sqnr-limit"))
         object.__setattr__(self, "out", Path(self.out))
+
+
+@dataclass(frozen=True)
+class GateRequest:
+    """`gate`: compare this run (--current FILE, or parity + bench now) with a baseline record."""
+
+    baseline: Path
+    current: Path | None = None
+    update_baseline: bool = False
+    limits: dict = field(default_factory=dict)  # metric -> tolerance (gate.GATE_TOLERANCES' units)
+    model: ModelRef = field(default_factory=ModelRef)
+    targets: tuple[str, ...] | str = "all"
+    precisions: tuple[Precision, ...] | str = (Precision.INT8,)
+    data: str | None = None
+    n: int = 450
+    threads: int = 2
+    protocol: Protocol = field(default_factory=Protocol)
+    options: ArtifactOptions = field(default_factory=ArtifactOptions)
+    out: Path = DEFAULT_OUT
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "baseline", Path(self.baseline))
+        if self.current is not None:
+            object.__setattr__(self, "current", Path(self.current))
+        object.__setattr__(self, "targets", _targets(self.targets))
+        object.__setattr__(self, "precisions", _precisions(self.precisions))
+        object.__setattr__(self, "n", positive_int(self.n, "--n"))
+        object.__setattr__(self, "threads", positive_int(self.threads, "--threads"))
+        object.__setattr__(self, "out", Path(self.out))
+        for metric, value in self.limits.items():
+            if value is not None and not (float(value) >= 0 and float(value) != float("inf")):
+                raise InputError(f"gate tolerance for {metric} is {value}; pass a number >= 0.")

@@ -61,6 +61,8 @@ _ROW = _obj({k: _NUM for k in ("threads", "load_ms", "first_ms", "p50", "p90", "
                                 "peak_rss_mb", "size_mb")}
             | {"backend": _STR, "precision": _STR, "threads_used": {"type": ["integer", "string", "null"]}},
             {"speedup_vs_keras": _NUM_OR_NULL,
+             "ops": _obj({"int8": _INT0, "float": _INT0, "convert": _INT0},
+                         {"float_types": {"type": "object", "additionalProperties": _INT0}}),
              "float_fallback": _obj({"float_layers": _STRS}, {"latency": {"type": ["object", "null"]}})})
 
 BENCH = _obj({"model": _STR, "batch": {"type": "integer", "minimum": 1}, "rows": {"type": "array", "items": _ROW}},
@@ -86,6 +88,13 @@ PROFILE = _obj({"model": _STR, "threads": {"type": "integer"}, "batch": {"type":
                                     "layers": {"type": "array", "items": _PROFILE_LAYER}}),
                               _obj({"supported": {"const": False}, "why": _STR})]}}})
 
+_GATE_ENTRY = _obj({}, {m: _NUM_OR_NULL for m in ("accuracy", "top1_agreement", "sqnr_db", "latency_ratio")}
+                   | {"parity_ok": {"type": "boolean"}})
+
+GATE = _obj({"kind": _STR, "schema_version": {"type": "integer"}, "model": _STR, "samples": _INT0,
+             "entries": {"type": "object", "additionalProperties": _GATE_ENTRY}},
+            {"data": {"type": ["object", "null"]}, "cpu": {"type": ["string", "null"]}, "utc": _STR})
+
 DIAGNOSE = _obj({
     "model": _STR, "layers": _STRS, "sqnr_limit_db": _NUM, "samples": _INT0,
     "backends": {"type": "object", "additionalProperties": _obj({
@@ -96,7 +105,7 @@ DIAGNOSE = _obj({
 })
 
 SCHEMAS = {"manifest": MANIFEST, "parity": PARITY, "bench": BENCH, "throughput": THROUGHPUT, "profile": PROFILE,
-           "diagnose": DIAGNOSE}
+           "gate": GATE, "diagnose": DIAGNOSE}
 
 
 def _cross_check(data: dict, kind: str) -> str | None:

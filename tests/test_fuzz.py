@@ -54,7 +54,18 @@ VALID = {
         {"backend": "onnx", "precision": "int8", "threads": 2, "threads_used": 2, "load_ms": 1.0, "first_ms": 1.0,
          "p50": 1.0, "p90": 1.0, "p99": 1.0, "mean": 1.0, "std": 0.1, "throughput": 10.0, "peak_rss_mb": 100.0,
          "size_mb": 1.0, "speedup_vs_keras": 2.0,
-         "float_fallback": {"float_layers": ["a"], "latency": {"ratio": 1.1, "p50_ms": {"plain_int8": 1.0}}}}]},
+         "float_fallback": {"float_layers": ["a"], "latency": {"ratio": 1.1, "p50_ms": {"plain_int8": 1.0}}},
+         "ops": {"int8": 3, "float": 1, "convert": 2, "float_types": {"Conv": 1}}}]},
+    "throughput": {"model": "m", "mode": "throughput", "batches": [1, 8], "protocol": {"warmup_s": 1.0, "seconds": 2.0},
+                   "rows": [{"backend": "onnx", "precision": "int8", "threads": 2, "batch": 8, "throughput": 100.0,
+                             "p50": 1.0, "p90": 1.0, "p99": 2.0, "mean": 1.0, "requests": 40, "seconds": 2.0,
+                             "streams": 2, "load_ms": 1.0, "size_mb": 1.0, "peak_rss_mb": 9.0, "speedup_vs_keras": 2.0,
+                             "settings": {"how": "h"}}]},
+    "profile": {"model": "m", "threads": 2, "batch": 1, "runs": 5, "backends": {
+        "onnx/int8": {"supported": True, "total_ms": 1.0, "layers": [
+            {"layer": "a", "ms": 1.0, "pct": 100.0, "ops": ["x (Conv)"], "int8": 1, "float": 0, "convert": 0,
+             "folded_in": ["b"]}]},
+        "tflite/int8": {"supported": False, "why": "none"}}},
     "diagnose": {"model": "m", "samples": 2, "sqnr_limit_db": 20.0, "layers": ["a", "b"], "backends": {
         "onnx/int8": {"first_divergent": "a", "ranked": ["a"], "lost": ["b"], "folded": {"c": "a"},
                       "layers": [{"layer": "a", "class": "Conv2D", "tensor": "t", "sqnr_db": 10.0, "cosine": 0.9,
@@ -99,13 +110,15 @@ def mutated(draw, doc):
 
 def _render(kind: str, data: dict) -> None:
     from resnet_deploy.parity import ParityReport
-    from resnet_deploy.report import diagnose_markdown, latency_markdown, parity_markdown
+    from resnet_deploy.report import (diagnose_markdown, latency_markdown, parity_markdown, profile_markdown,
+                                      throughput_markdown)
 
     {"parity": lambda d: parity_markdown(ParityReport.from_dict(d)), "bench": latency_markdown,
+     "throughput": throughput_markdown, "profile": profile_markdown,
      "diagnose": diagnose_markdown}[kind](data)
 
 
-@pytest.mark.parametrize("kind", ["parity", "bench", "diagnose"])
+@pytest.mark.parametrize("kind", ["parity", "bench", "throughput", "profile", "diagnose"])
 def test_result_readers_accept_what_renders_and_refuse_the_rest(kind):
     from resnet_deploy.workspace import Workspace
 
