@@ -87,7 +87,8 @@ def _write_manifest(bundle: Path, a: Artifact, files: list[str], ref: Reference,
     return manifest
 
 
-def _write_bundle(a: Artifact, ref: Reference, tol: Any, host: dict, out_dir: Path, preprocessing: dict | None) -> dict:
+def _write_bundle(a: Artifact, ref: Reference, tol: Any, host: dict, out_dir: Path, preprocessing: dict | None,
+                  sign_key: Path | None = None) -> dict:
     """Build the bundle and its tarball in staging, then publish both."""
     name = bundle_name(ref.meta["model"], a.target, a.precision.value)
     final_dir, final_tar = out_dir / name, out_dir / f"{name}.tar.gz"
@@ -96,12 +97,16 @@ def _write_bundle(a: Artifact, ref: Reference, tol: Any, host: dict, out_dir: Pa
         bundle.mkdir()
         files = _copy_payload(a, ref, bundle)
         manifest = _write_manifest(bundle, a, files, ref, tol, host, preprocessing)
+        if sign_key is not None:
+            from resnet_deploy.signing import sign_bundle
+
+            sign_bundle(bundle, sign_key)  # over every file, the manifests included; then the tarball
         with tarfile.open(staging / f"{name}.tar.gz", "w:gz") as tar:
             tar.add(bundle, arcname=name)
         (staging / f"{name}.tar.gz").replace(final_tar)
         publish_dir(bundle, final_dir)
     return {"target": a.target, "precision": a.precision.value, "bundle": str(final_dir), "tarball": str(final_tar),
-            "bytes": final_tar.stat().st_size, "host": manifest["host"]}
+            "bytes": final_tar.stat().st_size, "host": manifest["host"], "signed": sign_key is not None}
 
 
 def package(req: PackageRequest, progress: Progress | None = None) -> list[dict[str, Any]]:
@@ -111,6 +116,10 @@ def package(req: PackageRequest, progress: Progress | None = None) -> list[dict[
     from resnet_deploy.tolerances import tolerance_for
 
     progress = progress or Progress()
+    if req.sign_key is not None:
+        from resnet_deploy.signing import check_key
+
+        check_key(req.sign_key, private=True)  # before any work
     loaded = load(req.model, req.options, progress, req.data)
     ref = make_reference(loaded, req.data, req.n, req.threads, progress, req.allow_low_accuracy)
     ws, tol = Workspace(req.out), tolerance_for(req.precision)
@@ -118,5 +127,5 @@ def package(req: PackageRequest, progress: Progress | None = None) -> list[dict[
     for t in req.targets:
         a = ensure_artifact(ws, loaded, t, req.precision.value, progress)
         host = _host_check(a, ref, req, tol, progress)
-        made.append(_write_bundle(a, ref, tol, host, ws.bundles_dir(), loaded.preprocessing()))
+        made.append(_write_bundle(a, ref, tol, host, ws.bundles_dir(), loaded.preprocessing(), req.sign_key))
     return made

@@ -154,6 +154,8 @@ def report(model_name, out, dest, as_json) -> None:
 @click.option("--threads", type=int, default=2, show_default=True)
 @artifact_options
 @click.option("--allow-low-accuracy", is_flag=True, help="Package even if Keras itself scores near chance (untrained).")
+@click.option("--sign-key", type=click.Path(path_type=Path), default=None,
+              help="Sign each bundle with this EC private key (OpenSSF model-signing; see README).")
 @click.option("--json", "as_json", is_flag=True)
 def package(as_json: bool, **kw) -> None:
     """Write self-testing bundles (OUT/bundles/<model>-<target>-<precision>[.tar.gz]) per target."""
@@ -161,7 +163,8 @@ def package(as_json: bool, **kw) -> None:
     from resnet_deploy.requests import PackageRequest
 
     req = PackageRequest(_model(kw), kw.pop("targets"), kw.pop("precision"), kw.pop("data"), kw.pop("n"),
-                         kw.pop("threads"), _artifact_options(kw), kw.pop("out"), kw.pop("allow_low_accuracy"))
+                         kw.pop("threads"), _artifact_options(kw), kw.pop("out"), kw.pop("allow_low_accuracy"),
+                         kw.pop("sign_key"))
     made = bundle.package(req, _progress())
     if as_json:
         click.echo(json.dumps(made, indent=2))
@@ -182,6 +185,8 @@ def package(as_json: bool, **kw) -> None:
 @click.option("--connect-timeout", type=int, default=10, show_default=True, help="Seconds to wait for the device.")
 @click.option("--allow-profile-mismatch", is_flag=True,
               help="Deploy and self-test even if the device is not what the bundle was built for (--device).")
+@click.option("--verify-key", type=click.Path(path_type=Path), default=None,
+              help="Refuse (exit 6) a bundle this EC public key's owner did not sign, or that changed since.")
 @protocol_options
 @click.option("--json", "as_json", is_flag=True, help="Print the device's JSON result only.")
 def deploy(bundle_path, as_json: bool, **kw) -> None:
@@ -256,6 +261,16 @@ def gate(as_json: bool, warmup_s, seconds, **kw) -> None:
         click.echo(e.markdown)  # the table first: CI logs show what regressed, then the one-line error
         raise
     click.echo(json.dumps(result, indent=2) if as_json else result["markdown"])
+
+
+@cli.command()
+@click.argument("bundle_path", metavar="BUNDLE", type=click.Path(path_type=Path))
+@click.option("--key", type=click.Path(path_type=Path), required=True, help="The signer's EC public key (PEM).")
+def verify(bundle_path, key) -> None:
+    """Check a bundle (folder or .tar.gz): its manifests, every file, and its signature (exit 6 if not)."""
+    from resnet_deploy.deploy import verify_signed
+
+    click.echo(verify_signed(bundle_path, key))
 
 
 @cli.command("list")

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from resnet_deploy.errors import DeployError, DeviceMismatch, InputError, IntegrityError, first_line
 from resnet_deploy.portable import integrity
-from resnet_deploy.portable.constants import MANIFEST, MANIFEST_SUM, SELFTEST
+from resnet_deploy.portable.constants import MANIFEST, MANIFEST_SUM, SELFTEST, SIGNATURE_FILE
 from resnet_deploy.portable.metrics import breach_text
 from resnet_deploy.requests import DeployRequest
 
@@ -71,7 +71,7 @@ def _verified(bundle: Path) -> dict:
         raise IntegrityError(f"bundle refused on the host: {e}") from e
 
 
-def open_bundle(path: Path, workdir: Path) -> Path:
+def open_bundle(path: Path, workdir: Path, verify_key: Path | None = None) -> Path:
     """A clean copy of a bundle (a directory or a .tar.gz) in workdir, verified on the host: the
     manifest, its checksum and the files the manifest lists, no links, nothing else. A folder is
     treated exactly like a tarball: whatever else it holds never reaches the device."""
@@ -82,12 +82,28 @@ def open_bundle(path: Path, workdir: Path) -> Path:
         raise IntegrityError(f"bundle {str(path)!r} is a link; pass the bundle folder or its .tar.gz itself.")
     source = safe_extract(path, workdir / "extracted") if path.is_file() else path
     manifest = _verified(source)
+    signed = ()
+    if verify_key is not None:
+        from resnet_deploy.signing import verify_signature
+
+        verify_signature(source, verify_key)  # every file of the bundle as it was signed, nothing else
+        signed = (SIGNATURE_FILE,)
     clean = workdir / "clean" / source.name
-    for name in (MANIFEST, MANIFEST_SUM, *manifest["files"]):
+    for name in (MANIFEST, MANIFEST_SUM, *signed, *manifest["files"]):
         (clean / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source / name, clean / name)  # plain files: verified above, links refused
     _verified(clean)
     return clean
+
+
+def verify_signed(path: Path, key: Path) -> str:
+    """The `verify` command: the bundle's integrity and its signature; one line on success."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="rd-verify-") as tmp:
+        clean = open_bundle(Path(path), Path(tmp), verify_key=Path(key))
+        n = len(_manifest(clean)["files"])
+    return f"ok: {path} is intact ({n} files and the manifests) and signed by the owner of {key}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -107,8 +123,9 @@ def _parse_selftest(stdout: str, stderr: str, code: int, where: str) -> dict:
 
 
 def _selftest_args(script: str, bundle: str, threads: int | None, protocol: dict | None,
-                   allow_mismatch: bool = False) -> list[str]:
-    args = [script, "--bundle", bundle, *(["--allow-profile-mismatch"] if allow_mismatch else [])]
+                   allow_mismatch: bool = False, verify_key: Path | None = None) -> list[str]:
+    args = [script, "--bundle", bundle, *(["--allow-profile-mismatch"] if allow_mismatch else []),
+            *(["--verify-key", str(Path(verify_key).resolve())] if verify_key else [])]
     if threads:
         args += ["--threads", str(threads)]
     for key in ("warmup_s", "seconds"):
@@ -142,9 +159,11 @@ def _local_python(python: str | None) -> str:
 
 
 def deploy_local(bundle: Path, dest: Path, python: str | None = None, threads: int | None = None,
-                 protocol: dict | None = None, timeout: float = 900, allow_mismatch: bool = False) -> dict:
+                 protocol: dict | None = None, timeout: float = 900, allow_mismatch: bool = False,
+                 verify_key: Path | None = None) -> dict:
     """Probe this machine with the device's Python, copy the bundle into dest/<name> (staged,
-    then renamed into place) and run its self-test there."""
+    then renamed into place) and run its self-test there (checking the signature too with
+    `verify_key` if the device's Python has model-signing)."""
     from resnet_deploy.fsutil import publish_dir, staging_dir
     from resnet_deploy.portable.device import probe_program
 
@@ -158,7 +177,8 @@ def deploy_local(bundle: Path, dest: Path, python: str | None = None, threads: i
             shutil.copyfile(f, staging / bundle.name / f.relative_to(bundle))
         publish_dir(staging / bundle.name, dest)
     try:
-        proc = subprocess.run([py, *_selftest_args(str(dest / SELFTEST), str(dest), threads, protocol, allow_mismatch)],
+        proc = subprocess.run([py, *_selftest_args(str(dest / SELFTEST), str(dest), threads, protocol, allow_mismatch,
+                                                   verify_key)],
                               capture_output=True, text=True, timeout=timeout, cwd=dest)
     except subprocess.TimeoutExpired:
         raise DeployError(f"the self-test in {str(dest)!r} did not finish within {timeout:.0f} s.") from None
@@ -318,14 +338,14 @@ def deploy(req: DeployRequest) -> dict:
     if req.to.startswith("ssh://"):
         parse_ssh_url(req.to)  # a malformed address fails before anything is unpacked
     with tempfile.TemporaryDirectory(prefix="resnet-deploy-") as work:
-        bundle = open_bundle(req.bundle, Path(work))
+        bundle = open_bundle(req.bundle, Path(work), req.verify_key)
         t0 = time.perf_counter()
         if req.to.startswith("ssh://"):
             result = deploy_ssh(bundle, req.to, req.python or "python3", req.threads, req.protocol, req.identity,
                                 req.ssh_options, req.connect_timeout, allow_mismatch=req.allow_profile_mismatch)
         else:
             result = deploy_local(bundle, Path(req.to), req.python, req.threads, req.protocol,
-                                  allow_mismatch=req.allow_profile_mismatch)
+                                  allow_mismatch=req.allow_profile_mismatch, verify_key=req.verify_key)
         result["deploy_seconds"] = round(time.perf_counter() - t0, 2)
         result["to"] = req.to
         return result

@@ -208,6 +208,7 @@ class PackageRequest:
     options: ArtifactOptions = field(default_factory=ArtifactOptions)
     out: Path = DEFAULT_OUT
     allow_low_accuracy: bool = False
+    sign_key: Path | None = None  # sign each bundle with this EC private key (signing.py)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "targets", _targets(self.targets))
@@ -230,6 +231,7 @@ class DeployRequest:
     ssh_options: tuple[str, ...] = ()
     connect_timeout: int = 10
     allow_profile_mismatch: bool = False
+    verify_key: Path | None = None  # refuse a bundle this EC public key's owner did not sign
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "bundle", Path(self.bundle))

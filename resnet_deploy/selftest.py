@@ -60,7 +60,7 @@ def _check(core, bundle, manifest, threads, protocol):
             "tolerance": manifest["tolerance"], "latency": latency, "host": manifest.get("host"), "ok": not breaches}
 
 
-def selftest(bundle, threads=None, protocol=None, allow_profile_mismatch=False):
+def selftest(bundle, threads=None, protocol=None, allow_profile_mismatch=False, verify_key=None):
     """Run every check; return (result dict, exit code)."""
     import numpy as np
 
@@ -70,6 +70,7 @@ def selftest(bundle, threads=None, protocol=None, allow_profile_mismatch=False):
         manifest = core.verify_bundle(bundle)
         result.update(integrity="ok", target=manifest["target"], precision=manifest["precision"],
                       model=manifest["model"]["name"])
+        result["signature"] = core.signature_status(bundle, verify_key)
         result["profile"] = core.check_profile(manifest.get("device_profile"), allow_profile_mismatch)
         threads = threads or manifest.get("host", {}).get("threads") or 2
         result.update(_check(core, bundle, manifest, threads, protocol))
@@ -96,9 +97,11 @@ def main(argv=None):
     p.add_argument("--seconds", type=_positive, default=core.DEFAULT_PROTOCOL["seconds"])
     p.add_argument("--allow-profile-mismatch", action="store_true",
                    help="run even if this device is not what the bundle was built for (reported in the JSON)")
+    p.add_argument("--verify-key", default=None,
+                   help="the signer's EC public key on this device: check model.sig (needs model-signing installed)")
     args = p.parse_args(argv)
     result, code = selftest(args.bundle, args.threads, {"warmup_s": args.warmup_s, "seconds": args.seconds},
-                            args.allow_profile_mismatch)
+                            args.allow_profile_mismatch, args.verify_key)
     print(json.dumps(result, default=float))
     if code != core.EXIT_OK:
         why = result.get("error") or "; ".join(core.breach_text(b) for b in result.get("breaches", []))

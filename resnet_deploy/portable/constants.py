@@ -6,6 +6,7 @@ SCHEMA_VERSION = 2
 # File names inside an artifact or a bundle.
 MANIFEST = "manifest.json"
 MANIFEST_SUM = "manifest.sha256"
+SIGNATURE_FILE = "model.sig"  # OpenSSF model-signing signature over the whole bundle (signing.py)
 REFERENCE = "reference.npz"
 SELFTEST = "selftest.py"
 PORTABLE_DIR = "rd_portable"  # this package, as copied into a bundle

@@ -4,7 +4,7 @@ import json
 import os
 import posixpath
 
-from .constants import EXIT_INTEGRITY, MANIFEST, MANIFEST_SUM, SCHEMA_VERSION
+from .constants import EXIT_INTEGRITY, MANIFEST, MANIFEST_SUM, SCHEMA_VERSION, SIGNATURE_FILE
 
 
 class BundleError(Exception):
@@ -73,3 +73,41 @@ def verify_bundle(bundle):
             raise BundleError("%s sha256 %s... does not match the manifest's %s...: the file was changed or corrupted; "
                               "re-deploy the bundle." % (name, actual[:12], str(rec.get("sha256"))[:12]))
     return manifest
+
+
+def _signature_problem(message):
+    """model-signing's reason in a few words (its hash mismatch message quotes raw digests)."""
+    import re
+
+    changed = re.search(r"Hash mismatch for '([^']+)'", message)
+    if changed:
+        return "%s was changed" % changed.group(1)
+    lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
+    return (lines[0] if lines else "no reason given")[:140]
+
+
+def signature_status(bundle, key=None):
+    """Check the bundle's model.sig with the OpenSSF model-signing library when a public key is
+    given and the library is installed (it is optional on devices); say which happened."""
+    sig = os.path.join(bundle, SIGNATURE_FILE)
+    status = {"signed": os.path.isfile(sig), "checked": False}
+    if key is None:
+        status["why"] = "no --verify-key given"
+        return status
+    if not status["signed"]:
+        raise BundleError("the bundle is not signed (no %s); package it with --sign-key, or run without "
+                          "--verify-key." % SIGNATURE_FILE)
+    try:
+        import model_signing
+    except ImportError:
+        status["why"] = "model-signing is not installed here"
+        return status
+    try:
+        hashing = model_signing.hashing.Config().set_ignored_paths(paths=[SIGNATURE_FILE], ignore_git_paths=False)
+        model_signing.verifying.Config().use_elliptic_key_verifier(public_key=key).set_hashing_config(
+            hashing).verify(bundle, sig)
+    except Exception as e:  # noqa: BLE001 - model_signing raises ValueError and its own types
+        raise BundleError("the bundle does not match its signature for key %s (%s): it was changed after signing, "
+                          "or signed with another key; do not deploy it." % (key, _signature_problem(str(e))))
+    status.update(checked=True, ok=True)
+    return status
