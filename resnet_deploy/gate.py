@@ -23,8 +23,9 @@ GATE_TOLERANCES: dict[str, tuple[float, str]] = {
     "accuracy": (0.5, "points of task accuracy: about 2 of the 450 digits test images; less is sampling noise"),
     "top1_agreement": (1.0, "points of top-1 agreement with Keras: 4-5 of 450 decisions may flip near a tie"),
     "sqnr_db": (1.0, "dB of SQNR: re-quantizing the same model moves it by tenths of a dB, a real loss by several"),
-    "latency_ratio": (15.0, "% slower relative to Keras in the same run: within-run ratios still move ~5-8% on a "
-                            "noisy 2-core VM; a lost fusion or a float fallback costs far more"),
+    "latency_ratio": (15.0, "% slower relative to Keras in the same run; a lost fusion or a float fallback costs far "
+                            "more (ORT S8S8 vs U8S8 on digits: +127%). On a 2-vCPU VM a sub-millisecond model's ratio "
+                            "moved 0.082-0.128 between same-build runs: raise it for such models"),
 }
 
 
