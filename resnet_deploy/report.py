@@ -75,6 +75,15 @@ def _ops(ops: dict | None) -> str:
     return f"{ops['int8']}/{ops['float']}/{ops['convert']}" + (f" (float: {floats})" if floats else "")
 
 
+def _untrained(lines: list[str], result: dict) -> None:
+    if result.get("trained") is False:
+        lines[1:1] = ["UNTRAINED model (random weights): speed only.", ""]
+
+
+def _speedup(row: dict) -> str:
+    return f"{row['speedup_vs_keras']:.2f}x" if row.get("speedup_vs_keras") else "-"
+
+
 def latency_markdown(bench: dict) -> str:
     """The latency table of a bench result."""
     p = bench.get("protocol", {})
@@ -83,10 +92,9 @@ def latency_markdown(bench: dict) -> str:
              "| backend | precision | threads (used) | load ms | first ms | p50 ms | p90 ms | p99 ms | mean ms | std ms | "
              "inf/s | peak RSS MB | size MB | speed-up vs Keras | ops int8/float/convert |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    if bench.get("trained") is False:
-        lines[1:1] = ["UNTRAINED model (random weights): speed only.", ""]
+    _untrained(lines, bench)
     for r in bench["rows"]:
-        sp = f"{r['speedup_vs_keras']:.2f}x" if r.get("speedup_vs_keras") else "-"
+        sp = _speedup(r)
         lines.append(f"| {r['backend']} | {r['precision']} | {r['threads']} ({r['threads_used']}) | {r['load_ms']:.0f} | "
                      f"{r['first_ms']:.2f} | {r['p50']:.2f} | {r['p90']:.2f} | {r['p99']:.2f} | {r['mean']:.2f} | "
                      f"{r['std']:.2f} | {r['throughput']:.1f} | {r['peak_rss_mb']:.0f} | {r['size_mb']:.2f} | {sp} | "
@@ -108,10 +116,9 @@ def throughput_markdown(result: dict) -> str:
              f"on every stream; warm-up {p.get('warmup_s')} s, then >= {p.get('seconds')} s)", "",
              "| backend | precision | batch | threads | streams | inf/s | latency p50 ms | p90 ms | p99 ms | requests | "
              "x Keras | how |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    if result.get("trained") is False:
-        lines[1:1] = ["UNTRAINED model (random weights): speed only.", ""]
+    _untrained(lines, result)
     for r in result["rows"]:
-        sp = f"{r['speedup_vs_keras']:.2f}x" if r.get("speedup_vs_keras") else "-"
+        sp = _speedup(r)
         lines.append(f"| {r['backend']} | {r['precision']} | {r['batch']} | {r['threads']} | {r['streams']} | "
                      f"{r['throughput']:.1f} | {r['p50']:.2f} | {r['p90']:.2f} | {r['p99']:.2f} | {r['requests']} | {sp} | "
                      f"{r['settings'].get('how', '')} |")

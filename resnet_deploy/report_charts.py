@@ -86,23 +86,30 @@ def _accuracy_chart(parity: dict, points: list, dest: Path) -> tuple[str, str]:
     return "accuracy_vs_latency.png", f"{metric} against p50 latency, per backend and precision"
 
 
-def _sqnr_chart(diag: dict, dest: Path) -> tuple[str, str]:
-    """SQNR per Keras layer, one line per backend (lost layers drawn at 0 dB)."""
+def _layer_lines(order: list[str], series: dict[str, dict[str, float]], ylabel: str, title: str,
+                 path: Path, limit: float | None = None) -> None:
+    """One line per backend over the Keras layers in graph order (a layer a backend lacks is skipped)."""
     import matplotlib.pyplot as plt
 
-    order = diag["layers"]
     fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(order)), 4))
-    for b, r in diag["backends"].items():
-        got = {lay["layer"]: lay["sqnr_db"] for lay in r["layers"]}
-        got.update({name: 0.0 for name in r.get("lost", [])})
+    for name, got in series.items():
         xs = [i for i, n in enumerate(order) if n in got]
-        ax.plot(xs, [got[order[i]] for i in xs], marker="o", label=b)
-    ax.axhline(diag["sqnr_limit_db"], color="gray", lw=1, ls="--", label="limit")
+        ax.plot(xs, [got[order[i]] for i in xs], marker="o", label=name)
+    if limit is not None:
+        ax.axhline(limit, color="gray", lw=1, ls="--", label="limit")
     ax.set_xticks(range(len(order)), order, rotation=60, ha="right", fontsize=7)
-    ax.set_ylabel("int8 vs Keras fp32 SQNR (dB)")
-    ax.set_title(f"{diag['model']}: int8 SQNR per Keras layer")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.legend()
-    _save(fig, dest / "sqnr_per_layer.png")
+    _save(fig, path)
+
+
+def _sqnr_chart(diag: dict, dest: Path) -> tuple[str, str]:
+    """SQNR per Keras layer, one line per backend (lost layers drawn at 0 dB)."""
+    series = {b: {**{lay["layer"]: lay["sqnr_db"] for lay in r["layers"]}, **{n: 0.0 for n in r.get("lost", [])}}
+              for b, r in diag["backends"].items()}
+    _layer_lines(diag["layers"], series, "int8 vs Keras fp32 SQNR (dB)", f"{diag['model']}: int8 SQNR per Keras layer",
+                 dest / "sqnr_per_layer.png", diag["sqnr_limit_db"])
     return "sqnr_per_layer.png", "int8 SQNR per Keras layer and backend (diagnose); lost layers at 0 dB"
 
 
@@ -155,17 +162,8 @@ def _throughput_chart(result: dict, dest: Path) -> tuple[str, str]:
 
 def _profile_chart(profile: dict, dest: Path) -> tuple[str, str]:
     """Share of the time per Keras layer, one line per backend."""
-    import matplotlib.pyplot as plt
-
-    backends = {k: b for k, b in profile["backends"].items() if b.get("supported")}
-    order = list(dict.fromkeys(r["layer"] for b in backends.values() for r in b["layers"]))
-    fig, ax = plt.subplots(figsize=(max(6, 0.3 * len(order)), 4))
-    for k, b in backends.items():
-        got = {r["layer"]: r["pct"] for r in b["layers"]}
-        ax.plot(range(len(order)), [got.get(n, 0.0) for n in order], marker="o", label=k)
-    ax.set_xticks(range(len(order)), order, rotation=60, ha="right", fontsize=7)
-    ax.set_ylabel("share of the time (%)")
-    ax.set_title(f"{profile['model']}: time per Keras layer")
-    ax.legend()
-    _save(fig, dest / "time_per_layer.png")
+    series = {k: {r["layer"]: r["pct"] for r in b["layers"]} for k, b in profile["backends"].items() if b.get("supported")}
+    order = list(dict.fromkeys(layer for got in series.values() for layer in got))
+    _layer_lines(order, series, "share of the time (%)", f"{profile['model']}: time per Keras layer",
+                 dest / "time_per_layer.png")
     return "time_per_layer.png", "share of the inference time per Keras layer and backend (bench --profile)"
