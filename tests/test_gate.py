@@ -51,20 +51,23 @@ def gate_ws(tmp_path_factory):
     return tmp_path_factory.mktemp("gate")
 
 
-def _gate(capsys, ws, *extra, out="out"):
-    return run_cli(capsys, "gate", "--baseline", str(ws / "base.json"), "--targets", "onnx", "--n", "100",
+def _gate(capsys, ws, *extra, out="out", base="base.json"):
+    return run_cli(capsys, "gate", "--baseline", str(ws / base), "--targets", "onnx", "--n", "100",
                    "--seconds", "0.5", "--warmup-s", "0.2", "--out", str(ws / out), *extra)
 
 
 def test_first_run_writes_the_baseline_then_the_same_build_passes(gate_ws, capsys):
-    code, out, err = _gate(capsys, gate_ws, "--update-baseline")
-    assert code == 0, err
-    base = json.loads((gate_ws / "base.json").read_text())
+    code, out, err = _gate(capsys, gate_ws, "--update-baseline", out="first", base="first.json")
+    assert code == 0 and "first run" in out, err
+    base = json.loads((gate_ws / "first.json").read_text())
     assert base["entries"]["onnx/int8"]["accuracy"] > 0.9 and base["entries"]["onnx/int8"]["latency_ratio"] > 0
-    # digits runs in a fraction of a millisecond: its latency ratio is noise, so only quality is gated here
-    code, out, err = _gate(capsys, gate_ws, "--max-latency-regression", "1000")
+    # the same run's record as --current passes (digits runs in a fraction of a millisecond: its latency ratio
+    # is noise between runs, see GATE_TOLERANCES, so the real regression below is one of quality)
+    record = gate_ws / "first" / "digits" / "gate-record.json"
+    code, out, err = run_cli(capsys, "gate", "--baseline", str(gate_ws / "first.json"), "--current", str(record),
+                             "--out", str(gate_ws / "first"))
     assert code == 0, err
-    assert "PASS" in out and "onnx/int8 | accuracy" in out
+    assert "PASS" in out and "onnx/int8 | accuracy" in out and "onnx/int8 | latency_ratio" in out
 
 
 def test_a_real_quality_regression_fails_and_leaves_the_baseline(gate_ws, capsys):
