@@ -52,7 +52,7 @@ def gate_ws(tmp_path_factory):
 
 
 def _gate(capsys, ws, *extra, out="out", base="base.json"):
-    return run_cli(capsys, "gate", "--baseline", str(ws / base), "--targets", "onnx", "--n", "100",
+    return run_cli(capsys, "gate", "--baseline", str(ws / base), "--targets", "onnx", "--n", "60",
                    "--seconds", "0.5", "--warmup-s", "0.2", "--out", str(ws / out), *extra)
 
 
