@@ -42,20 +42,16 @@ def check_key(path: Path, private: bool) -> None:
         raise InputError(f"{str(path)!r} is a {type(key).__name__}, not an elliptic-curve key; {KEYGEN}.")
 
 
-def _hashing(bundle: Path):
-    from model_signing import hashing
-
-    return hashing.Config().set_ignored_paths(paths=[SIGNATURE_FILE], ignore_git_paths=False)
-
-
 def sign_bundle(bundle: Path, key: Path) -> Path:
     """Sign every file of the bundle folder; returns the signature's path."""
     check_key(key, private=True)
     import model_signing
 
+    from resnet_deploy.portable.integrity import signature_hashing
+
     sig = Path(bundle) / SIGNATURE_FILE
     model_signing.signing.Config().use_elliptic_key_signer(private_key=key).set_hashing_config(
-        _hashing(bundle)).sign(bundle, sig)
+        signature_hashing(model_signing)).sign(bundle, sig)
     return sig
 
 

@@ -21,7 +21,6 @@ the counted requests under that load.
 """
 from __future__ import annotations
 
-import os
 import threading
 import time
 from typing import Any, Callable
@@ -29,13 +28,6 @@ from typing import Any, Callable
 import numpy as np
 
 MIN_REQUESTS_PER_STREAM = 4
-
-
-def cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def window_stats(spans: list[tuple[int, int]], t_warm: int, batch: int, streams: int, settings: dict) -> dict:

@@ -169,14 +169,20 @@ class OpenVINORunner(Runner):
     def _compile(self, batch: int) -> None:
         """Compile for a static batch: measured on ResNet-50 int8, a dynamic batch dim costs
         ~0.5-1 ms per call (5-10%). A different batch recompiles once."""
-        from resnet_deploy.portable.runtimes import ov_compile, precision_mismatch
-
-        self._compiled, self.actual = ov_compile(self._core, self._model, batch, self.threads, self.inference_precision)
-        got = self.actual["inference_precision"]
-        if self.inference_precision and got != self.inference_precision:
-            raise PrecisionMismatch(str(precision_mismatch(self.model_path.name, got, self.inference_precision)))
+        self._compiled, self.actual = self._compile_checked(batch)
         self._request = self._compiled.create_infer_request()
         self._compiled_batch = batch
+
+    def _compile_checked(self, batch: int, performance_hint: str = "LATENCY", perf_count: bool = False) -> tuple:
+        """Compile, and refuse a compiled model that runs in another precision than asked for."""
+        from resnet_deploy.portable.runtimes import ov_compile, precision_mismatch
+
+        compiled, actual = ov_compile(self._core, self._model, batch, self.threads, self.inference_precision,
+                                      performance_hint, perf_count)
+        got = actual["inference_precision"]
+        if self.inference_precision and got != self.inference_precision:
+            raise PrecisionMismatch(str(precision_mismatch(self.model_path.name, got, self.inference_precision)))
+        return compiled, actual
 
     def deactivate_impl(self) -> None:
         self._request = None
@@ -209,16 +215,11 @@ class OpenVINORunner(Runner):
 
         import openvino as ov
 
-        from resnet_deploy.portable.runtimes import ov_compile, precision_mismatch
         from resnet_deploy.throughput import MIN_REQUESTS_PER_STREAM, window_stats
 
         x = self.check_input(x)
-        compiled, actual = ov_compile(self._core, self._model, int(x.shape[0]), self.threads,
-                                      self.inference_precision, "THROUGHPUT")
+        compiled, actual = self._compile_checked(int(x.shape[0]), "THROUGHPUT")
         self._compiled_batch = None  # the latency request is compiled for another config now
-        if self.inference_precision and actual["inference_precision"] != self.inference_precision:
-            raise PrecisionMismatch(str(precision_mismatch(self.model_path.name, actual["inference_precision"],
-                                                           self.inference_precision)))
         nireq = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
         queue, spans = ov.AsyncInferQueue(compiled, nireq), []
         queue.set_callback(lambda request, started: spans.append((started, time.perf_counter_ns())))
@@ -241,11 +242,8 @@ class OpenVINORunner(Runner):
     def profile(self, x: np.ndarray, warmup: int, runs: int) -> list[dict[str, Any]]:
         """OpenVINO's performance counters (PERF_COUNT) of each run after the warm-up, summed per
         executed op (the plugin's own op names and exec types), ms per run."""
-        from resnet_deploy.portable.runtimes import ov_compile
-
         x = self.check_input(x)
-        compiled, _ = ov_compile(self._core, self._model, int(x.shape[0]), self.threads, self.inference_precision,
-                                 perf_count=True)
+        compiled, _ = self._compile_checked(int(x.shape[0]), perf_count=True)
         self._compiled_batch = None  # the latency request belongs to another compilation now
         request, ops = compiled.create_infer_request(), {}
         for i in range(warmup + runs):

@@ -86,6 +86,11 @@ def _signature_problem(message):
     return (lines[0] if lines else "no reason given")[:140]
 
 
+def signature_hashing(model_signing):
+    """What a bundle signature covers: every file of the bundle but the signature itself."""
+    return model_signing.hashing.Config().set_ignored_paths(paths=[SIGNATURE_FILE], ignore_git_paths=False)
+
+
 def signature_status(bundle, key=None):
     """Check the bundle's model.sig with the OpenSSF model-signing library when a public key is
     given and the library is installed (it is optional on devices); say which happened."""
@@ -103,9 +108,8 @@ def signature_status(bundle, key=None):
         status["why"] = "model-signing is not installed here"
         return status
     try:
-        hashing = model_signing.hashing.Config().set_ignored_paths(paths=[SIGNATURE_FILE], ignore_git_paths=False)
         model_signing.verifying.Config().use_elliptic_key_verifier(public_key=key).set_hashing_config(
-            hashing).verify(bundle, sig)
+            signature_hashing(model_signing)).verify(bundle, sig)
     except Exception as e:  # noqa: BLE001 - model_signing raises ValueError and its own types
         raise BundleError("the bundle does not match its signature for key %s (%s): it was changed after signing, "
                           "or signed with another key; do not deploy it." % (key, _signature_problem(str(e))))
