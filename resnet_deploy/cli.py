@@ -187,19 +187,41 @@ def package(as_json: bool, **kw) -> None:
               help="Deploy and self-test even if the device is not what the bundle was built for (--device).")
 @click.option("--verify-key", type=click.Path(path_type=Path), default=None,
               help="Refuse (exit 6) a bundle this EC public key's owner did not sign, or that changed since.")
+@click.option("--inventory", type=click.Path(path_type=Path), default=None,
+              help="An Ansible inventory (INI or YAML): deploy to all its hosts; --to is then the folder on each.")
+@click.option("--limit", default=None, help="Only these inventory hosts (an Ansible pattern, e.g. 'boards:!pi3').")
+@click.option("--max-parallel", type=int, default=8, show_default=True, help="Hosts worked on at once (--inventory).")
+@click.option("--host-timeout", type=float, default=900, show_default=True,
+              help="Seconds for one host's self-test (--inventory; per host: resnet_deploy_timeout).")
 @protocol_options
 @click.option("--json", "as_json", is_flag=True, help="Print the device's JSON result only.")
 def deploy(bundle_path, as_json: bool, **kw) -> None:
-    """Copy a bundle to a device, run its self-test there, and show the result next to the host's."""
+    """Copy a bundle to a device (or every host of an Ansible inventory), run its self-test there,
+    and show the result next to the host's."""
     from resnet_deploy import deploy as deploying
     from resnet_deploy.requests import DeployRequest
 
-    result = deploying.deploy(DeployRequest(bundle_path, **kw))
+    req = DeployRequest(bundle_path, **kw)
+    if req.inventory is not None:
+        _deploy_fleet(req, as_json)
+        return
+    result = deploying.deploy(req)
     click.echo(json.dumps(result, indent=2) if as_json else deploying.comparison_markdown(result))
     if not result.get("ok"):
         code = result.get("exit_code") or ParityError.exit_code
         click.echo(f"error: self-test failed on the device: {result.get('error') or 'tolerance breached'}", err=True)
         sys.exit(code)
+
+
+def _deploy_fleet(req, as_json: bool) -> None:
+    from resnet_deploy.fleet import deploy_fleet
+    from resnet_deploy.fleet_result import fleet_markdown
+
+    result = deploy_fleet(req, _progress())
+    click.echo(json.dumps(result, indent=2) if as_json else fleet_markdown(result))
+    if not result["ok"]:
+        click.echo(f"error: {result['failed']} of {len(result['hosts'])} hosts failed; their rows say why.", err=True)
+        sys.exit(DeployError.exit_code)
 
 
 @cli.command()

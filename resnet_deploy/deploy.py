@@ -259,29 +259,45 @@ class SshDevice:
         return f" (the device's disk is full: {free} KiB free, the bundle needs {need} KiB; free space there)"
 
 
+def device_paths(base: str, name: str, tag: str) -> dict[str, str]:
+    """Where a bundle goes on a device: its final folder, a staging folder beside it (removed
+    whatever happens) and the place the previous version waits while the new one moves in."""
+    base = base.rstrip("/") or "/"
+    return {"final": f"{base}/{name}", "staging": f"{base}/.{name}.partial-{tag}", "old": f"{base}/.{name}.old-{tag}"}
+
+
+def prepare_command(paths: dict[str, str]) -> str:
+    return f"rm -rf {shlex.quote(paths['staging'])} && mkdir -p {shlex.quote(paths['staging'])}"
+
+
+def cleanup_command(paths: dict[str, str]) -> str:
+    return f"rm -rf {shlex.quote(paths['staging'])}"
+
+
+def swap_command(paths: dict[str, str], name: str) -> str:
+    """Move staging/<name> into place; the previous version is removed only once the new one is in."""
+    q = {k: shlex.quote(v) for k, v in {**paths, "staged": f"{paths['staging']}/{name}"}.items()}
+    return (f"rm -rf {q['old']} && {{ [ ! -e {q['final']} ] || mv {q['final']} {q['old']}; }} && "
+            f"mv {q['staged']} {q['final']} && rm -rf {q['staging']} {q['old']}")
+
+
 def _publish_on_device(dev: SshDevice, bundle: Path) -> str:
     """Copy into a staging folder beside the bundle's place on the device, then swap it in: a
     failed copy (full disk, dropped link) is removed and leaves the previous bundle as it was."""
-    base = dev.path.rstrip("/") or "/"
-    final, staging = f"{base}/{bundle.name}", f"{base}/.{bundle.name}.partial-{os.getpid()}"
-    old = f"{base}/.{bundle.name}.old-{os.getpid()}"
-    proc = dev.ssh(f"rm -rf {shlex.quote(staging)} && mkdir -p {shlex.quote(staging)}", "preparing the folder",
-                   dev.step_limit)
+    paths = device_paths(dev.path, bundle.name, str(os.getpid()))
+    proc = dev.ssh(prepare_command(paths), "preparing the folder", dev.step_limit)
     if proc.returncode != 0:
         raise DeployError(f"could not create {dev.path!r} on {dev.where}: {proc.stderr.strip()[:200]}")
     try:
-        dev.copy(bundle, staging, dev.step_limit + 300)
+        dev.copy(bundle, paths["staging"], dev.step_limit + 300)
     except DeployError:
-        dev.ssh(f"rm -rf {shlex.quote(staging)}", "removing the partial copy", dev.step_limit)
+        dev.ssh(cleanup_command(paths), "removing the partial copy", dev.step_limit)
         raise
-    q = {k: shlex.quote(v) for k, v in {"f": final, "s": f"{staging}/{bundle.name}", "o": old, "d": staging}.items()}
-    swap = (f"rm -rf {q['o']} && {{ [ ! -e {q['f']} ] || mv {q['f']} {q['o']}; }} && mv {q['s']} {q['f']} "
-            f"&& rm -rf {q['d']} {q['o']}")
-    proc = dev.ssh(swap, "putting the bundle in place", dev.step_limit)
+    proc = dev.ssh(swap_command(paths, bundle.name), "putting the bundle in place", dev.step_limit)
     if proc.returncode != 0:
-        dev.ssh(f"rm -rf {q['d']}", "removing the partial copy", dev.step_limit)
+        dev.ssh(cleanup_command(paths), "removing the partial copy", dev.step_limit)
         raise DeployError(f"could not put the bundle in place on {dev.where}: {proc.stderr.strip()[:200]}")
-    return final
+    return paths["final"]
 
 
 def deploy_ssh(bundle: Path, url: str, python: str = "python3", threads: int | None = None,

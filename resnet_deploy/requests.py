@@ -232,9 +232,22 @@ class DeployRequest:
     connect_timeout: int = 10
     allow_profile_mismatch: bool = False
     verify_key: Path | None = None  # refuse a bundle this EC public key's owner did not sign
+    inventory: Path | None = None  # an Ansible inventory: deploy to every host (fleet.py); `to` is the folder there
+    limit: str | None = None  # an Ansible host pattern within the inventory
+    max_parallel: int = 8  # hosts worked on at once (Ansible's forks)
+    host_timeout: float = 900.0  # seconds for one host's self-test (inventory: resnet_deploy_timeout)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "bundle", Path(self.bundle))
+        object.__setattr__(self, "max_parallel", positive_int(self.max_parallel, "--max-parallel"))
+        object.__setattr__(self, "host_timeout", positive_float(self.host_timeout, "--host-timeout"))
+        if self.inventory is not None:
+            object.__setattr__(self, "inventory", Path(self.inventory))
+            if not self.to.startswith("/"):
+                raise InputError(f"--to {self.to!r}: with --inventory, --to is the absolute folder on every device "
+                                 "(e.g. /home/pi/models); a host can override it with resnet_deploy_path.")
+        elif self.limit is not None:
+            raise InputError("--limit selects hosts of an --inventory; add --inventory FILE or drop --limit.")
         if self.threads is not None:
             object.__setattr__(self, "threads", positive_int(self.threads, "--threads"))
         for name in ("warmup_s", "seconds"):

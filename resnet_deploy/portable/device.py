@@ -1,6 +1,7 @@
 """What a device is (architecture, the CPU flags that decide int8 kernels) and whether a bundle's
 device profile fits it. Shared by the host (profiles.py: `--device host`, `deploy`'s probe) and
 the on-device self-test: numpy is not even needed here."""
+import json
 import os
 import platform
 
@@ -64,11 +65,20 @@ def check_profile(profile, allow=False, device=None):
     return result
 
 
-def probe_program():
+def probe_program(profile=None, allow=False):
     """Python source that prints this device's facts and versions as one JSON line: this module's
-    own code, so deploy asks the device exactly what the self-test will check."""
+    own code, so deploy asks the device exactly what the self-test will check. With `profile`
+    (a bundle's device_profile) it then checks it there too: a device that does not fit says why
+    on stderr and exits EXIT_PROFILE (fleet deploy stops that host before any copy)."""
     with open(os.path.abspath(__file__.replace(".pyc", ".py"))) as f:
         source = f.read().replace("from .constants import EXIT_PROFILE", "EXIT_PROFILE = %d" % EXIT_PROFILE)
+    check = "" if profile is None else """
+try:
+    check_profile(_json.loads(%r), %r)
+except ProfileMismatch as _e:
+    _sys.stderr.write("%%s\\n" %% _e)
+    _sys.exit(EXIT_PROFILE)
+""" % (json.dumps(profile), bool(allow))
     return source + """
 import json as _json, sys as _sys
 def _version(name):
@@ -80,4 +90,4 @@ def _version(name):
 _out = dict(facts(), python=platform.python_version(),
             versions={n: _version(n) for n in ("numpy", "ai-edge-litert", "tflite-runtime", "onnxruntime", "openvino")})
 print(_json.dumps(_out))
-"""
+""" + check

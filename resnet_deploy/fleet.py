@@ -1,0 +1,163 @@
+"""`deploy BUNDLE --inventory FILE`: one bundle to many devices, through Ansible.
+
+Ansible (driven by ansible-runner, with the playbook in resnet_deploy/data/fleet.yml) is the
+engine: its inventory format, groups and --limit patterns are what fleet owners already have;
+it connects with the OpenSSH client (so ~/.ssh/config, ProxyJump and known_hosts apply), works
+on `--max-parallel` hosts at once (forks) with the free strategy (no host waits for another),
+and a failing host stops only itself. What we add around it:
+
+- the bundle is verified (and its signature checked) once on the host, then sent as one tar of
+  exactly the verified files; every device gets it in a staging folder that is swapped into
+  place only when complete, and removed if anything fails (nothing half-copied);
+- each device is probed first with our own device code, which also checks the bundle's device
+  profile there: a device that does not fit gets nothing copied;
+- one row per host (arch, runtime, accuracy, agreement, cosine, p50, status) and one JSON.
+"""
+from __future__ import annotations
+
+import json
+import locale
+import os
+import shlex
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from resnet_deploy.deploy import (_manifest, _selftest_args, cleanup_command, device_paths, open_bundle,
+                                  prepare_command, swap_command)
+from resnet_deploy.errors import BackendUnavailable
+from resnet_deploy.fleet_result import host_row
+from resnet_deploy.inventory import FleetHost, check_resolves, load
+from resnet_deploy.portable.constants import SELFTEST
+from resnet_deploy.progress import Progress
+from resnet_deploy.requests import DeployRequest
+
+PLAYBOOK = Path(__file__).parent / "data" / "fleet.yml"
+STEP_SECONDS = 60  # one shell step on a device (mkdir, tar, mv) once connected, with margin for an emulated CPU
+TASKS = ("probe", "prepare", "copy", "copy key", "unpack", "swap", "selftest")
+
+
+def _ansible_runner():
+    try:
+        import ansible_runner
+    except ImportError:
+        raise BackendUnavailable("fleet deploy needs ansible-runner and ansible-core: pip install -e . "
+                                 "(they are dependencies of resnet-deploy).") from None
+    return ansible_runner
+
+
+def _tar(bundle: Path, dest: Path) -> Path:
+    """The verified bundle as one uncompressed tar (members: <name>/...), made once for every host."""
+    with tarfile.open(dest, "w") as tar:
+        tar.add(bundle, arcname=bundle.name)
+    return dest
+
+
+def _host_vars(h: FleetHost, req: DeployRequest, name: str, profile: dict | None) -> dict[str, Any]:
+    """Every command one host runs, built here (the same functions as a single ssh deploy)."""
+    from resnet_deploy.portable.device import probe_program
+
+    python = h.python or req.python or "python3"
+    paths = device_paths(h.path or req.to, name, "fleet")
+    key_dest = f"{paths['final']}.verify-key.pub" if req.verify_key else ""
+    args = _selftest_args(f"{paths['final']}/{SELFTEST}", paths["final"], req.threads, req.protocol,
+                          req.allow_profile_mismatch)
+    if key_dest:
+        args += ["--verify-key", key_dest]
+    timeout = h.timeout or req.host_timeout
+    hv = {"rd_probe_command": shlex.join([python, "-c", probe_program(profile, req.allow_profile_mismatch)]),
+          "rd_prepare_command": prepare_command(paths), "rd_staging": paths["staging"],
+          "rd_unpack_command": f"tar -xf {shlex.quote(paths['staging'] + '/bundle.tar')} -C "
+                               f"{shlex.quote(paths['staging'])} && rm -f {shlex.quote(paths['staging'] + '/bundle.tar')}",
+          "rd_swap_command": swap_command(paths, name), "rd_cleanup_command": cleanup_command(paths),
+          "rd_selftest_command": shlex.join([python, *args]), "rd_timeout": int(timeout) + 1,
+          "rd_step_timeout": req.connect_timeout + STEP_SECONDS, "rd_copy_timeout": req.connect_timeout + 300,
+          "rd_key_dest": key_dest, "rd_verify_key": str(Path(req.verify_key).resolve()) if req.verify_key else ""}
+    if not h.python:  # Ansible's own modules (copy) use the same Python as the self-test
+        hv["ansible_python_interpreter"] = python
+    return hv
+
+
+def _environment(req: DeployRequest, work: Path) -> dict[str, str]:
+    """Ansible's settings for this run: our ssh defaults (no prompts, new host keys accepted and
+    recorded, the connect timeout), its state inside `work`, no retry files, no colour."""
+    ssh = ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new", "-o", "ServerAliveInterval=5",
+           "-o", "ServerAliveCountMax=3", *[a for o in req.ssh_options for a in ("-o", o)]]
+    env = {"ANSIBLE_SSH_COMMON_ARGS": shlex.join(ssh), "ANSIBLE_TIMEOUT": str(req.connect_timeout),
+           "ANSIBLE_HOME": str(work / "ansible"), "ANSIBLE_LOCAL_TEMP": str(work / "ansible" / "tmp"),
+           "ANSIBLE_SSH_CONTROL_PATH_DIR": str(work / "cp"), "ANSIBLE_RETRY_FILES_ENABLED": "False",
+           "ANSIBLE_NOCOLOR": "True", "ANSIBLE_DEPRECATION_WARNINGS": "False", "ANSIBLE_HOST_KEY_CHECKING": "True",
+           "ANSIBLE_SSH_RETRIES": "0", "ANSIBLE_INVENTORY_UNPARSED_WARNING": "False",
+           # ansible-playbook beside this Python (a venv that is not activated)
+           "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
+    if req.identity:
+        env["ANSIBLE_PRIVATE_KEY_FILE"] = str(Path(req.identity).resolve())
+    if "utf" not in (locale.getpreferredencoding(False) or "").lower():
+        env["LC_ALL"] = "C.UTF-8"  # Ansible refuses to start in a non-UTF-8 locale
+    return env
+
+
+class Collector:
+    """Ansible's events, kept per host and task; a line per finished host on the progress."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.results: dict[str, dict[str, dict]] = {}
+        self.started: dict[str, float] = {}
+        self.finished: dict[str, float] = {}
+        self.progress = progress
+
+    def __call__(self, event: dict) -> bool:
+        data = event.get("event_data") or {}
+        host, task, kind = data.get("host"), data.get("task"), event.get("event", "")
+        if not host or task not in TASKS:
+            return True
+        self.started.setdefault(host, time.monotonic())
+        if kind in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable", "runner_on_skipped"):
+            self.results.setdefault(host, {})[task] = {"event": kind, **(data.get("res") or {})}
+            if task == "selftest" or kind in ("runner_on_failed", "runner_on_unreachable"):
+                self.finished[host] = time.monotonic()
+                self.progress.log(f"{host}: {'self-test done' if task == 'selftest' else kind.split('_')[-1]} "
+                                  f"({task})")
+        return True
+
+
+def deploy_fleet(req: DeployRequest, progress: Progress | None = None) -> dict:
+    """Verify the bundle once, then probe, copy and self-test on every inventory host."""
+    progress = progress or Progress()
+    runner = _ansible_runner()
+    hosts = load(req.inventory, req.limit)
+    check_resolves(hosts, req.ssh_options)
+    with tempfile.TemporaryDirectory(prefix="rd-fleet-") as tmp:
+        work = Path(tmp)
+        bundle = open_bundle(req.bundle, work, req.verify_key)
+        manifest = _manifest(bundle)
+        tarball = _tar(bundle, work / "bundle.tar")
+        ours = {"all": {"hosts": {h.name: _host_vars(h, req, bundle.name, manifest.get("device_profile"))
+                                  for h in hosts}}}
+        for h in ours["all"]["hosts"].values():
+            h["rd_tarball"] = str(tarball)
+        (work / "ours.json").write_text(json.dumps(ours))
+        (work / "runner").mkdir()
+        events = Collector(progress)
+        t0 = time.monotonic()
+        with progress.step(f"deploying {bundle.name} to {len(hosts)} hosts ({req.max_parallel} at a time)"):
+            run = runner.run(private_data_dir=str(work / "runner"), playbook=str(PLAYBOOK),
+                             inventory=[str(Path(req.inventory).resolve()), str(work / "ours.json")],
+                             limit=",".join(h.name for h in hosts), forks=req.max_parallel, envvars=_environment(req, work),
+                             quiet=True, event_handler=events, settings={"suppress_ansible_output": True})
+        seconds = time.monotonic() - t0
+        stdout = run.stdout.read() if run.stdout else ""
+    rows = [host_row(h, events.results.get(h.name, {}), events, stdout) for h in hosts]
+    return {"bundle": bundle.name, "inventory": str(req.inventory), "to": req.to, "engine": _engine(run, req),
+            "hosts": rows, "passed": sum(r["ok"] for r in rows), "failed": sum(not r["ok"] for r in rows),
+            "ok": all(r["ok"] for r in rows), "seconds": round(seconds, 2)}
+
+
+def _engine(run, req: DeployRequest) -> dict:
+    from importlib.metadata import version
+
+    return {"name": "ansible", "ansible-core": version("ansible-core"), "ansible-runner": version("ansible-runner"),
+            "forks": req.max_parallel, "strategy": "free", "status": run.status, "rc": run.rc}
