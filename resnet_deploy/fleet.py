@@ -100,13 +100,25 @@ def _environment(req: DeployRequest, work: Path) -> dict[str, str]:
     return env
 
 
+def _created(event: dict) -> float:
+    """When Ansible's controller made the event (the handler may see events late, in batches)."""
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(str(event.get("created"))).timestamp()
+    except ValueError:
+        return time.time()
+
+
 class Collector:
-    """Ansible's events, kept per host and task; a line per finished host on the progress."""
+    """Ansible's events, kept per host and task (result; queued and done as Ansible's controller
+    saw them, not device times); a progress line per finished host."""
+
+    ENDS = ("runner_on_ok", "runner_on_failed", "runner_on_unreachable", "runner_on_skipped")
 
     def __init__(self, progress: Progress) -> None:
         self.results: dict[str, dict[str, dict]] = {}
-        self.started: dict[str, float] = {}
-        self.finished: dict[str, float] = {}
+        self.steps: dict[str, list[dict]] = {}
         self.progress = progress
 
     def __call__(self, event: dict) -> bool:
@@ -114,14 +126,22 @@ class Collector:
         host, task, kind = data.get("host"), data.get("task"), event.get("event", "")
         if not host or task not in TASKS:
             return True
-        self.started.setdefault(host, time.monotonic())
-        if kind in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable", "runner_on_skipped"):
+        steps = self.steps.setdefault(host, [])
+        if kind == "runner_on_start":
+            steps.append({"task": task, "start": _created(event), "end": None, "result": None})
+        elif kind in self.ENDS:
             self.results.setdefault(host, {})[task] = {"event": kind, **(data.get("res") or {})}
+            step = next((s for s in reversed(steps) if s["task"] == task and s["end"] is None), None)
+            if step:
+                step.update(end=_created(event), result=kind.removeprefix("runner_on_"))
             if task == "selftest" or kind in ("runner_on_failed", "runner_on_unreachable"):
-                self.finished[host] = time.monotonic()
-                self.progress.log(f"{host}: {'self-test done' if task == 'selftest' else kind.split('_')[-1]} "
-                                  f"({task})")
+                self.progress.log(f"{host}: {task} {kind.removeprefix('runner_on_')}")
         return True
+
+    def timeline(self, host: str, t0: float) -> list[dict]:
+        """The host's steps with start and end in seconds from t0."""
+        return [{**s, "start": round(s["start"] - t0, 3), "end": None if s["end"] is None else round(s["end"] - t0, 3)}
+                for s in self.steps.get(host, [])]
 
 
 def deploy_fleet(req: DeployRequest, progress: Progress | None = None) -> dict:
@@ -142,7 +162,7 @@ def deploy_fleet(req: DeployRequest, progress: Progress | None = None) -> dict:
         (work / "ours.json").write_text(json.dumps(ours))
         (work / "runner").mkdir()
         events = Collector(progress)
-        t0 = time.monotonic()
+        t0, wall0 = time.monotonic(), time.time()
         with progress.step(f"deploying {bundle.name} to {len(hosts)} hosts ({req.max_parallel} at a time)"):
             run = runner.run(private_data_dir=str(work / "runner"), playbook=str(PLAYBOOK),
                              inventory=[str(Path(req.inventory).resolve()), str(work / "ours.json")],
@@ -150,7 +170,7 @@ def deploy_fleet(req: DeployRequest, progress: Progress | None = None) -> dict:
                              quiet=True, event_handler=events, settings={"suppress_ansible_output": True})
         seconds = time.monotonic() - t0
         stdout = run.stdout.read() if run.stdout else ""
-    rows = [host_row(h, events.results.get(h.name, {}), events, stdout) for h in hosts]
+    rows = [host_row(h, events.results.get(h.name, {}), events.timeline(h.name, wall0), stdout) for h in hosts]
     return {"bundle": bundle.name, "inventory": str(req.inventory), "to": req.to, "engine": _engine(run, req),
             "hosts": rows, "passed": sum(r["ok"] for r in rows), "failed": sum(not r["ok"] for r in rows),
             "ok": all(r["ok"] for r in rows), "seconds": round(seconds, 2)}

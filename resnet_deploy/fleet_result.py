@@ -86,16 +86,17 @@ def _metrics(row: dict, result: dict) -> None:
                signature=(result.get("signature") or {}).get("checked"))
 
 
-def host_row(h: FleetHost, results: dict[str, dict], events: Any, ansible_stdout: str) -> dict:
-    """The host's row: where it is, what it is, what its self-test measured, and its status."""
-    hv_python = h.python
+def host_row(h: FleetHost, results: dict[str, dict], steps: list[dict], ansible_stdout: str) -> dict:
+    """The host's row: where it is, what it is, what its self-test measured, its status, and
+    its steps (start and end, seconds from the start of the run)."""
     row: dict[str, Any] = {"host": h.name, "address": h.address, "port": h.port, "user": h.user,
-                           "groups": list(h.groups), "python": hv_python, "arch": None, "runtime": None,
+                           "groups": list(h.groups), "python": h.python, "arch": None, "runtime": None,
                            "accuracy": None, "agreement": None, "cosine": None, "p50": None, "signature": None,
-                           "status": None, "ok": False, "error": None, "seconds": None, "device": None,
-                           "selftest": None}
-    if h.name in events.started and h.name in events.finished:
-        row["seconds"] = round(events.finished[h.name] - events.started[h.name], 2)
+                           "status": None, "ok": False, "error": None, "seconds": None, "steps": steps,
+                           "device": None, "selftest": None}
+    ends = [s["end"] for s in steps if s["end"] is not None]
+    if steps and ends:
+        row["seconds"] = round(max(ends) - min(s["start"] for s in steps), 2)
     probe = results.get("probe")
     if probe is None:
         tail = [ln for ln in ansible_stdout.strip().splitlines() if ln.strip()][-1:] or ["no output"]

@@ -61,6 +61,22 @@ def bundles(tmp_path_factory):
     return {b["target"]: b for b in made}
 
 
+@pytest.fixture(scope="session")
+def arm_bundles(tmp_path_factory):
+    """digits bundles built with --device arm64: TFLite int8 and fp32, ONNX int8, OpenVINO int8
+    (test_arm, test_fleet), made once per session."""
+    from cli import main
+
+    out = tmp_path_factory.mktemp("arm")
+    for targets, precision in (("tflite,onnx,openvino", "int8"), ("tflite", "fp32")):
+        try:
+            main(["package", "--model", "digits", "--targets", targets, "--precision", precision, "--n", "20",
+                  "--device", "arm64", "--out", str(out)])
+        except SystemExit as e:
+            assert not e.code
+    return out / "bundles"
+
+
 @pytest.fixture
 def tmpfs(tmp_path):
     """tmpfs(name, size) -> a folder that is a tmpfs of that size ("64k"): a disk that fills up.

@@ -16,21 +16,6 @@ pytestmark = pytest.mark.skipif(not arm_device.available(),
                                 reason="no emulated aarch64 device (.ci/run installs qemu-user-static and builds it)")
 
 
-@pytest.fixture(scope="module")
-def arm_bundles(tmp_path_factory):
-    """digits bundles built with --device arm64: TFLite int8 and fp32, ONNX int8, OpenVINO int8."""
-    from cli import main
-
-    out = tmp_path_factory.mktemp("arm")
-    for targets, precision in (("tflite,onnx,openvino", "int8"), ("tflite", "fp32")):
-        try:
-            main(["package", "--model", "digits", "--targets", targets, "--precision", precision, "--n", "20",
-                  "--device", "arm64", "--out", str(out)])
-        except SystemExit as e:
-            assert not e.code
-    return out / "bundles"
-
-
 def _selftest(device: str, bundle) -> tuple[int, dict, str]:
     py = arm_device.ensure(device)
     run = subprocess.run([str(py), str(bundle / "selftest.py"), *QUICK], capture_output=True, text=True, timeout=600)
