@@ -123,9 +123,10 @@ def _parse_selftest(stdout: str, stderr: str, code: int, where: str) -> dict:
 
 
 def _selftest_args(script: str, bundle: str, threads: int | None, protocol: dict | None,
-                   allow_mismatch: bool = False, verify_key: Path | None = None) -> list[str]:
+                   allow_mismatch: bool = False, verify_key: str | None = None) -> list[str]:
+    """The self-test's command line; verify_key is the public key's path on the device."""
     args = [script, "--bundle", bundle, *(["--allow-profile-mismatch"] if allow_mismatch else []),
-            *(["--verify-key", str(Path(verify_key).resolve())] if verify_key else [])]
+            *(["--verify-key", verify_key] if verify_key else [])]
     if threads:
         args += ["--threads", str(threads)]
     for key in ("warmup_s", "seconds"):
@@ -177,8 +178,8 @@ def deploy_local(bundle: Path, dest: Path, python: str | None = None, threads: i
             shutil.copyfile(f, staging / bundle.name / f.relative_to(bundle))
         publish_dir(staging / bundle.name, dest)
     try:
-        proc = subprocess.run([py, *_selftest_args(str(dest / SELFTEST), str(dest), threads, protocol, allow_mismatch,
-                                                   verify_key)],
+        key = str(Path(verify_key).resolve()) if verify_key else None
+        proc = subprocess.run([py, *_selftest_args(str(dest / SELFTEST), str(dest), threads, protocol, allow_mismatch, key)],
                               capture_output=True, text=True, timeout=timeout, cwd=dest)
     except subprocess.TimeoutExpired:
         raise DeployError(f"the self-test in {str(dest)!r} did not finish within {timeout:.0f} s.") from None
@@ -236,10 +237,11 @@ class SshDevice:
     def ssh(self, remote_command: str, step: str, limit: float) -> subprocess.CompletedProcess:
         return self.run(["ssh", "-p", str(self.port), *self.opts, self.host, remote_command], step, limit)
 
-    def copy(self, local: Path, remote_dir: str, limit: float) -> None:
-        """scp -r local into remote_dir on the device; the classic protocol (-O) as a retry for
-        devices without an sftp subsystem (dropbear, minimal images: OpenSSH 9's scp speaks SFTP)."""
-        scp = ["scp", "-q", "-r", "-P", str(self.port), *self.opts, str(local), f"{self.host}:{remote_dir}/"]
+    def copy(self, local: Path, remote: str, limit: float) -> None:
+        """scp -r local to remote on the device (a folder ending in / or a file's path); the classic
+        protocol (-O) as a retry for devices without an sftp subsystem (dropbear, minimal images:
+        OpenSSH 9's scp speaks SFTP)."""
+        scp = ["scp", "-q", "-r", "-P", str(self.port), *self.opts, str(local), f"{self.host}:{remote}"]
         try:
             proc = self.run(scp, "copying the bundle", limit)
         except DeployError:
@@ -263,7 +265,8 @@ def device_paths(base: str, name: str, tag: str) -> dict[str, str]:
     """Where a bundle goes on a device: its final folder, a staging folder beside it (removed
     whatever happens) and the place the previous version waits while the new one moves in."""
     base = base.rstrip("/") or "/"
-    return {"final": f"{base}/{name}", "staging": f"{base}/.{name}.partial-{tag}", "old": f"{base}/.{name}.old-{tag}"}
+    return {"final": f"{base}/{name}", "staging": f"{base}/.{name}.partial-{tag}", "old": f"{base}/.{name}.old-{tag}",
+            "key": f"{base}/{name}.verify-key.pub"}  # the public key the self-test checks the signature with
 
 
 def prepare_command(paths: dict[str, str]) -> str:
@@ -289,7 +292,7 @@ def _publish_on_device(dev: SshDevice, bundle: Path) -> str:
     if proc.returncode != 0:
         raise DeployError(f"could not create {dev.path!r} on {dev.where}: {proc.stderr.strip()[:200]}")
     try:
-        dev.copy(bundle, paths["staging"], dev.step_limit + 300)
+        dev.copy(bundle, paths["staging"] + "/", dev.step_limit + 300)
     except DeployError:
         dev.ssh(cleanup_command(paths), "removing the partial copy", dev.step_limit)
         raise
@@ -302,17 +305,22 @@ def _publish_on_device(dev: SshDevice, bundle: Path) -> str:
 
 def deploy_ssh(bundle: Path, url: str, python: str = "python3", threads: int | None = None,
                protocol: dict | None = None, identity: Path | None = None, ssh_options: tuple[str, ...] = (),
-               connect_timeout: int = 10, timeout: float = 900, allow_mismatch: bool = False) -> dict:
-    """Probe the device (one round trip), copy the bundle with scp, run its self-test there,
-    return its JSON."""
+               connect_timeout: int = 10, timeout: float = 900, allow_mismatch: bool = False,
+               verify_key: Path | None = None) -> dict:
+    """Probe the device (one round trip), copy the bundle with scp (and the public key, so the
+    device checks the signature too if it has model-signing), run its self-test there, return
+    its JSON."""
     from resnet_deploy.portable.device import probe_program
 
     dev = SshDevice(url, identity, tuple(ssh_options), connect_timeout)
     probed = dev.ssh(shlex.join([python, "-c", probe_program()]), "probing the device", dev.step_limit + 60)
     facts = _check_device(probed, dev.where, _manifest(bundle), allow_mismatch)
     remote_dir = _publish_on_device(dev, bundle)
+    key = device_paths(dev.path, bundle.name, "")["key"] if verify_key else None
+    if key:
+        dev.copy(Path(verify_key), key, dev.step_limit)
     remote = shlex.join([python, *_selftest_args(f"{remote_dir}/{SELFTEST}", remote_dir, threads, protocol,
-                                                 allow_mismatch)])
+                                                 allow_mismatch, key)])
     proc = dev.ssh(remote, "the self-test", timeout)
     return {**_parse_selftest(proc.stdout, proc.stderr, proc.returncode, dev.where), "probe": facts}
 
@@ -358,7 +366,8 @@ def deploy(req: DeployRequest) -> dict:
         t0 = time.perf_counter()
         if req.to.startswith("ssh://"):
             result = deploy_ssh(bundle, req.to, req.python or "python3", req.threads, req.protocol, req.identity,
-                                req.ssh_options, req.connect_timeout, allow_mismatch=req.allow_profile_mismatch)
+                                req.ssh_options, req.connect_timeout, allow_mismatch=req.allow_profile_mismatch,
+                                verify_key=req.verify_key)
         else:
             result = deploy_local(bundle, Path(req.to), req.python, req.threads, req.protocol,
                                   allow_mismatch=req.allow_profile_mismatch, verify_key=req.verify_key)

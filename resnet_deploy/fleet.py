@@ -62,11 +62,9 @@ def _host_vars(h: FleetHost, req: DeployRequest, name: str, profile: dict | None
 
     python = h.python or req.python or "python3"
     paths = device_paths(h.path or req.to, name, "fleet")
-    key_dest = f"{paths['final']}.verify-key.pub" if req.verify_key else ""
+    key_dest = paths["key"] if req.verify_key else ""
     args = _selftest_args(f"{paths['final']}/{SELFTEST}", paths["final"], req.threads, req.protocol,
-                          req.allow_profile_mismatch)
-    if key_dest:
-        args += ["--verify-key", key_dest]
+                          req.allow_profile_mismatch, key_dest or None)
     timeout = h.timeout or req.host_timeout
     hv = {"rd_probe_command": shlex.join([python, "-c", probe_program(profile, req.allow_profile_mismatch)]),
           "rd_prepare_command": prepare_command(paths), "rd_staging": paths["staging"],

@@ -125,3 +125,37 @@ def test_key_files_that_are_not_keys_are_one_line(signed, what, tmp_path, capsys
     code, _, err = run_cli(capsys, "package", "--targets", "onnx", "--sign-key", str(signed["keys"]["ours"][1]),
                            "--out", str(tmp_path / "o"))
     assert code == 2 and "not a PEM private key" in err and not (tmp_path / "o").exists(), err
+
+
+def test_over_ssh_and_to_a_fleet_the_device_checks_the_signature_with_the_key_sent(signed, tmp_path, capsys):
+    """The public key travels with the bundle (beside it, outside the signed folder); a device
+    with model-signing (here: the test's own Python) checks the signature itself. A tampered
+    bundle is refused on the host (exit 6) before any device is touched."""
+    import sys
+
+    from tests import sshd
+
+    if not sshd.available():
+        pytest.skip("openssh-server is not installed (.ci/run installs it)")
+    (tmp_path / "sshd").mkdir()
+    server = sshd.InetdSshd(tmp_path / "sshd")
+    pub, name = str(signed["keys"]["ours"][1]), signed["bundle"].name
+    ssh = [*server.ssh_args(), "--python", sys.executable, "--verify-key", pub, *QUICK, "--json"]
+    inv = tmp_path / "fleet.yml"
+    inv.write_text(f"all:\n  hosts:\n    board:\n      ansible_host: 127.0.0.1\n      ansible_port: {server.port}\n"
+                   f"      ansible_user: {server.user}\n      ansible_python_interpreter: {sys.executable}\n")
+    try:
+        code, out, err = run_cli(capsys, "deploy", str(signed["tarball"]), "--to", server.url(tmp_path / "one"), *ssh)
+        assert code == 0 and json.loads(out)["signature"] == {"signed": True, "checked": True, "ok": True}, err + out
+        assert (tmp_path / "one" / f"{name}.verify-key.pub").read_bytes() == signed["keys"]["ours"][1].read_bytes()
+        code, out, err = run_cli(capsys, "deploy", str(signed["tarball"]), "--inventory", str(inv),
+                                 "--to", str(tmp_path / "fleet"), *ssh)
+        row = json.loads(out)["hosts"][0]
+        assert code == 0 and row["signature"] is True and row["selftest"]["signature"]["ok"] is True, err + out
+        tampered = _copy(signed, tmp_path)
+        TAMPERING["a file added"](tampered)
+        code, _, err = run_cli(capsys, "deploy", str(tampered), "--inventory", str(inv), "--to",
+                               str(tmp_path / "fleet2"), *ssh)
+        assert code == 6 and "extra.py" in err and not (tmp_path / "fleet2").exists(), err
+    finally:
+        server.close()
