@@ -61,7 +61,7 @@ def _host_vars(h: FleetHost, req: DeployRequest, name: str, profile: dict | None
     from resnet_deploy.portable.device import probe_program
 
     python = h.python or req.python or "python3"
-    paths = device_paths(h.path or req.to, name, "fleet")
+    paths = device_paths(h.path or req.to, name, f"{os.getpid()}-{h.name}")
     key_dest = paths["key"] if req.verify_key else ""
     args = _selftest_args(f"{paths['final']}/{SELFTEST}", paths["final"], req.threads, req.protocol,
                           req.allow_profile_mismatch, key_dest or None)

@@ -46,7 +46,7 @@ def _connection(res: dict) -> tuple[str, str]:
     msg = " ".join(str(res.get("msg") or "").split())
     for noise in ("Task failed: ", "Failed to connect to the host via ssh: "):
         msg = msg.replace(noise, "")
-    msg = re.sub(r"Warning: Permanently added .*? to the list of known hosts\.\s*", "", msg)
+    msg = re.sub(r"Warning: Permanently added .*? to the list of known hosts\.\s*", "", msg).rstrip(". ")
     if "Permission denied" in msg:
         return "login refused", f"{msg[:240]}; check the user and that its authorized_keys has your key"
     return "unreachable", f"{msg[:240]}; check the address, port and that sshd runs"
