@@ -1,11 +1,13 @@
 """Export time and memory per step, before and after, side by side in one run.
 
     python benchmarks/export_speed.py [--model resnet50] [--input-size 224] [--target all] [--repeats 2]
+    python benchmarks/export_speed.py --before-rev REV    # "before" = this tree at git revision REV
 
 Saves the model as a .keras file once, then runs `cli.py export --precision int8` (default
 calibration size, synthetic calibration) in fresh processes, alternating the configurations so
 that the machine's noise hits both: "before" = tf2onnx's own optimizer loop
-(RESNET_DEPLOY_TF2ONNX_LEAN=0), "after" = the default. Wall time of every progress step comes
+(RESNET_DEPLOY_TF2ONNX_LEAN=0), "after" = the default; with --before-rev, "before" is the code
+at that git revision (a temporary worktree) instead. Wall time of every progress step comes
 from the CLI's own step lines; memory is the peak of the summed RSS and PSS of the export process
 and its children, sampled every 0.2 s (PSS counts shared library pages once).
 """
@@ -61,11 +63,13 @@ def _sample(pid: int, peak: dict, done: threading.Event) -> None:
 
 
 def run_export(model: Path, target: str, out: Path, env: dict) -> dict:
-    cmd = [sys.executable, str(ROOT / "cli.py"), "export", "--model", str(model), "--target", target,
+    env = dict(env)
+    root = Path(env.pop("_ROOT", ROOT))
+    cmd = [sys.executable, str(root / "cli.py"), "export", "--model", str(model), "--target", target,
            "--precision", "int8", "--calib", "synthetic", "--out", str(out)]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **env, "COLUMNS": "200"})
+                            env={**os.environ, **env, "COLUMNS": "200", "PYTHONPATH": str(root)}, cwd=root)
     peak, done = {"rss": 0, "pss": 0}, threading.Event()
     sampler = threading.Thread(target=_sample, args=(proc.pid, peak, done), daemon=True)
     sampler.start()
@@ -84,23 +88,32 @@ def main() -> None:
     p.add_argument("--input-size", type=int, default=224)
     p.add_argument("--target", default="all")
     p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--before-rev", default=None, help="compare with the code at this git revision")
     args = p.parse_args()
+    configs = dict(CONFIGS)
+    if args.before_rev:
+        tree = Path(tempfile.mkdtemp(prefix="rd-before-"))
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), args.before_rev], check=True,
+                       capture_output=True)
+        configs = {f"before ({args.before_rev})": {"_ROOT": str(tree)}, "after": {}}
     from resnet_deploy.cpu import cpu_info
     from resnet_deploy.models import load_model
 
     with tempfile.TemporaryDirectory() as tmp:
         keras_file = Path(tmp) / f"{args.model}.keras"
         load_model(args.model, input_size=args.input_size)[1].save(keras_file)
-        runs: dict[str, list[dict]] = {name: [] for name in CONFIGS}
+        runs: dict[str, list[dict]] = {name: [] for name in configs}
         for i in range(args.repeats):
-            for name, env in CONFIGS.items():
+            for j, (name, env) in enumerate(configs.items()):
                 print(f"[{i + 1}/{args.repeats}] {name} ...", file=sys.stderr, flush=True)
-                runs[name].append(run_export(keras_file, args.target, Path(tmp) / f"out-{i}-{len(env)}", env))
+                runs[name].append(run_export(keras_file, args.target, Path(tmp) / f"out-{i}-{j}", env))
+    if args.before_rev:
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False)
     cpu = cpu_info()
     print(f"### export --target {args.target} --precision int8, {args.model} @{args.input_size} (.keras file, "
           f"200 synthetic calibration samples), {cpu.get('model', '?')}, {os.cpu_count()} cores; "
           f"seconds per step, every run shown (run 1 / run 2 ...)\n")
-    names = list(CONFIGS)
+    names = list(configs)
     steps = list(dict.fromkeys(s for r in runs[names[-1]] for s in r["steps"]))
     print("| step | " + " | ".join(names) + " |")
     print("|---|" + "---|" * len(names))

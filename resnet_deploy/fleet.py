@@ -28,7 +28,7 @@ from typing import Any
 
 from resnet_deploy.deploy import (_manifest, _selftest_args, cleanup_command, device_paths, open_bundle,
                                   prepare_command, swap_command)
-from resnet_deploy.errors import BackendUnavailable
+from resnet_deploy.errors import BackendUnavailable, DeployError
 from resnet_deploy.fleet_result import host_row
 from resnet_deploy.inventory import FleetHost, check_resolves, load
 from resnet_deploy.portable.constants import SELFTEST
@@ -158,20 +158,32 @@ def deploy_fleet(req: DeployRequest, progress: Progress | None = None) -> dict:
         for h in ours["all"]["hosts"].values():
             h["rd_tarball"] = str(tarball)
         (work / "ours.json").write_text(json.dumps(ours))
-        (work / "runner").mkdir()
         events = Collector(progress)
         t0, wall0 = time.monotonic(), time.time()
         with progress.step(f"deploying {bundle.name} to {len(hosts)} hosts ({req.max_parallel} at a time)"):
-            run = runner.run(private_data_dir=str(work / "runner"), playbook=str(PLAYBOOK),
-                             inventory=[str(Path(req.inventory).resolve()), str(work / "ours.json")],
-                             limit=",".join(h.name for h in hosts), forks=req.max_parallel, envvars=_environment(req, work),
-                             quiet=True, event_handler=events, settings={"suppress_ansible_output": True})
+            run, stdout = _run_playbook(runner, work, req, hosts, events)
         seconds = time.monotonic() - t0
-        stdout = run.stdout.read() if run.stdout else ""
     rows = [host_row(h, events.results.get(h.name, {}), events.timeline(h.name, wall0), stdout) for h in hosts]
     return {"bundle": bundle.name, "inventory": str(req.inventory), "to": req.to, "engine": _engine(run, req),
             "hosts": rows, "passed": sum(r["ok"] for r in rows), "failed": sum(not r["ok"] for r in rows),
             "ok": all(r["ok"] for r in rows), "seconds": round(seconds, 2)}
+
+
+def _run_playbook(runner, work: Path, req: DeployRequest, hosts: list[FleetHost], events: Collector) -> tuple[Any, str]:
+    """ansible-playbook on the inventory plus our per-host variables (work/ours.json). If Ansible
+    itself failed (no host has any result), one line with what it said."""
+    (work / "runner").mkdir()
+    run = runner.run(private_data_dir=str(work / "runner"), playbook=str(PLAYBOOK),
+                     inventory=[str(Path(req.inventory).resolve()), str(work / "ours.json")],
+                     limit=",".join(h.name for h in hosts), forks=req.max_parallel, envvars=_environment(req, work),
+                     quiet=True, event_handler=events,
+                     settings={"suppress_ansible_output": True})
+    stdout = run.stdout.read() if run.stdout else ""
+    if not events.results:
+        said = [ln.strip() for ln in stdout.splitlines() if ln.strip()]
+        raise DeployError(f"ansible-playbook failed before reaching any host (status {run.status}, exit {run.rc}): "
+                          f"{(said or ['no output'])[-1][:300]}")
+    return run, stdout
 
 
 def _engine(run, req: DeployRequest) -> dict:

@@ -100,23 +100,38 @@ EXACT_MAX_REL = 1e-3  # an fp32 tensor within this of a Keras output (relative t
 NEAR_BEST = 2e-3  # int8: of tensors this close to the best match, the last in execution order (as consumed)
 
 
-def _score(view: np.ndarray, want: np.ndarray, exact: bool) -> float | None:
+class _Want:
+    """A Keras output prepared once for scoring against every candidate tensor: per-channel
+    scaled (see channel_scale), flattened in float64, its norm and peak."""
+
+    def __init__(self, want: np.ndarray) -> None:
+        self.shape, self.size, self.ndim = want.shape, want.size, want.ndim
+        self.scale = channel_scale(want)
+        self.w = want / self.scale  # float64 (the scale is)
+        self.flat = self.w.ravel()
+        self.norm = float(np.linalg.norm(self.flat))
+        self.peak = max(float(np.abs(self.w).max()), 1.0)
+
+
+def _score(view: np.ndarray, want: _Want, exact: bool) -> float | None:
     """Similarity with every channel weighted equally (see channel_scale)."""
-    scale = channel_scale(want)
-    v, w = view / scale, want / scale
+    v = view / want.scale
     if exact:
-        err = float(np.abs(v - w).max())
-        return 1.0 - err if err <= EXACT_MAX_REL * max(float(np.abs(w).max()), 1.0) else None
-    c = cosine(v, w)
+        err = float(np.abs(v - want.w).max())
+        return 1.0 - err if err <= EXACT_MAX_REL * want.peak else None
+    a = v.ravel()
+    d = float(np.linalg.norm(a) * want.norm)
+    c = float(a @ want.flat / d) if d else (1.0 if not np.any(a - want.flat) else 0.0)
     return c if c >= MIN_MATCH_COSINE else None
 
 
-def _best(want: np.ndarray, tensors: dict[str, np.ndarray], exact: bool) -> tuple[str, str, float] | None:
-    found = []
+def _best(want_array: np.ndarray, tensors: dict[str, np.ndarray], exact: bool) -> tuple[str, str, float] | None:
+    want, found = None, []
     for tname, t in tensors.items():
-        if t.size != want.size:
+        if t.size != want_array.size:
             continue
-        for view, layout in _views(t, want):
+        for view, layout in _views(t, want_array):
+            want = want or _Want(want_array)
             score = _score(view, want, exact)
             if score is not None:
                 found.append((tname, layout, score))
