@@ -181,8 +181,9 @@ def _run_playbook(runner, work: Path, req: DeployRequest, hosts: list[FleetHost]
     stdout = run.stdout.read() if run.stdout else ""
     if not events.results:
         said = [ln.strip() for ln in stdout.splitlines() if ln.strip()]
+        said = [ln for ln in said if "ERROR" in ln] or said[-1:] or ["no output"]  # Ansible's own error line
         raise DeployError(f"ansible-playbook failed before reaching any host (status {run.status}, exit {run.rc}): "
-                          f"{(said or ['no output'])[-1][:300]}")
+                          f"{said[0][:300]}")
     return run, stdout
 
 

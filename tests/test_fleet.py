@@ -203,3 +203,16 @@ def test_the_playbook_ships_with_the_package():
     playbook_tool = Path(sys.executable).parent / "ansible-playbook"
     assert subprocess.run([str(playbook_tool), "--syntax-check", "-i", "localhost,", str(PLAYBOOK)],
                           capture_output=True).returncode == 0
+
+
+def test_when_ansible_itself_fails_it_is_one_line(fleet, bundles, tmp_path, capsys, monkeypatch):
+    from resnet_deploy import fleet as fleet_module
+
+    broken = tmp_path / "fleet.yml"
+    broken.write_text("- hosts: all\n  tasks:\n    - no_such_module_here: {}\n")
+    monkeypatch.setattr(fleet_module, "PLAYBOOK", broken)
+    code, _, err = run_cli(capsys, "deploy", bundles["onnx"]["tarball"], "--inventory", str(fleet.inventory("python3")),
+                           "--limit", "x86-box", "--to", str(tmp_path / "remote"), *fleet.args())
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert code == 1 and len(lines) == 1 and "ansible-playbook failed before reaching any host" in lines[0], err
+    assert "no_such_module_here" in lines[0] and not (tmp_path / "remote").exists()
