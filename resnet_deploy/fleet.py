@@ -19,6 +19,7 @@ import json
 import locale
 import os
 import shlex
+import subprocess
 import sys
 import tarfile
 import tempfile
@@ -40,13 +41,12 @@ STEP_SECONDS = 60  # one shell step on a device (mkdir, tar, mv) once connected,
 TASKS = ("probe", "prepare", "copy", "copy key", "unpack", "swap", "selftest")
 
 
-def _ansible_runner():
-    try:
-        import ansible_runner
-    except ImportError:
+def _require_engine() -> None:
+    from importlib.util import find_spec
+
+    if find_spec("ansible_runner") is None or find_spec("ansible") is None:
         raise BackendUnavailable("fleet deploy needs ansible-runner and ansible-core: pip install -e . "
-                                 "(they are dependencies of resnet-deploy).") from None
-    return ansible_runner
+                                 "(they are dependencies of resnet-deploy).")
 
 
 def _tar(bundle: Path, dest: Path) -> Path:
@@ -145,7 +145,7 @@ class Collector:
 def deploy_fleet(req: DeployRequest, progress: Progress | None = None) -> dict:
     """Verify the bundle once, then probe, copy and self-test on every inventory host."""
     progress = progress or Progress()
-    runner = _ansible_runner()
+    _require_engine()
     hosts = load(req.inventory, req.limit)
     check_resolves(hosts, req.ssh_options)
     with tempfile.TemporaryDirectory(prefix="rd-fleet-") as tmp:
@@ -161,34 +161,50 @@ def deploy_fleet(req: DeployRequest, progress: Progress | None = None) -> dict:
         events = Collector(progress)
         t0, wall0 = time.monotonic(), time.time()
         with progress.step(f"deploying {bundle.name} to {len(hosts)} hosts ({req.max_parallel} at a time)"):
-            run, stdout = _run_playbook(runner, work, req, hosts, events)
+            final, stdout = _run_playbook(work, req, hosts, events)
         seconds = time.monotonic() - t0
     rows = [host_row(h, events.results.get(h.name, {}), events.timeline(h.name, wall0), stdout) for h in hosts]
-    return {"bundle": bundle.name, "inventory": str(req.inventory), "to": req.to, "engine": _engine(run, req),
+    return {"bundle": bundle.name, "inventory": str(req.inventory), "to": req.to, "engine": _engine(final, req),
             "hosts": rows, "passed": sum(r["ok"] for r in rows), "failed": sum(not r["ok"] for r in rows),
             "ok": all(r["ok"] for r in rows), "seconds": round(seconds, 2)}
 
 
-def _run_playbook(runner, work: Path, req: DeployRequest, hosts: list[FleetHost], events: Collector) -> tuple[Any, str]:
-    """ansible-playbook on the inventory plus our per-host variables (work/ours.json). If Ansible
-    itself failed (no host has any result), one line with what it said."""
+ENGINE_ENV = ("HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TMPDIR", "SSH_AUTH_SOCK")  # all the engine inherits
+
+
+def _run_playbook(work: Path, req: DeployRequest, hosts: list[FleetHost], events: Collector) -> tuple[dict, str]:
+    """ansible-playbook on the inventory plus our per-host variables (work/ours.json), run by
+    fleet_engine.py in a fresh Python with a minimal environment; its events go to `events` as
+    they come. If Ansible itself failed (no host has any result), one line with what it said."""
     (work / "runner").mkdir()
-    run = runner.run(private_data_dir=str(work / "runner"), playbook=str(PLAYBOOK),
-                     inventory=[str(Path(req.inventory).resolve()), str(work / "ours.json")],
-                     limit=",".join(h.name for h in hosts), forks=req.max_parallel, envvars=_environment(req, work),
-                     quiet=True, event_handler=events,
-                     settings={"suppress_ansible_output": True})
-    stdout = run.stdout.read() if run.stdout else ""
-    if not events.results:
-        said = [ln.strip() for ln in stdout.splitlines() if ln.strip()]
-        said = [ln for ln in said if "ERROR" in ln] or said[-1:] or ["no output"]  # Ansible's own error line
-        raise DeployError(f"ansible-playbook failed before reaching any host (status {run.status}, exit {run.rc}): "
-                          f"{said[0][:300]}")
-    return run, stdout
+    job = {"private_data_dir": str(work / "runner"), "playbook": str(PLAYBOOK), "forks": req.max_parallel,
+           "inventory": [str(Path(req.inventory).resolve()), str(work / "ours.json")],
+           "limit": ",".join(h.name for h in hosts), "envvars": _environment(req, work)}
+    (work / "job.json").write_text(json.dumps(job))
+    env = {k: os.environ[k] for k in ENGINE_ENV if k in os.environ}
+    env.update(PATH=job["envvars"]["PATH"], PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    proc = subprocess.Popen([sys.executable, "-m", "resnet_deploy.fleet_engine", str(work / "job.json")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=work)
+    final = None
+    for line in proc.stdout:
+        msg = json.loads(line) if line.startswith("{") else {}
+        if "final" in msg:
+            final = msg["final"]
+        elif msg:
+            events(msg)
+    stderr = proc.stderr.read()
+    proc.wait()
+    output = (final or {}).get("output") or stderr
+    if final is None or not events.results:
+        said = [ln.strip() for ln in output.splitlines() if ln.strip()]
+        said = [ln for ln in said if "ERROR" in ln or "Error" in ln] or said[-1:] or ["no output"]
+        raise DeployError(f"ansible-playbook failed before reaching any host (status {(final or {}).get('status')}, "
+                          f"exit {(final or {}).get('rc', proc.returncode)}): {said[0][:300]}")
+    return final, output
 
 
-def _engine(run, req: DeployRequest) -> dict:
+def _engine(final: dict, req: DeployRequest) -> dict:
     from importlib.metadata import version
 
     return {"name": "ansible", "ansible-core": version("ansible-core"), "ansible-runner": version("ansible-runner"),
-            "forks": req.max_parallel, "strategy": "free", "status": run.status, "rc": run.rc}
+            "forks": req.max_parallel, "strategy": "free", "status": final["status"], "rc": final["rc"]}
