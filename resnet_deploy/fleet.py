@@ -1,7 +1,7 @@
 """`deploy BUNDLE --inventory FILE`: one bundle to many devices, through Ansible.
 
-Ansible (driven by ansible-runner, with the playbook in resnet_deploy/data/fleet.yml) is the
-engine: its inventory format, groups and --limit patterns are what fleet owners already have;
+Ansible (driven by ansible-runner in a process of its own, fleet_engine.py, with the playbook in
+resnet_deploy/data/fleet.yml) is the engine: its inventory format, groups and --limit patterns are what fleet owners already have;
 it connects with the OpenSSH client (so ~/.ssh/config, ProxyJump and known_hosts apply), works
 on `--max-parallel` hosts at once (forks) with the free strategy (no host waits for another),
 and a failing host stops only itself. What we add around it:
@@ -163,7 +163,8 @@ def deploy_fleet(req: DeployRequest, progress: Progress | None = None) -> dict:
         with progress.step(f"deploying {bundle.name} to {len(hosts)} hosts ({req.max_parallel} at a time)"):
             final, stdout = _run_playbook(work, req, hosts, events)
         seconds = time.monotonic() - t0
-    rows = [host_row(h, events.results.get(h.name, {}), events.timeline(h.name, wall0), stdout) for h in hosts]
+    rows = [host_row(h, events.results.get(h.name, {}), events.timeline(h.name, wall0), stdout,
+                     h.timeout or req.host_timeout) for h in hosts]
     return {"bundle": bundle.name, "inventory": str(req.inventory), "to": req.to, "engine": _engine(final, req),
             "hosts": rows, "passed": sum(r["ok"] for r in rows), "failed": sum(not r["ok"] for r in rows),
             "ok": all(r["ok"] for r in rows), "seconds": round(seconds, 2)}

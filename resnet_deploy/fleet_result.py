@@ -86,7 +86,7 @@ def _metrics(row: dict, result: dict) -> None:
                signature=(result.get("signature") or {}).get("checked"))
 
 
-def host_row(h: FleetHost, results: dict[str, dict], steps: list[dict], ansible_stdout: str) -> dict:
+def host_row(h: FleetHost, results: dict[str, dict], steps: list[dict], ansible_stdout: str, timeout: float) -> dict:
     """The host's row: where it is, what it is, what its self-test measured, its status, and
     its steps (start and end, seconds from the start of the run)."""
     row: dict[str, Any] = {"host": h.name, "address": h.address, "port": h.port, "user": h.user,
@@ -115,7 +115,7 @@ def host_row(h: FleetHost, results: dict[str, dict], steps: list[dict], ansible_
         row["selftest"] = result
         if result:
             _metrics(row, result)
-        bad = _selftest_status(results.get("selftest"), result, h.timeout)
+        bad = _selftest_status(results.get("selftest"), result, f"{timeout:g}")
     row["status"], row["error"] = bad
     row["ok"] = row["status"] == "ok"
     return row
