@@ -111,13 +111,23 @@ def verify_signed(path: Path, key: Path) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def _parse_selftest(stdout: str, stderr: str, code: int, where: str) -> dict:
-    for line in reversed(stdout.strip().splitlines()):
-        if line.startswith("{"):
+def last_json_line(text: str) -> dict | None:
+    """The last line of a command's output that is a JSON object (the self-test's result; on a
+    tty, stderr and \r mix in), or None."""
+    for line in reversed(text.replace("\r", "").strip().splitlines()):
+        if line.strip().startswith("{"):
             try:
-                return {**json.loads(line), "exit_code": code}
+                value = json.loads(line)
             except json.JSONDecodeError:
-                break
+                continue
+            return value if isinstance(value, dict) else None
+    return None
+
+
+def _parse_selftest(stdout: str, stderr: str, code: int, where: str) -> dict:
+    result = last_json_line(stdout)
+    if result is not None:
+        return {**result, "exit_code": code}
     tail = (stderr.strip().splitlines() or ["no output"])[-1]
     raise DeployError(f"the self-test on {where} printed no result (exit {code}): {tail[:300]}")
 

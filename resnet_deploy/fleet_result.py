@@ -6,10 +6,10 @@ unreachable / login refused (ssh), no Python or profile mismatch (probe), copy f
 """
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
+from resnet_deploy.deploy import last_json_line
 from resnet_deploy.inventory import FleetHost
 from resnet_deploy.portable.constants import EXIT_PROFILE
 from resnet_deploy.portable.metrics import breach_text
@@ -24,15 +24,8 @@ def _lines(res: dict) -> list[str]:
 
 
 def json_line(res: dict) -> dict | None:
-    """The last JSON object line a command printed (raw tasks run on a tty: stderr mixes in)."""
-    for line in reversed(_lines(res)):
-        if line.startswith("{"):
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            return value if isinstance(value, dict) else None
-    return None
+    """The last JSON object line a raw task printed (raw tasks run on a tty: stderr mixes in)."""
+    return last_json_line("\n".join(_lines(res)))
 
 
 def said(res: dict) -> str:

@@ -108,26 +108,24 @@ def check_syntax(path: Path, loader) -> None:
         raise InputError(f"inventory {path}: {why}; fix the inventory (Ansible INI or YAML format).") from None
 
 
-def _int(value, what: str, host: str) -> int | None:
+def _number(value, kind: type, what: str, host: str) -> int | float | None:
     if value in (None, ""):
         return None
     try:
-        return int(str(value))
+        return kind(str(value))
     except ValueError:
         raise InputError(f"inventory: {what} of host {host!r} is {value!r}, not a number; fix it.") from None
 
 
+def _text(value) -> str | None:
+    return str(value) if value else None
+
+
 def _host(h, hv: dict) -> FleetHost:
-    timeout = hv.get("resnet_deploy_timeout")
-    try:
-        timeout = None if timeout in (None, "") else float(str(timeout))
-    except ValueError:
-        raise InputError(f"inventory: resnet_deploy_timeout of host {h.name!r} is {timeout!r}, not seconds; "
-                         "fix it.") from None
-    python = hv.get("ansible_python_interpreter")
-    return FleetHost(h.name, str(hv.get("ansible_host") or h.name), _int(hv.get("ansible_port"), "ansible_port", h.name),
-                     str(hv["ansible_user"]) if hv.get("ansible_user") else None, str(python) if python else None,
-                     str(hv["resnet_deploy_path"]) if hv.get("resnet_deploy_path") else None, timeout,
+    return FleetHost(h.name, str(hv.get("ansible_host") or h.name),
+                     _number(hv.get("ansible_port"), int, "ansible_port", h.name), _text(hv.get("ansible_user")),
+                     _text(hv.get("ansible_python_interpreter")), _text(hv.get("resnet_deploy_path")),
+                     _number(hv.get("resnet_deploy_timeout"), float, "resnet_deploy_timeout", h.name),
                      tuple(str(g) for g in hv.get("group_names", ())))
 
 
