@@ -16,6 +16,7 @@ from resnet_deploy.progress import Progress
 from resnet_deploy.runner import Runner
 from resnet_deploy.target import Target
 from resnet_deploy.versions import versions
+from targets.tflite_calibrate import record as calibration_record, tf_calibrator
 
 MODEL_FILE = "model.tflite"
 TFLITE_CONVERT_OPS = frozenset({"QUANTIZE", "DEQUANTIZE", "RESHAPE", "TRANSPOSE", "SQUEEZE", "PACK", "SHAPE"})
@@ -118,8 +119,11 @@ class TFLiteTarget(Target):
         converter = tf.lite.TFLiteConverter.from_keras_model(model)
         details: dict[str, Any] = {"quantization": _configure(converter, tf, config, calib, progress)}
         nodes = config.quant.float_nodes if config.precision is Precision.INT8 else ()
-        (out_dir / MODEL_FILE).write_bytes(_convert_keeping_float(converter, tf, config, nodes) if nodes
-                                           else converter.convert())
+        with tf_calibrator(load_interpreter_class()[0]) as calibrator:
+            (out_dir / MODEL_FILE).write_bytes(_convert_keeping_float(converter, tf, config, nodes) if nodes
+                                               else converter.convert())
+        if config.precision is Precision.INT8:
+            details["quantization"].update(calibration_record(calibrator["used"]))
         if nodes:
             details["quantization"]["float_nodes"] = list(nodes)
         interp_cls, _ = load_interpreter_class()
