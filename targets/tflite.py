@@ -96,8 +96,20 @@ def _convert_keeping_float(converter: Any, tf: Any, config: ExportConfig, nodes:
         raise ExportError(f"TFLite selective quantization failed: {first_line(e)}") from e
 
 
+def keras_converter(tf: Any, model: Any) -> Any:
+    """A TFLiteConverter on the model's inference function, frozen in memory. from_keras_model
+    (TF 2.21, Keras 3) first writes the model out as a SavedModel and reads it back in: on
+    ResNet-50 its float conversion took 15.3 s, this one 7.9 s, with the same ops in the same
+    order and bit-identical outputs (only the I/O tensor names differ: input, Identity)."""
+    spec = [tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name="input")]
+    fn = tf.function(lambda x: model(x, training=False), input_signature=spec)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], model)
+    converter.experimental_lower_to_saved_model = False  # TF's documented switch: no SavedModel round trip
+    return converter
+
+
 class TFLiteTarget(Target):
-    """Export a Keras model with TFLiteConverter.from_keras_model."""
+    """Export a Keras model with TFLiteConverter on its frozen inference function."""
 
     name = "tflite"
     precisions = (Precision.FP32, Precision.FP16, Precision.DYNAMIC, Precision.INT8)
@@ -116,7 +128,7 @@ class TFLiteTarget(Target):
         quiet_tf()
         import tensorflow as tf
 
-        converter = tf.lite.TFLiteConverter.from_keras_model(model)
+        converter = keras_converter(tf, model)
         details: dict[str, Any] = {"quantization": _configure(converter, tf, config, calib, progress)}
         nodes = config.quant.float_nodes if config.precision is Precision.INT8 else ()
         with tf_calibrator(load_interpreter_class()[0]) as calibrator:

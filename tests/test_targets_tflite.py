@@ -88,3 +88,26 @@ def test_corrupt_tflite_is_a_clear_error(tmp_path):
     bad.write_bytes(b"\x00" * 64)
     with pytest.raises(InputError, match="not a valid TFLite model"):
         TFLiteRunner(bad).activate()
+
+
+def test_converter_skips_the_savedmodel_round_trip_with_the_same_graph(digits_model, digits_test):
+    """keras_converter freezes the inference function in memory instead of from_keras_model's
+    SavedModel write and read: the same ops in the same order, the same outputs, bit for bit."""
+    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
+
+    from targets.tflite import keras_converter
+
+    x = digits_test[0][:8]
+    got = {}
+    for how, converter in (("ours", keras_converter(tf, digits_model)),
+                           ("keras", tf.lite.TFLiteConverter.from_keras_model(digits_model))):
+        it = Interpreter(model_content=converter.convert())
+        it.resize_tensor_input(it.get_input_details()[0]["index"], list(x.shape))
+        it.allocate_tensors()
+        it.set_tensor(it.get_input_details()[0]["index"], x)
+        it.invoke()
+        got[how] = ([op["op_name"] for op in it._get_ops_details()], it.get_tensor(it.get_output_details()[0]["index"]))
+    assert got["ours"][0] == got["keras"][0]
+    np.testing.assert_array_equal(got["ours"][1], got["keras"][1])
+    assert got["ours"][1].shape == (8, 10)

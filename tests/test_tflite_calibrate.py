@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from targets import tflite_calibrate
-from targets.tflite import TFLiteTarget, load_interpreter_class
+from targets.tflite import TFLiteTarget, keras_converter, load_interpreter_class
 
 SAMPLES = 64
 
@@ -17,7 +17,7 @@ def _calibrated(model, samples, monkeypatch, mode: str) -> tuple[bytes, bool]:
     import tensorflow as tf
 
     monkeypatch.setenv(tflite_calibrate.ENV, mode)
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter = keras_converter(tf, model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = lambda: ([x[None]] for x in samples)
     converter._experimental_calibrate_only = True  # noqa: SLF001 - TF's documented debugger path
