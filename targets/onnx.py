@@ -17,6 +17,7 @@ from resnet_deploy.progress import Progress
 from resnet_deploy.runner import Runner
 from resnet_deploy.target import Target
 from resnet_deploy.versions import versions
+from targets.onnx_calibrate import optimized_session, record as calibration_record
 from targets.onnx_convert import INPUT_NAME, keras_to_onnx
 
 MODEL_FILE = "model.onnx"
@@ -154,21 +155,23 @@ class OnnxTarget(Target):
         _check_nodes(pre, config.quant.float_nodes)
         qtype = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
         try:  # (Entropy/Percentile calibrators print histograms: Target.export captures them)
-            quantize_static(
-                str(pre), str(out), OrtDataReader(samples, INPUT_NAME, progress, "calibrating ONNX"),
-                quant_format=QuantFormat.QDQ if choice.fmt == "qdq" else QuantFormat.QOperator,
-                per_channel=config.quant.per_channel, reduce_range=choice.reduce_range,
-                activation_type=qtype[choice.activation], weight_type=qtype[choice.weight],
-                calibrate_method=method, calibration_providers=["CPUExecutionProvider"],
-                extra_options={"CalibTensorRangeSymmetric": False},
-                nodes_to_exclude=list(config.quant.float_nodes),
-            )
+            with optimized_session():
+                quantize_static(
+                    str(pre), str(out), OrtDataReader(samples, INPUT_NAME, progress, "calibrating ONNX"),
+                    quant_format=QuantFormat.QDQ if choice.fmt == "qdq" else QuantFormat.QOperator,
+                    per_channel=config.quant.per_channel, reduce_range=choice.reduce_range,
+                    activation_type=qtype[choice.activation], weight_type=qtype[choice.weight],
+                    calibrate_method=method, calibration_providers=["CPUExecutionProvider"],
+                    extra_options={"CalibTensorRangeSymmetric": False},
+                    nodes_to_exclude=list(config.quant.float_nodes),
+                )
         except Exception as e:  # noqa: BLE001
             raise ExportError(f"onnxruntime static quantization failed: {first_line(e)}") from e
         return {"format": choice.fmt, "activations": choice.activation, "weights": choice.weight,
                 "name": choice.name, "per_channel": config.quant.per_channel, "reduce_range": choice.reduce_range,
                 "calibration_method": config.quant.method.value, "calibration_samples": len(samples),
-                "reason": choice.reason, "io_dtype": "float32", "float_nodes": list(config.quant.float_nodes)}
+                "reason": choice.reason, "io_dtype": "float32", "float_nodes": list(config.quant.float_nodes),
+                **calibration_record()}
 
     def runner(self, artifact: Artifact, threads: int | None = None) -> "OrtRunner":
         return OrtRunner(artifact.model_file, threads=threads, precision=artifact.precision)
