@@ -82,3 +82,26 @@ def test_export_records_which_calibrator(digits_model, digits_calib, tmp_path, m
     b = TFLiteTarget().export(digits_model, out, ExportConfig(precision="int8"), digits_calib)
     assert b.details["quantization"]["calibrator"].startswith("tensorflow"), b.details["quantization"]
     assert "RESNET_DEPLOY_TFLITE_CALIBRATOR" in b.details["quantization"]["why"]
+
+
+def test_models_it_cannot_calibrate_fall_back_to_tfs_own(digits_model, digits_calib, tmp_path, monkeypatch):
+    """Several subgraphs (control flow) or ops with intermediate tensors (LSTM): TF's calibrator."""
+    import copy
+
+    import tensorflow as tf
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    from resnet_deploy.config import ExportConfig
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(keras_converter(tf, digits_model).convert()))
+    assert tflite_calibrate._loggable(model)  # noqa: SLF001
+    two = copy.deepcopy(model)
+    two.subgraphs.append(copy.deepcopy(two.subgraphs[0]))
+    assert tflite_calibrate._loggable(two) is None  # noqa: SLF001
+    lstm_like = copy.deepcopy(model)
+    lstm_like.subgraphs[0].operators[0].intermediates = np.array([0], dtype=np.int32)
+    assert tflite_calibrate._loggable(lstm_like) is None  # noqa: SLF001
+    monkeypatch.setattr(tflite_calibrate, "_loggable", lambda m: None)
+    a = TFLiteTarget().export(digits_model, tmp_path, ExportConfig(precision="int8"), digits_calib)
+    q = a.details["quantization"]
+    assert q["calibrator"].startswith("tensorflow") and "subgraphs" in q["why"], q
