@@ -1,4 +1,5 @@
-"""Quiet TensorFlow's start-up chatter, and capture what converters print."""
+"""Quiet TensorFlow's start-up chatter, capture what converters print, and the one traced
+inference function the TF-based converters start from."""
 from __future__ import annotations
 
 import contextlib
@@ -6,7 +7,9 @@ import io
 import os
 import sys
 import tempfile
-from typing import Iterator
+from typing import Any, Iterator
+
+INPUT_NAME = "input"  # the input tensor's name in every artifact converted from a traced Keras model
 
 
 def quiet_tf() -> None:
@@ -52,3 +55,14 @@ def captured_output() -> Iterator[list[str]]:
             os.close(saved[1])
             tmp.seek(0)
             log.append(py_log.getvalue() + tmp.read().decode(errors="replace"))
+
+
+def inference_function(model: Any) -> tuple[Any, list]:
+    """The model's inference call (training=False) as a tf.function with an explicit input
+    signature (any batch, the model's own image size, named INPUT_NAME), and that signature.
+    Keras 3 models break tf2onnx.convert.from_keras without one."""
+    quiet_tf()
+    import tensorflow as tf
+
+    spec = [tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name=INPUT_NAME)]
+    return tf.function(lambda x: model(x, training=False), input_signature=spec), spec

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from resnet_deploy._tf import INPUT_NAME
 from resnet_deploy.artifact import Artifact, TensorSpec
 from resnet_deploy.config import CalibMethod, ExportConfig, OnnxFormat, Precision, QuantConfig
 from resnet_deploy.errors import BackendUnavailable, ExportError, InputError, first_line
@@ -18,7 +19,7 @@ from resnet_deploy.runner import Runner
 from resnet_deploy.target import Target
 from resnet_deploy.versions import versions
 from targets.onnx_calibrate import optimized_session, record as calibration_record
-from targets.onnx_convert import INPUT_NAME, keras_to_onnx
+from targets.onnx_convert import keras_to_onnx
 
 MODEL_FILE = "model.onnx"
 

@@ -17,9 +17,9 @@ import re
 from pathlib import Path
 from typing import Any, Iterator
 
+from resnet_deploy._tf import inference_function
 from resnet_deploy.errors import BackendUnavailable, ExportError, first_line
 
-INPUT_NAME = "input"
 LEAN_ENV = "RESNET_DEPLOY_TF2ONNX_LEAN"  # "0": tf2onnx's own optimizer loop (the escape hatch, and the benchmark's "before")
 
 
@@ -115,18 +115,12 @@ def keras_to_onnx(model: Any, path: Path, opset: int) -> dict:
     """Keras 3 -> ONNX with tf2onnx through a tf.function with an explicit input signature
     (Keras 3 models break tf2onnx.convert.from_keras without one). NHWC is kept. Returns how
     tf2onnx's optimizers ran, for the manifest."""
-    from resnet_deploy._tf import quiet_tf
-
-    quiet_tf()
-    import tensorflow as tf
-
     try:
         import onnx
         import tf2onnx
     except ImportError as e:
         raise BackendUnavailable(f"ONNX export needs tf2onnx and onnx ({e}); pip install tf2onnx onnx.") from e
-    spec = [tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name=INPUT_NAME)]
-    fn = tf.function(lambda x: model(x, training=False), input_signature=spec)
+    fn, spec = inference_function(model)
     lean = os.environ.get(LEAN_ENV, "1") != "0"
     how = {"optimizers": "lean (no per-optimizer graph copies)" if lean else f"tf2onnx rollback mode ({LEAN_ENV}=0)"}
     try:

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from resnet_deploy._tf import INPUT_NAME
 from resnet_deploy.artifact import Artifact, TensorSpec
 from resnet_deploy.config import ExportConfig, Precision
 from resnet_deploy.errors import BackendUnavailable, ExportError, InputError, PrecisionMismatch, first_line
@@ -23,7 +24,6 @@ from resnet_deploy.versions import versions
 
 MODEL_FILE = "model.xml"
 WEIGHTS_FILE = "model.bin"
-INPUT_NAME = "input"
 
 # What each artifact precision executes in by default. OpenVINO's CPU plugin otherwise runs
 # f32 models in bf16 on AVX512-BF16/AMX CPUs (this one): "fp32 means fp32". int8 artifacts

@@ -101,8 +101,9 @@ def keras_converter(tf: Any, model: Any) -> Any:
     (TF 2.21, Keras 3) first writes the model out as a SavedModel and reads it back in: on
     ResNet-50 its float conversion took 15.3 s, this one 7.9 s, with the same ops in the same
     order and bit-identical outputs (only the I/O tensor names differ: input, Identity)."""
-    spec = [tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name="input")]
-    fn = tf.function(lambda x: model(x, training=False), input_signature=spec)
+    from resnet_deploy._tf import inference_function
+
+    fn, _ = inference_function(model)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], model)
     converter.experimental_lower_to_saved_model = False  # TF's documented switch: no SavedModel round trip
     return converter

@@ -28,7 +28,7 @@ def _ranges(work, samples, name: str, optimized: bool, monkeypatch) -> tuple[dic
     from onnxruntime.quantization.calibrate import CalibrationMethod, create_calibrator
 
     from targets.onnx import OrtDataReader
-    from targets.onnx_convert import INPUT_NAME
+    from resnet_deploy._tf import INPUT_NAME
     from resnet_deploy.progress import Progress
 
     monkeypatch.setenv(onnx_calibrate.ENV, "optimized" if optimized else "ort")
