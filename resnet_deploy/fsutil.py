@@ -135,8 +135,9 @@ def staging_dir(final: Path) -> Iterator[Path]:
 @contextlib.contextmanager
 def redirect_tempdir(folder: Path) -> Iterator[Path]:
     """Python's and subprocesses' temporary files go into folder/.tmp while the block runs
-    (removed after): TensorFlow's SavedModel round trip is hundreds of MB that a killed run
-    would otherwise leave in TMPDIR."""
+    (removed after): the converters' temporary models (ORT's quantizer writes the model out
+    again, with its augmented copy) are hundreds of MB that a killed run would otherwise leave
+    in TMPDIR."""
     tmp = Path(folder) / ".tmp"
     tmp.mkdir(parents=True, exist_ok=True)
     saved = tempfile.tempdir, os.environ.get("TMPDIR")

@@ -313,10 +313,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_a_killed_export_leaves_nothing_that_the_next_run_does_not_clean(tmp_path):
-    """kill -9 in the middle of a real export (the converter's temporary SavedModel being
-    written): the staging folder stays behind (nothing can run after SIGKILL), TMPDIR stays
-    empty (the converter's temp files live inside staging), and the next run removes the
-    dead process's staging and publishes a whole artifact."""
+    """kill -9 in the middle of a real export (ORT's quantizer writing its temporary models):
+    the staging folder stays behind (nothing can run after SIGKILL), TMPDIR stays empty (the
+    converters' temp files live inside staging), and the next run removes the dead process's
+    staging and publishes a whole artifact."""
     import signal
     import subprocess
     import sys
@@ -325,16 +325,16 @@ def test_a_killed_export_leaves_nothing_that_the_next_run_does_not_clean(tmp_pat
     out, tmpdir = tmp_path / "out", tmp_path / "TMPDIR"
     tmpdir.mkdir()
     cmd = [sys.executable, "cli.py", "export", "--model", "resnet18", "--input-size", "32", "--classes", "10", "--width", "16",
-           "--target", "tflite", "--precision", "int8", "--calib-size", "20", "--out", str(out)]
+           "--target", "onnx", "--precision", "int8", "--calib-size", "60", "--out", str(out)]
     env = {**os.environ, "TMPDIR": str(tmpdir)}
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and not any(p.is_dir() for p in out.glob("resnet18/tflite/.int8.partial-*/.tmp/*")):
+    while time.monotonic() < deadline and not any(p.is_dir() for p in out.glob("resnet18/onnx/.int8.partial-*/.tmp/*")):
         assert proc.poll() is None, "the export ended before it could be killed"
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    stale = list(out.glob("resnet18/tflite/.int8.partial-*"))
+    stale = list(out.glob("resnet18/onnx/.int8.partial-*"))
     assert stale, "killed before staging: the test did not kill mid-export"
     assert not list(tmpdir.iterdir()), list(tmpdir.iterdir())
     done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
@@ -343,7 +343,7 @@ def test_a_killed_export_leaves_nothing_that_the_next_run_does_not_clean(tmp_pat
     assert not list(tmpdir.iterdir())
     from resnet_deploy.artifact import Artifact
 
-    Artifact.load(out / "resnet18" / "tflite" / "int8").verify()
+    Artifact.load(out / "resnet18" / "onnx" / "int8").verify()
 
 
 def _publish_many(args: tuple[str, int]) -> int:
