@@ -5,9 +5,9 @@
 
 Saves the model as a .keras file once, then runs `cli.py export --precision int8` (default
 calibration size, synthetic calibration) in fresh processes, alternating the configurations so
-that the machine's noise hits both: "before" = tf2onnx's own optimizer loop
-(RESNET_DEPLOY_TF2ONNX_LEAN=0), "after" = the default; with --before-rev, "before" is the code
-at that git revision (a temporary worktree) instead. Wall time of every progress step comes
+that the machine's noise hits both: "before" = every escape hatch set (tf2onnx's own optimizer
+loop, TF's TFLite calibrator, ORT's unoptimised calibration session), "after" = the default;
+with --before-rev, "before" is the code at that git revision (a temporary worktree) instead. Wall time of every progress step comes
 from the CLI's own step lines; memory is the peak of the summed RSS and PSS of the export process
 and its children, sampled every 0.2 s (PSS counts shared library pages once).
 """
@@ -27,7 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 STEP = re.compile(r"✓ (.+?) \(([\d.]+) s\)")
-CONFIGS = {"before (tf2onnx own loop)": {"RESNET_DEPLOY_TF2ONNX_LEAN": "0"}, "after": {}}
+CONFIGS = {"before (the converters' own: tf2onnx loop, TF calibrator, ORT session)":
+           {"RESNET_DEPLOY_TF2ONNX_LEAN": "0", "RESNET_DEPLOY_TFLITE_CALIBRATOR": "tf", "RESNET_DEPLOY_ORT_CALIBRATION": "ort"},
+           "after": {}}
 
 
 def _tree(root: int) -> set[int]:
