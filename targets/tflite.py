@@ -105,7 +105,7 @@ def keras_converter(tf: Any, model: Any) -> Any:
 
     fn, _ = inference_function(model)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], model)
-    converter.experimental_lower_to_saved_model = False  # TF's documented switch: no SavedModel round trip
+    converter.experimental_lower_to_saved_model = False  # TF's own switch: no SavedModel round trip
     return converter
 
 

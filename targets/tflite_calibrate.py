@@ -38,6 +38,7 @@ def _loggable(model: Any) -> list[int] | None:
         if op.intermediates is not None and len(op.intermediates):
             return None
         used |= {int(i) for i in op.inputs if i >= 0} | {int(i) for i in op.outputs}
+
     def is_activation(i: int) -> bool:
         t = sg.tensors[i]
         data = model.buffers[t.buffer].data if t.buffer < len(model.buffers) else None
@@ -128,10 +129,10 @@ def record(used: bool) -> dict:
     """The manifest's note of which calibrator produced the ranges, and why."""
     if used:
         return {"calibrator": "resnet-deploy (LiteRT XNNPACK float model, every activation an output)",
-                "why": "TF's calibrator is single-threaded and logs inputs after in-place ops overwrote them "
-                       "(tensorflow/tensorflow#127842); set RESNET_DEPLOY_TFLITE_CALIBRATOR=tf for TF's own"}
-    return {"calibrator": "tensorflow (TFLiteConverter's own)",
-            "why": f"{ENV}=tf" if not enabled() else "the model has several subgraphs or ops with intermediate tensors"}
+                "calibrator_why": "TF's calibrator is single-threaded and logs inputs after in-place ops overwrote "
+                                  f"them (tensorflow/tensorflow#127842); {ENV}=tf for TF's own"}
+    why = f"{ENV}=tf" if not enabled() else "the model has several subgraphs or ops with intermediate tensors"
+    return {"calibrator": "tensorflow (TFLiteConverter's own)", "calibrator_why": why}
 
 
 @contextlib.contextmanager

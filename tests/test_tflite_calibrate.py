@@ -81,7 +81,7 @@ def test_export_records_which_calibrator(digits_model, digits_calib, tmp_path, m
     out.mkdir()
     b = TFLiteTarget().export(digits_model, out, ExportConfig(precision="int8"), digits_calib)
     assert b.details["quantization"]["calibrator"].startswith("tensorflow"), b.details["quantization"]
-    assert "RESNET_DEPLOY_TFLITE_CALIBRATOR" in b.details["quantization"]["why"]
+    assert "RESNET_DEPLOY_TFLITE_CALIBRATOR" in b.details["quantization"]["calibrator_why"]
 
 
 def test_models_it_cannot_calibrate_fall_back_to_tfs_own(digits_model, digits_calib, tmp_path, monkeypatch):
@@ -104,4 +104,4 @@ def test_models_it_cannot_calibrate_fall_back_to_tfs_own(digits_model, digits_ca
     monkeypatch.setattr(tflite_calibrate, "_loggable", lambda m: None)
     a = TFLiteTarget().export(digits_model, tmp_path, ExportConfig(precision="int8"), digits_calib)
     q = a.details["quantization"]
-    assert q["calibrator"].startswith("tensorflow") and "subgraphs" in q["why"], q
+    assert q["calibrator"].startswith("tensorflow") and "subgraphs" in q["calibrator_why"], q
