@@ -1,7 +1,6 @@
 """Artifact: an exported model directory and its manifest.json (read, write, verify sha256)."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,13 +78,9 @@ class Artifact:
         mpath = path / MANIFEST
         if not mpath.is_file():
             raise InputError(f"{str(path)!r} has no {MANIFEST}; pass a directory written by `resnet-deploy export`.")
-        try:
-            m = json.loads(mpath.read_text())
-        except (OSError, ValueError) as e:
-            raise IntegrityError(f"{str(mpath)!r} is not valid JSON ({e}); re-export the artifact.") from e
-        from resnet_deploy.schemas import check
+        from resnet_deploy.schemas import read_checked
 
-        check(m, "manifest", mpath, "re-export the artifact")
+        m = read_checked(mpath, "manifest", "re-export the artifact")
         try:
             return cls(
                 target=m["target"], precision=Precision.parse(m["precision"]), path=path, files=list(m["files"]),

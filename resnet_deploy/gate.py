@@ -115,20 +115,13 @@ def markdown(rows: list[dict], base: dict, cur: dict) -> str:
 
 
 def _read_record(path: Path, what: str) -> dict:
-    import json
+    from resnet_deploy.schemas import read_checked
 
     try:
-        data = json.loads(Path(path).read_text())
+        return read_checked(path, "gate", "make a new one with `gate --baseline FILE --update-baseline`")
     except FileNotFoundError:
         raise InputError(f"{what} {str(path)!r} does not exist; make one with `gate --baseline {path} "
                          "--update-baseline`.") from None
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise InputError(f"{what} {str(path)!r} is not readable JSON ({e}); make a new one with "
-                         "--update-baseline.") from None
-    from resnet_deploy.schemas import check
-
-    check(data, "gate", Path(path), "make a new one with `gate --baseline FILE --update-baseline`")
-    return data
 
 
 def current_record(req: Any, progress: Any) -> dict:

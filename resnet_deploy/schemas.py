@@ -139,3 +139,20 @@ def check(data: Any, kind: str, path: Path, fix: str) -> None:
     if what is not None:
         err = IntegrityError if kind == "manifest" else InputError
         raise err(f"{str(path)!r} is not a resnet-deploy {kind} ({what}); {fix}.")
+
+
+def read_checked(path: Path, kind: str, fix: str) -> Any:
+    """A JSON file we wrote, parsed and checked against its schema before it is trusted. Unreadable
+    or of the wrong shape: one line naming the file and `fix` (IntegrityError for a manifest,
+    InputError otherwise). A missing file raises FileNotFoundError, for the caller to word."""
+    import json
+
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        err = IntegrityError if kind == "manifest" else InputError
+        raise err(f"{str(path)!r} is not valid JSON ({e}); {fix}.") from None
+    check(data, kind, Path(path), fix)
+    return data

@@ -66,14 +66,9 @@ class Workspace:
         """A parity.json / bench.json we wrote, checked before it is trusted; None if absent."""
         if not path.is_file():
             return None
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError) as e:
-            raise InputError(f"{str(path)!r} is not valid JSON ({e}); re-run `{kind}`.") from e
-        from resnet_deploy.schemas import check
+        from resnet_deploy.schemas import read_checked
 
-        check(data, kind, path, f"re-run `{kind}`")
-        return data
+        return read_checked(path, kind, f"re-run `{kind}`")
 
 
 def conflicts(artifact: Artifact, target_options: tuple[str, ...], given: dict[str, Any], source_sha: str | None,

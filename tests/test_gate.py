@@ -89,7 +89,7 @@ def test_bad_baselines_are_one_line(gate_ws, capsys, tmp_path):
     if not (gate_ws / "base.json").exists():
         assert _gate(capsys, gate_ws, "--update-baseline")[0] == 0
     base = json.loads((gate_ws / "base.json").read_text())
-    cases = {"missing": (None, "does not exist"), "not json": ("{", "not readable JSON"),
+    cases = {"missing": (None, "does not exist"), "not json": ("{", "is not valid JSON"),
              "wrong version": ({**base, "schema_version": 99}, "schema version"),
              "another model": ({**base, "model": "resnet18"}, "made for model 'resnet18'"),
              "wrong shape": ({**base, "entries": []}, "is not a resnet-deploy gate")}
