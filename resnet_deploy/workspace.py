@@ -19,7 +19,6 @@ from typing import Any
 
 from resnet_deploy.artifact import Artifact
 from resnet_deploy.config import record_value
-from resnet_deploy.errors import InputError
 from resnet_deploy.portable.constants import MANIFEST
 
 

@@ -132,14 +132,14 @@ class TFLiteTarget(Target):
         converter = keras_converter(tf, model)
         details: dict[str, Any] = {"quantization": _configure(converter, tf, config, calib, progress)}
         nodes = config.quant.float_nodes if config.precision is Precision.INT8 else ()
-        with tf_calibrator(load_interpreter_class()[0]) as calibrator:
+        interp_cls, _ = load_interpreter_class()
+        with tf_calibrator(interp_cls) as calibrator:
             (out_dir / MODEL_FILE).write_bytes(_convert_keeping_float(converter, tf, config, nodes) if nodes
                                                else converter.convert())
         if config.precision is Precision.INT8:
             details["quantization"].update(calibration_record(calibrator["used"]))
         if nodes:
             details["quantization"]["float_nodes"] = list(nodes)
-        interp_cls, _ = load_interpreter_class()
         interp = interp_cls(model_path=str(out_dir / MODEL_FILE))
         inputs = [_tensor_spec(d, "NHWC") for d in interp.get_input_details()]
         out_layout = "NHWC" if len(model.output_shape) == 4 else "NC"
