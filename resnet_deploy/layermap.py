@@ -41,7 +41,7 @@ def keras_probe(model: Any) -> Any:
     probe = keras.Model(model.inputs, [layer.output for layer in layers])
 
     def run(x: np.ndarray) -> dict[str, np.ndarray]:
-        outs = probe(x, training=False)
+        outs = probe([x], training=False)  # the structure it was built with (a list): else Keras warns on every call
         return {layer.name: np.asarray(o, dtype=np.float32) for layer, o in zip(layers, outs)}
 
     return run

@@ -143,3 +143,15 @@ def test_every_artifact_records_its_layer_map(which, outlier_model, tmp_path, ca
         assert all(carrier in lm["layers"] for carrier in lm["folded"].values()), t
         assert m.layers[-1].name in lm["layers"], t  # the output layer always has its tensor
     keras.backend.clear_session()
+
+
+def test_keras_activations_warn_nothing_and_end_in_the_models_output(digits_model, digits_test):
+    """Every export maps layers with this probe: a Keras warning on each call reached the user's terminal."""
+    import warnings
+
+    x = digits_test[0][:2]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        acts = layermap.keras_activations(digits_model, x)
+    assert [str(w.message) for w in caught] == []
+    np.testing.assert_allclose(acts["logits"], np.asarray(digits_model(x, training=False)), rtol=1e-5, atol=1e-5)
