@@ -4,14 +4,17 @@ others' artifacts. `ensure_artifact` is how parity, bench and package get theirs
 matching one, export a missing one, never replace one (see workspace.py)."""
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import platform
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable
 
 import resnet_deploy
+from resnet_deploy import background
 from resnet_deploy.artifact import Artifact
 from resnet_deploy.config import ExportConfig, config_record
 from resnet_deploy.errors import DeployError, ExportError, InputError, first_line
@@ -20,7 +23,7 @@ from resnet_deploy.memory import release
 from resnet_deploy.progress import Progress
 from resnet_deploy.models import ModelRef
 from resnet_deploy.requests import ArtifactOptions, ExportRequest
-from resnet_deploy.target import get_target
+from resnet_deploy.target import Tail, get_target
 from resnet_deploy.workspace import Workspace, conflicts
 
 
@@ -151,31 +154,74 @@ def _common_manifest(loaded: Loaded, calib: Any, progress: Progress) -> dict:
     return common
 
 
-def _export_one(target: Any, loaded: Loaded, config: ExportConfig, calib: Any, common: dict,
-                ws: Workspace, progress: Progress, fallback: tuple | None = None) -> Artifact:
-    """One target's artifact, published whole; `fallback` = (Budget, Validation, fp32 artifact)
-    exports int8 within an accuracy budget (budget.py)."""
-    final = ws.artifact_dir(loaded.name, target.name, config.precision.value)
-    with staging_dir(final) as staging:
-        t0 = time.perf_counter()
-        if fallback is not None:
-            from resnet_deploy import budget
+@dataclass
+class _Started:
+    """A target whose export has begun: its staging folder, and its Artifact or the Tail still to run."""
 
-            artifact = budget.search(target, loaded, config, calib, *fallback, staging, progress)
-        else:
-            with progress.step(f"exporting {loaded.name} -> {target.name} {config.precision.value}"):
-                artifact = target.export(loaded.model, staging, config, calib, progress)
-        with progress.step(f"mapping Keras layers to {target.name} {config.precision.value} tensors"):
-            artifact.details["layer_map"] = _layer_map(loaded, target.name, artifact, config, calib)
-        artifact.write_manifest({
-            **common, "config": config_record(config),
-            "tool_versions": {"resnet-deploy": resnet_deploy.__version__, "python": platform.python_version(),
-                              **target.tool_versions()},
-            "export": {"utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                       "seconds": round(time.perf_counter() - t0, 2), "host": platform.machine()}})
-        publish_dir(staging, final)
-    artifact.path = final
+    target: Any
+    final: Path
+    staging: Path
+    t0: float
+    done: Any  # Artifact, or Tail (target.py)
+
+
+def _begin_one(target: Any, loaded: Loaded, config: ExportConfig, calib: Any, ws: Workspace, progress: Progress,
+               stack: contextlib.ExitStack, fallback: tuple | None, inline: bool) -> _Started:
+    """Stage and begin one target's export; `fallback` = (Budget, Validation, fp32 artifact)
+    exports int8 within an accuracy budget (budget.py); `inline` runs a Tail here, at once."""
+    final = ws.artifact_dir(loaded.name, target.name, config.precision.value)
+    staging = stack.enter_context(staging_dir(final))
+    t0 = time.perf_counter()
+    if fallback is not None:
+        from resnet_deploy import budget
+
+        return _Started(target, final, staging, t0, budget.search(target, loaded, config, calib, *fallback, staging,
+                                                                  progress))
+    with progress.step(f"exporting {loaded.name} -> {target.name} {config.precision.value}"):
+        done = target.begin(loaded.model, staging, config, calib, progress)
+        if isinstance(done, Tail) and inline:
+            done = done.finish(target.run_tail(done, staging, config, progress))
+    return _Started(target, final, staging, t0, done)
+
+
+def _finish_one(s: _Started, loaded: Loaded, config: ExportConfig, calib: Any, common: dict, progress: Progress,
+                tail_result: dict | None = None) -> Artifact:
+    """The artifact (its Tail's result put in), its layer map and manifest, published whole."""
+    artifact = s.done.finish(tail_result) if isinstance(s.done, Tail) else s.done
+    with progress.step(f"mapping Keras layers to {s.target.name} {config.precision.value} tensors"):
+        artifact.details["layer_map"] = _layer_map(loaded, s.target.name, artifact, config, calib)
+    record = {"utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+              "seconds": round(time.perf_counter() - s.t0, 2), "host": platform.machine()}
+    if isinstance(s.done, Tail):
+        record["worker_process"] = f"{s.done.label}, beside the next target (background.py says why)"
+    artifact.write_manifest({
+        **common, "config": config_record(config),
+        "tool_versions": {"resnet-deploy": resnet_deploy.__version__, "python": platform.python_version(),
+                          **s.target.tool_versions()},
+        "export": record})
+    publish_dir(s.staging, s.final)
+    artifact.path = s.final
     return artifact
+
+
+def _guard(result: "ExportResult", name: str, fn: Callable[[], Any]) -> Any:
+    """fn(), or None with its error recorded as this target's failure (the other targets go on);
+    the filesystem saying no (not writable, full) is raised: no target can succeed."""
+    try:
+        return fn()
+    except DeployError as e:
+        result.failures[name] = e
+    except OSError as e:
+        if e.filename is not None:
+            raise
+        result.failures[name] = ExportError(f"{name} export failed: {first_line(e)}")
+    except Exception as e:  # noqa: BLE001 - keep the other targets' artifacts; report this one
+        err = ExportError(f"{name} export failed: {type(e).__name__}: {first_line(e)}")
+        err.__cause__ = e
+        result.failures[name] = err
+    finally:
+        release()  # the next target's peak must not land on this one's garbage
+    return None
 
 
 def _layer_map(loaded: Loaded, target: str, artifact: Artifact, config: ExportConfig, calib: Any) -> dict | None:
@@ -209,23 +255,36 @@ def export_model(loaded: Loaded, targets: list[str], config: ExportConfig, ws: W
         from resnet_deploy.budget import load_validation
 
         val = load_validation(budget, loaded, calib, progress)
+    order, use_worker = background.plan(target_objs, config) if val is None else (target_objs, False)
     result = ExportResult()
-    for target in target_objs:
-        try:
-            fallback = None if val is None else (budget, val, ensure_artifact(ws, loaded, target.name, "fp32", progress))
-            result.artifacts.append(_export_one(target, loaded, config, calib, common, ws, progress, fallback))
-        except DeployError as e:
-            result.failures[target.name] = e
-        except OSError as e:
-            if e.filename is not None:
-                raise  # the filesystem said no (not writable, full): no target can succeed; the CLI says which
-            result.failures[target.name] = ExportError(f"{target.name} export failed: {first_line(e)}")
-        except Exception as e:  # noqa: BLE001 - keep the other targets' artifacts; report this one
-            err = ExportError(f"{target.name} export failed: {type(e).__name__}: {first_line(e)}")
-            err.__cause__ = e
-            result.failures[target.name] = err
-        finally:
-            release()  # the next target's peak must not land on this one's garbage
+    with contextlib.ExitStack() as stack, background.Worker() as worker:  # the worker stops before staging goes
+        waiting: _Started | None = None
+
+        def collect() -> None:  # the tail in the worker: wait, then map, write and publish its artifact
+            s, label = waiting, waiting.done.label
+            with progress.step(f"waiting for {s.target.name} {config.precision.value}: {label}"):
+                tail_result = worker.result()
+            result.artifacts.append(_finish_one(s, loaded, config, calib, common, progress, tail_result))
+
+        for target in order:
+            if waiting is not None and (not target.light or target.has_tail(config)):
+                _guard(result, waiting.target.name, collect)
+                waiting = None
+            fallback = (lambda t=target: None if val is None else (budget, val, ensure_artifact(
+                ws, loaded, t.name, "fp32", progress)))
+            s = _guard(result, target.name, lambda t=target: _begin_one(
+                t, loaded, config, calib, ws, progress, stack, fallback(), not use_worker))
+            if s is not None and isinstance(s.done, Tail):
+                progress.log(f"{target.name} {config.precision.value}: {s.done.label} goes on in a worker process, "
+                             "beside the next target")
+                worker.start(s.done, target.name, config.precision.value, s.staging)
+                waiting = s
+            elif s is not None:
+                _guard(result, target.name, lambda s=s: result.artifacts.append(
+                    _finish_one(s, loaded, config, calib, common, progress)))
+        if waiting is not None:
+            _guard(result, waiting.target.name, collect)
+    result.artifacts.sort(key=lambda a: targets.index(a.target))
     return result
 
 

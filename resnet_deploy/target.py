@@ -2,15 +2,19 @@
 
 A Target is small: `export()` is a template that checks the request, captures the converter's
 chatter and turns its exceptions into one ExportError (quoting what it printed), then calls the
-backend's own `export_impl()`. Built-in targets register through the same `register()` a
+backend's own `export_impl()`. A target whose export ends in work that needs neither TensorFlow
+nor the model (ONNX's int8 quantization) can return that work as a `Tail` from `begin()`: the
+export schedule (background.py) runs it in a worker process beside the next target. Built-in targets register through the same `register()` a
 plugin would; third-party targets are found through the `resnet_deploy.targets` entry-point
 group. Targets are named by import path, so nothing heavy loads until one is used.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from resnet_deploy.config import ExportConfig, Precision
 from resnet_deploy.errors import DeployError, ExportError, InputError, converter_said, first_line
@@ -33,6 +37,9 @@ class Target:
     # The ExportConfig options this target reads (config_record keys, e.g. "quant.io_dtype"):
     # an existing artifact is reused only if these match what a command asks for.
     options: tuple[str, ...] = ()
+    # Whether this target's export may run while another target's Tail runs in a worker process:
+    # only targets whose peak memory leaves room for the worker's (background.py has the numbers).
+    light: bool = False
 
     def check_config(self, config: ExportConfig) -> None:
         """Reject combinations this target cannot build, before any work starts."""
@@ -44,30 +51,37 @@ class Target:
     def export(self, model: Any, out_dir: Path, config: ExportConfig,
                calib: "CalibrationSet | None" = None, progress: Progress | None = None) -> "Artifact":
         """Write the artifact's files into out_dir (a fresh staging dir) and describe them."""
-        from resnet_deploy._tf import captured_output
-        from resnet_deploy.fsutil import redirect_tempdir
+        progress = progress or Progress()
+        started = self.begin(model, out_dir, config, calib, progress)
+        if isinstance(started, Tail):
+            return started.finish(self.run_tail(started, out_dir, config, progress))
+        return started
 
+    def begin(self, model: Any, out_dir: Path, config: ExportConfig,
+              calib: "CalibrationSet | None" = None, progress: Progress | None = None) -> "Artifact | Tail":
+        """export(), except that a target may return the rest of its work as a Tail that needs
+        neither TensorFlow nor the model (background.py runs it in a worker process)."""
         self.check_config(config)
         if config.precision.needs_calibration and calib is None:
             raise InputError(f"{config.precision.value} export needs calibration data; "
                              "pass --calib digits|synthetic|DIR|FILE.")
-        log: list[str] = []
-        try:
-            with captured_output() as log, redirect_tempdir(out_dir):  # a killed export leaves no temp behind
-                return self.export_impl(model, Path(out_dir), config,
-                                        calib if config.precision.needs_calibration else None, progress or Progress())
-        except DeployError:
-            raise
-        except OSError as e:
-            if e.filename is not None and str(out_dir) in str(e.filename):
-                raise  # writing into our own staging folder failed (full disk, permissions): not the converter
-            _raise_if_disk_full(e, out_dir)
-            raise ExportError(f"{self.name} {config.precision.value} export failed: {first_line(e)}") from e
-        except Exception as e:  # noqa: BLE001 - converters raise many types; one error with context
-            _raise_if_disk_full(e, out_dir)
-            said = converter_said(log)
-            raise ExportError(f"{self.name} {config.precision.value} export failed: {first_line(e)}"
-                              + (f" (converter: {said})" if said and said not in first_line(e) else "")) from e
+        with converting(self.name, config.precision.value, out_dir):
+            return self.begin_impl(model, Path(out_dir), config,
+                                   calib if config.precision.needs_calibration else None, progress or Progress())
+
+    def run_tail(self, tail: "Tail", out_dir: Path, config: ExportConfig, progress: Progress) -> dict:
+        """A Tail run here, in this process, as export() runs its own."""
+        with converting(self.name, config.precision.value, out_dir):
+            return tail.fn(progress=progress, threads=None, **tail.kwargs)
+
+    def has_tail(self, config: ExportConfig) -> bool:
+        """Whether begin() returns a Tail for this config (the export schedule puts such targets first)."""
+        return False
+
+    def begin_impl(self, model: Any, out_dir: Path, config: ExportConfig,
+                   calib: "CalibrationSet | None", progress: Progress) -> "Artifact | Tail":
+        """The backend's begin(): by default its whole export."""
+        return self.export_impl(model, out_dir, config, calib, progress)
 
     def export_impl(self, model: Any, out_dir: Path, config: ExportConfig,
                     calib: "CalibrationSet | None", progress: Progress) -> "Artifact":
@@ -81,6 +95,44 @@ class Target:
     def tool_versions(self) -> dict[str, str]:
         """Versions of the converters and runtimes this target uses, for manifests."""
         return {}
+
+
+@dataclass
+class Tail:
+    """The rest of an export that needs neither TensorFlow nor the Keras model: `fn(progress=...,
+    threads=..., **kwargs)` (a module-level function; threads None means all cores, so that a worker process can import and run it) returns
+    a dict of plain data, and `finish(that dict)`, run back in the exporting process, the Artifact."""
+
+    label: str
+    fn: Callable[..., dict]
+    kwargs: dict
+    finish: Callable[[dict], "Artifact"]
+
+
+@contextlib.contextmanager
+def converting(name: str, precision: str, out_dir: Path) -> Iterator[list[str]]:
+    """Around a converter's work: its chatter captured, its temporary files inside out_dir, and
+    its exceptions turned into one ExportError quoting what it printed (a full disk stays an
+    OSError naming the folder, for the CLI to say so)."""
+    from resnet_deploy._tf import captured_output
+    from resnet_deploy.fsutil import redirect_tempdir
+
+    log: list[str] = []
+    try:
+        with captured_output() as log, redirect_tempdir(out_dir):  # a killed export leaves no temp behind
+            yield log
+    except DeployError:
+        raise
+    except OSError as e:
+        if e.filename is not None and str(out_dir) in str(e.filename):
+            raise  # writing into our own staging folder failed (full disk, permissions): not the converter
+        _raise_if_disk_full(e, out_dir)
+        raise ExportError(f"{name} {precision} export failed: {first_line(e)}") from e
+    except Exception as e:  # noqa: BLE001 - converters raise many types; one error with context
+        _raise_if_disk_full(e, out_dir)
+        said = converter_said(log)
+        raise ExportError(f"{name} {precision} export failed: {first_line(e)}"
+                          + (f" (converter: {said})" if said and said not in first_line(e) else "")) from e
 
 
 DISK_FULL_BYTES = 4 << 20  # less free space than this under a failed export: the disk, not the converter

@@ -2,6 +2,7 @@
 static int8 via onnxruntime.quantization, and OrtRunner."""
 from __future__ import annotations
 
+import functools
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from resnet_deploy.config import CalibMethod, ExportConfig, OnnxFormat, Precisio
 from resnet_deploy.errors import BackendUnavailable, ExportError, InputError, first_line
 from resnet_deploy.progress import Progress
 from resnet_deploy.runner import Runner
-from resnet_deploy.target import Target
+from resnet_deploy.target import Tail, Target
 from resnet_deploy.versions import versions
 from targets.onnx_calibrate import optimized_session, record as calibration_record
 from targets.onnx_convert import keras_to_onnx
@@ -75,7 +76,7 @@ class OrtDataReader:
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         x = next(self._it, None)
-        return None if x is None else {self.input_name: x[None, ...]}
+        return None if x is None else {self.input_name: np.ascontiguousarray(x[None, ...])}
 
 
 def _io_specs(path: Path) -> tuple[list[TensorSpec], list[TensorSpec]]:
@@ -105,6 +106,48 @@ def _check_nodes(path: Path, names: tuple[str, ...]) -> None:
                               "re-export fp32 so that its layer map matches this converter.")
 
 
+def _finish(out_dir: Path, work: Path, precision: Precision, details: dict, quantization: dict | None) -> Artifact:
+    shutil.rmtree(work, ignore_errors=True)
+    details["quantization"] = quantization
+    inputs, outputs = _io_specs(out_dir / MODEL_FILE)
+    return Artifact(OnnxTarget.name, precision, out_dir, [MODEL_FILE], inputs, outputs, details)
+
+
+def quantize(fp32_path: str, out: str, samples: str, choice: OrtQuantChoice, quant: QuantConfig,
+             progress: Progress, threads: int | None = None) -> dict:
+    """ORT static quantization of fp32_path into out, calibrated on the samples saved in `samples`
+    (.npy) on `threads` threads (None: all cores). No TensorFlow: this is the Tail a worker
+    process runs."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    pre = Path(fp32_path).with_name("pre.onnx")
+    quant_pre_process(fp32_path, str(pre))  # shape inference + folding, as ORT recommends
+    method = {CalibMethod.MINMAX: CalibrationMethod.MinMax, CalibMethod.ENTROPY: CalibrationMethod.Entropy,
+              CalibMethod.PERCENTILE: CalibrationMethod.Percentile}[quant.method]
+    calib = np.load(samples, mmap_mode="r")
+    _check_nodes(pre, quant.float_nodes)
+    qtype = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
+    try:  # (Entropy/Percentile calibrators print histograms: converting() captures them)
+        with optimized_session(threads):
+            quantize_static(
+                str(pre), out, OrtDataReader(calib, INPUT_NAME, progress, "calibrating ONNX"),
+                quant_format=QuantFormat.QDQ if choice.fmt == "qdq" else QuantFormat.QOperator,
+                per_channel=quant.per_channel, reduce_range=choice.reduce_range,
+                activation_type=qtype[choice.activation], weight_type=qtype[choice.weight],
+                calibrate_method=method, calibration_providers=["CPUExecutionProvider"],
+                extra_options={"CalibTensorRangeSymmetric": False},
+                nodes_to_exclude=list(quant.float_nodes),
+            )
+    except Exception as e:  # noqa: BLE001
+        raise ExportError(f"onnxruntime static quantization failed: {first_line(e)}") from e
+    return {"format": choice.fmt, "activations": choice.activation, "weights": choice.weight,
+            "name": choice.name, "per_channel": quant.per_channel, "reduce_range": choice.reduce_range,
+            "calibration_method": quant.method.value, "calibration_samples": len(calib),
+            "reason": choice.reason, "io_dtype": "float32", "float_nodes": list(quant.float_nodes),
+            **calibration_record()}
+
+
 class OnnxTarget(Target):
     """Keras -> ONNX (tf2onnx), then fp16 conversion or ORT static int8 quantization."""
 
@@ -116,63 +159,35 @@ class OnnxTarget(Target):
     def tool_versions(self) -> dict[str, str]:
         return versions("tf2onnx", "onnx", "onnxruntime", "keras")
 
-    def export_impl(self, model: Any, out_dir: Path, config: ExportConfig, calib: Any,
-                    progress: Progress) -> Artifact:
+    def has_tail(self, config: ExportConfig) -> bool:
+        return config.precision is Precision.INT8
+
+    def begin_impl(self, model: Any, out_dir: Path, config: ExportConfig, calib: Any,
+                   progress: Progress) -> Artifact | Tail:
+        """tf2onnx here; int8 returns ORT's quantization as a Tail (no TensorFlow, no model)."""
         p = config.precision
         out = out_dir / MODEL_FILE
         details: dict[str, Any] = {"onnx": {"opset": config.opset, "execution_precision": p.value,
                                             "execution_provider": "CPUExecutionProvider"}, "quantization": None}
         work = Path(tempfile.mkdtemp(prefix="onnx-", dir=out_dir))
-        try:
-            fp32_path = work / "fp32.onnx"
-            details["onnx"]["tf2onnx"] = keras_to_onnx(model, fp32_path, config.opset)
-            if p is Precision.FP32:
-                shutil.move(str(fp32_path), out)
-            elif p is Precision.FP16:
-                import onnx
-                from onnxruntime.transformers.float16 import convert_float_to_float16
+        fp32_path = work / "fp32.onnx"
+        details["onnx"]["tf2onnx"] = keras_to_onnx(model, fp32_path, config.opset)
+        finish = functools.partial(_finish, out_dir, work, p, details)
+        if p is Precision.INT8:
+            samples = work / "calibration.npy"
+            np.save(samples, calib.arrays()[0])
+            choice = choose_quant_format(config.quant.onnx_format, config.device)
+            return Tail("ONNX Runtime int8 quantization", quantize, {
+                "fp32_path": str(fp32_path), "out": str(out), "samples": str(samples), "choice": choice,
+                "quant": config.quant}, finish)
+        if p is Precision.FP32:
+            shutil.move(str(fp32_path), out)
+            return finish(None)
+        import onnx
+        from onnxruntime.transformers.float16 import convert_float_to_float16
 
-                m16 = convert_float_to_float16(onnx.load(str(fp32_path)), keep_io_types=True)
-                onnx.save(m16, str(out))
-                details["quantization"] = {"weights": "float16", "activations": "float16", "io_dtype": "float32"}
-            else:
-                details["quantization"] = self._quantize(fp32_path, out, work, config, calib, progress)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-        inputs, outputs = _io_specs(out)
-        return Artifact(self.name, p, out_dir, [MODEL_FILE], inputs, outputs, details)
-
-    def _quantize(self, fp32_path: Path, out: Path, work: Path, config: ExportConfig, calib: Any,
-                  progress: Progress) -> dict:
-        from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-        from onnxruntime.quantization.shape_inference import quant_pre_process
-
-        choice = choose_quant_format(config.quant.onnx_format, config.device)
-        pre = work / "pre.onnx"
-        quant_pre_process(str(fp32_path), str(pre))  # shape inference + folding, as ORT recommends
-        method = {CalibMethod.MINMAX: CalibrationMethod.MinMax, CalibMethod.ENTROPY: CalibrationMethod.Entropy,
-                  CalibMethod.PERCENTILE: CalibrationMethod.Percentile}[config.quant.method]
-        samples = calib.arrays()[0]
-        _check_nodes(pre, config.quant.float_nodes)
-        qtype = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
-        try:  # (Entropy/Percentile calibrators print histograms: Target.export captures them)
-            with optimized_session():
-                quantize_static(
-                    str(pre), str(out), OrtDataReader(samples, INPUT_NAME, progress, "calibrating ONNX"),
-                    quant_format=QuantFormat.QDQ if choice.fmt == "qdq" else QuantFormat.QOperator,
-                    per_channel=config.quant.per_channel, reduce_range=choice.reduce_range,
-                    activation_type=qtype[choice.activation], weight_type=qtype[choice.weight],
-                    calibrate_method=method, calibration_providers=["CPUExecutionProvider"],
-                    extra_options={"CalibTensorRangeSymmetric": False},
-                    nodes_to_exclude=list(config.quant.float_nodes),
-                )
-        except Exception as e:  # noqa: BLE001
-            raise ExportError(f"onnxruntime static quantization failed: {first_line(e)}") from e
-        return {"format": choice.fmt, "activations": choice.activation, "weights": choice.weight,
-                "name": choice.name, "per_channel": config.quant.per_channel, "reduce_range": choice.reduce_range,
-                "calibration_method": config.quant.method.value, "calibration_samples": len(samples),
-                "reason": choice.reason, "io_dtype": "float32", "float_nodes": list(config.quant.float_nodes),
-                **calibration_record()}
+        onnx.save(convert_float_to_float16(onnx.load(str(fp32_path)), keep_io_types=True), str(out))
+        return finish({"weights": "float16", "activations": "float16", "io_dtype": "float32"})
 
     def runner(self, artifact: Artifact, threads: int | None = None) -> "OrtRunner":
         return OrtRunner(artifact.model_file, threads=threads, precision=artifact.precision)

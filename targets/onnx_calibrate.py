@@ -30,8 +30,10 @@ def record() -> dict:
 
 
 @contextlib.contextmanager
-def optimized_session() -> Iterator[None]:
-    """While inside, ORT's calibrators build their inference session at ORT_ENABLE_ALL."""
+def optimized_session(threads: int | None = None) -> Iterator[None]:
+    """While inside, ORT's calibrators build their inference session at ORT_ENABLE_ALL; with
+    `threads`, on that many intra-op threads that sleep rather than spin when idle (a worker
+    process beside another export: spinning threads take the other export's core)."""
     if not enabled():
         yield
         return
@@ -43,6 +45,9 @@ def optimized_session() -> Iterator[None]:
     def create_inference_session(self: Any) -> None:
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = threads
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.infer_session = ort.InferenceSession(self.augmented_model_path, sess_options=options,
                                                   providers=self.execution_providers)
 

@@ -73,6 +73,7 @@ class OpenVINOTarget(Target):
     precisions = (Precision.FP32, Precision.FP16, Precision.INT8)
     description = "OpenVINO IR (Intel CPU; int8 via NNCF)"
     options = ("device",)
+    light = True  # convert_model + NNCF peak ~1.5 GB on ResNet-50: room for a worker beside it (background.py)
 
     def tool_versions(self) -> dict[str, str]:
         return versions("openvino", "nncf", "keras")
