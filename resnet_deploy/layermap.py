@@ -109,30 +109,49 @@ class _Want:
         self.scale = channel_scale(want)
         self.w = want / self.scale  # float64 (the scale is)
         self.flat = self.w.ravel()
+        self.w2 = (self.w / self.scale).ravel()  # (v/s)·(w/s) = v·(w/s²): one dot per candidate
         self.norm = float(np.linalg.norm(self.flat))
         self.peak = max(float(np.abs(self.w).max()), 1.0)
 
 
-def _score(view: np.ndarray, want: _Want, exact: bool) -> float | None:
+class _Candidate:
+    """A backend tensor in a Keras output's layout, prepared once per map: flattened in float64,
+    with its per-channel sums of squares (channels: the last axis, as channel_scale's)."""
+
+    def __init__(self, view: np.ndarray) -> None:
+        self.view = view
+        v = np.ascontiguousarray(view, dtype=np.float64)
+        self.flat = v.ravel()
+        self.sumsq = np.square(v).reshape(-1, v.shape[-1]).sum(axis=0) if v.ndim else np.square(v).reshape(1)
+
+
+def _score(cand: _Candidate, want: _Want, exact: bool) -> float | None:
     """Similarity with every channel weighted equally (see channel_scale)."""
-    v = view / want.scale
     if exact:
-        err = float(np.abs(v - want.w).max())
+        err = float(np.abs(cand.view / want.scale - want.w).max())
         return 1.0 - err if err <= EXACT_MAX_REL * want.peak else None
-    a = v.ravel()
-    d = float(np.linalg.norm(a) * want.norm)
-    c = float(a @ want.flat / d) if d else (1.0 if not np.any(a - want.flat) else 0.0)
+    d = float(np.sqrt(np.sum(cand.sumsq / np.square(want.scale))) * want.norm)
+    if d:
+        c = float(cand.flat @ want.w2 / d)
+    else:
+        c = 1.0 if not np.any(cand.view / want.scale - want.w) else 0.0
     return c if c >= MIN_MATCH_COSINE else None
 
 
-def _best(want_array: np.ndarray, tensors: dict[str, np.ndarray], exact: bool) -> tuple[str, str, float] | None:
+def _best(want_array: np.ndarray, tensors: dict[str, np.ndarray], exact: bool,
+          cache: dict | None = None) -> tuple[str, str, float] | None:
+    """The tensor that is this Keras output; `cache` keeps candidates prepared across layers."""
+    cache = {} if cache is None else cache
     want, found = None, []
     for tname, t in tensors.items():
         if t.size != want_array.size:
             continue
-        for view, layout in _views(t, want_array):
+        key = (tname, want_array.shape)
+        if key not in cache:
+            cache[key] = [(_Candidate(view), layout) for view, layout in _views(t, want_array)]
+        for cand, layout in cache[key]:
             want = want or _Want(want_array)
-            score = _score(view, want, exact)
+            score = _score(cand, want, exact)
             if score is not None:
                 found.append((tname, layout, score))
     if not found:
@@ -146,9 +165,9 @@ def build(backend: str, keras_out: dict[str, np.ndarray], tensors: dict[str, np.
     """Match Keras outputs to backend tensors. exact (fp32 artifacts): within 1e-3 of the peak;
     otherwise (int8) the best cosine >= 0.9, among the layers `only` (those the backend's fp32
     artifact has a tensor for, so fusion is decided exactly, not by similarity)."""
-    lm = LayerMap(backend)
+    lm, cache = LayerMap(backend), {}
     for name in order:
-        hit = None if (only is not None and name not in only) else _best(keras_out[name], tensors, exact)
+        hit = None if (only is not None and name not in only) else _best(keras_out[name], tensors, exact, cache)
         if hit is None and only is not None and name in only:
             lm.lost.append(name)  # the fp32 artifact has it; nothing in the int8 one resembles it any more
         elif hit is None:

@@ -89,7 +89,7 @@ def openvino(path: Path) -> Probe:
             cm = core.compile_model(m, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
             compiled[x.shape[0]] = (cm, cm.create_infer_request())
         cm, request = compiled[x.shape[0]]
-        res = request.infer({0: x})
-        return {name: np.array(res[cm.outputs[i]], np.float32) for i, name in enumerate(names)}
+        request.infer({0: x})  # read back by index: looking 250 outputs up by port took ~0.5 s on ResNet-50
+        return {name: np.array(request.get_output_tensor(i).data, np.float32) for i, name in enumerate(names)}
 
     return run
