@@ -68,6 +68,14 @@ def _sample(item: Any) -> np.ndarray:
     return np.asarray(item[0], dtype=np.float32)
 
 
+def _min_max(view: Any) -> tuple[float, float]:
+    """min and max of an output read in place (`Interpreter.tensor`): get_tensor's copies of
+    every activation cost 30 of 113 ms per ResNet-50 sample. No reference outlives this call,
+    as the interpreter requires before its next invoke."""
+    v = view()
+    return float(v.min()), float(v.max())
+
+
 def collect_ranges(cls: type, model_bytes: bytes, tensors: list[int], samples: Iterator[Any],
                    threads: int | None = None) -> dict[int, tuple[float, float]]:
     """min and max of every tensor in `tensors` over all samples: the float model on the LiteRT
@@ -89,8 +97,10 @@ def collect_ranges(cls: type, model_bytes: bytes, tensors: list[int], samples: I
             shape = x.shape
         interp.set_tensor(inp["index"], x)
         interp.invoke()
-        for i, v in [(inp["index"], x)] + [(i, interp.get_tensor(i)) for i in outs]:
-            lo[i], hi[i] = min(lo[i], float(v.min())), max(hi[i], float(v.max()))
+        lo[inp["index"]], hi[inp["index"]] = min(lo[inp["index"]], float(x.min())), max(hi[inp["index"]], float(x.max()))
+        for i in outs:
+            a, b = _min_max(interp.tensor(i))
+            lo[i], hi[i] = min(lo[i], a), max(hi[i], b)
     if shape is None:
         raise ValueError("the representative dataset gave no samples")
     return {i: (lo[i], hi[i]) for i in tensors}
