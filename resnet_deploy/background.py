@@ -15,11 +15,14 @@ OpenVINO's export (convert_model + NNCF) peaks at ~1.5 GB and does.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Callable
 
 from resnet_deploy.errors import DeployError, ExportError, first_line
 
+
+ENV = "RESNET_DEPLOY_EXPORT_WORKER"  # "0": every tail runs in the exporting process (the escape hatch)
 
 # A tail in the worker runs on one thread: the export beside it keeps the other core(s).
 WORKER_THREADS = 1
@@ -31,7 +34,7 @@ def plan(targets: list[Any], config: Any) -> tuple[list[Any], bool]:
     tail; otherwise the order given, with no worker."""
     tails = [t for t in targets if t.has_tail(config)]
     light = [t for t in targets if t.light and t not in tails]
-    if not tails or not light:
+    if not tails or not light or os.environ.get(ENV, "1") == "0":
         return list(targets), False
     return tails + light + [t for t in targets if t not in tails and t not in light], True
 

@@ -26,7 +26,7 @@ def _names(targets: list) -> list[str]:
     return [t.name for t in targets]
 
 
-def test_the_plan_puts_a_tail_first_and_only_light_targets_beside_it():
+def test_the_plan_puts_a_tail_first_and_only_light_targets_beside_it(monkeypatch):
     int8, fp32 = ExportConfig(precision="int8"), ExportConfig(precision="fp32")
     all3 = [get_target(n) for n in ("tflite", "onnx", "openvino")]
     order, worker = background.plan(all3, int8)
@@ -35,6 +35,8 @@ def test_the_plan_puts_a_tail_first_and_only_light_targets_beside_it():
     assert (_names(order), worker) == (["tflite", "onnx", "openvino"], False)
     order, worker = background.plan([get_target("tflite"), get_target("onnx")], int8)  # nothing light to run beside
     assert (_names(order), worker) == (["tflite", "onnx"], False)
+    monkeypatch.setenv(background.ENV, "0")  # the escape hatch
+    assert background.plan(all3, int8) == (all3, False)
 
 
 def test_the_worker_gives_the_inline_exports_bytes_and_says_it_ran(digits_model, digits_calib, tmp_path):
