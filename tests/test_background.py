@@ -74,6 +74,22 @@ def _sleepy(progress: object, threads: int, seconds: float) -> dict:
     return {}
 
 
+def _disk_full(progress: object, threads: int, path: str) -> dict:
+    (Path(path) / "model.onnx").write_bytes(b"half")
+    raise OSError(28, "No space left on device", str(Path(path) / "model.onnx"))
+
+
+def test_a_full_disk_in_the_worker_comes_back_as_the_oserror_naming_the_file(tmp_path):
+    """The CLI says "the disk is full" (exit 7) from an OSError with its file name: the worker's
+    must arrive as one, not as a converter failure."""
+    with background.Worker() as worker:
+        worker.start(Tail("a full disk", _disk_full, {"path": str(tmp_path)}, dict), "onnx", "int8", tmp_path)
+        with pytest.raises(OSError) as e:
+            worker.result()
+    assert (e.value.errno, e.value.filename) == (28, str(tmp_path / "model.onnx"))
+    assert not (tmp_path / ".tmp").exists()  # its temporary folder went with it
+
+
 def test_a_worker_that_dies_is_a_failure_not_a_hang(tmp_path):
     with background.Worker() as worker:
         worker.start(Tail("a dict", dict, {"x": 1}, dict), "t", "int8", tmp_path)
