@@ -24,7 +24,9 @@ from resnet_deploy.errors import DeployError, ExportError, first_line
 
 ENV = "RESNET_DEPLOY_EXPORT_WORKER"  # "0": every tail runs in the exporting process (the escape hatch)
 
-# A tail in the worker runs on one thread: the export beside it keeps the other core(s).
+# A tail in the worker runs on one thread: the export beside it keeps the other core(s). Measured
+# (ResNet-50 int8, export --target all, 2 vCPUs AMD EPYC Zen 3, alternating): 92.7 / 92.3 s with
+# one thread, 98.5 / 100.2 s with two.
 WORKER_THREADS = 1
 
 

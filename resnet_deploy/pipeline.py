@@ -5,44 +5,20 @@ matching one, export a missing one, never replace one (see workspace.py)."""
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import hashlib
-import platform
-import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-import resnet_deploy
 from resnet_deploy import background
 from resnet_deploy.artifact import Artifact
-from resnet_deploy.config import ExportConfig, config_record
-from resnet_deploy.errors import DeployError, ExportError, InputError, first_line
-from resnet_deploy.fsutil import publish_dir, staging_dir
-from resnet_deploy.memory import release
+from resnet_deploy.config import ExportConfig
+from resnet_deploy.errors import InputError
+from resnet_deploy.export_steps import ExportResult, Schedule
 from resnet_deploy.progress import Progress
 from resnet_deploy.models import ModelRef
 from resnet_deploy.requests import ArtifactOptions, ExportRequest
-from resnet_deploy.target import Tail, get_target
+from resnet_deploy.target import get_target
 from resnet_deploy.workspace import Workspace, conflicts
-
-
-@dataclass
-class ExportResult:
-    """What `export` produced: artifacts per target, and the error of each target that failed."""
-
-    artifacts: list[Artifact] = field(default_factory=list)
-    failures: dict[str, DeployError] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return not self.failures
-
-    def to_dict(self) -> dict:
-        rows = [{"target": a.target, "precision": a.precision.value, "path": str(a.model_file),
-                 "bytes": a.manifest["files"][a.files[0]]["bytes"], "sha256": a.manifest["files"][a.files[0]]["sha256"],
-                 "seconds": a.manifest["export"]["seconds"]} for a in self.artifacts]
-        return {"artifacts": rows, "failures": {k: str(v) for k, v in self.failures.items()}}
 
 
 def _canonical(value: Any, names: dict[str, str]) -> Any:
@@ -154,91 +130,6 @@ def _common_manifest(loaded: Loaded, calib: Any, progress: Progress) -> dict:
     return common
 
 
-@dataclass
-class _Started:
-    """A target whose export has begun: its staging folder, and its Artifact or the Tail still to run."""
-
-    target: Any
-    final: Path
-    staging: Path
-    t0: float
-    done: Any  # Artifact, or Tail (target.py)
-
-
-def _begin_one(target: Any, loaded: Loaded, config: ExportConfig, calib: Any, ws: Workspace, progress: Progress,
-               stack: contextlib.ExitStack, fallback: tuple | None, inline: bool) -> _Started:
-    """Stage and begin one target's export; `fallback` = (Budget, Validation, fp32 artifact)
-    exports int8 within an accuracy budget (budget.py); `inline` runs a Tail here, at once."""
-    final = ws.artifact_dir(loaded.name, target.name, config.precision.value)
-    staging = stack.enter_context(staging_dir(final))
-    t0 = time.perf_counter()
-    if fallback is not None:
-        from resnet_deploy import budget
-
-        return _Started(target, final, staging, t0, budget.search(target, loaded, config, calib, *fallback, staging,
-                                                                  progress))
-    with progress.step(f"exporting {loaded.name} -> {target.name} {config.precision.value}"):
-        done = target.begin(loaded.model, staging, config, calib, progress)
-        if isinstance(done, Tail) and inline:
-            done = done.finish(target.run_tail(done, staging, config, progress))
-    return _Started(target, final, staging, t0, done)
-
-
-def _finish_one(s: _Started, loaded: Loaded, config: ExportConfig, calib: Any, common: dict, progress: Progress,
-                tail_result: dict | None = None) -> Artifact:
-    """The artifact (its Tail's result put in), its layer map and manifest, published whole."""
-    artifact = s.done.finish(tail_result) if isinstance(s.done, Tail) else s.done
-    with progress.step(f"mapping Keras layers to {s.target.name} {config.precision.value} tensors"):
-        artifact.details["layer_map"] = _layer_map(loaded, s.target.name, artifact, config, calib)
-    record = {"utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-              "seconds": round(time.perf_counter() - s.t0, 2), "host": platform.machine()}
-    if isinstance(s.done, Tail):
-        record["worker_process"] = f"{s.done.label}, beside the next target (background.py says why)"
-    artifact.write_manifest({
-        **common, "config": config_record(config),
-        "tool_versions": {"resnet-deploy": resnet_deploy.__version__, "python": platform.python_version(),
-                          **s.target.tool_versions()},
-        "export": record})
-    publish_dir(s.staging, s.final)
-    artifact.path = s.final
-    return artifact
-
-
-def _guard(result: "ExportResult", name: str, fn: Callable[[], Any]) -> Any:
-    """fn(), or None with its error recorded as this target's failure (the other targets go on);
-    the filesystem saying no (not writable, full) is raised: no target can succeed."""
-    try:
-        return fn()
-    except DeployError as e:
-        result.failures[name] = e
-    except OSError as e:
-        if e.filename is not None:
-            raise
-        result.failures[name] = ExportError(f"{name} export failed: {first_line(e)}")
-    except Exception as e:  # noqa: BLE001 - keep the other targets' artifacts; report this one
-        err = ExportError(f"{name} export failed: {type(e).__name__}: {first_line(e)}")
-        err.__cause__ = e
-        result.failures[name] = err
-    finally:
-        release()  # the next target's peak must not land on this one's garbage
-    return None
-
-
-def _layer_map(loaded: Loaded, target: str, artifact: Artifact, config: ExportConfig, calib: Any) -> dict | None:
-    """Keras layer -> tensor of this artifact (layermap.py), on one calibration sample or, without
-    calibration, one seeded [0, 1) input."""
-    import numpy as np
-
-    from resnet_deploy import layermap
-    from resnet_deploy.config import Precision
-
-    if calib is not None:
-        x = calib.arrays()[0][:1]
-    else:
-        x = np.random.default_rng(0).random((1, *loaded.model.input_shape[1:]), dtype=np.float32)
-    return layermap.for_artifact(loaded.model, target, artifact.model_file, x, config.precision is Precision.FP32)
-
-
 def export_model(loaded: Loaded, targets: list[str], config: ExportConfig, ws: Workspace,
                  progress: Progress | None = None, budget: Any = None) -> ExportResult:
     """Export a loaded model to every target. Configuration errors are raised before any work;
@@ -256,36 +147,14 @@ def export_model(loaded: Loaded, targets: list[str], config: ExportConfig, ws: W
 
         val = load_validation(budget, loaded, calib, progress)
     order, use_worker = background.plan(target_objs, config) if val is None else (target_objs, False)
-    result = ExportResult()
     with contextlib.ExitStack() as stack, background.Worker() as worker:  # the worker stops before staging goes
-        waiting: _Started | None = None
-
-        def collect() -> None:  # the tail in the worker: wait, then map, write and publish its artifact
-            s, label = waiting, waiting.done.label
-            with progress.step(f"waiting for {s.target.name} {config.precision.value}: {label}"):
-                tail_result = worker.result()
-            result.artifacts.append(_finish_one(s, loaded, config, calib, common, progress, tail_result))
-
+        schedule = Schedule(loaded, config, calib, common, ws, progress, stack, worker, use_worker)
         for target in order:
-            if waiting is not None and (not target.light or target.has_tail(config)):
-                _guard(result, waiting.target.name, collect)
-                waiting = None
-            fallback = (lambda t=target: None if val is None else (budget, val, ensure_artifact(
-                ws, loaded, t.name, "fp32", progress)))
-            s = _guard(result, target.name, lambda t=target: _begin_one(
-                t, loaded, config, calib, ws, progress, stack, fallback(), not use_worker))
-            if s is not None and isinstance(s.done, Tail):
-                progress.log(f"{target.name} {config.precision.value}: {s.done.label} goes on in a worker process, "
-                             "beside the next target")
-                worker.start(s.done, target.name, config.precision.value, s.staging)
-                waiting = s
-            elif s is not None:
-                _guard(result, target.name, lambda s=s: result.artifacts.append(
-                    _finish_one(s, loaded, config, calib, common, progress)))
-        if waiting is not None:
-            _guard(result, waiting.target.name, collect)
-    result.artifacts.sort(key=lambda a: targets.index(a.target))
-    return result
+            schedule.run(target, lambda t=target: None if val is None else (
+                budget, val, ensure_artifact(ws, loaded, t.name, "fp32", progress)))
+        schedule.collect()
+    schedule.result.artifacts.sort(key=lambda a: targets.index(a.target))
+    return schedule.result
 
 
 def export(req: ExportRequest, progress: Progress | None = None) -> ExportResult:
