@@ -4,9 +4,10 @@ A Target is small: `export()` is a template that checks the request, captures th
 chatter and turns its exceptions into one ExportError (quoting what it printed), then calls the
 backend's own `export_impl()`. A target whose export ends in work that needs neither TensorFlow
 nor the model (ONNX's int8 quantization) can return that work as a `Tail` from `begin()`: the
-export schedule (background.py) runs it in a worker process beside the next target. Built-in targets register through the same `register()` a
-plugin would; third-party targets are found through the `resnet_deploy.targets` entry-point
-group. Targets are named by import path, so nothing heavy loads until one is used.
+export schedule (background.py) runs it in a worker process beside the next target. Built-in
+targets register through the same `register()` a plugin would; third-party targets are found
+through the `resnet_deploy.targets` entry-point group. Targets are named by import path, so
+nothing heavy loads until one is used.
 """
 from __future__ import annotations
 
@@ -100,8 +101,9 @@ class Target:
 @dataclass
 class Tail:
     """The rest of an export that needs neither TensorFlow nor the Keras model: `fn(progress=...,
-    threads=..., **kwargs)` (a module-level function; threads None means all cores, so that a worker process can import and run it) returns
-    a dict of plain data, and `finish(that dict)`, run back in the exporting process, the Artifact."""
+    threads=..., **kwargs)` returns a dict of plain data (a module-level function, so that a
+    worker process can import it; threads=None means all cores), and `finish(that dict)`, run
+    back in the exporting process, the Artifact."""
 
     label: str
     fn: Callable[..., dict]
