@@ -9,7 +9,7 @@ and imports no TensorFlow.
 
 Why only "light" targets run beside it (peak RSS, ResNet-50 @224, 200 samples, measured with the
 tree sampler of benchmarks/export_speed.py): this process with TensorFlow, the model and the
-calibration set is ~0.95 GB; tf2onnx peaks at 2.98 GB and the TFLite export at 2.5 GB, so neither
+calibration set is ~0.95 GB; tf2onnx peaks at 2.95 GB and the TFLite export at 2.5-2.9 GB, so neither
 runs while the worker (ORT quantization: 0.93 GB) does, or the 3 GB budget of an export is gone;
 OpenVINO's export (convert_model + NNCF) peaks at ~1.5 GB and does.
 """
@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 from resnet_deploy.errors import DeployError, ExportError, first_line
-
 
 ENV = "RESNET_DEPLOY_EXPORT_WORKER"  # "0": every tail runs in the exporting process (the escape hatch)
 
@@ -46,7 +45,6 @@ def _die_with_parent() -> None:
     so no orphan goes on writing into a staging folder that the next run cleans away."""
     import ctypes
     import multiprocessing
-    import os
     import signal
 
     try:
