@@ -97,9 +97,8 @@ def collect_ranges(cls: type, model_bytes: bytes, tensors: list[int], samples: I
             shape = x.shape
         interp.set_tensor(inp["index"], x)
         interp.invoke()
-        lo[inp["index"]], hi[inp["index"]] = min(lo[inp["index"]], float(x.min())), max(hi[inp["index"]], float(x.max()))
-        for i in outs:
-            a, b = _min_max(interp.tensor(i))
+        seen = [(inp["index"], (float(x.min()), float(x.max())))] + [(i, _min_max(interp.tensor(i))) for i in outs]
+        for i, (a, b) in seen:
             lo[i], hi[i] = min(lo[i], a), max(hi[i], b)
     if shape is None:
         raise ValueError("the representative dataset gave no samples")
