@@ -14,6 +14,7 @@ from typing import Iterator
 import numpy as np
 
 from calibration.preprocess import PreprocessSpec
+from calibration.ranges import RangeBoard
 from calibration.sources import ArraySource, DigitsSource, ImageFolderSource, Source, SyntheticSource
 from resnet_deploy.errors import InputError
 
@@ -28,6 +29,7 @@ class CalibrationSet:
         self._cache: tuple[np.ndarray, np.ndarray | None] | None = None
         self._fingerprint: str | None = None
         self.requested: int | None = None  # what the caller asked for (from_spec), if more than the data has
+        self.ranges = RangeBoard()  # activation ranges a backend measured on this set (calibration/ranges.py)
 
     def shortfall(self, what: str) -> str | None:
         """One line when the data has fewer samples than were asked for, else None."""

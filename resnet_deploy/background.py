@@ -30,14 +30,16 @@ WORKER_THREADS = 1
 
 
 def plan(targets: list[Any], config: Any) -> tuple[list[Any], bool]:
-    """The order to export in, and whether to use a worker: targets with a tail first, then the
-    light ones (they run beside it), then the rest, when there is a light one to run beside a
-    tail; otherwise the order given, with no worker."""
+    """The order to export in, and whether to use a worker: targets with a tail first (ONNX int8,
+    whose calibration ranges a later TFLite export can take: calibration/ranges.py), then the
+    light ones (they run beside the tail), then the rest; a worker when a tail has a light
+    target to run beside. Without a tail, the order given."""
     tails = [t for t in targets if t.has_tail(config)]
-    light = [t for t in targets if t.light and t not in tails]
-    if not tails or not light or os.environ.get(ENV, "1") == "0":
+    if not tails:
         return list(targets), False
-    return tails + light + [t for t in targets if t not in tails and t not in light], True
+    light = [t for t in targets if t.light and t not in tails]
+    order = tails + light + [t for t in targets if t not in tails and t not in light]
+    return order, bool(light) and os.environ.get(ENV, "1") != "0"
 
 
 def _die_with_parent() -> None:

@@ -147,6 +147,8 @@ def export_model(loaded: Loaded, targets: list[str], config: ExportConfig, ws: W
 
         val = load_validation(budget, loaded, calib, progress)
     order, use_worker = background.plan(target_objs, config) if val is None else (target_objs, False)
+    if calib is not None:  # a later target may take the activation ranges an earlier one measures
+        calib.ranges.wanted = any(t.takes_ranges for t in order[1:])
     with contextlib.ExitStack() as stack, background.Worker() as worker:  # the worker stops before staging goes
         schedule = Schedule(loaded, config, calib, common, ws, progress, stack, worker, use_worker)
         for target in order:

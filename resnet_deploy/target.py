@@ -41,6 +41,9 @@ class Target:
     # Whether this target's export may run while another target's Tail runs in a worker process:
     # only targets whose peak memory leaves room for the worker's (background.py has the numbers).
     light: bool = False
+    # Whether this target's int8 export takes activation ranges an earlier target of the same
+    # export measured on the same calibration set (calibration/ranges.py), instead of its own pass.
+    takes_ranges: bool = False
 
     def check_config(self, config: ExportConfig) -> None:
         """Reject combinations this target cannot build, before any work starts."""

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from calibration.ranges import PROBES, MeasuredRanges
 from resnet_deploy._tf import INPUT_NAME
 from resnet_deploy.artifact import Artifact, TensorSpec
 from resnet_deploy.config import CalibMethod, ExportConfig, OnnxFormat, Precision, QuantConfig
@@ -19,7 +20,7 @@ from resnet_deploy.progress import Progress
 from resnet_deploy.runner import Runner
 from resnet_deploy.target import Tail, Target
 from resnet_deploy.versions import versions
-from targets.onnx_calibrate import optimized_session, record as calibration_record
+from targets.onnx_calibrate import measured_ranges, optimized_session, record as calibration_record, share_problem
 from targets.onnx_convert import keras_to_onnx
 
 MODEL_FILE = "model.onnx"
@@ -113,11 +114,21 @@ def _finish(out_dir: Path, work: Path, precision: Precision, details: dict, quan
     return Artifact(OnnxTarget.name, precision, out_dir, [MODEL_FILE], inputs, outputs, details)
 
 
+def _offer(finish: Any, model: Any, calib: Any, quantization: dict) -> Artifact:
+    """finish(quantization), after offering the ranges ORT measured (or why there are none) to
+    the export's later targets on this calibration set."""
+    measured = quantization.pop("measured_ranges", None)
+    if measured is not None:
+        calib.ranges.offer(model, MeasuredRanges.from_dict(measured) if isinstance(measured, dict) else measured)
+    return finish(quantization)
+
+
 def quantize(fp32_path: str, out: str, samples: str, choice: OrtQuantChoice, quant: QuantConfig,
-             progress: Progress, threads: int | None = None) -> dict:
+             progress: Progress, threads: int | None = None, share_ranges: bool = False) -> dict:
     """ORT static quantization of fp32_path into out, calibrated on the samples saved in `samples`
     (.npy) on `threads` threads (None: all cores). No TensorFlow: this is the Tail a worker
-    process runs."""
+    process runs. share_ranges: the record's "measured_ranges" holds the calibration's ranges for
+    another backend (calibration/ranges.py), or why it cannot."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -128,6 +139,8 @@ def quantize(fp32_path: str, out: str, samples: str, choice: OrtQuantChoice, qua
     calib = np.load(samples, mmap_mode="r")
     _check_nodes(pre, quant.float_nodes)
     qtype = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
+    cache = pre.with_name("ranges.json")
+    why_not = share_problem(quant.method.value) if share_ranges else "not asked for"
     try:  # (Entropy/Percentile calibrators print histograms: converting() captures them)
         with optimized_session(threads):
             quantize_static(
@@ -138,14 +151,18 @@ def quantize(fp32_path: str, out: str, samples: str, choice: OrtQuantChoice, qua
                 calibrate_method=method, calibration_providers=["CPUExecutionProvider"],
                 extra_options={"CalibTensorRangeSymmetric": False},
                 nodes_to_exclude=list(quant.float_nodes),
+                **({} if why_not else {"calibration_cache_path": str(cache)}),
             )
     except Exception as e:  # noqa: BLE001
         raise ExportError(f"onnxruntime static quantization failed: {first_line(e)}") from e
-    return {"format": choice.fmt, "activations": choice.activation, "weights": choice.weight,
-            "name": choice.name, "per_channel": quant.per_channel, "reduce_range": choice.reduce_range,
-            "calibration_method": quant.method.value, "calibration_samples": len(calib),
-            "reason": choice.reason, "io_dtype": "float32", "float_nodes": list(quant.float_nodes),
-            **calibration_record()}
+    record = {"format": choice.fmt, "activations": choice.activation, "weights": choice.weight,
+              "name": choice.name, "per_channel": quant.per_channel, "reduce_range": choice.reduce_range,
+              "calibration_method": quant.method.value, "calibration_samples": len(calib),
+              "reason": choice.reason, "io_dtype": "float32", "float_nodes": list(quant.float_nodes),
+              **calibration_record()}
+    if share_ranges:
+        record["measured_ranges"] = why_not or measured_ranges(pre, cache, calib[:PROBES], len(calib), threads)
+    return record
 
 
 class OnnxTarget(Target):
@@ -179,7 +196,7 @@ class OnnxTarget(Target):
             choice = choose_quant_format(config.quant.onnx_format, config.device)
             return Tail("ONNX Runtime int8 quantization", quantize, {
                 "fp32_path": str(fp32_path), "out": str(out), "samples": str(samples), "choice": choice,
-                "quant": config.quant}, finish)
+                "quant": config.quant, "share_ranges": calib.ranges.wanted}, functools.partial(_offer, finish, model, calib))
         if p is Precision.FP32:
             shutil.move(str(fp32_path), out)
             return finish(None)

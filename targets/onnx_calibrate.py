@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+from pathlib import Path
 from typing import Any, Iterator
+
+import numpy as np
 
 ENV = "RESNET_DEPLOY_ORT_CALIBRATION"
 
@@ -56,3 +59,79 @@ def optimized_session(threads: int | None = None) -> Iterator[None]:
         yield
     finally:
         calibrate.CalibraterBase.create_inference_session = real
+
+
+def cache_supported() -> bool:
+    """Whether this onnxruntime's quantize_static writes its calibration result to a file
+    (calibration_cache_path, in onnxruntime since 2026): how its ranges reach another backend."""
+    import inspect
+
+    from onnxruntime.quantization import quantize_static
+
+    return "calibration_cache_path" in inspect.signature(quantize_static).parameters
+
+
+def _scalar_ranges(cache: Path) -> dict[str, tuple[float, float]] | None:
+    """ORT's calibration cache read back: per-tensor (min, max), or None if any range is not two
+    finite scalars (per-channel calibration, a broken file)."""
+    from onnxruntime.quantization.calibrate import load_tensors_data
+
+    try:
+        data = load_tensors_data(cache)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    out = {}
+    for name, td in data.items():
+        lo, hi = (np.asarray(v, dtype=np.float64) for v in td.range_value)
+        if lo.size != 1 or hi.size != 1 or not np.isfinite([lo.item(), hi.item()]).all() or lo.item() > hi.item():
+            return None
+        out[name] = (lo.item(), hi.item())
+    return out or None
+
+
+def measured_ranges(model_path: Path, cache: Path, probes: np.ndarray, samples: int,
+                    threads: int | None) -> dict | str:
+    """The ranges ORT's calibration of `model_path` wrote to `cache`, each tensor with its
+    fingerprint on `probes` (calibration/ranges.py), as plain data; or why there are none."""
+    import onnx
+    import onnxruntime as ort
+
+    from calibration.ranges import MeasuredRanges, fingerprint, probe_digest
+
+    ranges = _scalar_ranges(cache)
+    if ranges is None:
+        return "ONNX Runtime's calibration gave no per-tensor ranges to share"
+    model = onnx.load(str(model_path))
+    have = {o.name for o in model.graph.output}
+    model.graph.output.extend(onnx.ValueInfoProto(name=n) for n in ranges if n not in have)
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    sess = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    del model
+    (inp,) = sess.get_inputs()
+    names = [n for n in ranges if n != inp.name]
+    prints: dict[str, list[list[float]]] = {n: [] for n in ranges}
+    for x in probes:
+        x = np.ascontiguousarray(x[None, ...], dtype=np.float32)
+        for n, v in zip(names, sess.run(names, {inp.name: x})):
+            prints[n].append(fingerprint(v))
+        if inp.name in prints:
+            prints[inp.name].append(fingerprint(x))
+    return MeasuredRanges("ONNX Runtime MinMax calibration of the ONNX export's fp32 model", samples,
+                          probe_digest(probes), ranges, prints).to_dict()
+
+
+def share_problem(method: str) -> str | None:
+    """Why this export's ORT calibration cannot give its ranges to another backend, or None."""
+    from calibration import ranges
+
+    if not ranges.enabled():
+        return f"{ranges.ENV}=0"
+    if method != "minmax":
+        return f"the ONNX calibration method is {method}, not minmax: its ranges are not the other backend's statistic"
+    if not cache_supported():
+        import onnxruntime
+
+        return f"onnxruntime {onnxruntime.__version__} has no calibration_cache_path; a newer one has"
+    return None

@@ -116,6 +116,7 @@ class TFLiteTarget(Target):
     precisions = (Precision.FP32, Precision.FP16, Precision.DYNAMIC, Precision.INT8)
     description = "TFLite/LiteRT flatbuffer (mobile, edge; XNNPACK on CPU)"
     options = ("quant.io_dtype", "device")
+    takes_ranges = True  # ONNX Runtime's, when the same export makes ONNX int8 first (calibration/ranges.py)
 
     def tool_versions(self) -> dict[str, str]:
         import tensorflow as tf  # already loaded by export()
@@ -133,11 +134,12 @@ class TFLiteTarget(Target):
         details: dict[str, Any] = {"quantization": _configure(converter, tf, config, calib, progress)}
         nodes = config.quant.float_nodes if config.precision is Precision.INT8 else ()
         interp_cls, _ = load_interpreter_class()
-        with tf_calibrator(interp_cls) as calibrator:
+        measured = calib.ranges.for_model(model) if calib is not None else None
+        with tf_calibrator(interp_cls, measured=measured) as calibrator:
             (out_dir / MODEL_FILE).write_bytes(_convert_keeping_float(converter, tf, config, nodes) if nodes
                                                else converter.convert())
         if config.precision is Precision.INT8:
-            details["quantization"].update(calibration_record(calibrator["used"]))
+            details["quantization"].update(calibration_record(calibrator))
         if nodes:
             details["quantization"]["float_nodes"] = list(nodes)
         interp = interp_cls(model_path=str(out_dir / MODEL_FILE))

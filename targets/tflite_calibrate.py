@@ -18,10 +18,13 @@ RESNET_DEPLOY_TFLITE_CALIBRATOR=tf.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 from typing import Any, Iterator
 
 import numpy as np
+
+from calibration.ranges import ENV as RANGES_ENV, PROBES
 
 ENV = "RESNET_DEPLOY_TFLITE_CALIBRATOR"
 FLOAT32 = 0  # tflite TensorType.FLOAT32
@@ -76,33 +79,63 @@ def _min_max(view: Any) -> tuple[float, float]:
     return float(v.min()), float(v.max())
 
 
-def collect_ranges(cls: type, model_bytes: bytes, tensors: list[int], samples: Iterator[Any],
-                   threads: int | None = None) -> dict[int, tuple[float, float]]:
-    """min and max of every tensor in `tensors` over all samples: the float model on the LiteRT
-    Interpreter class `cls` with its default delegate (XNNPACK)."""
-    from resnet_deploy._tf import captured_output
+class _AllOutputs:
+    """The all-outputs model on the LiteRT Interpreter class `cls` with its default delegate
+    (XNNPACK), on `threads` threads (None: all cores)."""
 
-    with captured_output():
-        interp = cls(model_content=model_bytes, num_threads=threads or os.cpu_count())
-    (inp,) = interp.get_input_details()
-    outs = [d["index"] for d in interp.get_output_details()]
+    def __init__(self, cls: type, model_bytes: bytes, threads: int | None) -> None:
+        from resnet_deploy._tf import captured_output
+
+        with captured_output():
+            self.interp = cls(model_content=model_bytes, num_threads=threads or os.cpu_count())
+        (inp,) = self.interp.get_input_details()
+        self.input = inp["index"]
+        self.outputs = [d["index"] for d in self.interp.get_output_details()]
+        self._shape: tuple | None = None
+
+    def run(self, samples: Iterator[Any]) -> Iterator[tuple[np.ndarray, list[tuple[int, Any]]]]:
+        """Each sample and (tensor index, in-place view) of every output, valid until the next sample."""
+        for item in samples:
+            x = _sample(item)
+            if x.shape != self._shape:
+                self.interp.resize_tensor_input(self.input, list(x.shape))
+                self.interp.allocate_tensors()
+                self._shape = x.shape
+            self.interp.set_tensor(self.input, x)
+            self.interp.invoke()
+            yield x, [(i, self.interp.tensor(i)) for i in self.outputs]
+
+
+def collect_ranges(model: _AllOutputs, tensors: list[int], samples: Iterator[Any]) -> dict[int, tuple[float, float]]:
+    """min and max of every tensor in `tensors` over all samples."""
     lo = {i: np.inf for i in tensors}
     hi = {i: -np.inf for i in tensors}
-    shape = None
-    for item in samples:
-        x = _sample(item)
-        if x.shape != shape:
-            interp.resize_tensor_input(inp["index"], list(x.shape))
-            interp.allocate_tensors()
-            shape = x.shape
-        interp.set_tensor(inp["index"], x)
-        interp.invoke()
-        seen = [(inp["index"], (float(x.min()), float(x.max())))] + [(i, _min_max(interp.tensor(i))) for i in outs]
+    count = 0
+    for x, views in model.run(samples):
+        seen = [(model.input, (float(x.min()), float(x.max())))] + [(i, _min_max(v)) for i, v in views]
         for i, (a, b) in seen:
             lo[i], hi[i] = min(lo[i], a), max(hi[i], b)
-    if shape is None:
+        count += 1
+    if not count:
         raise ValueError("the representative dataset gave no samples")
     return {i: (lo[i], hi[i]) for i in tensors}
+
+
+def _shared(model: _AllOutputs, names: dict[int, str], probes: list, measured: Any) -> tuple[dict | None, str]:
+    """Ranges for every tensor from ranges another backend measured on this calibration set
+    (calibration/ranges.py), matched on the probe samples; or None and why not."""
+    from calibration.ranges import fingerprint, match, probe_digest
+
+    if len(probes) < PROBES or probe_digest(np.concatenate([_sample(p) for p in probes])) != measured.probe_sha:
+        return None, "the first calibration samples are not the ones the ranges were measured with"
+    prints: dict[str, list] = {}
+    for x, views in model.run(iter(probes)):
+        prints.setdefault(names[model.input], []).append(fingerprint(x))
+        for i, v in views:
+            prints.setdefault(names[i], []).append(fingerprint(v()))
+    ranges, how = match(measured, {n: np.array(fp) for n, fp in prints.items()})
+    index = {n: i for i, n in names.items()}
+    return (None if ranges is None else {index[n]: r for n, r in ranges.items()}), how
 
 
 def with_ranges(model: Any, ranges: dict[int, tuple[float, float]]) -> bytes:
@@ -117,40 +150,61 @@ def with_ranges(model: Any, ranges: dict[int, tuple[float, float]]) -> bytes:
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
-def calibrate(cls: type, model_bytes: bytes, samples: Iterator[Any], threads: int | None = None) -> bytes | None:
+def calibrate(cls: type, model_bytes: bytes, samples: Iterator[Any], threads: int | None = None,
+              measured: Any = None) -> tuple[bytes | None, dict]:
     """The calibrated model (float model + min/max per activation), or None if this model needs
-    TF's own calibrator."""
+    TF's own calibrator; and a note: "shared" = whose ranges were taken from `measured` (a
+    calibration.ranges.MeasuredRanges, or why there are none), "how" = how they matched, or why not."""
     from tensorflow.lite.tools import flatbuffer_utils
 
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(model_bytes))
     tensors = _loggable(model)
     if tensors is None:
-        return None
-    ranges = collect_ranges(cls, _all_outputs_model(model, tensors), tensors, samples, threads)
-    return with_ranges(model, ranges)
+        return None, {"shared": None, "how": None}
+    runner = _AllOutputs(cls, _all_outputs_model(model, tensors), threads)
+    if measured is None or isinstance(measured, str):
+        return with_ranges(model, collect_ranges(runner, tensors, samples)), {"shared": None, "how": measured}
+    probes = list(itertools.islice(samples, PROBES))
+    names = {i: model.subgraphs[0].tensors[i].name.decode() for i in tensors}
+    ranges, how = _shared(runner, names, probes, measured)
+    if ranges is not None:
+        return with_ranges(model, ranges), {"shared": measured.source, "how": how}
+    ranges = collect_ranges(runner, tensors, itertools.chain(probes, samples))
+    return with_ranges(model, ranges), {"shared": None, "how": how}
 
 
 def enabled() -> bool:
     return os.environ.get(ENV, "xnnpack").lower() != "tf"
 
 
-def record(used: bool) -> dict:
+def record(state: dict) -> dict:
     """The manifest's note of which calibrator produced the ranges, and why."""
-    if used:
-        return {"calibrator": "resnet-deploy (LiteRT XNNPACK float model, every activation an output)",
-                "calibrator_why": "TF's calibrator is single-threaded and logs inputs after in-place ops overwrote "
-                                  f"them (tensorflow/tensorflow#127842); {ENV}=tf for TF's own"}
-    why = f"{ENV}=tf" if not enabled() else "the model has several subgraphs or ops with intermediate tensors"
-    return {"calibrator": "tensorflow (TFLiteConverter's own)", "calibrator_why": why}
+    if state["shared"]:
+        return {"calibrator": f"shared: {state['shared']}",
+                "calibrator_why": "one pass over the calibration set for two backends: the same statistic (float32 "
+                                  "min/max of every activation over every sample), each TFLite tensor found in the "
+                                  f"other graph by its values ({state['how']}); {RANGES_ENV}=0 to calibrate here"}
+    out = {"calibrator": "tensorflow (TFLiteConverter's own)", "calibrator_why": f"{ENV}=tf"}
+    if state["used"]:
+        out = {"calibrator": "resnet-deploy (LiteRT XNNPACK float model, every activation an output)",
+               "calibrator_why": "TF's calibrator is single-threaded and logs inputs after in-place ops overwrote "
+                                 f"them (tensorflow/tensorflow#127842); {ENV}=tf for TF's own"}
+    elif enabled():
+        out["calibrator_why"] = "the model has several subgraphs or ops with intermediate tensors"
+    if state["how"]:
+        out["ranges_not_shared"] = state["how"]
+    return out
 
 
 @contextlib.contextmanager
-def tf_calibrator(cls: type, threads: int | None = None) -> Iterator[dict]:
+def tf_calibrator(cls: type, threads: int | None = None, measured: Any = None) -> Iterator[dict]:
     """While inside, TFLiteConverter calibrates with `calibrate` on the LiteRT Interpreter class
-    `cls` (where it can). Yields a dict whose "used" says whether it did."""
+    `cls` (where it can), taking the ranges in `measured` (a calibration.ranges.MeasuredRanges,
+    or why there are none) if they match. Yields the state record() reads: "used" (ours ran),
+    "shared" (whose ranges were taken, if they were), "how" (how they matched, or why not)."""
     from tensorflow.lite.python import lite
 
-    state = {"used": False}
+    state: dict = {"used": False, "shared": None, "how": None}
     real = lite._calibrator.Calibrator  # noqa: SLF001 - the one object TF builds to calibrate
 
     class Calibrator:
@@ -160,8 +214,9 @@ def tf_calibrator(cls: type, threads: int | None = None) -> Iterator[dict]:
             self._args = (model_content, *args)
 
         def calibrate(self, dataset_gen: Any) -> bytes:
-            out = calibrate(cls, self._args[0], dataset_gen(), threads) if enabled() else None
-            state["used"] = out is not None
+            out, note = calibrate(cls, self._args[0], dataset_gen(), threads, measured) if enabled() \
+                else (None, {"shared": None, "how": None})
+            state.update(used=out is not None, **note)
             return out if out is not None else real(*self._args).calibrate(dataset_gen)
 
     lite._calibrator.Calibrator = Calibrator  # noqa: SLF001
