@@ -90,11 +90,16 @@ def match(measured: MeasuredRanges, prints: dict[Any, np.ndarray]) -> tuple[dict
 
 
 class RangeBoard:
-    """Where a calibration set keeps the ranges a backend measured on it, per model: a later
-    target of the same export (same set, same model object) may take them."""
+    """Where a calibration set keeps the ranges a backend measured on it during one export: a
+    later target of that export (same set, same model object) may take them."""
 
     def __init__(self) -> None:
-        self.wanted = False  # set by the export when a later target can take ranges
+        self.start(False)
+
+    def start(self, wanted: bool) -> None:
+        """A new export on this set: nothing offered yet; `wanted`: a later target can take ranges
+        (the measuring target then measures them). An export calls start(False) when it ends."""
+        self.wanted = wanted
         self._model: Any = None
         self._measured: MeasuredRanges | str = "no earlier target of this export measured ranges"
 

@@ -147,9 +147,10 @@ def export_model(loaded: Loaded, targets: list[str], config: ExportConfig, ws: W
 
         val = load_validation(budget, loaded, calib, progress)
     order, use_worker = background.plan(target_objs, config) if val is None else (target_objs, False)
-    if calib is not None:  # a later target may take the activation ranges an earlier one measures
-        calib.ranges.wanted = any(t.takes_ranges for t in order[1:])
     with contextlib.ExitStack() as stack, background.Worker() as worker:  # the worker stops before staging goes
+        if calib is not None:  # a later target may take the activation ranges an earlier one measures
+            calib.ranges.start(any(t.takes_ranges for t in order[1:]))
+            stack.callback(calib.ranges.start, False)
         schedule = Schedule(loaded, config, calib, common, ws, progress, stack, worker, use_worker)
         for target in order:
             schedule.run(target, lambda t=target: None if val is None else (
