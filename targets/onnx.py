@@ -16,11 +16,13 @@ from resnet_deploy._tf import INPUT_NAME
 from resnet_deploy.artifact import Artifact, TensorSpec
 from resnet_deploy.config import CalibMethod, ExportConfig, OnnxFormat, Precision, QuantConfig
 from resnet_deploy.errors import BackendUnavailable, ExportError, InputError, first_line
+from resnet_deploy.memory import release
 from resnet_deploy.progress import Progress
 from resnet_deploy.runner import Runner
 from resnet_deploy.target import Tail, Target
 from resnet_deploy.versions import versions
-from targets.onnx_calibrate import measured_ranges, optimized_session, record as calibration_record, share_problem
+from targets.onnx_calibrate import (measured_ranges, optimized_session, probe_prints, record as calibration_record,
+                                    share_problem)
 from targets.onnx_convert import keras_to_onnx
 
 MODEL_FILE = "model.onnx"
@@ -141,6 +143,8 @@ def quantize(fp32_path: str, out: str, samples: str, choice: OrtQuantChoice, qua
     qtype = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
     cache = pre.with_name("ranges.json")
     why_not = share_problem(quant.method.value) if share_ranges else "not asked for"
+    prints = None if why_not else probe_prints(pre, calib[:PROBES], threads)
+    release()
     try:  # (Entropy/Percentile calibrators print histograms: converting() captures them)
         with optimized_session(threads):
             quantize_static(
@@ -161,7 +165,7 @@ def quantize(fp32_path: str, out: str, samples: str, choice: OrtQuantChoice, qua
               "reason": choice.reason, "io_dtype": "float32", "float_nodes": list(quant.float_nodes),
               **calibration_record()}
     if share_ranges:
-        record["measured_ranges"] = why_not or measured_ranges(pre, cache, calib[:PROBES], len(calib), threads)
+        record["measured_ranges"] = why_not or measured_ranges(cache, prints, calib[:PROBES], len(calib))
     return record
 
 

@@ -89,37 +89,45 @@ def _scalar_ranges(cache: Path) -> dict[str, tuple[float, float]] | None:
     return out or None
 
 
-def measured_ranges(model_path: Path, cache: Path, probes: np.ndarray, samples: int,
-                    threads: int | None) -> dict | str:
-    """The ranges ORT's calibration of `model_path` wrote to `cache`, each tensor with its
-    fingerprint on `probes` (calibration/ranges.py), as plain data; or why there are none."""
+def probe_prints(model_path: Path, probes: np.ndarray, threads: int | None) -> dict[str, list[list[float]]]:
+    """Every float tensor's fingerprint on each probe sample (calibration/ranges.py): run before
+    ORT's calibration, so that this session's memory is back before the quantizer's peak."""
     import onnx
     import onnxruntime as ort
 
-    from calibration.ranges import MeasuredRanges, fingerprint, probe_digest
+    from calibration.ranges import fingerprint
 
-    ranges = _scalar_ranges(cache)
-    if ranges is None:
-        return "ONNX Runtime's calibration gave no per-tensor ranges to share"
     model = onnx.load(str(model_path))
     have = {o.name for o in model.graph.output}
-    model.graph.output.extend(onnx.ValueInfoProto(name=n) for n in ranges if n not in have)
+    model.graph.output.extend(onnx.ValueInfoProto(name=o) for n in model.graph.node for o in n.output
+                              if o and o not in have)
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
     sess = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     del model
     (inp,) = sess.get_inputs()
-    names = [n for n in ranges if n != inp.name]
-    prints: dict[str, list[list[float]]] = {n: [] for n in ranges}
+    names = [o.name for o in sess.get_outputs()]
+    prints: dict[str, list[list[float]]] = {}
     for x in probes:
         x = np.ascontiguousarray(x[None, ...], dtype=np.float32)
-        for n, v in zip(names, sess.run(names, {inp.name: x})):
-            prints[n].append(fingerprint(v))
-        if inp.name in prints:
-            prints[inp.name].append(fingerprint(x))
+        for n, v in [(inp.name, x), *zip(names, sess.run(names, {inp.name: x}))]:
+            if np.asarray(v).dtype.kind == "f":
+                prints.setdefault(n, []).append(fingerprint(v))
+    return prints
+
+
+def measured_ranges(cache: Path, prints: dict[str, list], probes: np.ndarray, samples: int) -> dict | str:
+    """The ranges ORT's calibration wrote to `cache`, with the fingerprints of those tensors
+    (a calibration.ranges.MeasuredRanges as plain data); or why there are none."""
+    from calibration.ranges import MeasuredRanges, probe_digest
+
+    ranges = _scalar_ranges(cache)
+    if ranges is None:
+        return "ONNX Runtime's calibration gave no per-tensor ranges to share"
+    ranges = {n: r for n, r in ranges.items() if n in prints}
     return MeasuredRanges("ONNX Runtime MinMax calibration of the ONNX export's fp32 model", samples,
-                          probe_digest(probes), ranges, prints).to_dict()
+                          probe_digest(probes), ranges, {n: prints[n] for n in ranges}).to_dict()
 
 
 def share_problem(method: str) -> str | None:
