@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import resnet_deploy
 from resnet_deploy.artifact import Artifact
+from resnet_deploy.background import WORKER_NICE, WORKER_THREADS
 from resnet_deploy.config import ExportConfig, config_record
 from resnet_deploy.errors import DeployError, ExportError, first_line
 from resnet_deploy.fsutil import publish_dir, staging_dir
@@ -157,7 +158,8 @@ class Schedule:
         record = {"utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                   "seconds": round(time.perf_counter() - s.t0, 2), "host": platform.machine()}
         if isinstance(s.done, Tail):
-            record["worker_process"] = f"{s.done.label}, beside the next target (background.py says why)"
+            record["worker_process"] = (f"{s.done.label}, beside the next target, on {WORKER_THREADS} thread at nice "
+                                        f"{WORKER_NICE} (background.py says why)")
         artifact.write_manifest({
             **self.common, "config": config_record(config),
             "tool_versions": {"resnet-deploy": resnet_deploy.__version__, "python": platform.python_version(),

@@ -137,10 +137,12 @@ def test_the_worker_dies_with_a_killed_export_and_the_next_run_cleans_up(tmp_pat
     while time.monotonic() < deadline and not quantizing:
         assert proc.poll() is None, "the export ended before its worker was killed"
         workers = workers or [k for k in _children(proc.pid)
-                              if b"multiprocessing" in Path(f"/proc/{k}/cmdline").read_bytes()]
+                              if b"spawn_main" in Path(f"/proc/{k}/cmdline").read_bytes()]
         quantizing = bool(workers) and any(out.glob("resnet18/onnx/.int8.partial-*/.tmp/*"))
         time.sleep(0.05)
     assert quantizing, "the worker never got to quantize"
+    nice = int(Path(f"/proc/{workers[0]}/stat").read_text().rsplit(")", 1)[1].split()[16])
+    assert nice == min(19, os.nice(0) + background.WORKER_NICE)  # it yields the cores to the export beside it
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     deadline = time.monotonic() + 2  # the kernel kills it at once (its tail alone takes longer than this)
