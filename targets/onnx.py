@@ -143,7 +143,7 @@ def quantize(fp32_path: str, out: str, samples: str, choice: OrtQuantChoice, qua
     qtype = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
     cache = pre.with_name("ranges.json")
     why_not = share_problem(quant.method.value) if share_ranges else "not asked for"
-    prints = None if why_not else probe_prints(pre, calib[:PROBES], threads)
+    prints, why_not = (None, why_not) if why_not else probe_prints(pre, calib[:PROBES], threads)
     release()
     try:  # (Entropy/Percentile calibrators print histograms: converting() captures them)
         with optimized_session(threads):
@@ -200,7 +200,8 @@ class OnnxTarget(Target):
             choice = choose_quant_format(config.quant.onnx_format, config.device)
             return Tail("ONNX Runtime int8 quantization", quantize, {
                 "fp32_path": str(fp32_path), "out": str(out), "samples": str(samples), "choice": choice,
-                "quant": config.quant, "share_ranges": calib.ranges.wanted}, functools.partial(_offer, finish, model, calib))
+                "quant": config.quant, "share_ranges": calib.ranges.wanted},
+                functools.partial(_offer, finish, model, calib))
         if p is Precision.FP32:
             shutil.move(str(fp32_path), out)
             return finish(None)

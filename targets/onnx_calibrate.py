@@ -89,9 +89,19 @@ def _scalar_ranges(cache: Path) -> dict[str, tuple[float, float]] | None:
     return out or None
 
 
-def probe_prints(model_path: Path, probes: np.ndarray, threads: int | None) -> dict[str, list[list[float]]]:
-    """Every float tensor's fingerprint on each probe sample (calibration/ranges.py): run before
-    ORT's calibration, so that this session's memory is back before the quantizer's peak."""
+def probe_prints(model_path: Path, probes: np.ndarray, threads: int | None) -> tuple[dict | None, str | None]:
+    """Every float tensor's fingerprint on each probe sample (calibration/ranges.py), or None and
+    why not (sharing is a saving: its failure is not the export's). Run before ORT's calibration,
+    so that this session's memory is back before the quantizer's peak."""
+    try:
+        return _probe_prints(model_path, probes, threads), None
+    except Exception as e:  # noqa: BLE001 - ORT raises its own types
+        from resnet_deploy.errors import first_line
+
+        return None, f"fingerprinting the ONNX tensors failed: {first_line(e)}"
+
+
+def _probe_prints(model_path: Path, probes: np.ndarray, threads: int | None) -> dict[str, list[list[float]]]:
     import onnx
     import onnxruntime as ort
 

@@ -106,3 +106,10 @@ def test_a_cache_that_is_not_per_tensor_finite_ranges_is_not_shared(tmp_path, br
     assert onnx_calibrate._scalar_ranges(tmp_path / "r.json") is None  # noqa: SLF001
     save_tensors_data(TensorsData(CalibrationMethod.MinMax, {"t": (np.float32(-1), np.float32(2))}), tmp_path / "r.json")
     assert onnx_calibrate._scalar_ranges(tmp_path / "r.json") == {"t": (-1.0, 2.0)}  # noqa: SLF001
+
+
+def test_a_failed_fingerprint_run_costs_the_sharing_not_the_onnx_export(tmp_path):
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not an onnx model")
+    prints, why = onnx_calibrate.probe_prints(broken, np.zeros((PROBES, 4, 4, 3), np.float32), 1)
+    assert prints is None and why.startswith("fingerprinting the ONNX tensors failed")
