@@ -4,7 +4,8 @@ ONNX Runtime's MinMax calibration (the ONNX int8 export's own pass, in the worke
 our TFLite calibrator (targets/tflite_calibrate.py) record the same statistic: every activation's
 min and max over every calibration sample, in float32, of the same network. When one export makes
 both, the TFLite export takes ORT's ranges instead of running its own pass over the samples
-(ResNet-50 @224, 200 samples: 18 s of the TFLite export on 2 cores; README "Export speed").
+(ResNet-50 @224, 200 samples, 2 cores: the TFLite step 26-30 -> 9-13 s; README "Export time and
+memory").
 
 To use ORT's range for a TFLite tensor, the tensor must be found in the ONNX graph. Names do not
 say it (tf2onnx and the TFLite converter name, fuse and transpose differently), values do: each

@@ -7,6 +7,10 @@ here (2 cores, AMD EPYC Zen 3; `python benchmarks/export_speed.py`). The tensors
 and the merging of ranges stay ORT's own; only the session it builds is optimised, for the
 duration of one quantize_static call. The values differ by float rounding only (tested:
 every range within 1e-4 of its width). RESNET_DEPLOY_ORT_CALIBRATION=ort keeps ORT's own session.
+
+The same pass can serve a second backend (calibration/ranges.py): probe_prints fingerprints every
+tensor on the first samples, ORT writes its ranges to its calibration cache, measured_ranges
+reads them back (checked: per-tensor, finite) with the fingerprints of those tensors.
 """
 from __future__ import annotations
 
