@@ -13,7 +13,9 @@ The seam: TFLiteConverter's own conversion, calibration-model preparation and ML
 stay as they are; only the `Calibrator` object TF builds is ours for the duration of one
 `convert()` (`tf_calibrator()` below). Models this cannot calibrate from outside (control flow
 with several subgraphs, ops with intermediate tensors such as LSTM) use TF's own, as does
-RESNET_DEPLOY_TFLITE_CALIBRATOR=tf.
+RESNET_DEPLOY_TFLITE_CALIBRATOR=tf. When the same export measured the ranges already (ONNX
+Runtime's pass, calibration/ranges.py), the float model runs on the first samples only, to find
+each tensor among the measured ones; it falls back to the whole pass if any is missing.
 """
 from __future__ import annotations
 
