@@ -64,12 +64,13 @@ class MeasuredRanges:
         return cls(**d)
 
 
-def _agree(a: np.ndarray, b: np.ndarray) -> bool:
-    """Two (PROBES, 5) fingerprints of one tensor?"""
-    if a.shape != b.shape or not (a[:, 0] == b[:, 0]).all():
-        return False
-    scale = np.maximum(np.abs(a[:, 1:3]).max(axis=1), np.abs(b[:, 1:3]).max(axis=1))[:, None]
-    return bool((np.abs(a[:, 1:] - b[:, 1:]) <= TOLERANCE * scale + 1e-30).all())
+def _agreeing(theirs: np.ndarray, fp: np.ndarray) -> np.ndarray:
+    """Which of `theirs` (N, PROBES, 5) fingerprints are those of the tensor `fp` (PROBES, 5)."""
+    if theirs.shape[1:] != fp.shape:
+        return np.zeros(len(theirs), dtype=bool)
+    size = (theirs[:, :, 0] == fp[None, :, 0]).all(axis=1)
+    scale = np.maximum(np.abs(theirs[:, :, 1:3]).max(axis=2), np.abs(fp[:, 1:3]).max(axis=1)[None, :])[:, :, None]
+    return size & (np.abs(theirs[:, :, 1:] - fp[None, :, 1:]) <= TOLERANCE * scale + 1e-30).all(axis=(1, 2))
 
 
 def match(measured: MeasuredRanges, prints: dict[Any, np.ndarray]) -> tuple[dict[Any, tuple[float, float]] | None, str]:
@@ -79,7 +80,7 @@ def match(measured: MeasuredRanges, prints: dict[Any, np.ndarray]) -> tuple[dict
     theirs = np.array([measured.prints[n] for n in names], dtype=np.float64).reshape(len(names), -1, 5)
     out: dict[Any, tuple[float, float]] = {}
     for key, fp in prints.items():
-        hits = [names[j] for j in range(len(names)) if _agree(theirs[j], np.asarray(fp, dtype=np.float64))]
+        hits = [names[j] for j in np.flatnonzero(_agreeing(theirs, np.asarray(fp, dtype=np.float64)))]
         if not hits:
             return None, f"tensor {key} has no counterpart among the {len(names)} measured tensors"
         lo, hi = (np.array([measured.ranges[n][i] for n in hits]) for i in (0, 1))
