@@ -29,6 +29,7 @@ PROBES = 2  # calibration samples whose activations identify a tensor across two
 # Relative to the tensor's largest magnitude on a probe. ORT and XNNPACK compute one float32
 # network with different kernels: their ResNet-50 activations differ by ~1e-6 of that here.
 TOLERANCE = 1e-4
+NOTHING_OFFERED = "no earlier target of this export measured ranges"
 
 
 def enabled() -> bool:
@@ -103,7 +104,7 @@ class RangeBoard:
         (the measuring target then measures them). An export calls start(False) when it ends."""
         self.wanted = wanted
         self._model: Any = None
-        self._measured: MeasuredRanges | str = "no earlier target of this export measured ranges"
+        self._measured: MeasuredRanges | str = NOTHING_OFFERED
 
     def offer(self, model: Any, measured: MeasuredRanges | str) -> None:
         """Ranges measured with `model` on this set, or why the measuring target has none."""
@@ -112,5 +113,5 @@ class RangeBoard:
     def for_model(self, model: Any) -> MeasuredRanges | str:
         """What was offered for this very model object, or why there is nothing to take."""
         if self._model is None or self._model() is not model:
-            return "no earlier target of this export measured ranges"
+            return NOTHING_OFFERED
         return self._measured
