@@ -9,12 +9,13 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
 from calibration.preprocess import PreprocessSpec
-from calibration.ranges import RangeBoard
+from calibration.board import NO_INT8_ONNX, Board
+from calibration.ranges import NOTHING_OFFERED
 from calibration.sources import ArraySource, DigitsSource, ImageFolderSource, Source, SyntheticSource
 from resnet_deploy.errors import InputError
 
@@ -29,7 +30,12 @@ class CalibrationSet:
         self._cache: tuple[np.ndarray, np.ndarray | None] | None = None
         self._fingerprint: str | None = None
         self.requested: int | None = None  # what the caller asked for (from_spec), if more than the data has
-        self.ranges = RangeBoard()  # activation ranges a backend measured on this set (calibration/ranges.py)
+        self.ranges = Board(NOTHING_OFFERED)  # activation ranges a backend measured on this set (ranges.py)
+        self.int8_onnx = Board(NO_INT8_ONNX)  # the ONNX int8 model an export made on this set (board.py)
+
+    def boards(self) -> dict[str, Any]:
+        """What a target may take from an earlier one of the same export (Target.takes names these)."""
+        return {"ranges": self.ranges, "int8_onnx": self.int8_onnx}
 
     def shortfall(self, what: str) -> str | None:
         """One line when the data has fewer samples than were asked for, else None."""

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,28 +89,3 @@ def match(measured: MeasuredRanges, prints: dict[Any, np.ndarray]) -> tuple[dict
             return None, f"tensor {key} matches {len(hits)} measured tensors whose ranges differ ({', '.join(hits[:3])})"
         out[key] = (float(lo[0]), float(hi[0]))
     return out, f"{len(out)} tensors matched on {PROBES} probe samples"
-
-
-class RangeBoard:
-    """Where a calibration set keeps the ranges a backend measured on it during one export: a
-    later target of that export (same set, same model object) may take them."""
-
-    def __init__(self) -> None:
-        self.start(False)
-
-    def start(self, wanted: bool) -> None:
-        """A new export on this set: nothing offered yet; `wanted`: a later target can take ranges
-        (the measuring target then measures them). An export calls start(False) when it ends."""
-        self.wanted = wanted
-        self._model: Any = None
-        self._measured: MeasuredRanges | str = NOTHING_OFFERED
-
-    def offer(self, model: Any, measured: MeasuredRanges | str) -> None:
-        """Ranges measured with `model` on this set, or why the measuring target has none."""
-        self._model, self._measured = weakref.ref(model), measured
-
-    def for_model(self, model: Any) -> MeasuredRanges | str:
-        """What was offered for this very model object, or why there is nothing to take."""
-        if self._model is None or self._model() is not model:
-            return NOTHING_OFFERED
-        return self._measured

@@ -37,15 +37,21 @@ WORKER_NICE = 10
 
 def plan(targets: list[Any], config: Any) -> tuple[list[Any], bool]:
     """The order to export in, and whether to use a worker: targets with a tail first (ONNX int8,
-    whose calibration ranges a later TFLite export can take: calibration/ranges.py), then the
-    light ones (they run beside the tail), then the rest; a worker when a tail has a light
+    whose ranges and model later targets can take: Target.takes), then the light ones that take
+    nothing from it (they run beside the tail), then the rest; a worker when a tail has a light
     target to run beside. Without a tail, the order given."""
     tails = [t for t in targets if t.has_tail(config)]
     if not tails:
         return list(targets), False
-    light = [t for t in targets if t.light and t not in tails]
+    light = [t for t in targets if t not in tails and beside(t, config, [t.name for t in targets])]
     order = tails + light + [t for t in targets if t not in tails and t not in light]
     return order, bool(light) and os.environ.get(ENV, "1") != "0"
+
+
+def beside(target: Any, config: Any, names: list[str]) -> bool:
+    """Whether `target` may export while a tail runs in the worker: light, no tail of its own, and
+    taking nothing an earlier target's tail makes."""
+    return target.light and not target.has_tail(config) and not target.takes(config, names)
 
 
 def _die_with_parent() -> None:

@@ -46,6 +46,8 @@ artifact_options = _options(
                  f"(default {D['calib_method']})."),
     click.option("--onnx-format", default=None, help="ONNX int8 format: auto (fastest for this CPU), qdq-u8s8, "
                  "qdq-s8s8, qoperator-u8s8 (default auto)."),
+    click.option("--openvino-int8", default=None, help="OpenVINO int8 from: auto (the same export's ONNX int8 model "
+                 "when there is one: one calibration pass; else NNCF) or nncf (default auto)."),
     click.option("--opset", type=int, default=None, help=f"ONNX opset (default {D['opset']})."),
     click.option("--device", default=None, help="The device the model is for: host (this machine), x86-vnni, "
                  "x86-avx2 or arm64; decides the int8 formats, recorded in the manifest (default host)."),
@@ -75,7 +77,7 @@ def _artifact_options(kw: dict):
     pre = PreprocessOptions(kw.pop("preprocess"), kw.pop("mean"), kw.pop("std"), kw.pop("scale"),
                             kw.pop("channel_order"), kw.pop("resize"))
     return ArtifactOptions(**{k: kw.pop(k) for k in ("calib", "calib_size", "seed", "io_dtype", "calib_method",
-                                                     "onnx_format", "opset", "device")}, preprocess=pre)
+                                                     "onnx_format", "openvino_int8", "opset", "device")}, preprocess=pre)
 
 
 def _budget(max_acc_drop: float | None, val: str | None, max_float_layers: int | None):

@@ -59,6 +59,14 @@ class OnnxFormat(str, enum.Enum):
     QOPERATOR_U8S8 = "qoperator-u8s8"
 
 
+class OpenVinoInt8(str, enum.Enum):
+    """Where OpenVINO's int8 comes from (targets/openvino_from_onnx.py): auto converts the ONNX
+    int8 model of the same export when there is one (one calibration pass), else runs NNCF."""
+
+    AUTO = "auto"
+    NNCF = "nncf"
+
+
 @dataclass(frozen=True)
 class QuantConfig:
     """Options of int8 quantization that hold across backends.
@@ -68,6 +76,8 @@ class QuantConfig:
     method:    activation-range estimation (ONNX Runtime); TFLite and NNCF use their own.
     per_channel: per-output-channel weight scales (all backends default to this for convs).
     onnx_format: "auto" picks the fastest format/type pair for this CPU; see targets/onnx.py.
+    openvino_int8: "auto" converts the same export's ONNX int8 (QDQ) model; "nncf" always quantizes
+               with NNCF (targets/openvino_from_onnx.py says when and why).
     float_nodes: backend op names kept in float (the accuracy budget's fallback, fallback.py);
                in each backend's own naming, resolved from Keras layer names.
     """
@@ -76,6 +86,7 @@ class QuantConfig:
     method: CalibMethod = CalibMethod.MINMAX
     per_channel: bool = True
     onnx_format: OnnxFormat = OnnxFormat.AUTO
+    openvino_int8: OpenVinoInt8 = OpenVinoInt8.AUTO
     float_nodes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -83,6 +94,7 @@ class QuantConfig:
         object.__setattr__(self, "io_dtype", _choice(IODtype, self.io_dtype, "io dtype"))
         object.__setattr__(self, "method", _choice(CalibMethod, self.method, "calibration method"))
         object.__setattr__(self, "onnx_format", _choice(OnnxFormat, self.onnx_format, "onnx format"))
+        object.__setattr__(self, "openvino_int8", _choice(OpenVinoInt8, self.openvino_int8, "openvino int8 source"))
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import resnet_deploy
 from resnet_deploy.artifact import Artifact
-from resnet_deploy.background import WORKER_NICE, WORKER_THREADS
+from resnet_deploy.background import WORKER_NICE, WORKER_THREADS, beside
 from resnet_deploy.config import ExportConfig, config_record
 from resnet_deploy.errors import DeployError, ExportError, first_line
 from resnet_deploy.fsutil import publish_dir, staging_dir
@@ -104,12 +104,13 @@ class Schedule:
     stack: contextlib.ExitStack
     worker: "Worker"
     use_worker: bool
+    names: list[str] = field(default_factory=list)  # every target of this export
     result: ExportResult = field(default_factory=ExportResult)
     waiting: Started | None = None
 
     def run(self, target: Any, fallback: Callable[[], tuple | None]) -> None:
         """Begin `target` (fallback() = (Budget, Validation, fp32 artifact) for an accuracy budget)."""
-        if self.waiting is not None and (not target.light or target.has_tail(self.config)):
+        if self.waiting is not None and not beside(target, self.config, self.names):
             self.collect()
         s = guard(self.result, target.name, lambda: self._begin(target, fallback()))
         if s is not None and isinstance(s.done, Tail):

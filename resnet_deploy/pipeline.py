@@ -130,6 +130,16 @@ def _common_manifest(loaded: Loaded, calib: Any, progress: Progress) -> dict:
     return common
 
 
+def _start_boards(calib: Any, order: list[Any], config: ExportConfig, budget: bool, stack: Any) -> None:
+    """Each of the calibration set's boards wanted when a later target takes what it holds, and
+    reset when the export ends. Under an accuracy budget OpenVINO does not take the ONNX model:
+    the budget keeps layers in float per backend, which a converted ONNX model would not follow."""
+    names = [t.name for t in order]
+    for key, board in calib.boards().items():
+        board.start(any(key in t.takes(config, names) for t in order[1:]) and not (budget and key == "int8_onnx"))
+        stack.callback(board.start, False)
+
+
 def export_model(loaded: Loaded, targets: list[str], config: ExportConfig, ws: Workspace,
                  progress: Progress | None = None, budget: Any = None) -> ExportResult:
     """Export a loaded model to every target. Configuration errors are raised before any work;
@@ -148,10 +158,10 @@ def export_model(loaded: Loaded, targets: list[str], config: ExportConfig, ws: W
         val = load_validation(budget, loaded, calib, progress)
     order, use_worker = background.plan(target_objs, config) if val is None else (target_objs, False)
     with contextlib.ExitStack() as stack, background.Worker() as worker:  # the worker stops before staging goes
-        if calib is not None:  # a later target may take the activation ranges an earlier one measures
-            calib.ranges.start(any(t.takes_ranges for t in order[1:]))
-            stack.callback(calib.ranges.start, False)
-        schedule = Schedule(loaded, config, calib, common, ws, progress, stack, worker, use_worker)
+        names = [t.name for t in order]
+        if calib is not None:
+            _start_boards(calib, order, config, val is not None, stack)
+        schedule = Schedule(loaded, config, calib, common, ws, progress, stack, worker, use_worker, names)
         for target in order:
             schedule.run(target, lambda t=target: None if val is None else (
                 budget, val, ensure_artifact(ws, loaded, t.name, "fp32", progress)))

@@ -21,10 +21,12 @@ DEFAULT_OUT = Path("artifacts")
 # (--calib has no fixed default: digits for the digits model, synthetic for an untrained built-in,
 # and a user's model must name its own images: contract.data_source.)
 ARTIFACT_DEFAULTS: dict[str, Any] = {"calib_size": 200, "seed": 0, "io_dtype": "int8",
-                                     "calib_method": "minmax", "onnx_format": "auto", "opset": 17, "device": "host"}
+                                     "calib_method": "minmax", "onnx_format": "auto", "openvino_int8": "auto", "opset": 17,
+                                     "device": "host"}
 
 # ArtifactOptions field -> the config_record key it sets
 _CONFIG_KEYS = {"io_dtype": "quant.io_dtype", "calib_method": "quant.method", "onnx_format": "quant.onnx_format",
+                "openvino_int8": "quant.openvino_int8",
                 "opset": "opset", "calib_size": "calib_size", "device": "device"}
 
 
@@ -62,6 +64,7 @@ class ArtifactOptions:
     io_dtype: str | None = None
     calib_method: str | None = None
     onnx_format: str | None = None
+    openvino_int8: str | None = None
     opset: int | None = None
     preprocess: PreprocessOptions = field(default_factory=PreprocessOptions)
     device: str | None = None
@@ -79,7 +82,7 @@ class ArtifactOptions:
 
     def config(self, precision: Precision | str) -> ExportConfig:
         quant = QuantConfig(io_dtype=self.value("io_dtype"), method=self.value("calib_method"),
-                            onnx_format=self.value("onnx_format"))
+                            onnx_format=self.value("onnx_format"), openvino_int8=self.value("openvino_int8"))
         return ExportConfig(precision=precision, quant=quant, calib_size=self.value("calib_size"),
                             opset=self.value("opset"), device=self.value("device"))
 

@@ -15,7 +15,7 @@ import contextlib
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from resnet_deploy.config import ExportConfig, Precision
 from resnet_deploy.errors import DeployError, ExportError, InputError, converter_said, first_line
@@ -41,9 +41,6 @@ class Target:
     # Whether this target's export may run while another target's Tail runs in a worker process:
     # only targets whose peak memory leaves room for the worker's (background.py has the numbers).
     light: bool = False
-    # Whether this target's int8 export takes activation ranges an earlier target of the same
-    # export measured on the same calibration set (calibration/ranges.py), instead of its own pass.
-    takes_ranges: bool = False
 
     def check_config(self, config: ExportConfig) -> None:
         """Reject combinations this target cannot build, before any work starts."""
@@ -77,6 +74,12 @@ class Target:
         """A Tail run here, in this process, as export() runs its own."""
         with converting(self.name, config.precision.value, out_dir):
             return tail.fn(progress=progress, threads=None, **tail.kwargs)
+
+    def takes(self, config: ExportConfig, names: Sequence[str]) -> frozenset[str]:
+        """The boards (CalibrationSet.boards(): "ranges", "int8_onnx") whose offer from an earlier
+        target of the same export (`names`: all its targets) this export takes: it then runs
+        after that target's tail, never beside it (background.py)."""
+        return frozenset()
 
     def has_tail(self, config: ExportConfig) -> bool:
         """Whether begin() returns a Tail for this config (the export schedule puts such targets first)."""

@@ -23,6 +23,7 @@ from resnet_deploy.target import Tail, Target
 from resnet_deploy.versions import versions
 from targets.onnx_calibrate import (measured_ranges, optimized_session, probe_prints, record as calibration_record,
                                     share_problem)
+from targets import openvino_from_onnx as from_onnx
 from targets.onnx_convert import keras_to_onnx
 
 MODEL_FILE = "model.onnx"
@@ -117,12 +118,14 @@ def _finish(out_dir: Path, work: Path, precision: Precision, details: dict, quan
 
 
 def _offer(finish: Any, model: Any, calib: Any, quantization: dict) -> Artifact:
-    """finish(quantization), after offering the ranges ORT measured (or why there are none) to
-    the export's later targets on this calibration set."""
+    """finish(quantization), offering the export's later targets on this calibration set the
+    ranges ORT measured (or why there are none) and the int8 model (openvino_from_onnx.py)."""
     measured = quantization.pop("measured_ranges", None)
     if measured is not None:
         calib.ranges.offer(model, MeasuredRanges.from_dict(measured) if isinstance(measured, dict) else measured)
-    return finish(quantization)
+    artifact = finish(quantization)
+    from_onnx.offer(calib, model, artifact)
+    return artifact
 
 
 def quantize(fp32_path: str, out: str, samples: str, choice: OrtQuantChoice, quant: QuantConfig,

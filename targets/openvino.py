@@ -1,5 +1,6 @@
 """OpenVINO: convert_model straight from the Keras model, IR saved without silent fp16
-compression for fp32, int8 via nncf.quantize, and a CPU runner that runs fp32 in f32.
+compression for fp32; int8 from the same export's ONNX int8 model (openvino_from_onnx.py) or via
+nncf.quantize; and a CPU runner that runs fp32 in f32.
 
 Why from Keras and not from the ONNX file: measured here on ResNet-18 @224, convert_model on the
 Keras model took 1.4 s (74 ops, p50 16.5 ms f32) against 9.5 s through tf2onnx + ONNX (76 ops,
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -21,6 +22,7 @@ from resnet_deploy.progress import Progress
 from resnet_deploy.runner import Runner
 from resnet_deploy.target import Target
 from resnet_deploy.versions import versions
+from targets import openvino_from_onnx as from_onnx
 
 MODEL_FILE = "model.xml"
 WEIGHTS_FILE = "model.bin"
@@ -67,38 +69,60 @@ def canonical_names(ov_model: Any) -> None:
 
 
 class OpenVINOTarget(Target):
-    """Keras -> OpenVINO IR (model.xml + model.bin): fp32, fp16 weights, or NNCF int8."""
+    """Keras -> OpenVINO IR (model.xml + model.bin): fp32, fp16 weights, or int8 (the same export's
+    ONNX int8 model read by OpenVINO, else NNCF: openvino_from_onnx.py)."""
 
     name = "openvino"
     precisions = (Precision.FP32, Precision.FP16, Precision.INT8)
-    description = "OpenVINO IR (Intel CPU; int8 via NNCF)"
-    options = ("device",)
+    description = "OpenVINO IR (Intel CPU; int8 from the ONNX int8 model or NNCF)"
+    options = ("device", "quant.openvino_int8")
     light = True  # convert_model + NNCF peak ~1.5 GB on ResNet-50: room for a worker beside it (background.py)
 
     def tool_versions(self) -> dict[str, str]:
         return versions("openvino", "nncf", "keras")
 
+    def takes(self, config: ExportConfig, names: Sequence[str]) -> frozenset[str]:
+        return frozenset({"int8_onnx"}) if from_onnx.takes(config, names) else frozenset()
+
     def export_impl(self, model: Any, out_dir: Path, config: ExportConfig, calib: Any,
                     progress: Progress) -> Artifact:
         ov = _ov()
         p = config.precision
+        offered = None
+        if p is Precision.INT8:
+            offered = from_onnx.why_not(config) or calib.int8_onnx.for_model(model)
+        if isinstance(offered, from_onnx.Int8Onnx):
+            try:
+                ov_model, quantization = from_onnx.convert(ov, offered)
+            except Exception as e:  # noqa: BLE001
+                raise ExportError(f"openvino.convert_model of the ONNX int8 model failed: {first_line(e)}") from e
+            source = "onnx int8 of this export"
+        else:
+            ov_model, source = self._convert(ov, model), "keras"
+            quantization = None
+            if p is Precision.INT8:
+                ov_model, quantization = self._quantize(ov_model, calib, config.quant.float_nodes, progress)
+                quantization["why"] = f"NNCF: {offered}"
+        ov_model.inputs[0].get_tensor().set_names({INPUT_NAME})
+        canonical_names(ov_model)
+        details: dict[str, Any] = {"openvino": {"converted_from": source, "weights_compressed_to_fp16": p is Precision.FP16,
+                                                "execution_precision": EXECUTION_PRECISION[p]},
+                                   "quantization": quantization}
+        ov.save_model(ov_model, str(out_dir / MODEL_FILE), compress_to_fp16=p is Precision.FP16)
+        inputs = [_spec(ov_model.inputs[0], "NHWC")]
+        outputs = [_spec(ov_model.outputs[0], "NHWC" if len(model.output_shape) == 4 else "NC")]
+        return Artifact(self.name, p, out_dir, [MODEL_FILE, WEIGHTS_FILE], inputs, outputs, details)
+
+    def _convert(self, ov: Any, model: Any) -> Any:
+        """convert_model of the Keras model, names canonical (float_nodes name ops as the fp32 artifact has them)."""
         example = np.zeros((1, *model.input_shape[1:]), np.float32)
         try:
             ov_model = ov.convert_model(model, example_input=example)
         except Exception as e:  # noqa: BLE001
             raise ExportError(f"openvino.convert_model failed: {first_line(e)}") from e
         ov_model.inputs[0].get_tensor().set_names({INPUT_NAME})
-        canonical_names(ov_model)  # before NNCF too: float_nodes name ops as the fp32 artifact has them
-        details: dict[str, Any] = {"openvino": {"converted_from": "keras", "weights_compressed_to_fp16": p is Precision.FP16,
-                                                "execution_precision": EXECUTION_PRECISION[p]},
-                                   "quantization": None}
-        if p is Precision.INT8:
-            ov_model, details["quantization"] = self._quantize(ov_model, calib, config.quant.float_nodes, progress)
         canonical_names(ov_model)
-        ov.save_model(ov_model, str(out_dir / MODEL_FILE), compress_to_fp16=p is Precision.FP16)
-        inputs = [_spec(ov_model.inputs[0], "NHWC")]
-        outputs = [_spec(ov_model.outputs[0], "NHWC" if len(model.output_shape) == 4 else "NC")]
-        return Artifact(self.name, p, out_dir, [MODEL_FILE, WEIGHTS_FILE], inputs, outputs, details)
+        return ov_model
 
     def _quantize(self, ov_model: Any, calib: Any, float_nodes: tuple[str, ...], progress: Progress) -> tuple[Any, dict]:
         try:

@@ -3,7 +3,7 @@ on ai_edge_litert, else tflite_runtime, else tf.lite."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -116,7 +116,10 @@ class TFLiteTarget(Target):
     precisions = (Precision.FP32, Precision.FP16, Precision.DYNAMIC, Precision.INT8)
     description = "TFLite/LiteRT flatbuffer (mobile, edge; XNNPACK on CPU)"
     options = ("quant.io_dtype", "device")
-    takes_ranges = True  # ONNX Runtime's, when the same export makes ONNX int8 first (calibration/ranges.py)
+
+    def takes(self, config: ExportConfig, names: Sequence[str]) -> frozenset[str]:
+        """ONNX Runtime's activation ranges, when the same export makes ONNX int8 first (calibration/ranges.py)."""
+        return frozenset({"ranges"}) if config.precision is Precision.INT8 and "onnx" in names else frozenset()
 
     def tool_versions(self) -> dict[str, str]:
         import tensorflow as tf  # already loaded by export()

@@ -1,0 +1,83 @@
+"""OpenVINO int8 from the ONNX int8 model of the same export, instead of a second calibration
+pass (NNCF's).
+
+OpenVINO's ONNX frontend reads each QuantizeLinear/DequantizeLinear pair as a FakeQuantize, the
+form NNCF's own output has, and its CPU plugin runs the same int8 kernels on it. So when one
+export makes ONNX int8 (QDQ) and OpenVINO int8 on the same calibration set, the OpenVINO IR is
+ov.convert_model of that ONNX model: one calibration pass (ORT's) serves both, and neither
+convert_model on the Keras model nor NNCF runs. Measured here (2 vCPUs AMD EPYC Zen 3, AVX2, no
+VNNI; README "Export time and memory"): ResNet-50 @224 int8 p50 30.4 ms from the ONNX model vs
+31.9 ms from NNCF, both 56 int8 ops and 1 float op; digits parity SQNR 23.4 dB vs NNCF's
+21.1 dB, accuracy 99.78% both; the OpenVINO step of `export --target all` 38-48 s -> ~1 s.
+
+The IR inherits the ONNX model's choices, and so its device profile: on this AVX2 CPU an ONNX
+model with full 8-bit weights (the x86-vnni profile's) loses to saturation in OpenVINO as in ORT
+(digits SQNR 10.1 dB): the profile's reduce_range is what keeps it exact (profiles.py).
+
+Not taken (NNCF runs, and the manifest's quantization.why says which): --openvino-int8 nncf; an
+ONNX format other than QDQ; layers kept in float (an accuracy budget searches each backend on its
+own); no ONNX int8 in the export, or its export failed.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from resnet_deploy.config import ExportConfig, OpenVinoInt8, Precision
+
+# The ONNX quantization record's fields that describe what the OpenVINO IR computes too.
+INHERITED = ("format", "activations", "weights", "name", "per_channel", "reduce_range", "calibration_method",
+             "calibration_samples", "reason")
+WHY = ("one calibration pass for ONNX and OpenVINO: OpenVINO reads the ONNX int8 model's Q/DQ pairs as "
+       "FakeQuantize (targets/openvino_from_onnx.py)")
+
+
+@dataclass(frozen=True)
+class Int8Onnx:
+    """The ONNX int8 model one export made, as bytes, with its quantization record."""
+
+    data: bytes
+    quantization: dict
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+
+def why_not(config: ExportConfig) -> str | None:
+    """Why this config's OpenVINO int8 cannot come from an ONNX int8 model, or None."""
+    from targets.onnx import choose_quant_format
+
+    if config.precision is not Precision.INT8:
+        return f"{config.precision.value} is not int8"
+    if config.quant.openvino_int8 is OpenVinoInt8.NNCF:
+        return "--openvino-int8 nncf"
+    if config.quant.float_nodes:
+        return "layers kept in float are chosen per backend"
+    choice = choose_quant_format(config.quant.onnx_format, config.device)
+    if choice.fmt != "qdq":
+        return f"the ONNX int8 format is {choice.name}; OpenVINO reads QDQ"
+    return None
+
+
+def takes(config: ExportConfig, names: Sequence[str]) -> bool:
+    """Whether an OpenVINO int8 export among `names` (every target of one export) takes the ONNX one's model."""
+    return "onnx" in names and why_not(config) is None
+
+
+def offer(calib: Any, model: Any, artifact: Any) -> None:
+    """The ONNX export's part: its int8 model (read back from its file) on the calibration set's
+    board, when a later target of this export wants it."""
+    if calib.int8_onnx.wanted:
+        calib.int8_onnx.offer(model, Int8Onnx(artifact.model_file.read_bytes(), dict(artifact.details["quantization"])))
+
+
+def convert(ov: Any, offered: Int8Onnx) -> tuple[Any, dict]:
+    """The OpenVINO model of the ONNX int8 model, and its quantization record."""
+    ov_model = ov.convert_model(io.BytesIO(offered.data))
+    q = offered.quantization
+    record = {"tool": "onnxruntime, read by OpenVINO", "from_onnx_sha256": offered.sha256,
+              **{k: q[k] for k in INHERITED if k in q}, "io_dtype": "float32", "float_nodes": [], "why": WHY}
+    return ov_model, record
