@@ -114,14 +114,14 @@ def run_bench(req: BenchRequest, progress: Progress | None = None) -> dict[str, 
     one process per measurement. Writes OUT/<model>/bench.json and returns what it wrote."""
     from resnet_deploy.cpu import cpu_info
     from resnet_deploy.fsutil import write_json_atomic
-    from resnet_deploy.pipeline import ensure_artifact, load
+    from resnet_deploy.pipeline import ensure_artifacts, load
     from resnet_deploy.versions import versions
     from resnet_deploy.workspace import Workspace
 
     progress = progress or Progress()
     loaded, ws = load(req.model, req.options, progress), Workspace(req.out)
     name = loaded.name
-    artifacts = [ensure_artifact(ws, loaded, t, p.value, progress) for p in req.precisions for t in req.targets]
+    artifacts = [a for p in req.precisions for a in ensure_artifacts(ws, loaded, req.targets, p.value, progress)]
     protocol = asdict(req.protocol)
     jobs = []
     for batch in req.batch:

@@ -111,7 +111,7 @@ def _write_bundle(a: Artifact, ref: Reference, tol: Any, host: dict, out_dir: Pa
 
 def package(req: PackageRequest, progress: Progress | None = None) -> list[dict[str, Any]]:
     """Export (or reuse) each artifact, check it on the host, and write its bundle + tarball."""
-    from resnet_deploy.pipeline import ensure_artifact, load
+    from resnet_deploy.pipeline import ensure_artifacts, load
     from resnet_deploy.reference import make_reference
     from resnet_deploy.tolerances import tolerance_for
 
@@ -124,8 +124,7 @@ def package(req: PackageRequest, progress: Progress | None = None) -> list[dict[
     ref = make_reference(loaded, req.data, req.n, req.threads, progress, req.allow_low_accuracy)
     ws, tol = Workspace(req.out), tolerance_for(req.precision)
     made = []
-    for t in req.targets:
-        a = ensure_artifact(ws, loaded, t, req.precision.value, progress)
+    for a in ensure_artifacts(ws, loaded, req.targets, req.precision.value, progress):
         host = _host_check(a, ref, req, tol, progress)
         made.append(_write_bundle(a, ref, tol, host, ws.bundles_dir(), loaded.preprocessing(), req.sign_key))
     return made

@@ -7,7 +7,7 @@ from typing import Any
 from resnet_deploy.errors import InputError
 from resnet_deploy.fsutil import write_json_atomic
 from resnet_deploy.parity import Candidate, ParityReport, evaluate
-from resnet_deploy.pipeline import Loaded, ensure_artifact, load
+from resnet_deploy.pipeline import Loaded, ensure_artifacts, load
 from resnet_deploy.progress import Progress
 from resnet_deploy.reference import Reference, make_reference
 from resnet_deploy.requests import ParityRequest
@@ -61,8 +61,7 @@ def run_parity(req: ParityRequest, progress: Progress | None = None) -> ParityRe
     candidates: list[Candidate] = []
     try:
         for p in req.precisions:
-            for t in req.targets:
-                a = ensure_artifact(ws, loaded, t, p.value, progress)
+            for t, a in zip(req.targets, ensure_artifacts(ws, loaded, req.targets, p.value, progress)):
                 _check_held_out(a, ref)
                 runner = get_target(t).runner(a, threads=req.threads)
                 runner.activate()

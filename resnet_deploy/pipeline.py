@@ -1,6 +1,6 @@
 """Export: one calibration set, made once, feeds every target's quantizer; each artifact is
 built in a staging folder and published atomically; one failing target does not lose the
-others' artifacts. `ensure_artifact` is how parity, bench and package get theirs: reuse a
+others' artifacts. `ensure_artifacts` is how parity, bench and package get theirs: reuse a
 matching one, export a missing one, never replace one (see workspace.py)."""
 from __future__ import annotations
 
@@ -196,18 +196,31 @@ def _check_reusable(a: Artifact, target: str, loaded: Loaded) -> None:
                          f"{a.precision.value} ...`, or use another --out.")
 
 
-def ensure_artifact(ws: Workspace, loaded: Loaded, target: str, precision: str, progress: Progress) -> Artifact:
-    """The artifact under ws if it is intact and matches; else export it now (a saved-reference
-    run, with no model, cannot export)."""
-    a = ws.find(loaded.name, target, precision)
-    if a is not None:
-        _check_reusable(a, target, loaded)
-        return a
-    if loaded.model is None:
-        raise InputError(f"No {target} {precision} artifact at {str(ws.artifact_dir(loaded.name, target, precision))!r}; "
-                         f"run `export --target {target} --precision {precision}` first (a --reference run does not "
+def ensure_artifacts(ws: Workspace, loaded: Loaded, targets: list[str] | tuple[str, ...], precision: str,
+                     progress: Progress) -> list[Artifact]:
+    """Each target's artifact under ws if it is intact and matches; the missing ones exported now,
+    together (one calibration set, and what one target's export shares with another's:
+    calibration/board.py), as `export --target` them all would. A saved-reference run, with no
+    model, cannot export."""
+    found = {t: ws.find(loaded.name, t, precision) for t in targets}
+    for t, a in found.items():
+        if a is not None:
+            _check_reusable(a, t, loaded)
+    missing = [t for t, a in found.items() if a is None]
+    if missing and loaded.model is None:
+        t = missing[0]
+        raise InputError(f"No {t} {precision} artifact at {str(ws.artifact_dir(loaded.name, t, precision))!r}; "
+                         f"run `export --target {t} --precision {precision}` first (a --reference run does not "
                          "load Keras).")
-    res = export_model(loaded, [target], loaded.options.config(precision), ws, progress)
-    if res.failures:
-        raise res.failures[target]
-    return res.artifacts[0]
+    if missing:
+        res = export_model(loaded, missing, loaded.options.config(precision), ws, progress)
+        for t in missing:
+            if t in res.failures:
+                raise res.failures[t]
+        found.update({a.target: a for a in res.artifacts})
+    return [found[t] for t in targets]
+
+
+def ensure_artifact(ws: Workspace, loaded: Loaded, target: str, precision: str, progress: Progress) -> Artifact:
+    """ensure_artifacts for one target."""
+    return ensure_artifacts(ws, loaded, [target], precision, progress)[0]

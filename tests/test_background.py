@@ -1,6 +1,6 @@
 """The export schedule: ONNX's int8 quantization in a worker process beside the OpenVINO export
-(background.py). Same bytes as the inline export, errors back as the target's one-line failure,
-no process outliving its export."""
+(background.py; OpenVINO with its own calibration pass, NNCF's). Same bytes as the inline export,
+errors back as the target's one-line failure, no process outliving its export."""
 from __future__ import annotations
 
 import multiprocessing
@@ -26,8 +26,11 @@ def _names(targets: list) -> list[str]:
     return [t.name for t in targets]
 
 
+NNCF = QuantConfig(openvino_int8="nncf")  # OpenVINO's own calibration pass, which runs beside ORT's
+
+
 def test_the_plan_puts_a_tail_first_and_only_light_targets_beside_it(monkeypatch):
-    int8, fp32 = ExportConfig(precision="int8"), ExportConfig(precision="fp32")
+    int8, fp32 = ExportConfig(precision="int8", quant=NNCF), ExportConfig(precision="fp32")
     all3 = [get_target(n) for n in ("tflite", "onnx", "openvino")]
     order, worker = background.plan(all3, int8)
     assert (_names(order), worker) == (["onnx", "openvino", "tflite"], True)
@@ -41,7 +44,7 @@ def test_the_plan_puts_a_tail_first_and_only_light_targets_beside_it(monkeypatch
 
 
 def test_the_worker_gives_the_inline_exports_bytes_and_says_it_ran(digits_model, digits_calib, tmp_path):
-    config = ExportConfig(precision="int8")
+    config = ExportConfig(precision="int8", quant=NNCF)
     both = pipeline.export_model(pipeline.Loaded.of("digits", digits_model, digits_calib), ["openvino", "onnx"],
                                  config, Workspace(tmp_path / "both"))
     alone = pipeline.export_model(pipeline.Loaded.of("digits", digits_model, digits_calib), ["onnx"], config,
@@ -129,7 +132,8 @@ def _children(pid: int) -> list[int]:
 def test_the_worker_dies_with_a_killed_export_and_the_next_run_cleans_up(tmp_path):
     out = tmp_path / "out"
     cmd = [sys.executable, "cli.py", "export", "--model", "resnet18", "--input-size", "160", "--classes", "10",
-           "--width", "16", "--target", "onnx,openvino", "--precision", "int8", "--calib-size", "600",
+           "--width", "16", "--target", "onnx,openvino", "--openvino-int8", "nncf", "--precision", "int8",
+           "--calib-size", "600",
            "--out", str(out)]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline, workers = time.monotonic() + 300, []
