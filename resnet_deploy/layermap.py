@@ -227,15 +227,18 @@ def probe_tensors(target: str, model_file: Path, x: np.ndarray) -> dict[str, np.
 PROBED_TARGETS = ("tflite", "onnx", "openvino")
 
 
-def for_artifact(model: Any, target: str, model_file: Path, x: np.ndarray, exact: bool) -> dict | None:
+def for_artifact(model: Any, target: str, model_file: Path, x: np.ndarray, exact: bool,
+                 keras_out: Any = None) -> dict | None:
     """The map recorded in an artifact's manifest: every computing Keras layer, mapped to a
     tensor or listed as folded (exact for fp32; by similarity otherwise). None for targets we
-    cannot probe (plugins); {"error": ...} if probing failed, so a map is never silently absent."""
+    cannot probe (plugins); {"error": ...} if probing failed, so a map is never silently absent.
+    keras_out: a function x -> keras_activations(model, x), to share one run between maps."""
     if target not in PROBED_TARGETS:
         return None
     try:
         order = [layer.name for layer in computing_layers(model)]
-        lm = build(target, keras_activations(model, x), probe_tensors(target, model_file, x), order, exact=exact)
+        acts = keras_out(x) if keras_out is not None else keras_activations(model, x)
+        lm = build(target, acts, probe_tensors(target, model_file, x), order, exact=exact)
     except Exception as e:  # noqa: BLE001 - the artifact is fine; say why it has no map
         from resnet_deploy.errors import first_line
 

