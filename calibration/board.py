@@ -4,7 +4,9 @@ OpenVINO (targets/openvino_from_onnx.py). A board is scoped to one export (start
 keyed to the model object, so nothing measured for another model or another export is taken."""
 from __future__ import annotations
 
+import hashlib
 import weakref
+from dataclasses import dataclass
 from typing import Any
 
 NO_INT8_ONNX = "no earlier target of this export made an ONNX int8 model"
@@ -33,3 +35,15 @@ class Board:
         if self._model is None or self._model() is not model:
             return self.nothing
         return self._offered
+
+
+@dataclass(frozen=True)
+class Int8Onnx:
+    """The ONNX int8 model one export made (its file's bytes), with its quantization record."""
+
+    data: bytes
+    quantization: dict
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()

@@ -93,11 +93,16 @@ def layer_map(loaded: Any, target: str, artifact: Artifact, config: ExportConfig
 
 
 class KerasOnce:
-    """keras_activations(model, x) computed once for one export's layer maps (they all probe the
-    same input): ResNet-50 @224, 0.9 s per map. Held until the export ends (~100 MB there)."""
+    """keras_activations(model, x) computed once for the layer maps of one export (they all probe
+    the same input; ResNet-50 @224: 0.9 s per map), held (~100 MB there) until drop()."""
 
     def __init__(self, model: Any) -> None:
-        self.model, self._x, self._out = model, None, None
+        self.model = model
+        self.drop()
+
+    def drop(self) -> None:
+        self._x: Any = None
+        self._out: Any = None
 
     def __call__(self, x: Any) -> dict:
         import numpy as np
@@ -134,6 +139,8 @@ class Schedule:
         """Begin `target` (fallback() = (Budget, Validation, fp32 artifact) for an accuracy budget)."""
         if self.waiting is not None and not beside(target, self.config, self.names):
             self.collect()
+        if not target.light:
+            self.keras_out.drop()  # its peak must not carry the maps' Keras activations
         s = guard(self.result, target.name, lambda: self._begin(target, fallback()))
         if s is not None and isinstance(s.done, Tail):
             self.progress.log(f"{target.name} {self.config.precision.value}: {s.done.label} goes on in a worker "
@@ -169,6 +176,7 @@ class Schedule:
         with progress.step(f"exporting {loaded.name} -> {target.name} {config.precision.value}"):
             done = target.begin(loaded.model, staging, config, self.calib, progress)
             if isinstance(done, Tail) and not self.use_worker:
+                release()  # the converter's garbage (tf2onnx: ~1.1 GB on ResNet-50) goes before the tail's peak
                 done = done.finish(target.run_tail(done, staging, config, progress))
         return Started(target, final, staging, t0, done)
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from calibration.board import Int8Onnx
 from calibration.ranges import PROBES, MeasuredRanges
 from resnet_deploy._tf import INPUT_NAME
 from resnet_deploy.artifact import Artifact, TensorSpec
@@ -23,7 +24,6 @@ from resnet_deploy.target import Tail, Target
 from resnet_deploy.versions import versions
 from targets.onnx_calibrate import (measured_ranges, optimized_session, probe_prints, record as calibration_record,
                                     share_problem)
-from targets import openvino_from_onnx as from_onnx
 from targets.onnx_convert import keras_to_onnx
 
 MODEL_FILE = "model.onnx"
@@ -124,7 +124,8 @@ def _offer(finish: Any, model: Any, calib: Any, quantization: dict) -> Artifact:
     if measured is not None:
         calib.ranges.offer(model, MeasuredRanges.from_dict(measured) if isinstance(measured, dict) else measured)
     artifact = finish(quantization)
-    from_onnx.offer(calib, model, artifact)
+    if calib.int8_onnx.wanted:  # OpenVINO's int8, when it is in this export (targets/openvino_from_onnx.py)
+        calib.int8_onnx.offer(model, Int8Onnx(artifact.model_file.read_bytes(), dict(quantization)))
     return artifact
 
 

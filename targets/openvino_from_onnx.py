@@ -20,11 +20,10 @@ own); no ONNX int8 in the export, or its export failed.
 """
 from __future__ import annotations
 
-import hashlib
 import io
-from dataclasses import dataclass
 from typing import Any, Sequence
 
+from calibration.board import Int8Onnx
 from resnet_deploy.config import ExportConfig, OpenVinoInt8, Precision
 
 # The ONNX quantization record's fields that describe what the OpenVINO IR computes too.
@@ -32,18 +31,6 @@ INHERITED = ("format", "activations", "weights", "name", "per_channel", "reduce_
              "calibration_samples", "reason")
 WHY = ("one calibration pass for ONNX and OpenVINO: OpenVINO reads the ONNX int8 model's Q/DQ pairs as "
        "FakeQuantize (targets/openvino_from_onnx.py)")
-
-
-@dataclass(frozen=True)
-class Int8Onnx:
-    """The ONNX int8 model one export made, as bytes, with its quantization record."""
-
-    data: bytes
-    quantization: dict
-
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.data).hexdigest()
 
 
 def why_not(config: ExportConfig) -> str | None:
@@ -65,13 +52,6 @@ def why_not(config: ExportConfig) -> str | None:
 def takes(config: ExportConfig, names: Sequence[str]) -> bool:
     """Whether an OpenVINO int8 export among `names` (every target of one export) takes the ONNX one's model."""
     return "onnx" in names and why_not(config) is None
-
-
-def offer(calib: Any, model: Any, artifact: Any) -> None:
-    """The ONNX export's part: its int8 model (read back from its file) on the calibration set's
-    board, when a later target of this export wants it."""
-    if calib.int8_onnx.wanted:
-        calib.int8_onnx.offer(model, Int8Onnx(artifact.model_file.read_bytes(), dict(artifact.details["quantization"])))
 
 
 def convert(ov: Any, offered: Int8Onnx) -> tuple[Any, dict]:
