@@ -116,7 +116,7 @@ def main() -> None:
           f"200 synthetic calibration samples), {cpu.get('model', '?')}, {os.cpu_count()} cores; "
           f"seconds per step, every run shown (run 1 / run 2 ...)\n")
     names = list(configs)
-    steps = list(dict.fromkeys(s for r in runs[names[-1]] for s in r["steps"]))
+    steps = list(dict.fromkeys(s for n in reversed(names) for r in runs[n] for s in r["steps"]))  # every config's
     print("| step | " + " | ".join(names) + " |")
     print("|---|" + "---|" * len(names))
     fmt = lambda vals: " / ".join(f"{v:.1f}" for v in vals)  # noqa: E731

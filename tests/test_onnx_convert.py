@@ -67,3 +67,22 @@ def test_unchanged_consts_are_not_copied_again_per_optimizer(model, tmp_path, mo
     rewrites.clear()
     _convert_as_shipped(model, tmp_path / "shipped.onnx", monkeypatch)
     assert lean > 0 and len(rewrites) >= 10 * lean, (lean, len(rewrites))
+
+
+def test_the_lean_loader_does_not_import_the_graph_into_a_session_first(model, tmp_path, monkeypatch):
+    """tf2onnx's tf_loader.from_function imports the frozen GraphDef into a session before grappler
+    (a copy of every weight, alive at the peak); the conversion itself imports it once more."""
+    import tensorflow as tf
+
+    real, imports = tf.import_graph_def, []
+
+    def counting(*args, **kwargs):
+        imports.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tf, "import_graph_def", counting)
+    onnx_convert.keras_to_onnx(model, tmp_path / "lean.onnx", 17)
+    lean = len(imports)
+    imports.clear()
+    _convert_as_shipped(model, tmp_path / "shipped.onnx", monkeypatch)
+    assert (lean, len(imports)) == (1, 2)
