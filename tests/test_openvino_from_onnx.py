@@ -8,10 +8,11 @@ import contextlib
 import pytest
 
 import targets.onnx
-from resnet_deploy import background, pipeline
+from resnet_deploy import background, layermap, pipeline
 from resnet_deploy.config import ExportConfig, QuantConfig
 from resnet_deploy.errors import ExportError
 from resnet_deploy.parity import check, compare
+from resnet_deploy.progress import Progress
 from resnet_deploy.target import get_target
 from resnet_deploy.tolerances import tolerance_for
 from resnet_deploy.workspace import Workspace
@@ -26,10 +27,13 @@ def _outputs(artifact, x):
 
 
 def test_openvino_int8_is_the_onnx_int8_model_read_by_openvino(digits_model, digits_calib, digits_test, digits_ref,
-                                                                tmp_path):
+                                                                tmp_path, monkeypatch):
+    runs, real = [], layermap.keras_activations
+    monkeypatch.setattr(layermap, "keras_activations", lambda *a: runs.append(1) or real(*a))
     res = pipeline.export_model(pipeline.Loaded.of("digits", digits_model, digits_calib), ["tflite", "onnx", "openvino"],
                                 INT8, Workspace(tmp_path))
     assert res.ok, res.failures
+    assert len(runs) == 2  # ONNX's map runs Keras, TFLite's export drops it, TFLite's map runs it, OpenVINO's reuses
     _, onnx, ov = res.artifacts
     q = ov.details["quantization"]
     assert ov.details["openvino"]["converted_from"] == "onnx int8 of this export"
@@ -94,3 +98,17 @@ def test_an_accuracy_budget_keeps_openvino_on_nncf(digits_calib):
             pipeline._start_boards(digits_calib, order, INT8, budget, stack)  # noqa: SLF001
             assert (digits_calib.ranges.wanted, digits_calib.int8_onnx.wanted) == (True, wanted)
         assert not digits_calib.int8_onnx.wanted  # reset when the export ends
+
+
+def test_parity_and_bench_export_missing_artifacts_together(digits_model, digits_calib, tmp_path, monkeypatch):
+    loaded, ws = pipeline.Loaded.of("digits", digits_model, digits_calib), Workspace(tmp_path)
+    onnx, ov = pipeline.ensure_artifacts(ws, loaded, ["onnx", "openvino"], "int8", Progress())
+    assert ov.details["openvino"]["converted_from"] == "onnx int8 of this export"  # as `export --target` both
+    assert ov.details["quantization"]["from_onnx_sha256"] == onnx.manifest["files"]["model.onnx"]["sha256"]
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("an intact artifact was exported again")
+
+    monkeypatch.setattr(pipeline, "export_model", no_export)
+    again = pipeline.ensure_artifacts(ws, loaded, ["openvino", "onnx"], "int8", Progress())
+    assert [a.model_file for a in again] == [ov.model_file, onnx.model_file]
