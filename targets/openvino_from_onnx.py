@@ -14,9 +14,12 @@ The IR inherits the ONNX model's choices, and so its device profile: on this AVX
 model with full 8-bit weights (the x86-vnni profile's) loses to saturation in OpenVINO as in ORT
 (digits SQNR 10.1 dB): the profile's reduce_range is what keeps it exact (profiles.py).
 
-Not taken (NNCF runs, and the manifest's quantization.why says which): --openvino-int8 nncf; an
-ONNX format other than QDQ; layers kept in float (an accuracy budget searches each backend on its
-own); no ONNX int8 in the export, or its export failed.
+So it is taken only where that profile is an x86 one (x86-avx2, x86-vnni: the CPUs OpenVINO's IR
+is for) and chose the format itself. Not taken (NNCF runs, and the manifest's quantization.why
+says which): --openvino-int8 nncf; an --onnx-format the user chose for ONNX (x86 U8S8 or S8S8
+without reduce_range saturates here); the arm64 profile (S8S8 for ARM's sdot: on this AVX2 host
+OpenVINO ran it at 10.3 dB against Keras on digits, NNCF's IR passes); layers kept in float (an
+accuracy budget searches each backend on its own); no ONNX int8 in the export, or it failed.
 """
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ import io
 from typing import Any, Sequence
 
 from calibration.board import Int8Onnx
-from resnet_deploy.config import ExportConfig, OpenVinoInt8, Precision
+from resnet_deploy.config import ExportConfig, OnnxFormat, OpenVinoInt8, Precision
 
 # The ONNX quantization record's fields that describe what the OpenVINO IR computes too.
 INHERITED = ("format", "activations", "weights", "name", "per_channel", "reduce_range", "calibration_method",
@@ -35,7 +38,7 @@ WHY = ("one calibration pass for ONNX and OpenVINO: OpenVINO reads the ONNX int8
 
 def why_not(config: ExportConfig) -> str | None:
     """Why this config's OpenVINO int8 cannot come from an ONNX int8 model, or None."""
-    from targets.onnx import choose_quant_format
+    from resnet_deploy.profiles import resolve
 
     if config.precision is not Precision.INT8:
         return f"{config.precision.value} is not int8"
@@ -43,10 +46,13 @@ def why_not(config: ExportConfig) -> str | None:
         return "--openvino-int8 nncf"
     if config.quant.float_nodes:
         return "layers kept in float are chosen per backend"
-    choice = choose_quant_format(config.quant.onnx_format, config.device)
-    if choice.fmt != "qdq":
-        return f"the ONNX int8 format is {choice.name}; OpenVINO reads QDQ"
-    return None
+    if config.quant.onnx_format is not OnnxFormat.AUTO:
+        return (f"--onnx-format {config.quant.onnx_format.value} is the ONNX model's, not a device profile's "
+                "choice for OpenVINO")
+    profile, _ = resolve(config.device)
+    if profile.arch != "x86_64":
+        return f"the ONNX int8 model is made for {profile.name} ({profile.arch}); OpenVINO's is for x86"
+    return None  # every x86 profile's ONNX int8 is QDQ, which OpenVINO reads (targets/onnx.py)
 
 
 def takes(config: ExportConfig, names: Sequence[str]) -> bool:

@@ -75,8 +75,11 @@ def test_why_not_names_every_case_the_onnx_model_cannot_serve():
     assert from_onnx.why_not(ExportConfig(precision="int8", quant=QuantConfig(openvino_int8="nncf"))) == \
         "--openvino-int8 nncf"
     assert "float" in from_onnx.why_not(ExportConfig(precision="int8", quant=QuantConfig(float_nodes=("conv",))))
-    qop = ExportConfig(precision="int8", quant=QuantConfig(onnx_format="qoperator-u8s8"))
-    assert from_onnx.why_not(qop) == "the ONNX int8 format is qoperator-u8s8; OpenVINO reads QDQ"
+    asked = ExportConfig(precision="int8", quant=QuantConfig(onnx_format="qdq-u8s8"))
+    assert from_onnx.why_not(asked).startswith("--onnx-format qdq-u8s8 is the ONNX model's")
+    arm = ExportConfig(precision="int8", device="arm64")  # S8S8 for sdot: saturates in OpenVINO on x86
+    assert from_onnx.why_not(arm) == "the ONNX int8 model is made for arm64 (aarch64); OpenVINO's is for x86"
+    assert from_onnx.why_not(ExportConfig(precision="int8", device="x86-vnni")) is None
     assert from_onnx.takes(INT8, ["onnx", "openvino"]) and not from_onnx.takes(INT8, ["tflite", "openvino"])
     with pytest.raises(Exception, match="openvino int8 source"):
         QuantConfig(openvino_int8="pot")
