@@ -57,12 +57,25 @@ def captured_output() -> Iterator[list[str]]:
             log.append(py_log.getvalue() + tmp.read().decode(errors="replace"))
 
 
+_TRACED: Any = None  # model -> (tf.function, signature); a weakref.WeakKeyDictionary made on first use
+
+
 def inference_function(model: Any) -> tuple[Any, list]:
     """The model's inference call (training=False) as a tf.function with an explicit input
     signature (any batch, the model's own image size, named INPUT_NAME), and that signature.
-    Keras 3 models break tf2onnx.convert.from_keras without one."""
+    Keras 3 models break tf2onnx.convert.from_keras without one. One per model: tf2onnx and the
+    TFLite converter of one export share its trace (ResNet-50 @224: ~1 s per trace). The function
+    holds the model weakly, so the cache entry goes with the model."""
+    global _TRACED
+    import weakref
+
     quiet_tf()
     import tensorflow as tf
 
-    spec = [tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name=INPUT_NAME)]
-    return tf.function(lambda x: model(x, training=False), input_signature=spec), spec
+    if _TRACED is None:
+        _TRACED = weakref.WeakKeyDictionary()
+    if model not in _TRACED:
+        spec = [tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name=INPUT_NAME)]
+        ref = weakref.ref(model)
+        _TRACED[model] = tf.function(lambda x: ref()(x, training=False), input_signature=spec), spec
+    return _TRACED[model]

@@ -86,3 +86,18 @@ def test_the_lean_loader_does_not_import_the_graph_into_a_session_first(model, t
     imports.clear()
     _convert_as_shipped(model, tmp_path / "shipped.onnx", monkeypatch)
     assert (lean, len(imports)) == (1, 2)
+
+
+def test_one_trace_per_model_shared_by_the_converters_and_gone_with_the_model():
+    import gc
+
+    from resnet_deploy import _tf
+
+    m = models.resnet18(input_shape=(32, 32, 3), classes=10, width=8)
+    fn, spec = _tf.inference_function(m)
+    fn.get_concrete_function(*spec)
+    assert _tf.inference_function(m)[0] is fn  # the TFLite converter gets tf2onnx's trace
+    held = len(_tf._TRACED)
+    del m, fn
+    gc.collect()
+    assert len(_tf._TRACED) == held - 1  # the function holds the model weakly: no leak
