@@ -34,7 +34,8 @@ def test_openvino_int8_is_the_onnx_int8_model_read_by_openvino(digits_model, dig
                                 INT8, Workspace(tmp_path))
     assert res.ok, res.failures
     assert len(runs) == 2  # ONNX's map runs Keras, TFLite's export drops it, TFLite's map runs it, OpenVINO's reuses
-    _, onnx, ov = res.artifacts
+    tflite, onnx, ov = res.artifacts
+    assert tflite.details["quantization"]["calibrator"].startswith("shared: ONNX Runtime")  # one pass for all three
     q = ov.details["quantization"]
     assert ov.details["openvino"]["converted_from"] == "onnx int8 of this export"
     assert q["from_onnx_sha256"] == onnx.manifest["files"]["model.onnx"]["sha256"] and q["why"] == from_onnx.WHY

@@ -9,7 +9,7 @@ import pytest
 
 from calibration.ranges import PROBES, MeasuredRanges, fingerprint, match
 from resnet_deploy import pipeline
-from resnet_deploy.config import ExportConfig
+from resnet_deploy.config import ExportConfig, QuantConfig
 from resnet_deploy.workspace import Workspace
 from targets import onnx_calibrate, tflite_calibrate
 from targets.tflite import keras_converter, load_interpreter_class
@@ -28,8 +28,9 @@ def _quant_params(path) -> dict[str, tuple[float, int]]:
 
 def test_tflite_takes_the_ranges_onnx_measured_and_they_are_its_own(digits_model, digits_calib, tmp_path):
     config = ExportConfig(precision="int8")
+    nncf = ExportConfig(precision="int8", quant=QuantConfig(openvino_int8="nncf"))  # ORT's tail in the worker
     shared = pipeline.export_model(pipeline.Loaded.of("digits", digits_model, digits_calib),
-                                   ["tflite", "onnx", "openvino"], config, Workspace(tmp_path / "all"))
+                                   ["tflite", "onnx", "openvino"], nncf, Workspace(tmp_path / "all"))
     alone = pipeline.export_model(pipeline.Loaded.of("digits", digits_model, digits_calib), ["tflite"], config,
                                   Workspace(tmp_path / "alone"))
     assert shared.ok and alone.ok, (shared.failures, alone.failures)
