@@ -30,11 +30,10 @@ def test_openvino_int8_is_the_onnx_int8_model_read_by_openvino(digits_model, dig
                                                                 tmp_path, monkeypatch):
     runs, real = [], layermap.keras_activations
     monkeypatch.setattr(layermap, "keras_activations", lambda *a: runs.append(1) or real(*a))
-    res = pipeline.export_model(pipeline.Loaded.of("digits", digits_model, digits_calib), ["tflite", "onnx", "openvino"],
-                                INT8, Workspace(tmp_path))
-    assert res.ok, res.failures
+    loaded, ws = pipeline.Loaded.of("digits", digits_model, digits_calib), Workspace(tmp_path)
+    # parity, bench and package get missing artifacts this way: exported together, as `export --target all`
+    tflite, onnx, ov = pipeline.ensure_artifacts(ws, loaded, ["tflite", "onnx", "openvino"], "int8", Progress())
     assert len(runs) == 2  # ONNX's map runs Keras, TFLite's export drops it, TFLite's map runs it, OpenVINO's reuses
-    tflite, onnx, ov = res.artifacts
     assert tflite.details["quantization"]["calibrator"].startswith("shared: ONNX Runtime")  # one pass for all three
     q = ov.details["quantization"]
     assert ov.details["openvino"]["converted_from"] == "onnx int8 of this export"
@@ -48,6 +47,13 @@ def test_openvino_int8_is_the_onnx_int8_model_read_by_openvino(digits_model, dig
     m = compare(digits_ref, ov_out, labels)
     assert not check(m, tolerance_for("int8")), m  # the parity table's int8 row
     assert m.sqnr_db >= compare(digits_ref, onnx_out, labels).sqnr_db - 1.0
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("an intact artifact was exported again")
+
+    monkeypatch.setattr(pipeline, "export_model", no_export)
+    again = pipeline.ensure_artifacts(ws, loaded, ["openvino", "onnx"], "int8", Progress())
+    assert [a.model_file for a in again] == [ov.model_file, onnx.model_file]
 
 
 def test_nncf_runs_when_asked_for_or_when_there_is_no_onnx_model_and_says_why(digits_model, digits_calib, tmp_path,
@@ -102,17 +108,3 @@ def test_an_accuracy_budget_keeps_openvino_on_nncf(digits_calib):
             pipeline._start_boards(digits_calib, order, INT8, budget, stack)  # noqa: SLF001
             assert (digits_calib.ranges.wanted, digits_calib.int8_onnx.wanted) == (True, wanted)
         assert not digits_calib.int8_onnx.wanted  # reset when the export ends
-
-
-def test_parity_and_bench_export_missing_artifacts_together(digits_model, digits_calib, tmp_path, monkeypatch):
-    loaded, ws = pipeline.Loaded.of("digits", digits_model, digits_calib), Workspace(tmp_path)
-    onnx, ov = pipeline.ensure_artifacts(ws, loaded, ["onnx", "openvino"], "int8", Progress())
-    assert ov.details["openvino"]["converted_from"] == "onnx int8 of this export"  # as `export --target` both
-    assert ov.details["quantization"]["from_onnx_sha256"] == onnx.manifest["files"]["model.onnx"]["sha256"]
-
-    def no_export(*args, **kwargs):
-        raise AssertionError("an intact artifact was exported again")
-
-    monkeypatch.setattr(pipeline, "export_model", no_export)
-    again = pipeline.ensure_artifacts(ws, loaded, ["openvino", "onnx"], "int8", Progress())
-    assert [a.model_file for a in again] == [ov.model_file, onnx.model_file]
