@@ -5,19 +5,19 @@ OpenVINO's ONNX frontend reads each QuantizeLinear/DequantizeLinear pair as a Fa
 form NNCF's own output has, and its CPU plugin runs the same int8 kernels on it. So when one
 export makes ONNX int8 (QDQ) and OpenVINO int8 on the same calibration set, the OpenVINO IR is
 ov.convert_model of that ONNX model: one calibration pass (ORT's) serves both, and neither
-convert_model on the Keras model nor NNCF runs. Measured here (2 vCPUs AMD EPYC Zen 3, AVX2, no
+convert_model on the Keras model nor NNCF runs. Measured (2 vCPUs AMD EPYC Zen 3, AVX2, no
 VNNI; README "Export time and memory"): ResNet-50 @224 int8 p50 30.4 ms from the ONNX model vs
 31.9 ms from NNCF, both 56 int8 ops and 1 float op; digits parity SQNR 23.4 dB vs NNCF's
-21.1 dB, accuracy 99.78% both; the OpenVINO step of `export --target all` 38-48 s -> ~1 s.
+21.1 dB, accuracy 99.78% both; the OpenVINO step of `export --target all` 38-46 s -> 1.5-2 s.
 
-The IR inherits the ONNX model's choices, and so its device profile: on this AVX2 CPU an ONNX
+The IR inherits the ONNX model's choices, and so its device profile: on the Zen 3 (AVX2) an ONNX
 model with full 8-bit weights (the x86-vnni profile's) loses to saturation in OpenVINO as in ORT
-(digits SQNR 10.1 dB): the profile's reduce_range is what keeps it exact (profiles.py).
+(digits SQNR 10.1 dB): the profile's reduce_range is what keeps it right (profiles.py).
 
 So it is taken only where that profile is an x86 one (x86-avx2, x86-vnni: the CPUs OpenVINO's IR
 is for) and chose the format itself. Not taken (NNCF runs, and the manifest's quantization.why
 says which): --openvino-int8 nncf; an --onnx-format the user chose for ONNX (x86 U8S8 or S8S8
-without reduce_range saturates here); the arm64 profile (S8S8 for ARM's sdot: on this AVX2 host
+without reduce_range saturates on AVX2); the arm64 profile (S8S8 for ARM's sdot: on the Zen 3
 OpenVINO ran it at 10.3 dB against Keras on digits, NNCF's IR passes); layers kept in float (an
 accuracy budget searches each backend on its own); no ONNX int8 in the export, or it failed.
 """
