@@ -9,6 +9,8 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
+# What a taker is told when nothing was offered for its model, one per board (CalibrationSet.boards()).
+NOTHING_OFFERED = "no earlier target of this export measured ranges"
 NO_INT8_ONNX = "no earlier target of this export made an ONNX int8 model"
 
 

@@ -14,8 +14,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from calibration.preprocess import PreprocessSpec
-from calibration.board import NO_INT8_ONNX, Board
-from calibration.ranges import NOTHING_OFFERED
+from calibration.board import NO_INT8_ONNX, NOTHING_OFFERED, Board
 from calibration.sources import ArraySource, DigitsSource, ImageFolderSource, Source, SyntheticSource
 from resnet_deploy.errors import InputError
 

@@ -28,7 +28,6 @@ PROBES = 2  # calibration samples whose activations identify a tensor across two
 # Relative to the tensor's largest magnitude on a probe. ORT and XNNPACK compute one float32
 # network with different kernels: their ResNet-50 activations differ by ~1e-6 of that here.
 TOLERANCE = 1e-4
-NOTHING_OFFERED = "no earlier target of this export measured ranges"
 
 
 def enabled() -> bool:

@@ -46,7 +46,8 @@ def plan(targets: list[Any], config: Any) -> tuple[list[Any], bool]:
     tails = [t for t in targets if t.has_tail(config)]
     if not tails:
         return list(targets), False
-    light = [t for t in targets if t not in tails and beside(t, config, [t.name for t in targets])]
+    names = [t.name for t in targets]
+    light = [t for t in targets if t not in tails and beside(t, config, names)]
     order = tails + light + [t for t in targets if t not in tails and t not in light]
     return order, bool(light) and os.environ.get(ENV, "1") != "0"
 

@@ -134,7 +134,7 @@ def _start_boards(calib: Any, order: list[Any], config: ExportConfig, budget: bo
     """Each of the calibration set's boards wanted when a later target takes what it holds, and
     reset when the export ends. Under an accuracy budget OpenVINO does not take the ONNX model:
     the budget keeps layers in float per backend, which a converted ONNX model would not follow."""
-    names = [t.name for t in order]
+    names = [t.name for t in order]  # `order` holds every target of the export
     for key, board in calib.boards().items():
         board.start(any(key in t.takes(config, names) for t in order[1:]) and not (budget and key == "int8_onnx"))
         stack.callback(board.start, False)
@@ -158,10 +158,10 @@ def export_model(loaded: Loaded, targets: list[str], config: ExportConfig, ws: W
         val = load_validation(budget, loaded, calib, progress)
     order, use_worker = background.plan(target_objs, config) if val is None else (target_objs, False)
     with contextlib.ExitStack() as stack, background.Worker() as worker:  # the worker stops before staging goes
-        names = [t.name for t in order]
         if calib is not None:
             _start_boards(calib, order, config, val is not None, stack)
-        schedule = Schedule(loaded, config, calib, common, ws, progress, stack, worker, use_worker, names)
+        schedule = Schedule(loaded, config, calib, common, ws, progress, stack, worker, use_worker,
+                            [t.name for t in order])
         for target in order:
             schedule.run(target, lambda t=target: None if val is None else (
                 budget, val, ensure_artifact(ws, loaded, t.name, "fp32", progress)))
