@@ -33,7 +33,7 @@ CONFIG = """
 paths_to_mutate = {modules}
 tests_dir = {tests}
 also_copy = ["resnet_deploy", "targets", "calibration", "tests", "cli.py"]
-pytest_add_cli_args = ["-p", "no:randomly", "-p", "no:cacheprovider", "-q"]
+pytest_add_cli_args = ["-p", "no:randomly", "-p", "no:cacheprovider", "-q", "-n", "0"]
 """
 
 
