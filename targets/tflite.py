@@ -17,6 +17,7 @@ from resnet_deploy.runner import Runner
 from resnet_deploy.target import Target
 from resnet_deploy.versions import versions
 from targets.tflite_calibrate import record as calibration_record, tf_calibrator
+from targets.tflite_lean import lean
 
 MODEL_FILE = "model.tflite"
 TFLITE_CONVERT_OPS = frozenset({"QUANTIZE", "DEQUANTIZE", "RESHAPE", "TRANSPOSE", "SQUEEZE", "PACK", "SHAPE"})
@@ -138,7 +139,7 @@ class TFLiteTarget(Target):
         nodes = config.quant.float_nodes if config.precision is Precision.INT8 else ()
         interp_cls, _ = load_interpreter_class()
         measured = calib.ranges.for_model(model) if calib is not None else None
-        with tf_calibrator(interp_cls, measured=measured) as calibrator:
+        with tf_calibrator(interp_cls, measured=measured) as calibrator, lean(converter):
             (out_dir / MODEL_FILE).write_bytes(_convert_keeping_float(converter, tf, config, nodes) if nodes
                                                else converter.convert())
         if config.precision is Precision.INT8:
