@@ -8,18 +8,6 @@ from resnet_deploy._tf import quiet_tf
 
 quiet_tf()
 
-# The suite runs on two pytest-xdist workers (pyproject's addopts: -n 2 --dist loadgroup). A test
-# file is one group, so its module fixtures are made once; files that share a costly session
-# fixture (arm_bundles: ~30 s) share a group, so it is made once too.
-SHARED_GROUPS = {"test_arm": "arm_bundles", "test_fleet": "arm_bundles"}
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups
-def pytest_collection_modifyitems(items):
-    for item in items:
-        module = item.path.stem
-        item.add_marker(pytest.mark.xdist_group(SHARED_GROUPS.get(module, module)))
-
 
 @pytest.fixture(scope="session")
 def digits_model():
