@@ -9,7 +9,8 @@ and imports no TensorFlow.
 
 Why only "light" targets run beside it (peak RSS, ResNet-50 @224, 200 samples, measured with the
 tree sampler of benchmarks/export_speed.py): this process with TensorFlow, the model and the
-calibration set is ~0.95 GB; the TFLite export peaks at 2.8-2.9 GB, so it does not run while the
+calibration set is ~0.95 GB; the TFLite export peaks at 2.45 GB (2.8-2.9 GB before targets/tflite_lean.py;
+`export --target all`'s max RSS), so it does not run while the
 worker (ORT quantization: 0.93 GB) does, or the 3 GB budget of an export is gone (tf2onnx, 2.95 GB
 until its lean loader, 2.0 GB since, comes before any tail: it makes the ONNX model); OpenVINO's
 export with NNCF (convert_model + NNCF) peaks at ~1.5 GB and does. Since OpenVINO int8 takes the
