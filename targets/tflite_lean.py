@@ -1,13 +1,18 @@
-"""TFLiteConverter without its spare copy of the model during conversion.
+"""TFLiteConverter without the frozen function it makes and never uses.
 
-TFLiteConverter.convert() (TF 2.21) keeps the frozen function it made (a TF graph holding every
-weight) alive until the whole conversion returns: through the MLIR conversion, the calibration
-and the MLIR quantizer, although after freezing it only reads the input and output tensors' name,
-dtype and shape. On ResNet-50 @224 (AMD EPYC Zen 3) that is ~300 MB held and ~400 MB of freed
-memory not given back, under every later peak. `lean(converter)` hands the converter light
-stand-ins for those tensors and lets the frozen function go (and trims the heap) right after
-freezing. The converter runs the same calls on the same GraphDef: the same file (tests). It
-steps aside when grappler is to run (it reads the frozen graph) and when
+TFLiteConverter.convert() (TF 2.21) freezes its concrete function with
+convert_variables_to_constants_v2_as_graph, which returns the frozen GraphDef and also a frozen
+ConcreteFunction built from it (the GraphDef imported into a wrapped function and pruned). The
+converter converts the GraphDef; of the function it reads only the input and output tensors'
+name, dtype and shape, yet keeps it alive through the MLIR conversion, the calibration and the
+MLIR quantizer. On ResNet-50 @224 (AMD EPYC Zen 3) building it takes ~3.5 s and holding it
+~300 MB plus ~400 MB of freed memory not given back, under every later peak. `lean(converter)`
+freezes with the same two calls that make the GraphDef (TF's _FunctionConverterDataInEager and
+_replace_variables_by_constants, the same arguments) and hands the converter light stand-ins
+for those tensors, taken from the traced function as TF's _construct_concrete_function takes
+them, without building the function. The converter runs the same calls on the same GraphDef:
+the same file (tests). It steps aside when grappler is to run (it reads the frozen function),
+when the GraphDef has a function library (TF's own then de-registers those functions), and when
 RESNET_DEPLOY_TFLITE_LEAN=0."""
 from __future__ import annotations
 
@@ -39,22 +44,48 @@ def enabled() -> bool:
 
 @contextlib.contextmanager
 def lean(converter: Any) -> Iterator[None]:
-    """While inside, `converter` (a TFLiteConverter on concrete functions) lets its frozen
-    function go once its GraphDef is made."""
+    """While inside, `converter` (a TFLiteConverter on concrete functions) freezes to a GraphDef
+    without building (and keeping) a frozen function."""
     if not enabled() or converter._grappler_config().graph_options.rewrite_options.optimizers:  # noqa: SLF001
         yield
         return
-    freeze = converter._freeze_concrete_function  # noqa: SLF001 - the step whose result is kept
+    freeze = converter._freeze_concrete_function  # noqa: SLF001 - the step whose by-product we skip
 
     def freeze_and_let_go() -> tuple:
-        graph_def, inputs, outputs, frozen = freeze()
-        light = [_Tensor(t) for t in inputs], [_Tensor(t) for t in outputs]
-        del frozen, inputs, outputs
+        made = _freeze_graph_def(converter)
+        if made is None:
+            graph_def, inputs, outputs, frozen = freeze()
+            made = graph_def, [_Tensor(t) for t in inputs], [_Tensor(t) for t in outputs]
+            del frozen, inputs, outputs
         release()
-        return graph_def, *light, None
+        return *made, None
 
     converter._freeze_concrete_function = freeze_and_let_go  # noqa: SLF001
     try:
         yield
     finally:
         del converter._freeze_concrete_function  # noqa: SLF001 - the class's own again
+
+
+def _freeze_graph_def(converter: Any) -> tuple | None:
+    """TF's _freeze_concrete_function (lite.py) without its frozen ConcreteFunction: the frozen
+    GraphDef, and stand-ins for the inputs (the traced function's inputs less the captured
+    variables frozen into constants, no resources) and outputs that the function would have had.
+    None when TF's own is needed (not one function, a function library in the GraphDef)."""
+    from tensorflow.python.framework import convert_to_constants as freezing
+    from tensorflow.python.framework import dtypes
+    from tensorflow.python.util import object_identity
+
+    funcs = converter._funcs  # noqa: SLF001
+    if len(funcs) != 1:
+        return None  # TF's own raises its error for these
+    func = funcs[0]
+    data = freezing._FunctionConverterDataInEager(func=func, lower_control_flow=False,  # noqa: SLF001
+                                                  aggressive_inlining=False)
+    graph_def, converted = freezing._replace_variables_by_constants(converter_data=data)  # noqa: SLF001
+    if graph_def.library.function:
+        return None
+    captures = func.graph.internal_captures
+    frozen_in = object_identity.ObjectIdentitySet([captures[i] for i in converted])
+    inputs = [_Tensor(t) for t in func.inputs if t not in frozen_in and t.dtype != dtypes.resource]
+    return graph_def, inputs, [_Tensor(t) for t in func.outputs]
