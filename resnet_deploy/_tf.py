@@ -22,7 +22,9 @@ def quiet_tf() -> None:
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    with captured_output():
+    from resnet_deploy.memory import collector_paused
+
+    with captured_output(), collector_paused():
         import keras  # noqa: F401
         import tensorflow  # noqa: F401
 

@@ -9,7 +9,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from resnet_deploy import background
+from resnet_deploy import background, memory
 from resnet_deploy.artifact import Artifact
 from resnet_deploy.config import ExportConfig
 from resnet_deploy.errors import InputError
@@ -158,6 +158,7 @@ def export_model(loaded: Loaded, targets: list[str], config: ExportConfig, ws: W
         val = load_validation(budget, loaded, calib, progress)
     order, use_worker = background.plan(target_objs, config) if val is None else (target_objs, False)
     with contextlib.ExitStack() as stack, background.Worker() as worker:  # the worker stops before staging goes
+        stack.enter_context(memory.long_lived())  # TF, Keras and the model: out of every collection's way
         if calib is not None:
             _start_boards(calib, order, config, val is not None, stack)
         schedule = Schedule(loaded, config, calib, common, ws, progress, stack, worker, use_worker,
