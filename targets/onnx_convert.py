@@ -73,7 +73,10 @@ def _ordered_tf2onnx(tf2onnx: Any) -> Iterator[None]:
     extract, consumers = graph.extract_sub_graph_nodes, graph.find_output_consumers
 
     def in_graph_order(self: Any, nodes: list) -> list:
-        keep, order = set(nodes), {id(n): i for i, n in enumerate(self.get_nodes())}
+        keep = set(nodes)
+        if len(keep) < 2:  # most calls (one consumer): nothing to order, no order table to build
+            return list(keep)
+        order = {id(n): i for i, n in enumerate(self.get_nodes())}
         return sorted(keep, key=lambda n: (order.get(id(n), len(order)), n.name))
 
     graph.extract_sub_graph_nodes = lambda self, *a, **k: in_graph_order(self, extract(self, *a, **k))
