@@ -318,5 +318,7 @@ def list_cmd() -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one line and a non-zero exit for every user error, no traceback."""
     from resnet_deploy.exits import run
+    from resnet_deploy.memory import quick_exit
 
+    quick_exit()
     run(cli, argv, "resnet-deploy")

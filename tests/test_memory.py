@@ -57,3 +57,18 @@ def test_collector_paused_restores_the_collector_as_it_was():
         assert not gc.isenabled()  # it was off before: it stays off
     finally:
         gc.enable()
+
+
+def test_the_cli_process_exits_without_walking_its_objects_again(tmp_path):
+    """The CLI registers gc.freeze for interpreter exit: a handler registered before main() runs
+    after it (atexit is last-in, first-out) and finds the objects frozen."""
+    import subprocess
+    import sys
+
+    script = ("import atexit, gc\n"
+              "atexit.register(lambda: print('frozen at exit:', gc.get_freeze_count() > 0))\n"
+              "from resnet_deploy.cli import main\n"
+              "main(['--version'])\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "frozen at exit: True" in out.stdout
