@@ -14,6 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from resnet_deploy import ov_telemetry
 from resnet_deploy._tf import INPUT_NAME
 from resnet_deploy.artifact import Artifact, TensorSpec
 from resnet_deploy.config import ExportConfig, Precision
@@ -34,6 +35,7 @@ EXECUTION_PRECISION = {Precision.FP32: "f32", Precision.FP16: "f32", Precision.I
 
 
 def _ov():
+    ov_telemetry.silence()  # before the import: importing openvino sends an event too
     try:
         import openvino as ov
     except ImportError as e:
