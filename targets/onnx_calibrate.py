@@ -8,6 +8,11 @@ and the merging of ranges stay ORT's own; only the session it builds is optimise
 duration of one quantize_static call. The values differ by float rounding only (tested:
 every range within 1e-4 of its width). RESNET_DEPLOY_ORT_CALIBRATION=ort keeps ORT's own session.
 
+In the same session, a Relu's output is not reduced when its input is (MinMax, asymmetric, no
+moving average): its range is derived from the input's after the pass, exactly, since Relu is
+monotone (min relu(x) = max(min x, 0), likewise for max, over each sample and over all of them).
+ResNet-50: 49 of 124 calibrated tensors, the augmented model 114 -> 80-100 ms per sample.
+
 The same pass can serve a second backend (calibration/ranges.py): probe_prints fingerprints every
 tensor on the first samples, ORT writes its ranges to its calibration cache, measured_ranges
 reads them back (checked: per-tensor, finite) with the fingerprints of those tensors.
@@ -32,7 +37,8 @@ def record() -> dict:
     """The manifest's note of the calibration session, and why."""
     if enabled():
         return {"calibration_session": "ORT_ENABLE_ALL", "calibration_session_why":
-                f"ORT's calibrator session runs unoptimised (ORT_DISABLE_ALL); {ENV}=ort for ORT's own"}
+                f"ORT's calibrator session runs unoptimised (ORT_DISABLE_ALL), and reduces each Relu output "
+                f"that min/max of its input give exactly; {ENV}=ort for ORT's own"}
     return {"calibration_session": "ORT_DISABLE_ALL (ORT's own)", "calibration_session_why": f"{ENV}=ort"}
 
 
@@ -60,9 +66,51 @@ def optimized_session(threads: int | None = None) -> Iterator[None]:
 
     calibrate.CalibraterBase.create_inference_session = create_inference_session
     try:
-        yield
+        with _relu_ranges_derived(calibrate.MinMaxCalibrater):
+            yield
     finally:
         calibrate.CalibraterBase.create_inference_session = real
+
+
+@contextlib.contextmanager
+def _relu_ranges_derived(minmax: Any) -> Iterator[None]:
+    """While inside, ORT's MinMax calibrator leaves out a Relu output whose input it calibrates,
+    and after each compute_data puts its range back: (max(lo, 0), max(hi, 0)) of the input's."""
+    from onnxruntime.quantization.calibrate import TensorData
+
+    select, compute = minmax.select_tensors_to_calibrate, minmax.compute_data
+
+    def select_without_relus(self: Any, model: Any) -> tuple:
+        tensors, infos = select(self, model)
+        self._rd_relus = {} if self.symmetric or self.moving_average else _relu_outputs(model, tensors)
+        return tensors - set(self._rd_relus), infos
+
+    def compute_with_relus(self: Any) -> Any:
+        relus = getattr(self, "_rd_relus", {})
+        for out in relus if self.calibrate_tensors_range is not None else ():
+            self.calibrate_tensors_range.data.pop(out, None)  # merged again from the inputs, below
+        ranges = compute(self)
+        for out, src in relus.items() if ranges is not None else ():
+            lo, hi = ranges[src].range_value
+            ranges.data[out] = TensorData(lowest=np.maximum(lo, np.zeros_like(lo)),
+                                          highest=np.maximum(hi, np.zeros_like(hi)))
+        return ranges
+
+    minmax.select_tensors_to_calibrate, minmax.compute_data = select_without_relus, compute_with_relus
+    try:
+        yield
+    finally:
+        minmax.select_tensors_to_calibrate, minmax.compute_data = select, compute
+
+
+def _relu_outputs(model: Any, tensors: set[str]) -> dict[str, str]:
+    """Relu output -> its input, for each Relu whose input and output are both to be calibrated
+    (and whose input is not itself such an output)."""
+    relus: dict[str, str] = {}
+    for n in model.graph.node:
+        if n.op_type == "Relu" and n.output[0] in tensors and n.input[0] in tensors and n.input[0] not in relus:
+            relus[n.output[0]] = n.input[0]
+    return relus
 
 
 def cache_supported() -> bool:
