@@ -2,9 +2,9 @@
 
 openvino.convert_model and NNCF report usage through openvino_telemetry, which sends each event
 (one when openvino is imported, 16 per convert_model) from a child process forked from the
-calling one, so that a missing network cannot hang it. Our exporting process holds TensorFlow, the model and the converters
-(2-2.5 GB on ResNet-50 @224): each fork copies its page tables, and the pages it then writes
-are copied while a child lives. Measured (AMD EPYC Zen 3, TF and ResNet-50 loaded):
+calling one, so that a missing network cannot hang it. Our exporting process holds TensorFlow,
+the model and the converters (2-2.5 GB on ResNet-50 @224): each fork copies its page tables,
+and the pages it then writes are copied while a child lives. Measured (AMD EPYC Zen 3, TF and ResNet-50 loaded):
 convert_model + compile of ResNet-50's ONNX int8 model 1.6-1.85 s with the events, 0.71-0.86 s
 without; a benchmark's process-tree RSS counted the forks' pages again (over 3 GB). Also our
 users run offline or in CI, where these sends only fail. Silenced at the source: the telemetry

@@ -96,11 +96,16 @@ def _relu_ranges_derived(minmax: Any) -> Iterator[None]:
                                           highest=np.maximum(hi, np.zeros_like(hi)))
         return ranges
 
+    own = dict(vars(minmax))  # select_tensors_to_calibrate is CalibraterBase's: deleted again, not copied down
     minmax.select_tensors_to_calibrate, minmax.compute_data = select_without_relus, compute_with_relus
     try:
         yield
     finally:
-        minmax.select_tensors_to_calibrate, minmax.compute_data = select, compute
+        for name in ("select_tensors_to_calibrate", "compute_data"):
+            if name in own:
+                setattr(minmax, name, own[name])
+            else:
+                delattr(minmax, name)
 
 
 def _relu_outputs(model: Any, tensors: set[str]) -> dict[str, str]:
