@@ -59,7 +59,7 @@ def test_collector_paused_restores_the_collector_as_it_was():
         gc.enable()
 
 
-def test_the_cli_process_exits_without_walking_its_objects_again(tmp_path):
+def test_the_cli_process_exits_without_walking_its_objects_again():
     """The CLI registers gc.freeze for interpreter exit: a handler registered before main() runs
     after it (atexit is last-in, first-out) and finds the objects frozen."""
     import subprocess
