@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterator
 
-from resnet_deploy._tf import inference_function
+from resnet_deploy._tf import frozen_graph_def, inference_function
 from resnet_deploy.errors import BackendUnavailable, ExportError, first_line
 from resnet_deploy.memory import release
 
@@ -121,30 +121,26 @@ def _lean(tf2onnx: Any) -> Iterator[None]:
 
 def _frozen_lean(loader: Any, func: Any, input_names: list, output_names: list, large_model: bool = False) -> Any:
     """tf2onnx's tf_loader.from_function without its spare copies of the graph during grappler.
-    It freezes with the two calls of TF's convert_variables_to_constants_v2 that make the
-    GraphDef (the same arguments as tf2onnx's) and skips the third, which builds a frozen
-    ConcreteFunction from it (~3.5 s on ResNet-50 @224) only for tf2onnx to export its GraphDef
-    again: the GraphDef is imported into a plain graph for its shapes instead. Nor is it imported
+    It freezes to a GraphDef without the ConcreteFunction TF builds from it (_tf.frozen_graph_def,
+    tf2onnx's arguments), which tf2onnx would only export its GraphDef from again: the GraphDef is
+    imported into a plain graph for its shapes instead. Nor is it imported
     into a session first (that only drops resource-typed inputs, which from_function's input
     names never have). The same ONNX file (tests); tf2onnx's peak on ResNet-50 @224 2.96 -> 2.0
     GB (README). Anything unusual (large models, freezing errors tf2onnx repairs) goes to
     tf2onnx's own."""
-    from tensorflow.python.framework import convert_to_constants as freezing
     from tf2onnx import tf_loader
 
     if large_model:
         return loader(func, input_names, output_names, large_model)
     tf = tf_loader.tf
     try:
-        data = freezing._FunctionConverterDataInEager(func=func, lower_control_flow=False,  # noqa: SLF001
-                                                      aggressive_inlining=True)
-        graph_def, _ = freezing._replace_variables_by_constants(converter_data=data)  # noqa: SLF001
+        graph_def, _ = frozen_graph_def(func, aggressive_inlining=True)  # tf2onnx's arguments
         with tf.Graph().as_default() as shapes:
             tf.graph_util.import_graph_def(graph_def, name="")
             graph_def = shapes.as_graph_def(add_shapes=True)
     except ValueError:
         return loader(func, input_names, output_names, large_model)
-    del data, shapes
+    del shapes
     release()
     graph_def = tf_loader.fix_freezing_errors_part2(graph_def)
     with tf.Graph().as_default():  # grappler's meta graph needs graph mode, not the graph imported

@@ -7,19 +7,19 @@ converter converts the GraphDef; of the function it reads only the input and out
 name, dtype and shape, yet keeps it alive through the MLIR conversion, the calibration and the
 MLIR quantizer. On ResNet-50 @224 (AMD EPYC Zen 3) building it takes ~3.5 s and holding it
 ~300 MB plus ~400 MB of freed memory not given back, under every later peak. `lean(converter)`
-freezes with the same two calls that make the GraphDef (TF's _FunctionConverterDataInEager and
-_replace_variables_by_constants, the same arguments) and hands the converter light stand-ins
-for those tensors, taken from the traced function as TF's _construct_concrete_function takes
-them, without building the function. The converter runs the same calls on the same GraphDef:
-the same file (tests). It steps aside when grappler is to run (it reads the frozen function),
-when the GraphDef has a function library (TF's own then de-registers those functions), and when
-RESNET_DEPLOY_TFLITE_LEAN=0."""
+freezes to the same GraphDef without the function (_tf.frozen_graph_def, TF's arguments) and
+hands the converter light stand-ins for those tensors, taken from the traced function as TF's
+_construct_concrete_function takes them. The converter runs the same calls on the same GraphDef:
+the same file (tests). It steps aside when grappler is to run (it reads the frozen function) and
+when RESNET_DEPLOY_TFLITE_LEAN=0; with a function library in the GraphDef the function is built
+(TF then de-registers those functions) from the GraphDef made once, and let go."""
 from __future__ import annotations
 
 import contextlib
 import os
 from typing import Any, Iterator
 
+from resnet_deploy._tf import frozen_graph_def
 from resnet_deploy.memory import release
 
 ENV = "RESNET_DEPLOY_TFLITE_LEAN"  # "0": TF's own (the escape hatch)
@@ -54,9 +54,7 @@ def lean(converter: Any) -> Iterator[None]:
     def freeze_and_let_go() -> tuple:
         made = _freeze_graph_def(converter)
         if made is None:
-            graph_def, inputs, outputs, frozen = freeze()
-            made = graph_def, [_Tensor(t) for t in inputs], [_Tensor(t) for t in outputs]
-            del frozen, inputs, outputs
+            return freeze()  # TF's own error
         release()
         return *made, None
 
@@ -71,21 +69,22 @@ def _freeze_graph_def(converter: Any) -> tuple | None:
     """TF's _freeze_concrete_function (lite.py) without its frozen ConcreteFunction: the frozen
     GraphDef, and stand-ins for the inputs (the traced function's inputs less the captured
     variables frozen into constants, no resources) and outputs that the function would have had.
-    None when TF's own is needed (not one function, a function library in the GraphDef)."""
+    With a function library in the GraphDef the function is built from it, as TF does (that
+    de-registers those functions). None for other than one function: TF's own raises its error."""
     from tensorflow.python.framework import convert_to_constants as freezing
     from tensorflow.python.framework import dtypes
     from tensorflow.python.util import object_identity
 
     funcs = converter._funcs  # noqa: SLF001
     if len(funcs) != 1:
-        return None  # TF's own raises its error for these
-    func = funcs[0]
-    data = freezing._FunctionConverterDataInEager(func=func, lower_control_flow=False,  # noqa: SLF001
-                                                  aggressive_inlining=False)
-    graph_def, converted = freezing._replace_variables_by_constants(converter_data=data)  # noqa: SLF001
-    if graph_def.library.function:
         return None
-    captures = func.graph.internal_captures
-    frozen_in = object_identity.ObjectIdentitySet([captures[i] for i in converted])
+    func = funcs[0]
+    graph_def, converted = frozen_graph_def(func, aggressive_inlining=False)  # TF's lite.py arguments
+    if graph_def.library.function:
+        func = freezing._construct_concrete_function(func, graph_def, converted)  # noqa: SLF001
+        frozen_in: Any = ()
+    else:
+        captures = func.graph.internal_captures
+        frozen_in = object_identity.ObjectIdentitySet([captures[i] for i in converted])
     inputs = [_Tensor(t) for t in func.inputs if t not in frozen_in and t.dtype != dtypes.resource]
     return graph_def, inputs, [_Tensor(t) for t in func.outputs]
