@@ -151,15 +151,20 @@ def resnet18_224():
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_int8_is_faster_than_fp32_on_resnet18(backend, resnet18_224, tmp_path):
-    """A comparison within one run, not an absolute time: int8 p50 < fp32 p50 at 2 threads."""
+    """A comparison within one run, not an absolute time: int8 p50 < fp32 p50 at 2 threads. The
+    suite's other worker loads the cores in bursts, so the two are measured in turn, three rounds,
+    and each keeps its best round's p50 (a burst during one precision's only round inverted them
+    once, 55.3 vs 53.4 ms, where int8 is ~2x faster)."""
     model, calib = resnet18_224
     x = random_inputs(model, n=1)
     protocol = Protocol(warmup_runs=5, warmup_s=0.3, runs=30, seconds=1.0)
-    p50 = {}
-    for precision in ("fp32", "int8"):
-        a = _export(backend, model, tmp_path, precision, calib if precision == "int8" else None)
-        with get_target(backend).runner(a, threads=2) as r:
-            p50[precision] = measure(r, x, protocol).p50
+    arts = {p: _export(backend, model, tmp_path, p, calib if p == "int8" else None) for p in ("fp32", "int8")}
+    p50: dict[str, float] = {}
+    with get_target(backend).runner(arts["fp32"], threads=2) as fp32, \
+            get_target(backend).runner(arts["int8"], threads=2) as int8:
+        for _ in range(3):
+            for precision, r in (("fp32", fp32), ("int8", int8)):
+                p50[precision] = min(p50.get(precision, float("inf")), measure(r, x, protocol).p50)
     assert p50["int8"] < p50["fp32"], p50
 
 
