@@ -127,6 +127,17 @@ class SyntheticSource(Source):
                 "shape": [self.height, self.width, self.channels]}
 
 
+MAX_IMAGE_PIXELS = 50_000_000  # ~7000x7000 (a 48 MP phone photo fits); decoded as RGB it is 150 MB
+
+
+def check_pixels(path: Path, width: int, height: int) -> None:
+    """Refuse, from its header, an image too large to decode (a decompression bomb declares
+    30000x30000 in a few KB): one line, before any pixel is decoded."""
+    if width * height > MAX_IMAGE_PIXELS:
+        raise InputError(f"Image {str(path)!r} declares {width}x{height} pixels (more than {MAX_IMAGE_PIXELS:,}); "
+                         "resize it or remove it from the folder.")
+
+
 def natural_key(name: str) -> list:
     """Sort key that orders "2" before "10" (and "class2" before "class10")."""
     return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name) if part]
@@ -160,9 +171,10 @@ class ImageFolderSource(Source):
 
         for path in self._files:
             try:
-                with Image.open(path) as im:
+                with Image.open(path) as im:  # reads the header only: the size is checked before decoding
+                    check_pixels(path, *im.size)
                     img = np.asarray(im.convert("RGB"), dtype=np.uint8)
-            except (UnidentifiedImageError, OSError) as e:
+            except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
                 raise InputError(f"Image {str(path)!r} cannot be read ({e}); remove or replace it.") from e
             label = self._classes.index(path.parent.name) if self._classes else None
             yield img, label

@@ -33,7 +33,11 @@ HOST_LATENCY_KEYS = ("p50", "p90", "p99", "mean", "std", "runs", "first_ms", "lo
 
 
 def bundle_name(model: str, target: str, precision: str) -> str:
-    return f"{model}-{target}-{precision}"
+    """The bundle's folder name: only safe characters (it becomes a folder on devices, reached
+    over scp and Ansible), whatever the model file was called."""
+    from resnet_deploy.portable.names import safe_name
+
+    return safe_name(f"{model}-{target}-{precision}")
 
 
 def _host_check(a: Artifact, ref: Reference, req: PackageRequest, tol: Any, progress: Progress) -> dict:

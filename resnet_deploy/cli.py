@@ -290,7 +290,7 @@ def gate(as_json: bool, warmup_s, seconds, **kw) -> None:
 @click.option("--key", type=click.Path(path_type=Path), required=True, help="The signer's EC public key (PEM).")
 def verify(bundle_path, key) -> None:
     """Check a bundle (folder or .tar.gz): its manifests, every file, and its signature (exit 6 if not)."""
-    from resnet_deploy.deploy import verify_signed
+    from resnet_deploy.unpack import verify_signed
 
     click.echo(verify_signed(bundle_path, key))
 

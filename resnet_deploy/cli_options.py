@@ -27,7 +27,10 @@ model_options = _options(
     click.option("--classes", type=int, default=None, help="Class count (resnet18/34/50; default 1000)."),
     click.option("--width", type=int, default=None, help="ResNet base width (resnet18/34/50; default 64)."),
     click.option("--weights", type=click.Path(path_type=Path), default=None,
-                 help="Local weights file for keras:ResNet* (never downloaded; without it: random, speed only)."))
+                 help="Local weights file for keras:ResNet* (never downloaded; without it: random, speed only)."),
+    click.option("--trust-model", is_flag=True, default=False,
+                 help="Load a SavedModel or a model with Lambda layers: their code runs on this machine while "
+                      "loading. Only for files whose source you trust."))
 
 artifact_options = _options(
     click.option("--calib", default=None, help="Calibration data: an image folder, a .npy/.npz, digits or synthetic "
@@ -67,7 +70,8 @@ def _model(kw: dict, name: str | None = None):
     from resnet_deploy.models import ModelRef
 
     name = kw.pop("model_name") if name is None else name
-    return ModelRef(name, kw.pop("input_size"), kw.pop("classes"), kw.pop("width"), kw.pop("weights"))
+    return ModelRef(name, kw.pop("input_size"), kw.pop("classes"), kw.pop("width"), kw.pop("weights"),
+                    kw.pop("trust_model"))
 
 
 def _artifact_options(kw: dict):

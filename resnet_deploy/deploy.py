@@ -12,98 +12,17 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from resnet_deploy.errors import DeployError, DeviceMismatch, InputError, IntegrityError, first_line
-from resnet_deploy.portable import integrity
-from resnet_deploy.portable.constants import MANIFEST, MANIFEST_SUM, SELFTEST, SIGNATURE_FILE
+from resnet_deploy.errors import DeployError, DeviceMismatch, DiskFull, InputError
+from resnet_deploy.portable.constants import MANIFEST, SELFTEST
 from resnet_deploy.portable.metrics import breach_text
 from resnet_deploy.requests import DeployRequest
-
-
-def _members(tar_path: Path, tar: tarfile.TarFile) -> str:
-    """Check every member; the one top-level directory they share."""
-    tops = set()
-    for m in tar.getmembers():
-        parts = Path(m.name).parts
-        if m.name.startswith(("/", "\\")) or Path(m.name).is_absolute() or ".." in parts:
-            raise IntegrityError(f"{str(tar_path)!r}: member {m.name!r} would land outside the target directory; refused.")
-        if not (m.isfile() or m.isdir()):
-            raise IntegrityError(f"{str(tar_path)!r}: member {m.name!r} is a link or special file; refused.")
-        tops.add(parts[0] if parts else "")
-    if len(tops) != 1 or "" in tops:
-        raise IntegrityError(f"{str(tar_path)!r} does not hold exactly one bundle directory; re-run `package`.")
-    return tops.pop()
-
-
-def safe_extract(tar_path: Path, dest: Path) -> Path:
-    """Extract a bundle tarball into dest; refuse members that would land outside it
-    (absolute paths, '..'), links and device files, and say in one line when the file is not a
-    whole gzip tarball (truncated, another format). Returns the bundle directory."""
-    import zlib
-
-    try:
-        with tarfile.open(tar_path, "r:*") as tar:
-            top = _members(tar_path, tar)
-            dest.mkdir(parents=True, exist_ok=True)
-            if hasattr(tarfile, "data_filter"):
-                tar.extractall(dest, filter="data")
-            else:  # checked member by member above
-                tar.extractall(dest)  # noqa: S202
-    except (NotADirectoryError, IsADirectoryError, FileExistsError) as e:  # members that collide
-        raise IntegrityError(f"{str(tar_path)!r}: member paths collide ({e.strerror}: {e.filename}); "
-                             "re-run `package`.") from e
-    except (tarfile.TarError, EOFError, zlib.error) as e:  # EOFError: a truncated gzip stream
-        raise InputError(f"{str(tar_path)!r} is not a whole .tar.gz bundle ({first_line(e, 120) or 'truncated'}); "
-                         "copy it again or re-run `package`.") from e
-    return dest / top
-
-
-def _verified(bundle: Path) -> dict:
-    try:
-        return integrity.verify_bundle(str(bundle))
-    except integrity.BundleError as e:
-        raise IntegrityError(f"bundle refused on the host: {e}") from e
-
-
-def open_bundle(path: Path, workdir: Path, verify_key: Path | None = None) -> Path:
-    """A clean copy of a bundle (a directory or a .tar.gz) in workdir, verified on the host: the
-    manifest, its checksum and the files the manifest lists, no links, nothing else. A folder is
-    treated exactly like a tarball: whatever else it holds never reaches the device."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"Bundle {str(path)!r} does not exist; create one with `package`.")
-    if path.is_dir() and path.is_symlink():
-        raise IntegrityError(f"bundle {str(path)!r} is a link; pass the bundle folder or its .tar.gz itself.")
-    source = safe_extract(path, workdir / "extracted") if path.is_file() else path
-    manifest = _verified(source)
-    signed = ()
-    if verify_key is not None:
-        from resnet_deploy.signing import verify_signature
-
-        verify_signature(source, verify_key)  # every file of the bundle as it was signed, nothing else
-        signed = (SIGNATURE_FILE,)
-    clean = workdir / "clean" / source.name
-    for name in (MANIFEST, MANIFEST_SUM, *signed, *manifest["files"]):
-        (clean / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source / name, clean / name)  # plain files: verified above, links refused
-    _verified(clean)
-    return clean
-
-
-def verify_signed(path: Path, key: Path) -> str:
-    """The `verify` command: the bundle's integrity and its signature; one line on success."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="rd-verify-") as tmp:
-        clean = open_bundle(Path(path), Path(tmp), verify_key=Path(key))
-        n = len(_manifest(clean)["files"])
-    return f"ok: {path} is intact ({n} files and the manifests) and signed by the owner of {key}"
+from resnet_deploy.unpack import open_bundle
 
 
 # ---------------------------------------------------------------------------------------------
@@ -181,7 +100,7 @@ def deploy_local(bundle: Path, dest: Path, python: str | None = None, threads: i
     py = _local_python(python)
     probed = subprocess.run([py, "-c", probe_program()], capture_output=True, text=True, timeout=120)
     facts = _check_device(probed, str(dest), _manifest(bundle), allow_mismatch)
-    dest = Path(dest) / bundle.name
+    dest = Path(dest).absolute() / bundle.name  # the self-test runs with the bundle as its working folder
     with staging_dir(dest) as staging:
         for f in sorted(p for p in bundle.rglob("*") if p.is_file()):  # copyfile: a full disk is one OSError
             (staging / bundle.name / f.relative_to(bundle)).parent.mkdir(parents=True, exist_ok=True)
@@ -210,7 +129,23 @@ def parse_ssh_url(url: str) -> tuple[str, int, str]:
     except ValueError:
         raise InputError(f"--to {url!r} has an invalid port.") from None
     dest = f"{u.username}@{u.hostname}" if u.username else u.hostname
-    return dest, port, u.path
+    if dest.startswith("-") or any(c.isspace() for c in dest):
+        raise InputError(f"--to {url!r}: the user or host {dest!r} is not an SSH address; e.g. ssh://pi@10.0.0.7/home/pi/models.")
+    return dest, port, device_folder(u.path, "--to's folder")
+
+
+def device_folder(path: str, what: str) -> str:
+    """A folder on a device: absolute and made of safe characters only (it reaches the device's
+    shell through scp's classic protocol and Ansible's templating), else one line naming the
+    character."""
+    from resnet_deploy.portable.names import UnsafeName, check_path
+
+    if not path.startswith("/"):
+        raise InputError(f"{what} {path!r} is not an absolute folder on the device; e.g. /home/pi/models.")
+    try:
+        return check_path(path, what)
+    except UnsafeName as e:
+        raise InputError(f"{e}; choose another folder.") from None
 
 
 class SshDevice:
@@ -245,20 +180,21 @@ class SshDevice:
         return proc
 
     def ssh(self, remote_command: str, step: str, limit: float) -> subprocess.CompletedProcess:
-        return self.run(["ssh", "-p", str(self.port), *self.opts, self.host, remote_command], step, limit)
+        return self.run(["ssh", "-p", str(self.port), *self.opts, "--", self.host, remote_command], step, limit)
 
     def copy(self, local: Path, remote: str, limit: float) -> None:
         """scp -r local to remote on the device (a folder ending in / or a file's path); the classic
         protocol (-O) as a retry for devices without an sftp subsystem (dropbear, minimal images:
         OpenSSH 9's scp speaks SFTP)."""
-        scp = ["scp", "-q", "-r", "-P", str(self.port), *self.opts, str(local), f"{self.host}:{remote}"]
+        scp = ["scp", "-q", "-r", "-P", str(self.port), *self.opts, "--", str(local.resolve()), f"{self.host}:{remote}"]
         try:
             proc = self.run(scp, "copying the bundle", limit)
         except DeployError:
             proc = self.run([scp[0], "-O", *scp[1:]], "copying the bundle (classic scp protocol)", limit)
         if proc.returncode != 0:
             said = "; ".join(ln.strip() for ln in proc.stderr.strip().splitlines())[:200]
-            raise DeployError(f"copying the bundle to {self.where}:{self.path} failed{self.full_disk(local)}: {said}")
+            full = self.full_disk(local)
+            raise (DiskFull if full else DeployError)(f"copying the bundle to {self.where}:{self.path} failed{full}: {said}")
 
     def full_disk(self, local: Path) -> str:
         """" (the device's disk is full: ...)" when df on the device says the bundle does not fit."""

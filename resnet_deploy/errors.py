@@ -51,6 +51,12 @@ class DeviceMismatch(DeployError):
     exit_code = _c.EXIT_PROFILE
 
 
+class DiskFull(DeployError):
+    """No space left for what was being written (on this machine or on a device)."""
+
+    exit_code = _c.EXIT_DISK_FULL
+
+
 class IntegrityError(DeployError):
     """An artifact or manifest does not match its recorded sha256."""
 

@@ -16,11 +16,26 @@ from resnet_deploy.portable.constants import EXIT_DISK_FULL, EXIT_INPUT
 EXIT_INTERRUPTED = 130  # the shell's code for Ctrl-C
 
 
+def mount_of(path: Path) -> Path | None:
+    """The mount point holding `path` (the disk that is full), or None."""
+    try:
+        p = Path(path).absolute()
+        while not p.exists() and p != p.parent:
+            p = p.parent
+        while not p.is_mount() and p != p.parent:
+            p = p.parent
+        return p
+    except OSError:
+        return None
+
+
 def os_error_line(e: OSError) -> str:
     """What could not be read or written, why, and what to do."""
     where = f" {e.filename!r}" if e.filename else ""
     if e.errno == errno.ENOSPC:
-        return f"the disk is full: could not write{where}; free space or pass --out on another disk."
+        disk = mount_of(Path(e.filename)) if e.filename else None
+        on = f" (the one mounted at {str(disk)!r})" if disk else ""
+        return f"the disk is full{on}: could not write{where}; free space there or pass --out on another disk."
     if e.errno in (errno.EEXIST, errno.ENOTDIR) and e.filename and Path(e.filename).is_file():
         return f"{where.strip()} is a file where a folder is needed; pass a path whose folders are folders."
     if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):

@@ -27,14 +27,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from resnet_deploy.deploy import (_manifest, _selftest_args, cleanup_command, device_paths, open_bundle,
-                                  prepare_command, swap_command)
+from resnet_deploy.deploy import _manifest, _selftest_args, cleanup_command, device_paths, prepare_command, swap_command
 from resnet_deploy.errors import BackendUnavailable, DeployError
 from resnet_deploy.fleet_result import host_row
 from resnet_deploy.inventory import FleetHost, check_resolves, load
 from resnet_deploy.portable.constants import SELFTEST
 from resnet_deploy.progress import Progress
 from resnet_deploy.requests import DeployRequest
+from resnet_deploy.unpack import open_bundle
 
 PLAYBOOK = Path(__file__).parent / "data" / "fleet.yml"
 STEP_SECONDS = 60  # one shell step on a device (mkdir, tar, mv) once connected, with margin for an emulated CPU
@@ -77,6 +77,27 @@ def _host_vars(h: FleetHost, req: DeployRequest, name: str, profile: dict | None
     if not h.python:  # Ansible's own modules (copy) use the same Python as the self-test
         hv["ansible_python_interpreter"] = python
     return hv
+
+
+def unsafe_yaml(doc: Any) -> str:
+    """YAML for Ansible with every string tagged !unsafe: Ansible never renders `{{ ... }}` or
+    `{% ... %}` in what we hand it (names, folders, commands are data, not templates)."""
+    import yaml
+
+    class Unsafe(str):
+        pass
+
+    class Dumper(yaml.SafeDumper):
+        pass
+
+    Dumper.add_representer(Unsafe, lambda d, v: d.represent_scalar("!unsafe", str(v), style='"'))
+
+    def wrap(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: wrap(x) for k, x in v.items()}
+        return Unsafe(v) if isinstance(v, str) and v else v  # "" holds no template (and !unsafe "" reads as null)
+
+    return yaml.dump(wrap(doc), Dumper=Dumper, width=1 << 20, allow_unicode=True)
 
 
 def _environment(req: DeployRequest, work: Path) -> dict[str, str]:
@@ -157,7 +178,7 @@ def deploy_fleet(req: DeployRequest, progress: Progress | None = None) -> dict:
                                   for h in hosts}}}
         for h in ours["all"]["hosts"].values():
             h["rd_tarball"] = str(tarball)
-        (work / "ours.json").write_text(json.dumps(ours))
+        (work / "ours.yml").write_text(unsafe_yaml(ours))
         events = Collector(progress)
         t0, wall0 = time.monotonic(), time.time()
         with progress.step(f"deploying {bundle.name} to {len(hosts)} hosts ({req.max_parallel} at a time)"):
@@ -174,12 +195,12 @@ ENGINE_ENV = ("HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TMPDIR", "SSH_AUTH_S
 
 
 def _run_playbook(work: Path, req: DeployRequest, hosts: list[FleetHost], events: Collector) -> tuple[dict, str]:
-    """ansible-playbook on the inventory plus our per-host variables (work/ours.json), run by
+    """ansible-playbook on the inventory plus our per-host variables (work/ours.yml), run by
     fleet_engine.py in a fresh Python with a minimal environment; its events go to `events` as
     they come. If Ansible itself failed (no host has any result), one line with what it said."""
     (work / "runner").mkdir()
     job = {"private_data_dir": str(work / "runner"), "playbook": str(PLAYBOOK), "forks": req.max_parallel,
-           "inventory": [str(Path(req.inventory).resolve()), str(work / "ours.json")],
+           "inventory": [str(Path(req.inventory).resolve()), str(work / "ours.yml")],
            "limit": ",".join(h.name for h in hosts), "envvars": _environment(req, work)}
     (work / "job.json").write_text(json.dumps(job))
     env = {k: os.environ[k] for k in ENGINE_ENV if k in os.environ}

@@ -20,17 +20,25 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
+from resnet_deploy.portable.checks import no_nan
+
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Write to a temp file beside `path`, then rename over it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as e:  # name the file asked for, not our hidden temp name
+        raise OSError(e.errno, e.strerror, str(path)) from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.chmod(tmp, 0o644)  # mkstemp makes 0600; our files are meant to be read by others
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(e.errno, e.strerror, str(path)) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -40,20 +48,9 @@ def write_text_atomic(path: Path, text: str) -> None:
     write_bytes_atomic(path, text.encode())
 
 
-def _no_nan(value: Any) -> Any:
-    """NaN as null: JSON has no NaN, and a report must never carry a bare one."""
-    if isinstance(value, float) and value != value:
-        return None
-    if isinstance(value, dict):
-        return {k: _no_nan(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_no_nan(v) for v in value]
-    return value
-
-
 def write_json_atomic(path: Path, data: Any) -> None:
     """JSON (indented, one trailing newline, NaN written as null), written atomically."""
-    write_text_atomic(path, json.dumps(_no_nan(data), indent=2, default=str) + "\n")
+    write_text_atomic(path, json.dumps(no_nan(data), indent=2, default=str) + "\n")
 
 
 _OWNED = re.compile(r"^\.(?P<name>.+)\.(?P<kind>partial|old|work)-(?P<pid>\d+)-")

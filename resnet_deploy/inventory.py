@@ -11,6 +11,7 @@ Per-host variables we read (Ansible's names, plus ours):
 """
 from __future__ import annotations
 
+import math
 import socket
 import subprocess
 from dataclasses import dataclass
@@ -108,25 +109,69 @@ def check_syntax(path: Path, loader) -> None:
         raise InputError(f"inventory {path}: {why}; fix the inventory (Ansible INI or YAML format).") from None
 
 
-def _number(value, kind: type, what: str, host: str) -> int | float | None:
+def _where(path: str, what: str, value) -> str:
+    """`path line N` for the first line that sets `what` to `value` (Ansible does not keep lines)."""
+    try:
+        for n, line in enumerate(Path(path).read_text().splitlines(), 1):
+            if what in line and str(value) in line:
+                return f"{path} line {n}"
+    except (OSError, UnicodeDecodeError):
+        pass
+    return path
+
+
+def _number(value, kind: type, what: str, host: str, path: str) -> int | float | None:
+    where = _where(path, what, value)
     if value in (None, ""):
         return None
     try:
-        return kind(str(value))
+        v = kind(str(value))
     except ValueError:
-        raise InputError(f"inventory: {what} of host {host!r} is {value!r}, not a number; fix it.") from None
+        raise InputError(f"inventory {where}: {what} of host {host!r} is {value!r}, not a number; fix it.") from None
+    if not (math.isfinite(v) and v > 0):
+        raise InputError(f"inventory {where}: {what} of host {host!r} is {value!r}; pass a finite number > 0.")
+    return v
 
 
 def _text(value) -> str | None:
     return str(value) if value else None
 
 
-def _host(h, hv: dict) -> FleetHost:
+def _safe(value, what: str, host: str, path: str, folder: bool) -> str | None:
+    """A value that reaches the device's shell and Ansible: safe characters only (never a template)."""
+    from resnet_deploy.deploy import device_folder
+    from resnet_deploy.portable.names import UnsafeName, check_path
+
+    text = _text(value)
+    if text is None:
+        return None
+    try:
+        return device_folder(text, what) if folder else check_path(text, what)
+    except (InputError, UnsafeName) as e:
+        raise InputError(f"inventory {_where(path, what, text)}: host {host!r}: {e}") from None
+
+
+def _host(h, hv: dict, where: str) -> FleetHost:
     return FleetHost(h.name, str(hv.get("ansible_host") or h.name),
-                     _number(hv.get("ansible_port"), int, "ansible_port", h.name), _text(hv.get("ansible_user")),
-                     _text(hv.get("ansible_python_interpreter")), _text(hv.get("resnet_deploy_path")),
-                     _number(hv.get("resnet_deploy_timeout"), float, "resnet_deploy_timeout", h.name),
+                     _number(hv.get("ansible_port"), int, "ansible_port", h.name, where), _text(hv.get("ansible_user")),
+                     _safe(hv.get("ansible_python_interpreter"), "ansible_python_interpreter", h.name, where, False),
+                     _safe(hv.get("resnet_deploy_path"), "resnet_deploy_path", h.name, where, True),
+                     _number(hv.get("resnet_deploy_timeout"), float, "resnet_deploy_timeout", h.name, where),
                      tuple(str(g) for g in hv.get("group_names", ())))
+
+
+def _check_text(path: Path) -> None:
+    """An inventory is UTF-8 text; anything else is one line naming the first bad byte."""
+    data = path.read_bytes()
+    zero = data.find(b"\0")
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        zero = e.start if zero < 0 else min(zero, e.start)
+    if zero >= 0:
+        line = data[:zero].count(b"\n") + 1
+        raise InputError(f"inventory {path} line {line}: byte {zero} (0x{data[zero]:02x}) is not UTF-8 text; "
+                         "pass an Ansible inventory (INI or YAML text).")
 
 
 def load(path: Path, limit: str | None = None) -> list[FleetHost]:
@@ -135,6 +180,7 @@ def load(path: Path, limit: str | None = None) -> list[FleetHost]:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"--inventory {str(path)!r} is not a file; pass an Ansible inventory (INI or YAML).")
+    _check_text(path)
     loader = _ansible()
     check_syntax(path.resolve(), loader)
     from ansible.inventory.manager import InventoryManager
@@ -146,7 +192,7 @@ def load(path: Path, limit: str | None = None) -> list[FleetHost]:
     if not hosts:
         raise InputError(f"inventory {path} has no hosts" + (f" matching --limit {limit!r}" if limit else "")
                          + "; add hosts or fix the pattern.")
-    return [_host(h, variables.get_vars(host=h, include_hostvars=False)) for h in hosts]
+    return [_host(h, variables.get_vars(host=h, include_hostvars=False), str(path)) for h in hosts]
 
 
 def ssh_hostname(address: str, ssh_options: tuple[str, ...] = ()) -> str:

@@ -14,7 +14,7 @@ from resnet_deploy import architectures as arch
 from resnet_deploy import keras_apps
 from resnet_deploy.architectures import (residual_block, resnet18, resnet34, resnet50, seed,  # noqa: F401
                                          seed_nobias)
-from resnet_deploy.errors import InputError
+from resnet_deploy.errors import InputError, first_line
 
 def digits() -> Any:
     """The trained digits classifier (see resnet_deploy/digits.py), weights shipped in the package."""
@@ -53,6 +53,15 @@ BUILTIN_MODELS: dict[str, ModelSpec] = {
 }
 
 _USER_MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
+PARAMS_AT_WIDTH_64 = 25.6e6  # ResNet-50's parameters (the largest built-in); they grow with the width squared
+DEFAULT_SIZE, DEFAULT_WIDTH = 224, 64  # architectures.py's defaults for the ResNets
+
+
+def estimate_bytes(input_size: int, width: int, batch: int = 1) -> int:
+    """Memory a built-in ResNet of this size needs, roughly: its float32 weights three times over
+    (Keras, a converter's copy, its frozen graph) and ~4 live activations of the widest stage
+    ((size/2)^2 x width floats each) per sample."""
+    return int(4 * 3 * PARAMS_AT_WIDTH_64 * (width / 64) ** 2 + 4 * input_size ** 2 * width * batch)
 RANDOM_INIT_SEED = 0  # random-init built-ins get the same weights on every run: same artifacts, reusable
 
 
@@ -87,11 +96,12 @@ def _builtin_kwargs(key: str, spec: ModelSpec, given: dict[str, Any]) -> dict[st
 
 
 def load_model(name_or_path: str | Path, input_size: int | None = None, classes: int | None = None,
-               width: int | None = None, weights: Path | None = None) -> tuple[str, Any]:
+               width: int | None = None, weights: Path | None = None, trust: bool = False) -> tuple[str, Any]:
     """Return (model_name, keras.Model) for a built-in name or a user's model file.
 
-    A user's model (`.keras`, `.h5` or a SavedModel directory) loads with Keras safe_mode on,
-    so a model file cannot run arbitrary Python (lambda layers) while loading.
+    A user's `.keras` or `.h5` file loads with Keras safe_mode on, so it cannot run Python
+    (Lambda layers) while loading. A SavedModel runs its graph (which may read and write files)
+    and a Lambda layer runs its Python: both are refused unless `trust` (`--trust-model`).
     """
     key = str(name_or_path)
     if key in BUILTIN_MODELS:
@@ -108,7 +118,7 @@ def load_model(name_or_path: str | Path, input_size: int | None = None, classes:
         if looks_like_path:
             raise InputError(f"Model file {str(path)!r} does not exist; pass an existing .keras/.h5 file or SavedModel directory.")
         raise InputError(f"Unrecognized model={key!r}. Supported: {', '.join(BUILTIN_MODELS)}, or a path to a .keras/.h5 file or SavedModel directory.")
-    return workspace_name(key), _load_user_model(path)
+    return workspace_name(key), _load_user_model(path, trust)
 
 
 def workspace_name(name: str) -> str:
@@ -132,12 +142,18 @@ def _check_container(path: Path) -> None:
         raise InputError(f"{str(path)!r} is not an HDF5 (.h5) file; pass a model saved with model.save().")
 
 
-def _load_user_model(path: Path) -> Any:
+TRUST_HINT = "pass --trust-model only if you trust the file's source"
+
+
+def _load_user_model(path: Path, trust: bool = False) -> Any:
     keras = arch.keras_module()
     try:
         if path.is_dir():
             if not (path / "saved_model.pb").exists():
                 raise InputError(f"Directory {str(path)!r} is not a SavedModel (no saved_model.pb); pass a .keras/.h5 file or a SavedModel directory.")
+            if not trust:
+                raise InputError(f"{str(path)!r} is a SavedModel: loading one runs its graph, which can read and write "
+                                 f"files on this machine; save the model as .keras, or {TRUST_HINT}.")
             # Keras 3 reads SavedModels only for inference, through TFSMLayer.
             import tensorflow as tf
 
@@ -156,9 +172,15 @@ def _load_user_model(path: Path) -> Any:
         if path.suffix.lower() not in _USER_MODEL_SUFFIXES:
             raise InputError(f"Model file {str(path)!r} has an unsupported suffix; use .keras, .h5 or a SavedModel directory.")
         _check_container(path)
-        return keras.models.load_model(path, compile=False, safe_mode=True)
+        return keras.models.load_model(path, compile=False, safe_mode=not trust)
     except InputError:
         raise
+    except ValueError as e:
+        if "safe_mode" not in str(e):
+            raise InputError(f"Could not load model {str(path)!r} ({first_line(e, 200)}); is it a valid Keras model "
+                             "file?") from e
+        raise InputError(f"{str(path)!r} holds a Lambda layer whose Python code would run on load; refused. Rebuild "
+                         f"it without Lambda layers, or {TRUST_HINT}.") from None
     except Exception as e:  # noqa: BLE001 - any loader failure on user data is a user error
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise InputError(f"Could not load model {str(path)!r} ({first[:200]}); is it a valid Keras model file?") from e
@@ -173,6 +195,7 @@ class ModelRef:
     classes: int | None = None
     width: int | None = None
     weights: Path | None = None  # keras:ResNet* only: a local weights file
+    trust: bool = False  # --trust-model: load a SavedModel or Lambda layers (their code runs on load)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "name", str(self.name))
@@ -182,12 +205,27 @@ class ModelRef:
             v = getattr(self, field_name)
             if v is not None and int(v) < 1:
                 raise InputError(f"--{field_name.replace('_', '-')} {v} must be >= 1.")
+        if self.input_size is not None or self.width is not None:
+            self.check_fits(1)
+
+    def check_fits(self, batch: int) -> None:
+        """Refuse, before anything is built, a size this machine's memory cannot hold."""
+        from resnet_deploy.portable.limits import memory_problem
+
+        size, width = self.input_size or DEFAULT_SIZE, self.width or DEFAULT_WIDTH
+        if self.name == "digits" or self.builtin is None:
+            size, width = self.input_size or 8, self.width or 1  # unknown here: the least a ResNet input can be
+        why = memory_problem(estimate_bytes(size, width, batch),
+                             f"a ResNet at --input-size {size} --width {width} with batch {batch}")
+        if why:
+            raise InputError(f"{why}; use a smaller --input-size, --width or --batch.")
 
     @property
     def options(self) -> dict[str, int]:
         """The options that were given (for a worker process that loads the model again)."""
         return {k: v for k, v in (("input_size", self.input_size), ("classes", self.classes),
-                                  ("width", self.width), ("weights", str(self.weights) if self.weights else None))
+                                  ("width", self.width), ("weights", str(self.weights) if self.weights else None),
+                                  ("trust", self.trust or None))
                 if v is not None}
 
     @property
@@ -219,4 +257,4 @@ class ModelRef:
 
     def load(self) -> tuple[str, Any]:
         """(model name, keras.Model)."""
-        return load_model(self.name, self.input_size, self.classes, self.width, self.weights)
+        return load_model(self.name, self.input_size, self.classes, self.width, self.weights, self.trust)

@@ -41,6 +41,18 @@ def positive_int(value: Any, what: str) -> int:
     return v
 
 
+def thread_count(value: Any, what: str = "--threads") -> int:
+    """Threads for a runtime on this machine: a whole number >= 1 and no more than this machine
+    can use (portable.limits), else an InputError naming the option."""
+    from resnet_deploy.portable.limits import thread_problem
+
+    v = positive_int(value, what)
+    why = thread_problem(v, what)
+    if why:
+        raise InputError(f"{why}.")
+    return v
+
+
 def positive_float(value: Any, what: str) -> float:
     """A finite float > 0, or an InputError naming the option."""
     try:
@@ -159,7 +171,7 @@ class ParityRequest:
         object.__setattr__(self, "precisions", _precisions(self.precisions))
         object.__setattr__(self, "n", positive_int(self.n, "--n"))
         if self.threads is not None:
-            object.__setattr__(self, "threads", positive_int(self.threads, "--threads"))
+            object.__setattr__(self, "threads", thread_count(self.threads))
         for name in ("out", "reference_file", "save_reference", "report_json"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, Path(getattr(self, name)))
@@ -188,7 +200,7 @@ class BenchRequest:
         object.__setattr__(self, "precisions", _precisions(self.precisions))
         if not self.threads:
             raise InputError("--threads: pass at least one thread count, e.g. 1,2.")
-        object.__setattr__(self, "threads", tuple(positive_int(t, "--threads") for t in self.threads))
+        object.__setattr__(self, "threads", tuple(thread_count(t) for t in self.threads))
         if self.mode not in BENCH_MODES:
             raise InputError(f"--mode {self.mode!r}: pass one of {', '.join(BENCH_MODES)}.")
         batches = self.batch if isinstance(self.batch, (tuple, list)) else (self.batch,)
@@ -196,6 +208,7 @@ class BenchRequest:
             raise InputError(f"--batch {','.join(map(str, batches)) or '(none)'}: latency mode takes one batch size; "
                              "several (e.g. 1,8,32) are for --mode throughput.")
         object.__setattr__(self, "batch", tuple(positive_int(b, "--batch") for b in batches))
+        self.model.check_fits(max(self.batch))
         object.__setattr__(self, "out", Path(self.out))
         _check_supported(self.targets, self.precisions)
 
@@ -217,7 +230,7 @@ class PackageRequest:
         object.__setattr__(self, "targets", _targets(self.targets))
         object.__setattr__(self, "precision", Precision.parse(self.precision))
         object.__setattr__(self, "n", positive_int(self.n, "--n"))
-        object.__setattr__(self, "threads", positive_int(self.threads, "--threads"))
+        object.__setattr__(self, "threads", thread_count(self.threads))
         object.__setattr__(self, "out", Path(self.out))
         _check_supported(self.targets, (self.precision,))
 
@@ -244,11 +257,23 @@ class DeployRequest:
         object.__setattr__(self, "bundle", Path(self.bundle))
         object.__setattr__(self, "max_parallel", positive_int(self.max_parallel, "--max-parallel"))
         object.__setattr__(self, "host_timeout", positive_float(self.host_timeout, "--host-timeout"))
+        if not str(self.to).strip():
+            raise InputError("--to is empty; pass a folder or ssh://user@host:port/path.")
+        if self.python and (self.inventory is not None or self.to.startswith("ssh://")):
+            from resnet_deploy.portable.names import UnsafeName, check_path
+
+            try:
+                check_path(self.python, "--python")  # it reaches the device's shell and Ansible
+            except UnsafeName as e:
+                raise InputError(f"{e}.") from None
         if self.inventory is not None:
+            from resnet_deploy.deploy import device_folder
+
             object.__setattr__(self, "inventory", Path(self.inventory))
             if not self.to.startswith("/"):
                 raise InputError(f"--to {self.to!r}: with --inventory, --to is the absolute folder on every device "
                                  "(e.g. /home/pi/models); a host can override it with resnet_deploy_path.")
+            device_folder(self.to, "--to")
         elif self.limit is not None:
             raise InputError("--limit selects hosts of an --inventory; add --inventory FILE or drop --limit.")
         if self.threads is not None:
@@ -319,7 +344,7 @@ class GateRequest:
         object.__setattr__(self, "targets", _targets(self.targets))
         object.__setattr__(self, "precisions", _precisions(self.precisions))
         object.__setattr__(self, "n", positive_int(self.n, "--n"))
-        object.__setattr__(self, "threads", positive_int(self.threads, "--threads"))
+        object.__setattr__(self, "threads", thread_count(self.threads))
         object.__setattr__(self, "out", Path(self.out))
         for metric, value in self.limits.items():
             if value is not None and not (float(value) >= 0 and float(value) != float("inf")):

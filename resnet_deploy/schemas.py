@@ -147,8 +147,13 @@ def read_checked(path: Path, kind: str, fix: str) -> Any:
     InputError otherwise). A missing file raises FileNotFoundError, for the caller to word."""
     import json
 
+    def no_nan(token: str) -> float:
+        if token == "NaN":  # not a number: a limit or a metric of NaN would switch its comparison off
+            raise ValueError("it holds NaN, which is not a number")
+        return float(token)
+
     try:
-        data = json.loads(Path(path).read_text())
+        data = json.loads(Path(path).read_text(), parse_constant=no_nan)
     except FileNotFoundError:
         raise
     except (OSError, UnicodeDecodeError, ValueError) as e:

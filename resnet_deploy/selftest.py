@@ -39,11 +39,7 @@ core = _core()
 
 
 def _check(core, bundle, manifest, threads, protocol):
-    import numpy as np
-
-    with np.load(os.path.join(bundle, core.REFERENCE), allow_pickle=False) as z:
-        x, ref = z["x"], z["outputs"]
-        labels = z["labels"] if "labels" in z.files else None
+    x, ref, labels = core.load_reference(os.path.join(bundle, core.REFERENCE))
     try:
         model = core.load_model(bundle, manifest, threads)
         out = core.predict(model, x)
@@ -67,12 +63,12 @@ def selftest(bundle, threads=None, protocol=None, allow_profile_mismatch=False, 
     result = {"ok": False, "bundle": os.path.basename(os.path.abspath(bundle)), "python": platform.python_version(),
               "numpy": np.__version__, "machine": platform.machine()}
     try:
-        manifest = core.verify_bundle(bundle)
+        manifest = core.check_manifest(core.verify_bundle(bundle))
         result.update(integrity="ok", target=manifest["target"], precision=manifest["precision"],
                       model=manifest["model"]["name"])
         result["signature"] = core.signature_status(bundle, verify_key)
         result["profile"] = core.check_profile(manifest.get("device_profile"), allow_profile_mismatch)
-        threads = threads or manifest.get("host", {}).get("threads") or 2
+        threads = threads or (manifest.get("host") or {}).get("threads") or 2
         result.update(_check(core, bundle, manifest, threads, protocol))
         return result, (core.EXIT_OK if result["ok"] else core.EXIT_PARITY)
     except (core.BundleError, core.RuntimeMismatch, core.ProfileMismatch) as e:
@@ -82,19 +78,34 @@ def selftest(bundle, threads=None, protocol=None, allow_profile_mismatch=False, 
         return result, e.exit_code
 
 
-def _positive(text):
-    v = float(text)
-    if not v > 0:
-        raise argparse.ArgumentTypeError("must be a number > 0, got %s" % text)
+def _seconds(text):
+    try:
+        v = float(text)
+    except ValueError:
+        v = text
+    why = core.seconds_problem(v, "the value")
+    if why:
+        raise argparse.ArgumentTypeError(why)
+    return v
+
+
+def _threads(text):
+    try:
+        v = int(text)
+    except ValueError:
+        v = text
+    why = core.thread_problem(v, "the value")
+    if why:
+        raise argparse.ArgumentTypeError(why)
     return v
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description="Self-test a resnet-deploy bundle on this device.")
     p.add_argument("--bundle", default=HERE, help="bundle directory (default: this script's folder)")
-    p.add_argument("--threads", type=int, default=None, help="runtime threads (default: the host's)")
-    p.add_argument("--warmup-s", type=_positive, default=core.DEFAULT_PROTOCOL["warmup_s"])
-    p.add_argument("--seconds", type=_positive, default=core.DEFAULT_PROTOCOL["seconds"])
+    p.add_argument("--threads", type=_threads, default=None, help="runtime threads (default: the host's)")
+    p.add_argument("--warmup-s", type=_seconds, default=core.DEFAULT_PROTOCOL["warmup_s"])
+    p.add_argument("--seconds", type=_seconds, default=core.DEFAULT_PROTOCOL["seconds"])
     p.add_argument("--allow-profile-mismatch", action="store_true",
                    help="run even if this device is not what the bundle was built for (reported in the JSON)")
     p.add_argument("--verify-key", default=None,
@@ -102,7 +113,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     result, code = selftest(args.bundle, args.threads, {"warmup_s": args.warmup_s, "seconds": args.seconds},
                             args.allow_profile_mismatch, args.verify_key)
-    print(json.dumps(result, default=float))
+    print(json.dumps(core.no_nan(result), default=float))
     if code != core.EXIT_OK:
         why = result.get("error") or "; ".join(core.breach_text(b) for b in result.get("breaches", []))
         print("error: self-test failed: %s" % why, file=sys.stderr)

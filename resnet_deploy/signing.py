@@ -55,13 +55,14 @@ def sign_bundle(bundle: Path, key: Path) -> Path:
     return sig
 
 
-def verify_signature(bundle: Path, key: Path) -> dict:
+def verify_signature(bundle: Path, key: Path, shown: Path | None = None) -> dict:
     """Raise IntegrityError unless the bundle folder is exactly what `key`'s owner signed (the
-    check itself is portable.integrity.signature_status, the one devices run)."""
+    check itself is portable.integrity.signature_status, the one devices run); the error names
+    `shown` (the folder or tarball the user gave) rather than where it was unpacked."""
     from resnet_deploy.portable.integrity import BundleError, signature_status
 
     check_key(key, private=False)
     try:
         return signature_status(str(bundle), str(key))
     except BundleError as e:
-        raise IntegrityError(f"bundle {str(bundle)!r}: {e}") from None
+        raise IntegrityError(f"bundle {str(shown or bundle)!r}: {e}") from None

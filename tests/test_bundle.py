@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from resnet_deploy import bundle, deploy  # noqa: F401
+from resnet_deploy import bundle, deploy, unpack  # noqa: F401
 from resnet_deploy.portable.integrity import sha256_file
 from resnet_deploy.requests import PackageRequest
 from resnet_deploy.errors import IntegrityError
@@ -86,7 +86,7 @@ def test_tampered_bundle_is_refused_on_host_and_device(file, bundles, tmp_path, 
     assert code == 6 and res["ok"] is False and "error: self-test failed" in err
     assert ("model.onnx sha256" in res["error"]) if file == "model.onnx" else ("manifest was changed" in res["error"])
     code, _, err = run_cli(capsys, "deploy", str(d), "--to", str(tmp_path / "device"))
-    assert code == 6 and "bundle refused on the host" in err and "Traceback" not in err
+    assert code == 6 and f"bundle {str(d)!r} refused on the host" in err and "Traceback" not in err
     assert not (tmp_path / "device").exists()
 
 
@@ -115,7 +115,7 @@ def _evil_tar(path: Path, kind: str) -> Path:
 def test_unpacking_refuses_members_outside_the_target(kind, tmp_path, capsys):
     evil = _evil_tar(tmp_path / "evil.tar.gz", kind)
     with pytest.raises(IntegrityError, match="outside the target|link or special"):
-        deploy.safe_extract(evil, tmp_path / "x")
+        unpack.safe_extract(evil, tmp_path / "x")
     assert not (tmp_path / "x" / "b").exists() and not (tmp_path / "escape.txt").exists()
     code, _, err = run_cli(capsys, "deploy", str(evil), "--to", str(tmp_path / "device"))
     assert code == 6 and "refused" in err
@@ -191,7 +191,7 @@ def test_a_model_the_runtime_cannot_load_exits_4(bundles, tmp_path):
 
 def test_the_bundle_folder_is_left_as_shipped_after_a_selftest(bundles, tmp_path):
     """No __pycache__ or other files appear in a verified bundle when its self-test runs."""
-    d = tmp_path / "copy"
+    d = tmp_path / "copy" / Path(bundles["onnx"]["bundle"]).name
     shutil.copytree(bundles["onnx"]["bundle"], d)
     before = sorted(p.relative_to(d) for p in d.rglob("*"))
     assert _selftest(devices.ensure("onnxruntime"), d, tmp_path)[0] == 0

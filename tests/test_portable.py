@@ -167,7 +167,7 @@ def _bundle(tmp_path, files=None, schema=C.SCHEMA_VERSION, manifest=None):
     (d / "sub" / "x.py").write_text("print(1)\n")
     listed = files if files is not None else ["model.bin", "sub/x.py"]
     m = manifest if manifest is not None else {
-        "schema_version": schema,
+        "schema_version": schema, "bundle": "b",
         "files": {f: {"sha256": integrity.sha256_file(d / f) if (d / f).is_file() else "0" * 64} for f in listed}}
     (d / C.MANIFEST).write_text(json.dumps(m) if not isinstance(m, str) else m)
     (d / C.MANIFEST_SUM).write_text(f"{integrity.sha256_file(d / C.MANIFEST)}  {C.MANIFEST}\n")

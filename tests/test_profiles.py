@@ -17,8 +17,6 @@ from tests.test_bundle import QUICK
 from tests.test_cli import run_cli
 
 HOST = device.facts()
-# an x86 profile this host is not (so the self-test must refuse it here), and one it is
-OTHER_X86 = "x86-avx2" if HOST["vnni"] else "x86-vnni"
 
 
 @pytest.fixture(scope="module")
@@ -68,30 +66,63 @@ def test_an_unknown_device_is_one_line(tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def foreign_bundles(tmp_path_factory):
-    """TFLite int8 bundles of digits for arm64 and for the x86 profile this host is not."""
+    """TFLite int8 bundles of digits for every device profile."""
     out = tmp_path_factory.mktemp("foreign")
     from cli import main
 
-    for name in ("arm64", OTHER_X86):
+    for name in ("arm64", "x86-vnni", "x86-avx2"):
         try:
             main(["package", "--model", "digits", "--targets", "tflite", "--n", "40", "--device", name,
                   "--out", str(out / name)])
         except SystemExit as e:
             assert not e.code, name
-    return {name: out / name / "bundles" / "digits-tflite-int8" for name in ("arm64", OTHER_X86)}
+    return {name: out / name / "bundles" / "digits-tflite-int8" for name in ("arm64", "x86-vnni", "x86-avx2")}
 
 
-@pytest.mark.parametrize("name", ["arm64", OTHER_X86])
-def test_the_selftest_refuses_a_device_the_bundle_was_not_built_for(foreign_bundles, name):
+# CPUs the self-test is shown: this one as it is, and x86 CPUs with and without VNNI, whatever this one has
+# (a copy of /proc/cpuinfo's flags line, read through RESNET_DEPLOY_CPUINFO: the same probe, other facts)
+CPUS = {"this CPU": None, "x86 with VNNI": "fpu sse2 avx2 avx512f avx512_vnni", "x86 without VNNI": "fpu sse2 avx2 fma"}
+
+
+def _simulated(tmp_path: Path, cpu: str) -> tuple[dict, dict]:
+    """(the environment that shows the self-test this CPU, the facts it will read)."""
+    import os
+
+    env = dict(os.environ)
+    env.pop(device.CPUINFO_ENV, None)
+    if CPUS[cpu] is None:
+        return env, HOST
+    info = tmp_path / "cpuinfo"
+    info.write_text(f"processor\t: 0\nflags\t\t: {CPUS[cpu]}\n")
+    env[device.CPUINFO_ENV] = str(info)
+    return env, {**HOST, "vnni": "avx512_vnni" in CPUS[cpu], "flags_known": True}
+
+
+@pytest.mark.parametrize("cpu", list(CPUS))
+@pytest.mark.parametrize("name", ["arm64", "x86-vnni", "x86-avx2"])
+def test_the_selftest_runs_a_bundle_only_where_it_fits(foreign_bundles, tmp_path, name, cpu):
+    """Whether a bundle fits is derived from the CPU's facts (the rule in portable/device.py), on
+    this CPU and on simulated ones, so both sides of every branch run on any x86 machine: a VNNI
+    bundle is refused without VNNI, an avx2 bundle runs with it, arm64 never runs on x86."""
     b = foreign_bundles[name]
-    run = subprocess.run([sys.executable, str(b / "selftest.py"), *QUICK], capture_output=True, text=True, timeout=300)
-    assert run.returncode == 8, run.stderr
+    env, facts = _simulated(tmp_path, cpu)
+    profile = json.loads((b / "manifest.json").read_text())["device_profile"]
+    why = device.mismatch(profile, facts)
+    if HOST["arch"] == "x86_64":  # the rule itself, stated independently of the code under test
+        assert (why is None) == (name == "x86-avx2" or (name == "x86-vnni" and facts["vnni"] is not False)), why
+    run = subprocess.run([sys.executable, str(b / "selftest.py"), *QUICK], capture_output=True, text=True, timeout=300,
+                         env=env)
     res = json.loads(run.stdout)
+    assert res["profile"]["device"]["vnni"] == facts["vnni"], res["profile"]
+    if why is None:
+        assert run.returncode == 0 and res["ok"] and res["profile"]["fits"], run.stderr
+        return
+    assert run.returncode == 8, run.stderr
     assert res["profile"]["profile"] == name and res["profile"]["fits"] is False and not res["ok"]
     assert ("aarch64" in res["profile"]["why"]) if name == "arm64" else ("VNNI" in res["profile"]["why"])
     assert run.stderr.count("error:") == 1 and "--allow-profile-mismatch" in run.stderr
     run = subprocess.run([sys.executable, str(b / "selftest.py"), "--allow-profile-mismatch", *QUICK],
-                         capture_output=True, text=True, timeout=300)
+                         capture_output=True, text=True, timeout=300, env=env)
     assert run.returncode == 0, run.stderr
     res = json.loads(run.stdout)
     assert res["ok"] and res["profile"]["allowed"] is True and res["profile"]["fits"] is False

@@ -254,7 +254,7 @@ CASES = [
     ("bundle-two-roots", ["deploy", "{B}", "--to", "{T}/dev"], lambda w, t: _tar_with(t, [("a/x", b"1"), ("b/y", b"2")]),
      6, "exactly one bundle directory"),
     ("bundle-collide", ["deploy", "{B}", "--to", "{T}/dev"], lambda w, t: _tar_with(t, [("a/x", b"1"), ("a/x/y", b"2")]),
-     6, "collide"),
+     6, "manifest.json is missing"),
     ("deploy-bad-scheme", ["deploy", "{W}/ws/bundles/digits-tflite-int8", "--to", "ftp://x/y"], None, 2, "ftp://"),
     # 6. data files
     ("data-missing", ["parity", *D, "--targets", "tflite", "--data", "{W}/nope", "--out", "{W}/ws"], None, 2, "nope"),

@@ -10,7 +10,9 @@ works under either name.
 from .constants import (DEFAULT_PROTOCOL, EXIT_ERROR, EXIT_EXPORT, EXIT_INPUT, EXIT_INTEGRITY, EXIT_OK,  # noqa: F401
                         EXIT_PARITY, EXIT_PROFILE, EXIT_RUNTIME, MANIFEST, MANIFEST_SUM, PORTABLE_DIR, REFERENCE,
                         SCHEMA_VERSION, SELFTEST)
+from .checks import check_manifest, load_reference, no_nan  # noqa: F401
 from .device import ProfileMismatch, check_profile  # noqa: F401
+from .limits import seconds_problem, thread_problem  # noqa: F401
 from .integrity import BundleError, check_member_name, sha256_file, signature_status, verify_bundle  # noqa: F401
 from .metrics import CHECKS, acc_drop, breach_text, check, compare, is_classifier_output  # noqa: F401
 from .protocol import peak_rss_mb, time_calls  # noqa: F401

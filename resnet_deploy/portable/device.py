@@ -11,8 +11,14 @@ VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 ARCH_NAMES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
 
 
-def cpu_flags(cpuinfo="/proc/cpuinfo"):
-    """The CPU's feature flags (x86 "flags", ARM "Features"); empty if unknown."""
+CPUINFO_ENV = "RESNET_DEPLOY_CPUINFO"  # read the CPU's facts from this file instead: another CPU's, to check a bundle
+
+
+def cpu_flags(cpuinfo=None):
+    """The CPU's feature flags (x86 "flags", ARM "Features"); empty if unknown. They come from
+    /proc/cpuinfo, or from the file RESNET_DEPLOY_CPUINFO names (a copy of another device's
+    /proc/cpuinfo: what this bundle would say there)."""
+    cpuinfo = cpuinfo or os.environ.get(CPUINFO_ENV) or "/proc/cpuinfo"
     try:
         with open(cpuinfo) as f:
             for line in f:
@@ -28,7 +34,7 @@ def facts():
     flags = cpu_flags()
     arch = ARCH_NAMES.get(platform.machine().lower(), platform.machine().lower())
     return {"arch": arch, "vnni": bool(set(VNNI_FLAGS) & set(flags)) if flags else None, "flags_known": bool(flags),
-            "cpus": os.cpu_count()}
+            "cpus": os.cpu_count(), **({"cpuinfo": os.environ[CPUINFO_ENV]} if os.environ.get(CPUINFO_ENV) else {})}
 
 
 def mismatch(profile, device):

@@ -5,6 +5,7 @@ import os
 import posixpath
 
 from .constants import EXIT_INTEGRITY, MANIFEST, MANIFEST_SUM, SCHEMA_VERSION, SIGNATURE_FILE
+from .names import UnsafeName, check_name, check_path
 
 
 class BundleError(Exception):
@@ -28,10 +29,29 @@ def check_member_name(name):
           and posixpath.normpath(name) == name and ".." not in name.split("/"))
     if not ok:
         raise BundleError("%r listed in the manifest is not a safe relative file name; re-run `package`." % (name,))
+    try:
+        return check_path(name, "file name")
+    except UnsafeName as e:
+        raise BundleError("the manifest lists an unsafe %s; re-run `package`." % e)
+
+
+def check_bundle_name(bundle, manifest):
+    """The bundle's folder is named as its manifest (checksummed, and signed with the rest) says,
+    and that name is safe: a renamed bundle is refused, so what decides where it lands on a
+    device is covered by its checks."""
+    name = manifest.get("bundle")
+    try:
+        check_name(name, "bundle name")
+    except UnsafeName as e:
+        raise BundleError("the manifest's %s; re-run `package`." % e)
+    folder = os.path.basename(os.path.abspath(bundle))
+    if folder != name:
+        raise BundleError("the bundle folder is named %r but its manifest names it %r: it was renamed after "
+                          "packaging; use the name it was packaged with." % (folder, name))
     return name
 
 
-def _read_manifest(bundle):
+def read_manifest(bundle):
     mpath, spath = os.path.join(bundle, MANIFEST), os.path.join(bundle, MANIFEST_SUM)
     for p in (mpath, spath):
         if not os.path.isfile(p):
@@ -58,7 +78,7 @@ def _read_manifest(bundle):
 def verify_bundle(bundle):
     """Check the manifest and every file it lists. Returns the manifest; raises BundleError
     naming the first file that does not match."""
-    manifest = _read_manifest(bundle)
+    manifest = read_manifest(bundle)
     files = manifest.get("files")
     if not isinstance(files, dict) or not files:
         raise BundleError("manifest.json lists no files; re-run `package`.")
@@ -72,6 +92,7 @@ def verify_bundle(bundle):
         if actual != rec.get("sha256"):
             raise BundleError("%s sha256 %s... does not match the manifest's %s...: the file was changed or corrupted; "
                               "re-deploy the bundle." % (name, actual[:12], str(rec.get("sha256"))[:12]))
+    check_bundle_name(bundle, manifest)
     return manifest
 
 

@@ -26,7 +26,9 @@ def compare(ref, out, labels=None):
     denom = float(np.linalg.norm(r) * np.linalg.norm(o))
     cosine = float(r @ o / denom) if denom else (1.0 if not np.any(diff) else 0.0)
     noise = float(np.sum(diff ** 2))
-    sqnr = float("inf") if noise == 0 else float(10 * np.log10(np.sum(ref64 ** 2) / noise))
+    signal = float(np.sum(ref64 ** 2))
+    # no noise: infinitely good; noise on an all-zero reference: infinitely bad (not log10(0)'s warning)
+    sqnr = float("inf") if noise == 0 else float("-inf") if signal == 0 else float(10 * np.log10(signal / noise))
     m = {"max_abs": float(np.abs(diff).max()), "mean_abs": float(np.abs(diff).mean()),
          "max_abs_rel": float(np.abs(diff).max()) / ref_peak, "cosine": cosine, "sqnr_db": sqnr,
          "top1_agreement": None, "top5_overlap": None, "accuracy": None, "ref_accuracy": None}
