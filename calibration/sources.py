@@ -162,6 +162,22 @@ class ImageFolderSource(Source):
         parents = {p.parent for p in self._files}
         if all(p.parent != self.root for p in self._files) and all(pp.parent == self.root for pp in parents):
             self._classes = sorted((pp.name for pp in parents), key=natural_key)
+        self._check_headers()
+
+    def _check_headers(self) -> None:
+        """Every image's header (its format and size; no pixel is decoded): an unreadable file or
+        a decompression bomb is one line now, before any model loads."""
+        from PIL import Image, UnidentifiedImageError
+
+        for path in self._files:
+            try:
+                with Image.open(path) as im:
+                    check_pixels(path, *im.size)
+            except Image.DecompressionBombError as e:  # Pillow's own guard, above ours
+                raise InputError(f"Image {str(path)!r} declares too many pixels ({e}); resize it or remove it from "
+                                 "the folder.") from None
+            except (UnidentifiedImageError, OSError) as e:
+                raise InputError(f"Image {str(path)!r} cannot be read ({e}); remove or replace it.") from None
 
     def __len__(self) -> int:
         return len(self._files)

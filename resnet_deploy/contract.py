@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from calibration.preprocess import PRESETS, PreprocessSpec
+from calibration.preprocess import CHANNEL_ORDERS, PRESETS, RESIZE_MODES, PreprocessSpec
 from resnet_deploy.errors import InputError
 
 IN_MODEL_PREPROCESSING = ("Rescaling", "Normalization")
@@ -40,6 +40,10 @@ class PreprocessOptions:
             raise InputError(f"Unrecognized preprocess={self.preset!r}. Supported: {', '.join(PRESETS)}.")
         object.__setattr__(self, "mean", _floats(self.mean, "mean"))
         object.__setattr__(self, "std", _floats(self.std, "std"))
+        if self.channel_order is not None and self.channel_order not in CHANNEL_ORDERS:
+            raise InputError(f"Unrecognized channel order {self.channel_order!r}. Supported: {', '.join(CHANNEL_ORDERS)}.")
+        if self.resize is not None and self.resize not in RESIZE_MODES:
+            raise InputError(f"Unrecognized resize={self.resize!r}. Supported: {', '.join(RESIZE_MODES)}.")
 
     @property
     def declared(self) -> bool:

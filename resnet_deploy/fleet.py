@@ -94,8 +94,8 @@ def unsafe_yaml(doc: Any) -> str:
 
     def wrap(v: Any) -> Any:
         if isinstance(v, dict):
-            return {k: wrap(x) for k, x in v.items()}
-        return Unsafe(v) if isinstance(v, str) and v else v  # "" holds no template (and !unsafe "" reads as null)
+            return {str(k) if isinstance(k, str) else k: wrap(x) for k, x in v.items()}  # Ansible's str subclasses too
+        return Unsafe(str(v)) if isinstance(v, str) and v else str(v) if isinstance(v, str) else v  # "" holds no template (and !unsafe "" reads as null)
 
     return yaml.dump(wrap(doc), Dumper=Dumper, width=1 << 20, allow_unicode=True)
 

@@ -16,18 +16,23 @@ RESNETS = {"ResNet50": "imagenet-caffe", "ResNet101": "imagenet-caffe", "ResNet1
 MIN_INPUT_SIZE = 32  # keras.applications refuses smaller inputs
 
 
+def check_options(name: str, input_size: int | None, weights: Path | None) -> None:
+    """What can be refused before Keras loads: an input too small, a weights file that is not there."""
+    size = input_size or 224
+    if size < MIN_INPUT_SIZE:
+        raise InputError(f"--input-size {size}: {name[len(PREFIX):]} needs at least {MIN_INPUT_SIZE}.")
+    if weights is not None and not Path(weights).is_file():
+        raise InputError(f"--weights {str(weights)!r} does not exist; pass a local .weights.h5/.h5 file "
+                         "(nothing is downloaded).")
+
+
 def build(name: str, input_size: int | None = None, classes: int | None = None, weights: Path | None = None) -> Any:
     """keras.applications.<name> with a square input, the class count, and local weights (or none)."""
     from resnet_deploy.architectures import keras_module
 
     keras = keras_module()
-    app = name[len(PREFIX):]
-    size = input_size or 224
-    if size < MIN_INPUT_SIZE:
-        raise InputError(f"--input-size {size}: {app} needs at least {MIN_INPUT_SIZE}.")
-    if weights is not None and not Path(weights).is_file():
-        raise InputError(f"--weights {str(weights)!r} does not exist; pass a local .weights.h5/.h5 file "
-                         "(nothing is downloaded).")
+    app, size = name[len(PREFIX):], input_size or 224
+    check_options(name, input_size, weights)
     try:
         return getattr(keras.applications, app)(weights=str(weights) if weights else None,
                                                  input_shape=(size, size, 3), classes=classes or 1000)

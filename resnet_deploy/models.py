@@ -95,6 +95,38 @@ def _builtin_kwargs(key: str, spec: ModelSpec, given: dict[str, Any]) -> dict[st
     return kwargs
 
 
+def check_source(name_or_path: str | Path, weights: Path | None = None, trust: bool = False,
+                 given: dict[str, Any] | None = None) -> Path | None:
+    """Everything about the model that can be known without TensorFlow: a built-in's options and
+    weights file, a user file's existence, kind and container, a SavedModel's trust. Returns the
+    user's path (None for a built-in)."""
+    key = str(name_or_path)
+    if key in BUILTIN_MODELS:
+        _builtin_kwargs(key, BUILTIN_MODELS[key], {**(given or {}), "weights": weights})
+        if key.startswith(keras_apps.PREFIX):
+            keras_apps.check_options(key, (given or {}).get("input_size"), weights)
+        return None
+    if weights is not None:
+        raise InputError("--weights applies to the keras:ResNet* built-ins; a model file carries its own weights.")
+    path = Path(key).expanduser()
+    if not path.exists():
+        looks_like_path = path.suffix or "/" in key or "\\" in key
+        if looks_like_path:
+            raise InputError(f"Model file {str(path)!r} does not exist; pass an existing .keras/.h5 file or SavedModel directory.")
+        raise InputError(f"Unrecognized model={key!r}. Supported: {', '.join(BUILTIN_MODELS)}, or a path to a .keras/.h5 file or SavedModel directory.")
+    if path.is_dir():
+        if not (path / "saved_model.pb").exists():
+            raise InputError(f"Directory {str(path)!r} is not a SavedModel (no saved_model.pb); pass a .keras/.h5 file or a SavedModel directory.")
+        if not trust:
+            raise InputError(f"{str(path)!r} is a SavedModel: loading one runs its graph, which can read and write "
+                             f"files on this machine; save the model as .keras, or {TRUST_HINT}.")
+        return path
+    if path.suffix.lower() not in _USER_MODEL_SUFFIXES:
+        raise InputError(f"Model file {str(path)!r} has an unsupported suffix; use .keras, .h5 or a SavedModel directory.")
+    _check_container(path)
+    return path
+
+
 def load_model(name_or_path: str | Path, input_size: int | None = None, classes: int | None = None,
                width: int | None = None, weights: Path | None = None, trust: bool = False) -> tuple[str, Any]:
     """Return (model_name, keras.Model) for a built-in name or a user's model file.
@@ -104,20 +136,13 @@ def load_model(name_or_path: str | Path, input_size: int | None = None, classes:
     and a Lambda layer runs its Python: both are refused unless `trust` (`--trust-model`).
     """
     key = str(name_or_path)
-    if key in BUILTIN_MODELS:
+    given = {"input_size": input_size, "classes": classes, "width": width}
+    path = check_source(key, weights, trust, given)
+    if path is None:
         spec = BUILTIN_MODELS[key]
-        kwargs = _builtin_kwargs(key, spec, {"input_size": input_size, "classes": classes, "width": width,
-                                             "weights": weights})
+        kwargs = _builtin_kwargs(key, spec, {**given, "weights": weights})
         built = spec.build(**kwargs) if spec.trained or weights else _seeded_build(spec.build, kwargs)
         return workspace_name(key), built
-    if weights is not None:
-        raise InputError("--weights applies to the keras:ResNet* built-ins; a model file carries its own weights.")
-    path = Path(key).expanduser()
-    if not path.exists():
-        looks_like_path = path.suffix or "/" in key or "\\" in key
-        if looks_like_path:
-            raise InputError(f"Model file {str(path)!r} does not exist; pass an existing .keras/.h5 file or SavedModel directory.")
-        raise InputError(f"Unrecognized model={key!r}. Supported: {', '.join(BUILTIN_MODELS)}, or a path to a .keras/.h5 file or SavedModel directory.")
     return workspace_name(key), _load_user_model(path, trust)
 
 
@@ -146,14 +171,10 @@ TRUST_HINT = "pass --trust-model only if you trust the file's source"
 
 
 def _load_user_model(path: Path, trust: bool = False) -> Any:
+    """The model in a file check_source accepted."""
     keras = arch.keras_module()
     try:
         if path.is_dir():
-            if not (path / "saved_model.pb").exists():
-                raise InputError(f"Directory {str(path)!r} is not a SavedModel (no saved_model.pb); pass a .keras/.h5 file or a SavedModel directory.")
-            if not trust:
-                raise InputError(f"{str(path)!r} is a SavedModel: loading one runs its graph, which can read and write "
-                                 f"files on this machine; save the model as .keras, or {TRUST_HINT}.")
             # Keras 3 reads SavedModels only for inference, through TFSMLayer.
             import tensorflow as tf
 
@@ -169,9 +190,6 @@ def _load_user_model(path: Path, trust: bool = False) -> Any:
                     raise InputError(f"SavedModel {str(path)!r} has {len(out)} outputs; only single-output models are supported.")
                 out = next(iter(out.values()))
             return keras.Model(inp, out, name=path.name)
-        if path.suffix.lower() not in _USER_MODEL_SUFFIXES:
-            raise InputError(f"Model file {str(path)!r} has an unsupported suffix; use .keras, .h5 or a SavedModel directory.")
-        _check_container(path)
         return keras.models.load_model(path, compile=False, safe_mode=not trust)
     except InputError:
         raise
@@ -254,6 +272,11 @@ class ModelRef:
     def trained_with(self) -> str | None:
         spec = self.builtin
         return spec.preprocess if spec is not None else None
+
+    def check(self) -> None:
+        """Refuse, without TensorFlow, what load() would refuse after importing it (models.check_source)."""
+        check_source(self.name, self.weights, self.trust,
+                     {"input_size": self.input_size, "classes": self.classes, "width": self.width})
 
     def load(self) -> tuple[str, Any]:
         """(model name, keras.Model)."""

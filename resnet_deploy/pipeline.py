@@ -99,10 +99,14 @@ class Loaded:
 def load(ref: ModelRef, options: ArtifactOptions, progress: Progress, data: str | None = None) -> Loaded:
     """Load the model, fingerprint it and resolve its preprocessing contract (printed with its reason).
     data: the command's --data (parity, package), the calibration fallback for a user's model."""
+    from calibration.dataset import check_calib_value
     from resnet_deploy.contract import describe, resolve
-
     from resnet_deploy.modelcheck import check_model
 
+    ref.check()  # what can be refused without TensorFlow is refused before it loads
+    for value in (options.calib, data):
+        if value is not None:
+            check_calib_value(value)
     with progress.step(f"loading model {ref.name}"):
         name, model = ref.load()
     check_model(model, name)
@@ -177,8 +181,6 @@ def export(req: ExportRequest, progress: Progress | None = None) -> ExportResult
 
     progress = progress or Progress()
     config = req.options.config(req.precision)
-    if config.precision.needs_calibration and req.options.calib is not None:
-        check_calib_value(req.options.calib)  # a missing folder fails now, not after the model loads
     if req.budget is not None:
         check_calib_value(req.budget.val)
     return export_model(load(req.model, req.options, progress), list(req.targets), config, Workspace(req.out), progress,

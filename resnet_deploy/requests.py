@@ -53,6 +53,25 @@ def thread_count(value: Any, what: str = "--threads") -> int:
     return v
 
 
+def writable(path: Any, what: str, folder: bool) -> Path:
+    """A folder (or a file) we will write, checked before any work: not a file where a folder is
+    needed (or the reverse), under a folder this process may write. Returns it as a Path."""
+    import os
+
+    p = Path(path)
+    if p.exists() and p.is_dir() != folder:
+        raise InputError(f"{what} {str(p)!r} is a {'file' if folder else 'folder'}; pass a "
+                         f"{'folder' if folder else 'file path'}.")
+    anc = p if p.is_dir() else p.parent
+    while not anc.exists() and anc != anc.parent:
+        anc = anc.parent
+    if not anc.is_dir():
+        raise InputError(f"{what} {str(p)!r}: {str(anc)!r} is a file, not a folder; pass a path whose folders are folders.")
+    if not os.access(anc, os.W_OK | os.X_OK):
+        raise InputError(f"{what} {str(p)!r}: {str(anc)!r} is not writable; pass a writable location.")
+    return p
+
+
 def positive_float(value: Any, what: str) -> float:
     """A finite float > 0, or an InputError naming the option."""
     try:
@@ -143,7 +162,7 @@ class ExportRequest:
     def __post_init__(self) -> None:
         object.__setattr__(self, "targets", _targets(self.targets))
         object.__setattr__(self, "precision", Precision.parse(self.precision))
-        object.__setattr__(self, "out", Path(self.out))
+        object.__setattr__(self, "out", writable(self.out, "--out", folder=True))
         _check_supported(self.targets, (self.precision,))
         if self.budget is not None and self.precision is not Precision.INT8:
             raise InputError(f"--max-acc-drop applies to int8 exports (asked: {self.precision.value}); "
@@ -175,6 +194,9 @@ class ParityRequest:
         for name in ("out", "reference_file", "save_reference", "report_json"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, Path(getattr(self, name)))
+        for name in ("save_reference", "report_json"):
+            if getattr(self, name) is not None:
+                writable(getattr(self, name), f"--{name.replace('_', '-')}", folder=False)
         _check_supported(self.targets, self.precisions)
 
 
@@ -209,7 +231,7 @@ class BenchRequest:
                              "several (e.g. 1,8,32) are for --mode throughput.")
         object.__setattr__(self, "batch", tuple(positive_int(b, "--batch") for b in batches))
         self.model.check_fits(max(self.batch))
-        object.__setattr__(self, "out", Path(self.out))
+        object.__setattr__(self, "out", writable(self.out, "--out", folder=True))
         _check_supported(self.targets, self.precisions)
 
 
@@ -231,7 +253,7 @@ class PackageRequest:
         object.__setattr__(self, "precision", Precision.parse(self.precision))
         object.__setattr__(self, "n", positive_int(self.n, "--n"))
         object.__setattr__(self, "threads", thread_count(self.threads))
-        object.__setattr__(self, "out", Path(self.out))
+        object.__setattr__(self, "out", writable(self.out, "--out", folder=True))
         _check_supported(self.targets, (self.precision,))
 
 
@@ -297,7 +319,7 @@ class ReportRequest:
     dest: Path | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "out", Path(self.out))
+        object.__setattr__(self, "out", writable(self.out, "--out", folder=True))
         if self.dest is not None:
             object.__setattr__(self, "dest", Path(self.dest))
 
@@ -316,7 +338,7 @@ class DiagnoseRequest:
         object.__setattr__(self, "targets", _targets(self.targets))
         object.__setattr__(self, "n", positive_int(self.n, "--n"))
         object.__setattr__(self, "sqnr_limit", positive_float(self.sqnr_limit, "--sqnr-limit"))
-        object.__setattr__(self, "out", Path(self.out))
+        object.__setattr__(self, "out", writable(self.out, "--out", folder=True))
 
 
 @dataclass(frozen=True)
@@ -339,13 +361,15 @@ class GateRequest:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "baseline", Path(self.baseline))
+        if self.update_baseline:
+            writable(self.baseline, "--baseline", folder=False)
         if self.current is not None:
             object.__setattr__(self, "current", Path(self.current))
         object.__setattr__(self, "targets", _targets(self.targets))
         object.__setattr__(self, "precisions", _precisions(self.precisions))
         object.__setattr__(self, "n", positive_int(self.n, "--n"))
         object.__setattr__(self, "threads", thread_count(self.threads))
-        object.__setattr__(self, "out", Path(self.out))
+        object.__setattr__(self, "out", writable(self.out, "--out", folder=True))
         for metric, value in self.limits.items():
             if value is not None and not (float(value) >= 0 and float(value) != float("inf")):
                 raise InputError(f"gate tolerance for {metric} is {value}; pass a number >= 0.")

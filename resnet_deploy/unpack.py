@@ -118,8 +118,10 @@ def safe_extract(tar_path: Path, dest: Path) -> Path:
 
 def verified(bundle: Path, shown: Path) -> dict:
     """The bundle's manifest after every integrity check; errors name `shown` (what the user gave)."""
+    from resnet_deploy.portable.checks import check_manifest
+
     try:
-        return integrity.verify_bundle(str(bundle))
+        return check_manifest(integrity.verify_bundle(str(bundle)))  # the fields the device will use, too
     except integrity.BundleError as e:
         raise IntegrityError(f"bundle {str(shown)!r} refused on the host: {e}") from e
 

@@ -86,7 +86,8 @@ def test_non_finite_tolerance_overrides_are_refused():
     ("KeyboardInterrupt()", 130, "error: interrupted"),
     ("click.ClickException('two\\nlines')", 1, "error: two lines"),
     ("OSError(28, 'No space left on device', '/d/m.tflite')", 7,
-     "error: the disk is full: could not write '/d/m.tflite'; free space or pass --out on another disk."),
+     "error: the disk is full (the one mounted at '/'): could not write '/d/m.tflite'; free space there or pass --out "
+     "on another disk."),
     ("OSError(13, 'Permission denied', '/d')", 2,
      "error: permission denied for '/d' (Permission denied); pass a writable --out (or fix its permissions)."),
     ("OSError(30, 'Read-only file system', '/ro')", 2,

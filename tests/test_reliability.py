@@ -171,12 +171,12 @@ def _broken_manifest(world: Path, tmp: Path) -> Path:
 D = ["--model", "digits"]
 CASES = [
     # 1. the filesystem
-    ("export-out-is-a-file", ["export", *D, "--out", "{W}/a_file"], None, 2, "cannot use"),
+    ("export-out-is-a-file", ["export", *D, "--out", "{W}/a_file"], None, 2, "a_file' is a file; pass a folder"),
     ("export-out-under-a-file", ["export", *D, "--out", "{W}/a_file/sub"], None, 2, "a_file/sub"),
     ("parity-save-reference-under-a-file", ["parity", *D, "--targets", "tflite", "--n", "20", "--out", "{W}/ws",
-                                            "--save-reference", "{W}/a_file/ref.npz"], None, 2, "a_file' is a file where a folder is needed"),
+                                            "--save-reference", "{W}/a_file/ref.npz"], None, 2, "a_file' is a file, not a folder"),
     ("parity-report-json-under-a-file", ["parity", *D, "--targets", "tflite", "--n", "20", "--out", "{W}/ws",
-                                         "--report-json", "{W}/a_file/p.json"], None, 2, "a_file' is a file where a folder is needed"),
+                                         "--report-json", "{W}/a_file/p.json"], None, 2, "a_file' is a file, not a folder"),
     ("package-out-is-a-file", ["package", *D, "--targets", "tflite", "--n", "20", "--out", "{W}/a_file"], None, 2, "a_file"),
     ("bench-out-is-a-file", ["bench", *D, "--targets", "tflite", "--out", "{W}/a_file"], None, 2, "a_file"),
     ("diagnose-out-is-a-file", ["diagnose", *D, "--targets", "tflite", "--out", "{W}/a_file"], None, 2, "a_file"),
