@@ -318,7 +318,10 @@ def list_cmd() -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one line and a non-zero exit for every user error, no traceback."""
     from resnet_deploy.exits import run
+    from resnet_deploy.fsutil import private_tempdir
     from resnet_deploy.memory import quick_exit
 
     quick_exit()
+    if argv is None:  # a process of its own (tests call main() in theirs): temp files in a folder it owns
+        private_tempdir()
     run(cli, argv, "resnet-deploy")

@@ -148,3 +148,24 @@ def redirect_tempdir(folder: Path) -> Iterator[Path]:
         else:
             os.environ["TMPDIR"] = saved[1]
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+PRIVATE_TMP = "resnet-deploy-"  # + "<pid>-<random>": a CLI process's own TMPDIR inside the system's
+
+
+def private_tempdir() -> Path:
+    """From here on this process's (and its children's) temporary files go into a folder of its
+    own inside TMPDIR, removed at exit; a process killed with SIGKILL leaves that one folder,
+    which the next run removes (its pid is gone). TensorFlow's autograph writes its generated
+    modules to TMPDIR and deletes them only at a clean exit."""
+    import atexit
+
+    base = Path(tempfile.gettempdir())
+    for old in base.glob(f"{PRIVATE_TMP}*"):
+        pid = old.name[len(PRIVATE_TMP):].split("-", 1)[0]
+        if old.is_dir() and pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    mine = Path(tempfile.mkdtemp(prefix=f"{PRIVATE_TMP}{os.getpid()}-", dir=base))
+    tempfile.tempdir, os.environ["TMPDIR"] = str(mine), str(mine)
+    atexit.register(shutil.rmtree, mine, True)
+    return mine

@@ -336,7 +336,11 @@ def test_a_killed_export_leaves_nothing_that_the_next_run_does_not_clean(tmp_pat
     proc.wait()
     stale = list(out.glob("resnet18/onnx/.int8.partial-*"))
     assert stale, "killed before staging: the test did not kill mid-export"
-    assert not list(tmpdir.iterdir()), list(tmpdir.iterdir())
+    from resnet_deploy.fsutil import PRIVATE_TMP
+
+    # the killed process's own temp folder is all it left in TMPDIR (the converters' files are in staging)
+    assert [p.name.split("-")[2] for p in tmpdir.iterdir()] == [str(proc.pid)], list(tmpdir.iterdir())
+    assert all(p.name.startswith(PRIVATE_TMP) for p in tmpdir.iterdir())
     done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     assert not [p for p in out.rglob("*") if ".partial-" in p.name or ".old-" in p.name]

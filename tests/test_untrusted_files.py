@@ -379,3 +379,47 @@ def test_an_all_zero_reference_gives_minus_infinite_sqnr_without_a_warning():
         warnings.simplefilter("error")
         m = compare(np.zeros((2, 3)), np.ones((2, 3)))
     assert m["sqnr_db"] == -math.inf and compare(np.zeros((2, 3)), np.zeros((2, 3)))["sqnr_db"] == math.inf
+
+
+# --- nothing left in TMPDIR ------------------------------------------------------------------------
+
+def test_onnx_runtime_leaves_nothing_in_tmpdir(bundles, tmp_path):
+    tmpdir = tmp_path / "TMPDIR"
+    tmpdir.mkdir()
+    model = Path(bundles["onnx"]["bundle"]) / "model.onnx"
+    code = ("import sys; from resnet_deploy.portable.runtimes import ort_session; "
+            f"s = ort_session({str(model)!r}, 1); print(s.get_inputs()[0].name)")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "ORT_DISABLE_TELEMETRY"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120,
+                          env={**env, "TMPDIR": str(tmpdir)})
+    assert proc.returncode == 0, proc.stderr
+    assert list(tmpdir.iterdir()) == []  # ONNX Runtime's telemetry session file (.ses) is not written
+
+
+def test_a_killed_package_leaves_one_folder_that_the_next_run_removes(tmp_path):
+    """kill -9 during `package` (TensorFlow has written its autograph modules to TMPDIR by then):
+    only the process's own temp folder stays, and the next command removes it."""
+    import os
+    import signal
+
+    from resnet_deploy.fsutil import PRIVATE_TMP
+
+    tmpdir = tmp_path / "TMPDIR"
+    tmpdir.mkdir()
+    env = {**os.environ, "TMPDIR": str(tmpdir)}
+    proc = subprocess.Popen([sys.executable, "cli.py", "package", "--targets", "onnx", "--n", "40", "--out",
+                             str(tmp_path / "out")], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not list(tmpdir.rglob("__autograph_generated_file*")):
+        assert proc.poll() is None, "package ended before it wrote to TMPDIR"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    left = list(tmpdir.iterdir())
+    assert len(left) == 1 and left[0].name.startswith(f"{PRIVATE_TMP}{proc.pid}-"), left
+    assert list(left[0].rglob("__autograph_generated_file*"))
+    done = subprocess.run([sys.executable, "cli.py", "list"], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert list(tmpdir.iterdir()) == []

@@ -9,6 +9,12 @@ from .integrity import BundleError
 from .quantio import dequantize, quantize
 
 
+# ONNX Runtime's telemetry (1.32 on Linux) writes a session file (.ses) into TMPDIR when it is
+# imported and sends usage events: nothing of ours may be left behind, and devices run offline.
+# Off unless the user's environment says otherwise.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
+
 class RuntimeMismatch(Exception):
     """A runtime is missing or did not do what it was asked (e.g. ignored a precision hint)."""
 
