@@ -294,3 +294,57 @@ def test_saved_references(x, out, labels, meta, fill, raw, whole):
         if ref is REFUSED:
             return
         assert len(ref.x) == len(ref.outputs) and np.isfinite(ref.outputs).all()
+
+
+SELFTEST_MANIFEST = {**VALID["manifest"], "bundle": "b", "model_file": "model.onnx", "model": {"name": "m"},
+                     "tolerance": {"max_abs_rel": 0.1, "cosine_min": 0.99, "sqnr_min_db": 20.0, "top1_min": 0.9,
+                                   "acc_drop_max": 2.0},
+                     "device_profile": {"name": "x86-vnni", "arch": "x86_64", "vnni": True},
+                     "host": {"threads": 2}, "openvino": {"execution_precision": "f32"}}
+
+
+@FUZZ
+@given(doc=st.just(SELFTEST_MANIFEST) | mutated(SELFTEST_MANIFEST) | JSON)
+def test_the_selftest_manifest_checks(doc):
+    """portable.checks.check_manifest, as the device runs it after the checksums match: every
+    field it lets through has the type and range the self-test uses."""
+    import math
+
+    from resnet_deploy.portable.checks import TARGETS, check_manifest
+
+    m = _outcome(lambda: check_manifest(doc), (integrity.BundleError,)) if isinstance(doc, dict) else REFUSED
+    if m is REFUSED:
+        return
+    assert m["target"] in TARGETS and isinstance(m["precision"], str) and isinstance(m["model"]["name"], str)
+    from resnet_deploy.portable.metrics import CHECKS
+
+    limits = [m["tolerance"].get(f) for _, f, _ in CHECKS if m["tolerance"].get(f) is not None]
+    assert limits and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in limits)
+    assert m.get("device_profile") is None or isinstance(m["device_profile"], dict)
+    threads = (m.get("host") or {}).get("threads")
+    assert threads is None or (isinstance(threads, int) and threads >= 1)
+
+
+@FUZZ
+@given(x=ARRAYS, out=ARRAYS, labels=st.none() | ARRAYS, fill=st.sampled_from([0, 1, np.nan, np.inf]),
+       drop=st.sampled_from([None, "x", "outputs"]), raw=st.none() | st.binary(max_size=100))
+def test_the_selftest_reference_reader(x, out, labels, fill, drop, raw):
+    """portable.checks.load_reference on any .npz: finite numeric arrays of one length, or BundleError."""
+    from resnet_deploy.portable.checks import load_reference
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "reference.npz"
+        if raw is not None:
+            path.write_bytes(raw)
+        else:
+            arrays = {"x": _array(x, fill), "outputs": _array(out, fill)}
+            if labels is not None:
+                arrays["labels"] = _array(labels, fill)
+            arrays.pop(drop, None)
+            np.savez(path, **arrays)
+        got = _outcome(lambda: load_reference(str(path)), (integrity.BundleError,))
+        if got is REFUSED:
+            return
+        xs, ref, lab = got
+        assert len(xs) == len(ref) > 0 and ref.dtype.kind == "f" and np.isfinite(ref).all()
+        assert lab is None or (lab.ndim == 1 and len(lab) == len(xs) and lab.dtype.kind in "iu")

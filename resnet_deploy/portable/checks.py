@@ -65,12 +65,15 @@ def _host(h):
 
 def check_manifest(m):
     """The fields the self-test reads, each of the type and range it needs; returns m."""
+    if not isinstance(m, dict):
+        raise _bad("the document", m, "an object")
     target = _text(m, "target")
     if target not in TARGETS:
         raise _bad("target", target, "one of %s" % ", ".join(TARGETS))
     _text(m, "precision")
     check_member_name(_text(m, "model_file"))
-    if m["model_file"] not in m.get("files", {}):
+    files = m.get("files")
+    if not isinstance(files, dict) or m["model_file"] not in files:
         raise _bad("model_file", m["model_file"], "a file the manifest lists")
     model = m.get("model")
     if not isinstance(model, dict) or not isinstance(model.get("name"), str):
