@@ -136,3 +136,33 @@ def test_first_line_and_converter_said():
     assert first_line(ValueError("x" * 500), 10) == "x" * 10
     assert converter_said(["info\nERROR: bad op\nmore", "Error: last one\ntail"]) == "Error: last one"
     assert converter_said(["nothing to see"]) == "" and converter_said(None) == ""
+
+
+# The tolerance table, pinned: a change to any limit must be made here too, on purpose, with its reason.
+PINNED = {
+    # (max_abs_rel, cosine_min, sqnr_min_db, top1_min, acc_drop_max)
+    Precision.FP32: (1e-4, 0.99999, 60.0, 0.99, 0.5),  # summation order only: <=2.5e-6 measured; fp16/bf16 must fail
+    Precision.FP16: (1e-2, 0.9999, 40.0, 0.98, 1.0),  # fp16 weights: 4e-4 measured, room for fp16 activations
+    Precision.DYNAMIC: (5e-2, 0.999, 25.0, 0.97, 2.0),  # int8 weights, float activations: 1.4e-2 measured
+    Precision.INT8: (None, 0.98, 12.0, 0.95, 2.0),  # task accuracy within 2 points on real images
+}
+
+
+@pytest.mark.parametrize("precision", list(Precision))
+def test_the_tolerance_table_is_what_its_reasons_say(precision):
+    t = TOLERANCES[precision]
+    assert (t.max_abs_rel, t.cosine_min, t.sqnr_min_db, t.top1_min, t.acc_drop_max) == PINNED[precision]
+
+
+def test_fp32_tolerance_refuses_an_output_computed_in_half_precision():
+    """Its reason, as a check: outputs rounded to fp16 (rel. error up to 4.9e-4) or bf16 are not fp32."""
+    rng = np.random.default_rng(0)
+    ref = rng.normal(size=(64, 10)).astype(np.float32)
+    for half in (np.float16, "bf16"):
+        if half == "bf16":
+            bits = ref.view(np.uint32) + 0x7FFF + ((ref.view(np.uint32) >> 16) & 1)
+            out = (bits & 0xFFFF0000).astype(np.uint32).view(np.float32)
+        else:
+            out = ref.astype(half).astype(np.float32)
+        assert "max_abs_rel" in {b.metric for b in check(compare(ref, out), tolerance_for("fp32"))}, half
+    assert not check(compare(ref, ref * (1 + 1e-6)), tolerance_for("fp32"))  # summation-order drift passes

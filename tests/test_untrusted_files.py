@@ -423,3 +423,85 @@ def test_a_killed_package_leaves_one_folder_that_the_next_run_removes(tmp_path):
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert list(tmpdir.iterdir()) == []
+
+
+# --- every file a bundle carries: changed, removed, or one added -----------------------------------
+
+def _bundle_files(bundle: Path) -> list[str]:
+    listed = json.loads((bundle / "manifest.json").read_text())["files"]
+    return sorted(listed) + ["manifest.json", "manifest.sha256"]
+
+
+@pytest.fixture(scope="module")
+def signed_bundle(bundles, tmp_path_factory):
+    from resnet_deploy.signing import sign_bundle
+
+    d = tmp_path_factory.mktemp("signed")
+    key, pub = d / "k.key", d / "k.pub"
+    subprocess.run(["openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", str(key)], check=True)
+    subprocess.run(["openssl", "ec", "-in", str(key), "-pubout", "-out", str(pub)], check=True, capture_output=True)
+    bundle = d / "b" / Path(bundles["onnx"]["bundle"]).name
+    shutil.copytree(bundles["onnx"]["bundle"], bundle)
+    sign_bundle(bundle, key)
+    return bundle, pub
+
+
+def _damaged(src: Path, tmp_path: Path, name: str, how: str) -> Path:
+    d = tmp_path / how / src.name
+    shutil.copytree(src, d)
+    if how == "changed":
+        data = bytearray((d / name).read_bytes())
+        data[len(data) // 2] ^= 0x01
+        (d / name).write_bytes(bytes(data))
+    else:
+        (d / name).unlink()
+    return d
+
+
+@pytest.mark.parametrize("how", ["changed", "removed"])
+def test_every_bundle_file_is_checked_on_the_device_and_the_host(bundles, tmp_path, capsys, how):
+    """The self-test (as the device runs it) and the host each refuse a bundle in which any one
+    file was changed or removed (exit 6), naming that file."""
+    from resnet_deploy.selftest import selftest
+
+    src = Path(bundles["onnx"]["bundle"])
+    names = _bundle_files(src)
+    assert {"reference.npz", "selftest.py", "model.onnx", "rd_portable/integrity.py"} <= set(names)
+    for name in names:
+        d = _damaged(src, tmp_path / name.replace("/", "_"), name, how)
+        result, code = selftest(str(d), protocol={"warmup_s": 0.1, "seconds": 0.2})
+        assert code == 6 and not result["ok"], (name, result)
+        said = result["error"]
+        if name.startswith("manifest."):  # the manifest against its checksum
+            assert "manifest.json does not match manifest.sha256" in said or f"{name} is missing" in said, said
+        else:  # the integrity check itself named it, not some later failure to read it
+            assert said.startswith(f"{name} sha256" if how == "changed" else f"{name} listed in the manifest is "
+                                   "missing"), (name, said)
+        code, _, err = run_cli(capsys, "deploy", str(d), "--to", str(tmp_path / "device"))
+        _one_error(code, err, 6)
+        assert not (tmp_path / "device").exists()
+
+
+@pytest.mark.parametrize("how", ["changed", "removed", "added"])
+def test_the_signature_covers_every_file(signed_bundle, tmp_path, capsys, how):
+    """verify --key refuses a signed bundle with any one file changed, removed or added (selftest.py
+    and the manifests included), and names the file."""
+    bundle, pub = signed_bundle
+    code, out, err = run_cli(capsys, "verify", str(bundle), "--key", str(pub))
+    assert code == 0, err
+    names = ["stray.txt", "rd_portable/extra.py"] if how == "added" else _bundle_files(bundle)
+    for name in names:
+        if how == "added":
+            d = tmp_path / how / name.replace("/", "_") / bundle.name
+            shutil.copytree(bundle, d)
+            (d / name).write_text("print('not signed')\n")
+        else:
+            d = _damaged(bundle, tmp_path / name.replace("/", "_"), name, how)
+        from resnet_deploy.portable.integrity import signature_status
+
+        with pytest.raises(integrity.BundleError, match="does not match its signature|missing|does not match"):
+            signature_status(str(d), str(pub))  # the check itself, on exactly this folder
+        if how != "added":  # the host's verify: integrity first, then the signature
+            code, _, err = run_cli(capsys, "verify", str(d), "--key", str(pub))
+            _one_error(code, err, 6)
+            assert name.split("/")[-1] in err or "manifest" in err, (name, err)
