@@ -1,5 +1,7 @@
-"""Mutation testing of the numpy core and the CLI's exit mapping, with mutmut (not part of the
-default test run).
+"""Mutation testing of the numpy core (metrics, int8 I/O, bundle integrity and signature, the
+latency protocol, the device-profile rule, the safe names, the self-test's manifest checks, the
+machine limits), the gate's comparison, the tolerance table and the CLI's exit mapping, with
+mutmut (not part of the default test run).
 
     python benchmarks/mutation.py [--max-children 2] [--tests-rev REV]
 
@@ -25,8 +27,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 MODULES = ["resnet_deploy/portable/metrics.py", "resnet_deploy/portable/quantio.py",
            "resnet_deploy/portable/integrity.py", "resnet_deploy/portable/protocol.py",
-           "resnet_deploy/tolerances.py", "resnet_deploy/exits.py"]
-TESTS = ["tests/test_portable.py", "tests/test_core.py"]
+           "resnet_deploy/portable/device.py", "resnet_deploy/portable/names.py", "resnet_deploy/portable/checks.py",
+           "resnet_deploy/portable/limits.py", "resnet_deploy/gate.py", "resnet_deploy/tolerances.py",
+           "resnet_deploy/exits.py"]
+TESTS = ["tests/test_portable.py", "tests/test_core.py", "tests/test_rules.py"]
 
 CONFIG = """
 [tool.mutmut]

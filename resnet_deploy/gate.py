@@ -86,12 +86,14 @@ def compare(base: dict, cur: dict, limits: dict[str, float] | None = None) -> li
         for metric in ("accuracy", "top1_agreement", "sqnr_db", "latency_ratio"):
             if b.get(metric) is None or c.get(metric) is None:
                 continue
+            # rounded to 1e-9 (of a point, a dB, a %): a change of exactly the limit is not a breach by float
+            # noise (100 * (0.945 - 0.95) is -0.5000000000000004)
             if metric == "latency_ratio":
-                change = 100.0 * (c[metric] / b[metric] - 1.0)  # % slower
+                change = round(100.0 * (c[metric] / b[metric] - 1.0), 9)  # % slower
                 ok = change <= limits[metric]
             else:
                 scale = 100.0 if metric != "sqnr_db" else 1.0  # fractions -> points
-                change = scale * (c[metric] - b[metric])
+                change = round(scale * (c[metric] - b[metric]), 9)
                 ok = -change <= limits[metric]
             rows.append({"entry": name, "metric": metric, "base": b[metric], "current": c[metric], "change": change,
                          "limit": limits[metric], "ok": ok})

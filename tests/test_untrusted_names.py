@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from resnet_deploy.portable import names
 from tests import devices, sshd
 from tests.test_cli import run_cli
 
@@ -34,34 +33,6 @@ def _hostile(marker: Path) -> list[str]:
 def _one_error(code: int, err: str, expected: int) -> None:
     assert code == expected, err
     assert err.count("error:") == 1 and "Traceback" not in err, err
-
-
-# --- the safe set itself ------------------------------------------------------------------------
-
-@pytest.mark.parametrize("text", _hostile(Path("/tmp/m")))
-def test_every_hostile_name_is_refused_naming_the_character(text):
-    with pytest.raises(names.UnsafeName) as e:
-        names.check_name(text, "bundle name")
-    assert "bundle name" in str(e.value)
-    with pytest.raises(names.UnsafeName):
-        names.check_path("/home/pi/" + text, "--to")
-
-
-@pytest.mark.parametrize("text", ["digits-onnx-int8", "ResNet50-tflite-fp32", "a.b_c+d@e,f=g"])
-def test_ordinary_names_pass_and_safe_name_keeps_them(text):
-    assert names.check_name(text) == text and names.safe_name(text) == text
-
-
-@pytest.mark.parametrize("text", _hostile(Path("/tmp/m")) + [".hidden", "-x", "..", ""])
-def test_safe_name_makes_every_name_safe(text):
-    assert names.check_name(names.safe_name(text)) == names.safe_name(text)
-
-
-def test_the_message_names_the_character_and_its_position():
-    with pytest.raises(names.UnsafeName, match=r"has the character '\$' at position 5; use only letters, digits"):
-        names.check_path("/data$(id)", "--to's folder")
-    with pytest.raises(names.UnsafeName, match="U\\+000A at position 1"):
-        names.check_name("a\nb")
 
 
 # --- a bundle renamed after packaging (its signature does not cover the folder's name) ----------

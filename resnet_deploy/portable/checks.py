@@ -4,6 +4,7 @@ whoever wrote them was us. A field of the wrong type, a tolerance that is not a 
 (a NaN limit would silently switch its check off) or a reference that is not finite numbers is
 a BundleError (exit 6) naming the field, never a traceback."""
 import math
+import zipfile
 
 from .integrity import BundleError, check_member_name
 from .metrics import CHECKS
@@ -71,7 +72,10 @@ def check_manifest(m):
     if target not in TARGETS:
         raise _bad("target", target, "one of %s" % ", ".join(TARGETS))
     _text(m, "precision")
-    check_member_name(_text(m, "model_file"))
+    try:
+        check_member_name(_text(m, "model_file"))
+    except BundleError as e:
+        raise BundleError("manifest.json: model_file: %s" % e)
     files = m.get("files")
     if not isinstance(files, dict) or m["model_file"] not in files:
         raise _bad("model_file", m["model_file"], "a file the manifest lists")
@@ -110,7 +114,7 @@ def load_reference(path):
             labels = _array(z, "labels", np, "iu") if "labels" in z.files else None
     except BundleError:
         raise
-    except (ValueError, OSError, EOFError, KeyError) as e:  # not a zip, object arrays, a truncated member
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as e:  # not a zip, object arrays, cut short
         raise BundleError("reference.npz cannot be read (%s); re-run `package`." % (str(e).splitlines() or ["?"])[0][:120])
     if len(ref) != len(x) or (labels is not None and (labels.ndim != 1 or len(labels) != len(x))):
         raise BundleError("reference.npz: x has %d samples but outputs %d%s; re-run `package`."
