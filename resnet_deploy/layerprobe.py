@@ -22,7 +22,12 @@ def tflite(path: Path) -> Probe:
     from resnet_deploy._tf import captured_output
 
     cls, _ = load_interpreter_class()
-    with captured_output():
+    import warnings
+
+    with captured_output(), warnings.catch_warnings():
+        # keeping every intermediate tensor is this probe's purpose (diagnose reads them all); LiteRT warns
+        # that it is a debugging option that costs memory, which is what diagnose is
+        warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors", category=UserWarning)
         interp = cls(model_path=str(path), experimental_preserve_all_tensors=True)
         interp.allocate_tensors()
     inp = interp.get_input_details()[0]

@@ -117,9 +117,15 @@ class OpenVINOTarget(Target):
 
     def _convert(self, ov: Any, model: Any) -> Any:
         """convert_model of the Keras model, names canonical (float_nodes name ops as the fp32 artifact has them)."""
+        import warnings
+
         example = np.zeros((1, *model.input_shape[1:]), np.float32)
         try:
-            ov_model = ov.convert_model(model, example_input=example)
+            with warnings.catch_warnings():
+                # OpenVINO's TensorFlow frontend traces the model with its inputs as a 1-tuple where
+                # Keras expects the bare tensor; Keras unpacks it and warns. Same tensor, same graph.
+                warnings.filterwarnings("ignore", message="The structure of `inputs` doesn't match", category=UserWarning)
+                ov_model = ov.convert_model(model, example_input=example)
         except Exception as e:  # noqa: BLE001
             raise ExportError(f"openvino.convert_model failed: {first_line(e)}") from e
         ov_model.inputs[0].get_tensor().set_names({INPUT_NAME})

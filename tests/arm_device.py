@@ -81,7 +81,10 @@ def ensure(name: str) -> Path:
         return py
     shutil.rmtree(root() / name, ignore_errors=True)
     platforms = [a for p in PLATFORMS for a in ("--platform", p)]
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", *platforms,
+    # --no-warn-conflicts: pip checks a --target folder against this host's packages (resnet-deploy wants
+    # ai-edge-litert 2, the host's ml-dtypes wants numpy 2), which are not the emulated device's
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-warn-conflicts",
+                    *platforms,
                     "--python-version", PYTHON, "--implementation", "cp", "--only-binary=:all:", "--target", str(site),
                     *DEVICES[name]], check=True)
     py.parent.mkdir(parents=True)

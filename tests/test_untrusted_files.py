@@ -505,3 +505,21 @@ def test_the_signature_covers_every_file(signed_bundle, tmp_path, capsys, how):
             code, _, err = run_cli(capsys, "verify", str(d), "--key", str(pub))
             _one_error(code, err, 6)
             assert name.split("/")[-1] in err or "manifest" in err, (name, err)
+
+
+def test_a_failed_write_names_the_file_asked_for_not_our_temp_file(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from resnet_deploy import fsutil
+    from resnet_deploy.exits import os_error_line
+
+    def full(src, dst):
+        raise OSError(errno.ENOSPC, "No space left on device", src)  # the OS names the temp file it renames
+
+    monkeypatch.setattr(fsutil.os, "replace", full)
+    with pytest.raises(OSError) as e:
+        fsutil.write_json_atomic(tmp_path / "baseline.json", {"a": 1})
+    assert e.value.filename == str(tmp_path / "baseline.json") and e.value.errno == errno.ENOSPC
+    assert f"could not write '{tmp_path / 'baseline.json'}'" in os_error_line(e.value)
+    assert os.listdir(tmp_path) == []  # the temp file is gone too
