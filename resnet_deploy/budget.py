@@ -148,7 +148,7 @@ def _greedy(target: Any, loaded: Any, config: Any, calib: Any, budget: Budget, v
     """Keep one more layer in float at a time, the most harmful by a fresh diagnosis of the
     current model (an outlier breaks every layer after it; each fix shows the next), until the
     budget holds or max_float_layers is reached."""
-    (best, best_acc), current, layers, nodes = plain, plain[0], [], ()
+    best_acc, current, layers, nodes = plain[1], plain[0], [], ()
     while len(layers) < budget.max_float_layers:
         ranked = _ranked(target, loaded, fp32, current, val, progress)
         step = _next_layer(target, fp32, ranked, layers, nodes)
@@ -163,7 +163,7 @@ def _greedy(target: Any, loaded: Any, config: Any, calib: Any, budget: Budget, v
         current, acc = _attempt(target, loaded, cfg, calib, val, work, len(layers), progress)
         record["tried"].append({"float_layers": list(layers), "accuracy": round(acc, 3)})
         if acc > best_acc:
-            best, best_acc = current, acc
+            best_acc = acc
         if val.keras_accuracy - acc <= budget.max_drop:
             record.update(float_layers=list(layers), float_nodes=list(nodes))
             return current, acc

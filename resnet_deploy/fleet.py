@@ -95,7 +95,9 @@ def unsafe_yaml(doc: Any) -> str:
     def wrap(v: Any) -> Any:
         if isinstance(v, dict):
             return {str(k) if isinstance(k, str) else k: wrap(x) for k, x in v.items()}  # Ansible's str subclasses too
-        return Unsafe(str(v)) if isinstance(v, str) and v else str(v) if isinstance(v, str) else v  # "" holds no template (and !unsafe "" reads as null)
+        if isinstance(v, str):  # "" holds no template (and !unsafe "" reads back as null)
+            return Unsafe(str(v)) if v else ""
+        return v
 
     return yaml.dump(wrap(doc), Dumper=Dumper, width=1 << 20, allow_unicode=True)
 

@@ -108,8 +108,10 @@ def markdown(rows: list[dict], base: dict, cur: dict) -> str:
     lines = [f"### Regression gate: {cur['model']} (baseline {base.get('utc')} on {base.get('cpu')}; this run "
              f"{cur.get('utc')} on {cur.get('cpu')}): {'PASS' if all(r['ok'] for r in rows) else 'FAIL'}", "",
              "| backend | metric | baseline | current | change | limit | result |", "|---|---|---|---|---|---|---|"]
+    def fmt(v: Any) -> str:
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+
     for r in rows:
-        fmt = (lambda v: f"{v:.4g}" if isinstance(v, float) else str(v))
         change = "-" if r["change"] is None else f"{r['change']:+.2f} {units.get(r['metric'], '')}"
         lines.append(f"| {r['entry']} | {r['metric']} | {fmt(r['base'])} | {fmt(r['current'])} | {change} | "
                      f"{r['limit']} | {'ok' if r['ok'] else 'FAIL'} |")

@@ -5,17 +5,14 @@ from __future__ import annotations
 import io
 import json
 import shutil
-import socket
 import subprocess
 import tarfile
-import time
 from pathlib import Path
 
 import pytest
 
 from resnet_deploy import bundle, deploy, unpack  # noqa: F401
 from resnet_deploy.portable.integrity import sha256_file
-from resnet_deploy.requests import PackageRequest
 from resnet_deploy.errors import IntegrityError
 from tests import devices
 from tests.test_cli import run_cli
