@@ -193,3 +193,16 @@ def test_the_bundle_folder_is_left_as_shipped_after_a_selftest(bundles, tmp_path
     before = sorted(p.relative_to(d) for p in d.rglob("*"))
     assert _selftest(devices.ensure("onnxruntime"), d, tmp_path)[0] == 0
     assert sorted(p.relative_to(d) for p in d.rglob("*")) == before
+
+
+def test_rd_portable_is_a_byte_for_byte_copy_of_the_portable_core(bundles):
+    """The device judges with exactly the code the host judged with."""
+    from resnet_deploy import portable
+
+    src = Path(portable.__file__).parent
+    for b in bundles.values():
+        shipped = Path(b["bundle"]) / "rd_portable"
+        assert sorted(p.name for p in shipped.iterdir()) == sorted(p.name for p in src.glob("*.py"))
+        for f in src.glob("*.py"):
+            assert (shipped / f.name).read_bytes() == f.read_bytes(), f.name
+        assert (Path(b["bundle"]) / "selftest.py").read_bytes() == (src.parent / "selftest.py").read_bytes()

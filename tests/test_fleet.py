@@ -216,3 +216,80 @@ def test_when_ansible_itself_fails_it_is_one_line(fleet, bundles, tmp_path, caps
     lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
     assert code == 1 and len(lines) == 1 and "ansible-playbook failed before reaching any host" in lines[0], err
     assert "no_such_module_here" in lines[0] and not (tmp_path / "remote").exists()
+
+
+def _script(path: Path, body: str) -> Path:
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(0o755)
+    return path
+
+
+def test_every_host_status_a_device_can_end_in(fleet, bundles, tmp_path, capsys):
+    """Four devices on one OpenSSH server, each failing at its own step: no Python there, a probe
+    that fails, a self-test that dies before printing its result, and (with a bundle whose
+    tolerance no int8 model meets: consistent, unsigned) a tolerance breach on the device."""
+    real = devices.ensure("onnxruntime")
+    pys = {"nopy": tmp_path / "no" / "python3",
+           "badprobe": _script(tmp_path / "badprobe", 'echo "probe exploded" >&2; exit 3\n'),
+           "dies": _script(tmp_path / "dies", f'case "$1" in */selftest.py) echo "ImportError: no numpy" >&2; exit 1;; '
+                                              f'esac\nexec {real} "$@"\n'),
+           "breach": real}
+    port, user = fleet.servers["x86"].port, fleet.servers["x86"].user
+    inv = tmp_path / "statuses.ini"
+    inv.write_text("".join(f"{h} ansible_host=127.0.0.2 ansible_port={port} ansible_user={user} "
+                           f"ansible_python_interpreter={py} resnet_deploy_path={tmp_path / 'dev' / h}\n"
+                           for h, py in pys.items()))
+    code, out, err = run_cli(capsys, "deploy", bundles["onnx"]["tarball"], "--inventory", str(inv), "--limit",
+                             "nopy,badprobe,dies", "--to", "/unused", *fleet.args(), "--json", *QUICK)
+    rows = _rows(out)
+    assert code == 1 and "3 of 3 hosts failed" in err, err
+    assert rows["nopy"]["status"] == "no python" and "set ansible_python_interpreter" in rows["nopy"]["error"]
+    assert rows["badprobe"]["status"] == "probe failed" and "probe exploded" in rows["badprobe"]["error"]
+    assert rows["dies"]["status"] == "self-test failed" and "no numpy" in rows["dies"]["error"], rows["dies"]
+    assert not (tmp_path / "dev" / "nopy").exists() and not (tmp_path / "dev" / "badprobe").exists()
+    # a consistent bundle (manifest and checksum agree) whose tolerance no int8 model meets
+    strict = tmp_path / "strict" / Path(bundles["onnx"]["bundle"]).name
+    shutil.copytree(bundles["onnx"]["bundle"], strict)
+    m = json.loads((strict / "manifest.json").read_text())
+    m["tolerance"]["cosine_min"] = 0.999999999
+    (strict / "manifest.json").write_text(json.dumps(m))
+    from resnet_deploy.portable.integrity import sha256_file
+
+    (strict / "manifest.sha256").write_text(f"{sha256_file(strict / 'manifest.json')}  manifest.json\n")
+    code, out, err = run_cli(capsys, "deploy", str(strict), "--inventory", str(inv), "--limit", "breach",
+                             "--to", "/unused", *fleet.args(), "--json", *QUICK)
+    row = _rows(out)["breach"]
+    assert code == 1 and row["status"] == "FAILED" and "cosine=" in row["error"] and "limit >=" in row["error"], row
+    assert row["accuracy"] is not None and row["p50"] > 0  # the device's numbers are still reported
+
+
+def test_host_vars_folders_set_a_hosts_values(tmp_path):
+    """Ansible's host_vars/ and group_vars/ beside the inventory: merged by Ansible's rules."""
+    from resnet_deploy.inventory import load
+
+    (tmp_path / "host_vars").mkdir()
+    (tmp_path / "group_vars").mkdir()
+    inv = tmp_path / "hosts.ini"
+    inv.write_text("[boards]\npi ansible_host=127.0.0.1\nnano ansible_host=127.0.0.1\n")
+    (tmp_path / "group_vars" / "boards.yml").write_text("resnet_deploy_timeout: 120\nresnet_deploy_path: /srv/models\n")
+    (tmp_path / "host_vars" / "pi.yml").write_text("resnet_deploy_path: /home/pi/models\n"
+                                                    "ansible_python_interpreter: /opt/venv/bin/python\n")
+    hosts = {h.name: h for h in load(inv)}
+    assert hosts["pi"].path == "/home/pi/models" and hosts["pi"].python == "/opt/venv/bin/python"
+    assert hosts["nano"].path == "/srv/models" and hosts["pi"].timeout == hosts["nano"].timeout == 120.0
+    (tmp_path / "host_vars" / "pi.yml").write_text("resnet_deploy_path: /srv/m{{ 7*7 }}\n")
+    with pytest.raises(Exception, match=r"resnet_deploy_path '/srv/m\{\{ 7\*7 \}\}' has the character '\{'"):
+        load(inv)
+
+
+def test_hosts_work_in_parallel_with_max_parallel(fleet, bundles, capsys):
+    """--max-parallel 4: the healthy box's self-test runs while the stuck one hangs."""
+    inv = fleet.inventory("python3")
+    fleet.log.write_text("")
+    code, out, _ = run_cli(capsys, "deploy", bundles["onnx"]["tarball"], "--inventory", str(inv), "--limit",
+                           "x86-box,stuck", "--to", str(fleet.remote("default")), "--max-parallel", "4",
+                           *fleet.args(), "--json", *QUICK)
+    rows = _rows(out)
+    assert code == 1 and rows["x86-box"]["ok"] and rows["stuck"]["status"] == "timed out", rows
+    (box_start, box_end), (stuck_start,) = fleet.windows()["x86-box"], fleet.windows()["stuck"]
+    assert box_start < stuck_start + 4 and stuck_start < box_end, fleet.windows()  # the two overlapped

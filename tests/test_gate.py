@@ -103,3 +103,35 @@ def test_bad_baselines_are_one_line(gate_ws, capsys, tmp_path):
         code, out, err = run_cli(capsys, "gate", "--baseline", str(other), "--current", str(tmp_path / "cur.json"),
                                  "--out", str(tmp_path / "o"))
         assert code == 2 and words in err and err.count("\n") == 1 and "Traceback" not in err, (name, err)
+
+
+def test_the_baseline_is_replaced_atomically_or_not_at_all(tmp_path, capsys, monkeypatch):
+    """--update-baseline after a passing run: the new record replaces the old in one rename; if the
+    rename fails (a full disk), the old baseline is exactly as it was and no temp file is left."""
+    import errno
+    import os
+
+    from resnet_deploy import fsutil
+
+    base, cur = record(*_runs()), record(*_runs(acc=0.995))
+    (tmp_path / "base.json").write_text(json.dumps(base))
+    (tmp_path / "cur.json").write_text(json.dumps(cur))
+    before = (tmp_path / "base.json").read_bytes()
+    real_replace = os.replace
+
+    def full_at_the_baseline(src, dst):
+        if str(dst) == str(tmp_path / "base.json"):
+            raise OSError(errno.ENOSPC, "No space left on device", src)
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(fsutil.os, "replace", full_at_the_baseline)
+    args = ["gate", "--baseline", str(tmp_path / "base.json"), "--current", str(tmp_path / "cur.json"),
+            "--update-baseline", "--out", str(tmp_path / "out")]
+    code, _, err = run_cli(capsys, *args)
+    assert code == 7 and f"could not write '{tmp_path / 'base.json'}'" in err, err
+    assert (tmp_path / "base.json").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["base.json", "cur.json", "out"]
+    monkeypatch.undo()
+    code, _, err = run_cli(capsys, *args)
+    assert code == 0, err
+    assert json.loads((tmp_path / "base.json").read_text())["entries"] == cur["entries"]
