@@ -344,3 +344,221 @@ def test_the_gate_fails_a_missing_entry_a_parity_failure_and_skips_unmeasured_me
     assert failed["parity"]["ok"] is False and all(r["ok"] for m, r in failed.items() if m != "parity")
     partial = _rows(_entry(sqnr_db=None), _entry(latency_ratio=None))
     assert "sqnr_db" not in partial and "latency_ratio" not in partial and partial["accuracy"]["ok"]
+
+
+# --- exact messages and records (what a user reads, and what mutation testing checks) -----------------
+
+def _raised(fn, *args):
+    try:
+        fn(*args)
+    except Exception as e:  # noqa: BLE001 - the test compares the message of whatever was raised
+        return type(e).__name__, str(e)
+    return None
+
+
+def _bundle(tmp_path, name="b", files=None, extra=None):
+    import hashlib
+
+    d = tmp_path / name
+    d.mkdir()
+    (d / "model.bin").write_bytes(b"weights")
+    listed = files or {"model.bin": {"sha256": hashlib.sha256(b"weights").hexdigest()}}
+    m = {"schema_version": 2, "bundle": name, "files": listed, **(extra or {})}
+    (d / "manifest.json").write_text(json.dumps(m))
+    (d / "manifest.sha256").write_text(hashlib.sha256((d / "manifest.json").read_bytes()).hexdigest() + "  manifest.json\n")
+    return d
+
+
+PUNCT = "+ , - . / = @ _"
+
+
+def test_the_exact_messages_of_the_name_rules():
+    assert _raised(names.check_name, "", "bundle name") == ("UnsafeName", "bundle name is empty or not text")
+    assert _raised(names.check_name, "x" * 256, "n") == ("UnsafeName", "n is 256 characters long (at most 255)")
+    assert _raised(names.check_path, "/a/-o", "--to") == (
+        "UnsafeName", "--to '/a/-o' has a part starting with '-' ('-o'), which tools read as an option")
+    assert _raised(names.check_path, "/a/../b", "--to") == ("UnsafeName", "--to '/a/../b' climbs out with '..'")
+    assert _raised(names.check_name, ".", "bundle name") == ("UnsafeName", "bundle name '.' is not a name")
+    assert _raised(names.check_name, "..", "bundle name")[1] == "bundle name '..' climbs out with '..'"
+    assert _raised(names.check_name, "a/b", "n") == (
+        "UnsafeName", f"n 'a/b' has the character '/' at position 1; use only letters, digits and {PUNCT.replace(' /', '')}")
+    assert names.safe_name(".x") == "_x" and names.safe_name("-x") == "_x" and names.safe_name("x-") == "x-"
+
+
+def test_the_exact_messages_of_the_integrity_rules(tmp_path):
+    from resnet_deploy.portable import integrity
+
+    assert _raised(integrity.check_member_name, "a b.bin") == (
+        "BundleError", f"the manifest lists an unsafe file name 'a b.bin' has the character U+0020 at position 1; use "
+                       f"only letters, digits and {PUNCT}; re-run `package`.")
+    d = _bundle(tmp_path)
+    (tmp_path / "c").mkdir()
+    d.rename(tmp_path / "c" / "renamed")
+    assert _raised(integrity.verify_bundle, str(tmp_path / "c" / "renamed")) == (
+        "BundleError", "the bundle folder is named 'renamed' but its manifest names it 'b': it was renamed after "
+                       "packaging; use the name it was packaged with.")
+    bad = _bundle(tmp_path, "d;x")
+    assert _raised(integrity.verify_bundle, str(bad)) == (
+        "BundleError", f"the manifest's bundle name 'd;x' has the character ';' at position 1; use only letters, digits "
+                       f"and {PUNCT.replace(' /', '')}; re-run `package`.")
+    entry = _bundle(tmp_path, "e", files={"model.bin": "abc"})
+    assert _raised(integrity.verify_bundle, str(entry)) == (
+        "BundleError", "manifest.json: the entry for 'model.bin' has no sha256; re-run `package`.")
+    linked = _bundle(tmp_path, "f")
+    (linked / "manifest.sha256").rename(linked / "real.sha256")
+    (linked / "manifest.sha256").symlink_to(linked / "real.sha256")
+    assert _raised(integrity.verify_bundle, str(linked)) == (
+        "BundleError", "manifest.sha256 is a link, not a file; re-run `package`.")
+
+
+def test_nested_files_are_verified(tmp_path):
+    import hashlib
+
+    from resnet_deploy.portable import integrity
+
+    d = _bundle(tmp_path, "g", files={"sub/x.py": {"sha256": hashlib.sha256(b"print(1)\n").hexdigest()}})
+    (d / "sub").mkdir()
+    (d / "sub" / "x.py").write_text("print(2)\n")
+    assert "sub/x.py sha256" in _raised(integrity.verify_bundle, str(d))[1]
+    (d / "sub" / "x.py").write_text("print(1)\n")
+    assert integrity.verify_bundle(str(d))["bundle"] == "g"
+
+
+def test_the_exact_facts_and_profile_messages(tmp_path, monkeypatch):
+    import os
+
+    monkeypatch.delenv(device.CPUINFO_ENV, raising=False)
+    real = next((ln for ln in open("/proc/cpuinfo") if ln.startswith(("flags", "Features"))), None)
+    assert device.cpu_flags() == (sorted(set(real.split(":", 1)[1].split())) if real else [])  # /proc/cpuinfo itself
+    colon = _cpuinfo(tmp_path, "flags\t: a b:c d\n")
+    assert device.cpu_flags(str(colon)) == ["a", "b:c", "d"]
+    for machine, arch in (("AMD64", "x86_64"), ("X86_64", "x86_64"), ("arm64", "aarch64"), ("Riscv64", "riscv64")):
+        monkeypatch.setattr(device.platform, "machine", lambda m=machine: m)
+        assert device.facts() == {"arch": arch, "vnni": device.facts()["vnni"], "flags_known": bool(real),
+                                  "cpus": os.cpu_count()}
+    assert device.mismatch(ARM_PROFILE, X86) == "the bundle was built for arm64 (aarch64) but this device is x86_64"
+    assert device.mismatch(VNNI_PROFILE, {**X86, "vnni": False}) == (
+        "the bundle was built for x86-vnni, whose int8 format needs VNNI (8-bit weights without reduce_range "
+        "saturate without it), but this CPU has no VNNI")
+    assert str(_raised(device.check_profile, VNNI_PROFILE, False, {**X86, "vnni": False})[1]).endswith(
+        "but this CPU has no VNNI; build the bundle with --device for this device, or pass --allow-profile-mismatch")
+
+
+def test_the_exact_messages_of_the_manifest_and_reference_checks(tmp_path):
+    assert str(_raised(checks.check_manifest, _with("tolerance.cosine_min", "x"))[1]) == (
+        "manifest.json: tolerance.cosine_min is 'x', not a finite number or null; re-run `package`.")
+    assert _raised(checks.check_manifest, _with("tolerance", {"cosine_min": None}))[1] == (
+        "manifest.json: tolerance is {'cosine_min': None}, not at least one limit; re-run `package`.")
+    assert _raised(checks.check_manifest, _with("host.threads", 0))[1] == (
+        "manifest.json: host.threads is 0, not a whole number from 1 to 4096; re-run `package`.")
+    checks.check_manifest(_with("host.threads", 1))
+    assert _raised(checks.check_manifest, 3)[1] == "manifest.json: the document is 3, not an object; re-run `package`."
+    assert _raised(checks.check_manifest, _with("model", 3))[1] == (
+        "manifest.json: model is 3, not an object with a name; re-run `package`.")
+    assert _raised(checks.check_manifest, _with("openvino", 3))[1] == (
+        "manifest.json: openvino is 3, not an object with an execution_precision name; re-run `package`.")
+    long = "x" * 58  # repr 60 characters: shown whole; one more and it is cut
+    assert f"'{long}'," in _raised(checks.check_manifest, _with("target", long))[1]
+    assert "'" + "x" * 56 + "...," in _raised(checks.check_manifest, _with("target", long + "x"))[1]
+    p = _npz(tmp_path, x=np.zeros((2, 2)), outputs=np.ones((3, 4)))
+    assert _raised(checks.load_reference, p)[1] == "reference.npz: x has 2 samples but outputs 3; re-run `package`."
+    p = _npz(tmp_path, x=np.zeros((2, 2)), outputs=np.ones((2, 4)), labels=np.arange(3))
+    assert _raised(checks.load_reference, p)[1] == (
+        "reference.npz: x has 2 samples but outputs 2 and labels (3,); re-run `package`.")
+    for kind, arrays in (("i", {"x": np.zeros((2, 2), np.int8)}), ("u", {"x": np.zeros((2, 2), np.uint8)}),
+                         ("b", {"x": np.zeros((2, 2), bool)}), ("f", {"x": np.zeros((2, 2), np.float32)})):
+        x, _, labels = checks.load_reference(_npz(tmp_path, **arrays, outputs=np.ones((2, 4)), labels=np.arange(2)))
+        assert x.dtype.kind == kind and labels.dtype.kind == "i"
+    assert checks.load_reference(_npz(tmp_path, x=np.zeros((2, 2)), outputs=np.ones((2, 4)),
+                                      labels=np.arange(2, dtype=np.uint8)))[2].dtype == np.uint8
+    (tmp_path / "broken.npz").write_bytes(b"")
+    assert _raised(checks.load_reference, str(tmp_path / "broken.npz"))[1].startswith("reference.npz cannot be read (")
+    obj = tmp_path / "o.npz"
+    np.savez(obj, x=np.array([{"a": 1}], dtype=object), outputs=np.ones((1, 2)))
+    assert "Object arrays cannot be loaded" in _raised(checks.load_reference, str(obj))[1]
+
+
+def test_the_gate_rows_in_full():
+    from resnet_deploy.gate import compare
+
+    base = {"entries": {"a": _entry(), "b": _entry(), "c": _entry(parity_ok=True)}}
+    cur = {"entries": {"b": _entry(accuracy=0.94, parity_ok=False), "c": _entry()}}
+    rows = compare(base, cur)
+    assert rows[0] == {"entry": "a", "metric": "present", "base": 1, "current": 0, "change": None,
+                       "limit": "must be measured", "ok": False}
+    b = [r for r in rows if r["entry"] == "b"]
+    assert [r["metric"] for r in b] == ["accuracy", "top1_agreement", "sqnr_db", "latency_ratio", "parity"]
+    assert b[0] == {"entry": "b", "metric": "accuracy", "base": 0.95, "current": 0.94, "change": -1.0, "limit": 0.5,
+                    "ok": False}
+    assert b[1] == {"entry": "b", "metric": "top1_agreement", "base": 0.99, "current": 0.99, "change": 0.0,
+                    "limit": 1.0, "ok": True}
+    assert b[3] == {"entry": "b", "metric": "latency_ratio", "base": 0.5, "current": 0.5, "change": 0.0,
+                    "limit": 15.0, "ok": True}
+    assert b[4] == {"entry": "b", "metric": "parity", "base": True, "current": False, "change": None,
+                    "limit": "tolerance table", "ok": False}
+    assert [r["metric"] for r in rows if r["entry"] == "c"] == ["accuracy", "top1_agreement", "sqnr_db", "latency_ratio"]
+    no_flag = {k: v for k, v in _entry().items() if k != "parity_ok"}
+    assert [r["metric"] for r in compare({"entries": {"d": _entry()}}, {"entries": {"d": no_flag}})] == [
+        "accuracy", "top1_agreement", "sqnr_db", "latency_ratio"]  # no parity flag: nothing to fail
+    # changes are kept to 1e-9: a difference below that is float noise, not a regression
+    tiny = compare({"entries": {"e": _entry(sqnr_db=20.0)}}, {"entries": {"e": _entry(sqnr_db=19.0 - 4e-10)}})
+    assert [r for r in tiny if r["metric"] == "sqnr_db"][0]["ok"] is True
+
+
+# --- the signature check, as the device runs it ----------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def ec_keys(tmp_path_factory):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    d = tmp_path_factory.mktemp("keys")
+    for name in ("ours", "theirs"):
+        key = ec.generate_private_key(ec.SECP256R1())
+        (d / f"{name}.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                          serialization.NoEncryption()))
+        (d / f"{name}.pub").write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                                      serialization.PublicFormat.SubjectPublicKeyInfo))
+    return d
+
+
+def test_the_signature_status_in_every_case(tmp_path, ec_keys, monkeypatch):
+    import builtins
+
+    from resnet_deploy.portable import integrity
+    from resnet_deploy.signing import sign_bundle
+
+    d = _bundle(tmp_path, "s")
+    pub = str(ec_keys / "ours.pub")
+    assert integrity.signature_status(str(d)) == {"signed": False, "checked": False, "why": "no --verify-key given"}
+    assert _raised(integrity.signature_status, str(d), pub) == (
+        "BundleError", "the bundle is not signed (no model.sig); package it with --sign-key, or run without --verify-key.")
+    sign_bundle(d, ec_keys / "ours.key")
+    assert integrity.signature_status(str(d)) == {"signed": True, "checked": False, "why": "no --verify-key given"}
+    assert integrity.signature_status(str(d), pub) == {"signed": True, "checked": True, "ok": True}
+    other = _raised(integrity.signature_status, str(d), str(ec_keys / "theirs.pub"))
+    assert other[0] == "BundleError" and other[1].startswith(f"the bundle does not match its signature for key "
+                                                             f"{ec_keys / 'theirs.pub'} (")
+    assert other[1].endswith("): it was changed after signing, or signed with another key; do not deploy it.")
+    (d / "model.bin").write_bytes(b"weightz")
+    assert "(model.bin was changed)" in _raised(integrity.signature_status, str(d), pub)[1]
+    real_import = builtins.__import__
+
+    def no_model_signing(name, *args, **kwargs):
+        if name == "model_signing":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_model_signing)
+    assert integrity.signature_status(str(d), pub) == {"signed": True, "checked": False,
+                                                       "why": "model-signing is not installed here"}
+
+
+def test_the_signature_problem_in_a_few_words():
+    from resnet_deploy.portable.integrity import _signature_problem
+
+    assert _signature_problem("Signature mismatch\nHash mismatch for 'rd_portable/x.py': 'ab' != 'cd'") == (
+        "rd_portable/x.py was changed")
+    assert _signature_problem("\n  first line  \nsecond") == "first line"
+    assert _signature_problem("") == "no reason given"
+    assert _signature_problem("x" * 200) == "x" * 140
