@@ -138,12 +138,10 @@ def device_folder(path: str, what: str) -> str:
     """A folder on a device: absolute and made of safe characters only (it reaches the device's
     shell through scp's classic protocol and Ansible's templating), else one line naming the
     character."""
-    from resnet_deploy.portable.names import UnsafeName, check_path
+    from resnet_deploy.portable.names import UnsafeName, check_folder
 
-    if not path.startswith("/"):
-        raise InputError(f"{what} {path!r} is not an absolute folder on the device; e.g. /home/pi/models.")
     try:
-        return check_path(path, what)
+        return check_folder(path, what)
     except UnsafeName as e:
         raise InputError(f"{e}; choose another folder.") from None
 

@@ -289,13 +289,16 @@ class DeployRequest:
             except UnsafeName as e:
                 raise InputError(f"{e}.") from None
         if self.inventory is not None:
-            from resnet_deploy.deploy import device_folder
+            from resnet_deploy.portable.names import UnsafeName, check_folder
 
             object.__setattr__(self, "inventory", Path(self.inventory))
             if not self.to.startswith("/"):
                 raise InputError(f"--to {self.to!r}: with --inventory, --to is the absolute folder on every device "
                                  "(e.g. /home/pi/models); a host can override it with resnet_deploy_path.")
-            device_folder(self.to, "--to")
+            try:
+                check_folder(self.to, "--to")
+            except UnsafeName as e:
+                raise InputError(f"{e}; choose another folder.") from None
         elif self.limit is not None:
             raise InputError("--limit selects hosts of an --inventory; add --inventory FILE or drop --limit.")
         if self.threads is not None:

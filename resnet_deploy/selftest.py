@@ -78,34 +78,27 @@ def selftest(bundle, threads=None, protocol=None, allow_profile_mismatch=False, 
         return result, e.exit_code
 
 
-def _seconds(text):
-    try:
-        v = float(text)
-    except ValueError:
-        v = text
-    why = core.seconds_problem(v, "the value")
-    if why:
-        raise argparse.ArgumentTypeError(why)
-    return v
-
-
-def _threads(text):
-    try:
-        v = int(text)
-    except ValueError:
-        v = text
-    why = core.thread_problem(v, "the value")
-    if why:
-        raise argparse.ArgumentTypeError(why)
-    return v
+def _checked(convert, problem):
+    """An argparse type: the value converted, then refused with the host's own rule's words."""
+    def parse(text):
+        try:
+            v = convert(text)
+        except ValueError:
+            v = text
+        why = problem(v, "the value")
+        if why:
+            raise argparse.ArgumentTypeError(why)
+        return v
+    return parse
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description="Self-test a resnet-deploy bundle on this device.")
     p.add_argument("--bundle", default=HERE, help="bundle directory (default: this script's folder)")
-    p.add_argument("--threads", type=_threads, default=None, help="runtime threads (default: the host's)")
-    p.add_argument("--warmup-s", type=_seconds, default=core.DEFAULT_PROTOCOL["warmup_s"])
-    p.add_argument("--seconds", type=_seconds, default=core.DEFAULT_PROTOCOL["seconds"])
+    p.add_argument("--threads", type=_checked(int, core.thread_problem), default=None,
+                   help="runtime threads (default: the host's)")
+    p.add_argument("--warmup-s", type=_checked(float, core.seconds_problem), default=core.DEFAULT_PROTOCOL["warmup_s"])
+    p.add_argument("--seconds", type=_checked(float, core.seconds_problem), default=core.DEFAULT_PROTOCOL["seconds"])
     p.add_argument("--allow-profile-mismatch", action="store_true",
                    help="run even if this device is not what the bundle was built for (reported in the JSON)")
     p.add_argument("--verify-key", default=None,

@@ -14,6 +14,7 @@ import pytest
 
 from resnet_deploy.portable import checks, device, limits, names
 from resnet_deploy.portable.integrity import BundleError
+from tests.documents import with_field
 
 # --- the device profile ---------------------------------------------------------------------------
 
@@ -161,16 +162,7 @@ MANIFEST = {"target": "onnx", "precision": "int8", "model_file": "model.onnx", "
 
 
 def _with(path, value):
-    m = json.loads(json.dumps(MANIFEST))
-    *parents, last = path.split(".")
-    node = m
-    for p in parents:
-        node = node[p]
-    if value is KeyError:
-        del node[last]
-    else:
-        node[last] = value
-    return m
+    return with_field(MANIFEST, path, value)
 
 
 def test_a_valid_manifest_passes_and_optional_parts_may_be_missing():

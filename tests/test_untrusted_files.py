@@ -25,6 +25,7 @@ from resnet_deploy import unpack
 from resnet_deploy.errors import IntegrityError
 from resnet_deploy.portable import integrity
 from tests import devices
+from tests.documents import with_field
 from tests.test_cli import run_cli
 
 QUICK = ["--warmup-s", "0.1", "--seconds", "0.3"]
@@ -250,14 +251,9 @@ def _forged(bundle: Path, tmp_path: Path, edit_manifest=None, manifest_text=None
 
 def _set(path: str, value):
     def edit(m):
-        *parents, last = path.split(".")
-        node = m
-        for p in parents:
-            node = node[p]
-        if value is KeyError:
-            del node[last]
-        else:
-            node[last] = value
+        edited = with_field(m, path, value)
+        m.clear()
+        m.update(edited)
     return edit
 
 

@@ -52,6 +52,13 @@ def check_path(text, what="path"):
     return _check(text, what, SAFE_PATH_CHARS, MAX_PATH)
 
 
+def check_folder(text, what="folder"):
+    """An absolute, safe folder on a device (reached over SSH or Ansible)."""
+    if not isinstance(text, str) or not text.startswith("/"):
+        raise UnsafeName("%s %r is not an absolute folder on the device; e.g. /home/pi/models" % (what, text))
+    return check_path(text, what)
+
+
 def safe_name(text):
     """text with every character outside the safe set replaced by '_' (names we make ourselves
     from a user's model file name, so that what we make is always deployable)."""
