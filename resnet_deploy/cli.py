@@ -2,7 +2,6 @@
 turn typed errors into one `error:` line and an exit code. No work happens here."""
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -12,6 +11,15 @@ from resnet_deploy.cli_options import (_artifact_options, _budget, _given, _int_
                                        model_options, protocol_options)
 from resnet_deploy.errors import DeployError, ParityError
 from resnet_deploy.requests import DEFAULT_OUT
+
+
+def as_json_text(data) -> str:
+    """`--json` output: indented, NaN as null (JSON has no NaN; a reader must never meet a bare one)."""
+    import json
+
+    from resnet_deploy.portable.checks import no_nan
+
+    return json.dumps(no_nan(data), indent=2, default=str)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -43,7 +51,7 @@ def export(as_json: bool, max_acc_drop, val, max_float_layers, **kw) -> None:
                         _budget(max_acc_drop, val, max_float_layers))
     result = pipeline.export(req, _progress())
     if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2))
+        click.echo(as_json_text(result.to_dict()))
     else:
         for r in result.to_dict()["artifacts"]:
             click.echo(f"{r['target']:9s} {r['precision']:8s} {r['path']}  {r['bytes'] / 1024:.0f} KiB  "
@@ -88,7 +96,7 @@ def parity(tol, reference, as_json: bool, **kw) -> None:
                         _artifact_options(kw), kw["out"], parse_overrides(list(tol)), reference, kw["save_reference"],
                         kw["report_json"], kw["allow_low_accuracy"])
     report = run_parity(req, _progress())
-    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else parity_markdown(report))
+    click.echo(as_json_text(report.to_dict()) if as_json else parity_markdown(report))
     click.echo(f"report: {report_path(req, report)}", err=True)
     if not report.ok:
         lines = report.breach_lines()
@@ -126,7 +134,7 @@ def bench(threads: str, batch: str, warmup_s, seconds, as_json: bool, **kw) -> N
                        kw.pop("profile"))
     result = run_bench(req, _progress())
     table = throughput_markdown if mode == "throughput" else latency_markdown
-    click.echo(json.dumps(result, indent=2) if as_json else table(result)
+    click.echo(as_json_text(result) if as_json else table(result)
                + (profile_markdown(result["profile"], top=True) if "profile" in result else ""))
 
 
@@ -141,7 +149,7 @@ def report(model_name, out, dest, as_json) -> None:
     from resnet_deploy.requests import ReportRequest
 
     paths = write_report(ReportRequest(model_name, out, dest))
-    click.echo(json.dumps(paths, indent=2) if as_json else f"report: {paths['html']}\nmarkdown: {paths['markdown']}")
+    click.echo(as_json_text(paths) if as_json else f"report: {paths['html']}\nmarkdown: {paths['markdown']}")
 
 
 @cli.command()
@@ -167,7 +175,7 @@ def package(as_json: bool, **kw) -> None:
                          kw.pop("sign_key"))
     made = bundle.package(req, _progress())
     if as_json:
-        click.echo(json.dumps(made, indent=2))
+        click.echo(as_json_text(made))
         return
     for b in made:
         acc = b["host"]["parity"].get("accuracy")
@@ -206,7 +214,7 @@ def deploy(bundle_path, as_json: bool, **kw) -> None:
         _deploy_fleet(req, as_json)
         return
     result = deploying.deploy(req)
-    click.echo(json.dumps(result, indent=2) if as_json else deploying.comparison_markdown(result))
+    click.echo(as_json_text(result) if as_json else deploying.comparison_markdown(result))
     if not result.get("ok"):
         code = result.get("exit_code") or ParityError.exit_code
         click.echo(f"error: self-test failed on the device: {result.get('error') or 'tolerance breached'}", err=True)
@@ -218,7 +226,7 @@ def _deploy_fleet(req, as_json: bool) -> None:
     from resnet_deploy.fleet_result import fleet_markdown
 
     result = deploy_fleet(req, _progress())
-    click.echo(json.dumps(result, indent=2) if as_json else fleet_markdown(result))
+    click.echo(as_json_text(result) if as_json else fleet_markdown(result))
     if not result["ok"]:
         click.echo(f"error: {result['failed']} of {len(result['hosts'])} hosts failed; their rows say why.", err=True)
         sys.exit(DeployError.exit_code)
@@ -242,7 +250,7 @@ def diagnose(as_json: bool, **kw) -> None:
     req = DiagnoseRequest(_model(kw), kw.pop("targets"), kw.pop("data"), kw.pop("n"), kw.pop("sqnr_limit"),
                           _artifact_options(kw), kw.pop("out"))
     result = run_diagnose(req, _progress())
-    click.echo(json.dumps(result, indent=2) if as_json else diagnose_markdown(result))
+    click.echo(as_json_text(result) if as_json else diagnose_markdown(result))
 
 
 @cli.command()
@@ -282,7 +290,7 @@ def gate(as_json: bool, warmup_s, seconds, **kw) -> None:
     except RegressionError as e:
         click.echo(e.markdown)  # the table first: CI logs show what regressed, then the one-line error
         raise
-    click.echo(json.dumps(result, indent=2) if as_json else result["markdown"])
+    click.echo(as_json_text(result) if as_json else result["markdown"])
 
 
 @cli.command()

@@ -40,6 +40,10 @@ class PreprocessOptions:
             raise InputError(f"Unrecognized preprocess={self.preset!r}. Supported: {', '.join(PRESETS)}.")
         object.__setattr__(self, "mean", _floats(self.mean, "mean"))
         object.__setattr__(self, "std", _floats(self.std, "std"))
+        for name in ("mean", "std"):  # 1 value for every channel, or one per channel of an RGB/BGR image
+            values = getattr(self, name)
+            if values is not None and len(values) not in (1, 3):
+                raise InputError(f"--{name} has {len(values)} values; pass 1 (every channel) or 3 (RGB/BGR).")
         if self.channel_order is not None and self.channel_order not in CHANNEL_ORDERS:
             raise InputError(f"Unrecognized channel order {self.channel_order!r}. Supported: {', '.join(CHANNEL_ORDERS)}.")
         if self.resize is not None and self.resize not in RESIZE_MODES:

@@ -97,7 +97,7 @@ def _corrupt_model(tmp_path):
     (["--opset", "99"], "opset=99 is outside"),
     (["--onnx-format", "qdq-u4"], "Unrecognized onnx format"),
     (["--preprocess", "imagenet"], "Unrecognized preprocess='imagenet'"),
-    (["--mean", "0.5,0.5"], "--mean has 2 values but the model takes 3 channel(s)"),
+    (["--mean", "0.5,0.5"], "--mean has 2 values; pass 1 (every channel) or 3 (RGB/BGR)"),
     (["--resize", "center-crop"], "Image of 8x8 is smaller than the 32x32 center crop"),
     (["--io-dtype", "int16"], "Unrecognized io dtype"),
     (["--bogus"], "No such option"),

@@ -91,7 +91,7 @@ class _Model:
 
 @pytest.mark.parametrize("options,needle", [
     (dict(preset="imagenet"), r"^Unrecognized preprocess='imagenet'. Supported: unit, raw, symmetric, "),
-    (dict(mean="0.5,0.5"), r"^--mean has 2 values but the model takes 3 channel\(s\) \(rgb\); pass 1 or 3 values.$"),
+    (dict(mean="0.5,0.5"), r"^--mean has 2 values; pass 1 \(every channel\) or 3 \(RGB/BGR\).$"),
     (dict(std="1,2,x"), r"^--std '1,2,x' is not a comma list of numbers"),
     (dict(std="0"), r"std \(0.0,\) must be finite, with scale and std > 0"),
     (dict(resize="zoom"), r"^Unrecognized resize='zoom'. Supported: stretch, center-crop.$"),

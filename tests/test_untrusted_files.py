@@ -181,6 +181,8 @@ FAST_CASES = [
     (["export", "--out", "{d}/a_file/sub"], "is a file, not a folder"),
     (["parity", "--report-json", "{d}"], "is a folder; pass a file path"),
     (["export", "--channel-order", "xyz"], "Unrecognized channel order"),
+    (["export", "--mean", "1,2"], "--mean has 2 values; pass 1 (every channel) or 3"),
+    (["parity", "--std", "1,2,3,4"], "--std has 4 values"),
     (["export", "--resize", "zoom"], "Unrecognized resize"),
     (["export", "--preprocess", "bogus"], "Unrecognized preprocess"),
     (["export", "--model", "resnet50", "--input-size", "100000"], "needs about"),
