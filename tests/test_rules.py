@@ -121,20 +121,20 @@ def test_hostile_names_and_paths_are_refused_naming_the_character(text):
                                       ("x" * 256, False), (None, False), (3, False)])
 def test_names(text, ok):
     if ok:
-        assert names.check_name(text) == text
+        assert names.check_name(text, "n") == text
     else:
         with pytest.raises(names.UnsafeName):
-            names.check_name(text)
+            names.check_name(text, "n")
 
 
 @pytest.mark.parametrize("text, ok", [("/home/pi/models", True), ("/a/-b", False), ("/a/../b", False), ("/a/b/", True),
                                       ("rel/dir", True), ("/" + "a" * 4095, True), ("/" + "a" * 4096, False)])
 def test_paths(text, ok):
     if ok:
-        assert names.check_path(text) == text
+        assert names.check_path(text, "p") == text
     else:
         with pytest.raises(names.UnsafeName):
-            names.check_path(text)
+            names.check_path(text, "p")
 
 
 def test_the_message_says_what_to_use():
@@ -143,15 +143,15 @@ def test_the_message_says_what_to_use():
     assert str(e.value) == ("--to's folder '/d$x' has the character '$' at position 2; use only letters, digits and "
                             "+ , - . / = @ _")
     with pytest.raises(names.UnsafeName, match=r"U\+000A at position 1"):
-        names.check_name("a\nb")
+        names.check_name("a\nb", "n")
     with pytest.raises(names.UnsafeName, match=r"U\+0020"):
-        names.check_name("a b")
+        names.check_name("a b", "n")
 
 
 @pytest.mark.parametrize("text, made", [("my model (1)", "my_model__1_"), ("-x", "_x"), (".hidden", "_hidden"),
                                         ("", "_"), ("ok-name", "ok-name"), ("é", "_")])
 def test_safe_name(text, made):
-    assert names.safe_name(text) == made and names.check_name(made) == made
+    assert names.safe_name(text) == made and names.check_name(made, "n") == made
 
 
 # --- the self-test's manifest and reference checks ----------------------------------------------------
@@ -268,6 +268,7 @@ def test_no_nan_replaces_nan_everywhere_and_keeps_the_rest():
 def test_thread_limits(monkeypatch):
     monkeypatch.setattr(limits, "cpus", lambda: 2)
     assert limits.thread_problem(1) is None and limits.thread_problem(8) is None
+    assert limits.thread_problem(0, "--threads") == "--threads 0 must be a whole number >= 1"
     assert limits.thread_problem(9) == ("--threads 9 is more than 4 x the 2 CPUs here (at most 8); use the number "
                                         "of cores")
     for bad in (0, -1, True, 1.5, "2", None):
@@ -279,6 +280,8 @@ def test_seconds_limits():
     for bad in (0, -1, math.inf, math.nan, True, "1"):
         assert "must be a finite number of seconds > 0" in limits.seconds_problem(bad, "--seconds")
     assert "more than a day" in limits.seconds_problem(limits.MAX_SECONDS + 1, "--seconds")
+    assert limits.seconds_problem(math.inf, "--seconds") == "--seconds inf must be a finite number of seconds > 0"
+    assert limits.seconds_problem(90000.0, "--seconds") == "--seconds 90000.0 is more than a day (at most 86400)"
 
 
 def test_memory_limits(tmp_path):
@@ -286,6 +289,13 @@ def test_memory_limits(tmp_path):
     info.write_text("MemTotal: 100 kB\nMemAvailable:    2048 kB\n")
     assert limits.available_bytes(str(info)) == 2048 * 1024
     assert limits.available_bytes(str(tmp_path / "missing")) is None
+    real = next(ln for ln in open("/proc/meminfo") if ln.startswith("MemAvailable:"))
+    assert abs(limits.available_bytes() - int(real.split()[1]) * 1024) < 1 << 30  # /proc/meminfo itself, read now
+    import unittest.mock
+
+    with unittest.mock.patch.object(limits, "available_bytes", lambda: 1 << 20):
+        assert limits.memory_problem(2 << 20, "x") == "x needs about 0.00195 GiB but this machine has 0.000977 GiB available"
+        assert limits.memory_problem(1 << 20, "x") is None
     assert limits.memory_problem(1 << 20, "x", available=2 << 20) is None
     assert limits.memory_problem(2 << 20, "x", available=2 << 20) is None
     assert limits.memory_problem(3 << 30, "the model", available=1 << 30) == (
@@ -336,6 +346,7 @@ def test_the_gate_fails_a_missing_entry_a_parity_failure_and_skips_unmeasured_me
     assert failed["parity"]["ok"] is False and all(r["ok"] for m, r in failed.items() if m != "parity")
     partial = _rows(_entry(sqnr_db=None), _entry(latency_ratio=None))
     assert "sqnr_db" not in partial and "latency_ratio" not in partial and partial["accuracy"]["ok"]
+    assert "latency_ratio" in _rows(_entry(sqnr_db=None), _entry())  # a metric missing skips only itself
 
 
 # --- exact messages and records (what a user reads, and what mutation testing checks) -----------------
@@ -375,6 +386,10 @@ def test_the_exact_messages_of_the_name_rules():
     assert _raised(names.check_name, "a/b", "n") == (
         "UnsafeName", f"n 'a/b' has the character '/' at position 1; use only letters, digits and {PUNCT.replace(' /', '')}")
     assert names.safe_name(".x") == "_x" and names.safe_name("-x") == "_x" and names.safe_name("x-") == "x-"
+    assert names.safe_name("Xy") == "Xy"
+    assert _raised(names.check_folder, "srv/m", "--to") == (
+        "UnsafeName", "--to 'srv/m' is not an absolute folder on the device; e.g. /home/pi/models")
+    assert _raised(names.check_folder, None, "--to")[0] == "UnsafeName"
 
 
 def test_the_exact_messages_of_the_integrity_rules(tmp_path):
@@ -495,6 +510,8 @@ def test_the_gate_rows_in_full():
     # changes are kept to 1e-9: a difference below that is float noise, not a regression
     tiny = compare({"entries": {"e": _entry(sqnr_db=20.0)}}, {"entries": {"e": _entry(sqnr_db=19.0 - 4e-10)}})
     assert [r for r in tiny if r["metric"] == "sqnr_db"][0]["ok"] is True
+    slow = compare({"entries": {"e": _entry(latency_ratio=1.0)}}, {"entries": {"e": _entry(latency_ratio=1.15 + 4e-12)}})
+    assert [r for r in slow if r["metric"] == "latency_ratio"][0]["ok"] is True
 
 
 # --- the signature check, as the device runs it ----------------------------------------------------------
@@ -554,3 +571,66 @@ def test_the_signature_problem_in_a_few_words():
     assert _signature_problem("\n  first line  \nsecond") == "first line"
     assert _signature_problem("") == "no reason given"
     assert _signature_problem("x" * 200) == "x" * 140
+
+
+def test_a_reference_that_cannot_be_read_is_named_in_at_most_120_characters(tmp_path, monkeypatch):
+    p = _npz(tmp_path, x=np.zeros((2, 2)), outputs=np.ones((2, 4)))
+    for said, shown in (("", "?"), ("y" * 200, "y" * 120), ("first\nsecond", "first")):
+        def broken(*a, said=said, **k):
+            raise ValueError(said)
+
+        monkeypatch.setattr(np, "load", broken)
+        assert _raised(checks.load_reference, p)[1] == f"reference.npz cannot be read ({shown}); re-run `package`."
+
+
+# --- the CLI's exit mapping --------------------------------------------------------------------------------
+
+def test_the_full_disk_line_names_the_mount_the_file_is_on():
+    import errno
+    from pathlib import Path
+
+    from resnet_deploy.exits import mount_of, os_error_line
+
+    assert mount_of(Path("/")) == Path("/") and mount_of(Path("/no/such/folder/file")) == Path("/")
+    assert mount_of(Path("/proc/self/no/such")) == Path("/proc")  # /proc is a mount of its own
+    assert os_error_line(OSError(errno.ENOSPC, "No space left on device", "/proc/x/y")) == (
+        "the disk is full (the one mounted at '/proc'): could not write '/proc/x/y'; free space there or pass --out on "
+        "another disk.")
+    assert os_error_line(OSError(errno.ENOSPC, "No space left on device")) == (
+        "the disk is full: could not write; free space there or pass --out on another disk.")
+
+
+def test_a_file_where_a_folder_is_needed_is_said_so(tmp_path):
+    import errno
+
+    from resnet_deploy.exits import os_error_line
+
+    f = tmp_path / "afile"
+    f.write_text("x")
+    for code in (errno.EEXIST, errno.ENOTDIR):
+        assert os_error_line(OSError(code, "x", str(f))) == (
+            f"{str(f)!r} is a file where a folder is needed; pass a path whose folders are folders.")
+    assert os_error_line(OSError(errno.EIO, "I/O error", str(f))).startswith(f"cannot use {str(f)!r}: I/O error")
+
+
+def test_a_command_that_succeeds_returns_without_exiting():
+    import click
+
+    from resnet_deploy.exits import run
+
+    @click.group()
+    def group():
+        pass
+
+    @group.command()
+    def ok():
+        pass
+
+    @group.command()
+    def three():
+        click.get_current_context().exit(3)
+
+    assert run(group, ["ok"], "x") is None  # no SystemExit at all on success
+    with pytest.raises(SystemExit) as e:
+        run(group, ["three"], "x")
+    assert e.value.code == 3

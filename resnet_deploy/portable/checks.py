@@ -110,8 +110,8 @@ def load_reference(path):
 
     try:
         with np.load(path, allow_pickle=False) as z:
-            x, ref = _array(z, "x", np, "fiub"), _array(z, "outputs", np, "f")
-            labels = _array(z, "labels", np, "iu") if "labels" in z.files else None
+            x, ref = _array(z, "x", np, ("f", "i", "u", "b")), _array(z, "outputs", np, ("f",))
+            labels = _array(z, "labels", np, ("i", "u")) if "labels" in z.files else None
     except BundleError:
         raise
     except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as e:  # not a zip, object arrays, cut short

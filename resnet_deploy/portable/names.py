@@ -39,20 +39,20 @@ def _check(text, what, allowed, limit):
     return text
 
 
-def check_name(text, what="name"):
+def check_name(text, what):
     """A single safe path component (a bundle's folder name); returns it or raises UnsafeName."""
-    _check(text, what, SAFE_NAME_CHARS, MAX_NAME)
-    if text in (".", ".."):
+    _check(text, what, SAFE_NAME_CHARS, MAX_NAME)  # refuses ".." too
+    if text == ".":
         raise UnsafeName("%s %r is not a name" % (what, text))
     return text
 
 
-def check_path(text, what="path"):
+def check_path(text, what):
     """A safe '/'-separated path (a folder on a device, a file inside a bundle)."""
     return _check(text, what, SAFE_PATH_CHARS, MAX_PATH)
 
 
-def check_folder(text, what="folder"):
+def check_folder(text, what):
     """An absolute, safe folder on a device (reached over SSH or Ansible)."""
     if not isinstance(text, str) or not text.startswith("/"):
         raise UnsafeName("%s %r is not an absolute folder on the device; e.g. /home/pi/models" % (what, text))
