@@ -13,6 +13,9 @@ from resnet_deploy.errors import DeployError, ParityError
 from resnet_deploy.requests import DEFAULT_OUT
 
 
+EXAMPLE = "\b\nExample:\n  {}"  # the last lines of every command's --help
+
+
 def as_json_text(data) -> str:
     """`--json` output: indented, NaN as null (JSON has no NaN; a reader must never meet a bare one)."""
     import json
@@ -28,7 +31,7 @@ def cli() -> None:
     """Convert, int8-quantise and package a Keras ResNet for TFLite, ONNX and OpenVINO."""
 
 
-@cli.command()
+@cli.command(epilog=EXAMPLE.format("python cli.py export --model my_model.keras --calib ./calib_images --preprocess imagenet-caffe --target all"))
 @click.option("--target", "--targets", "targets", default="tflite", show_default=True,
               help="tflite, onnx, openvino, a comma list, or all.")
 @model_options
@@ -62,7 +65,7 @@ def export(as_json: bool, max_acc_drop, val, max_float_layers, **kw) -> None:
         sys.exit(max(e.exit_code for e in result.failures.values()))
 
 
-@cli.command()
+@cli.command(epilog=EXAMPLE.format("python cli.py parity --model my_model.keras --data ./val_images --targets all --precision fp32,int8"))
 @model_options
 @click.option("--targets", "--target", "targets", default="all", show_default=True, help="tflite,onnx,openvino or all.")
 @click.option("--precision", default="int8", show_default=True, help="One precision or a comma list, e.g. fp32,int8.")
@@ -105,7 +108,7 @@ def parity(tol, reference, as_json: bool, **kw) -> None:
         raise ParityError(f"parity breach: {lines[-1]}")
 
 
-@cli.command()
+@cli.command(epilog=EXAMPLE.format("python cli.py bench --targets all --precision fp32,int8 --threads 1,2"))
 @model_options
 @click.option("--targets", "--target", "targets", default="all", show_default=True, help="tflite,onnx,openvino or all.")
 @click.option("--precision", default="fp32,int8", show_default=True, help="One precision or a comma list.")
@@ -138,9 +141,10 @@ def bench(threads: str, batch: str, warmup_s, seconds, as_json: bool, **kw) -> N
                + (profile_markdown(result["profile"], top=True) if "profile" in result else ""))
 
 
-@cli.command()
+@cli.command(epilog=EXAMPLE.format("python cli.py report --out artifacts"))
 @click.option("--model", "model_name", default="digits", show_default=True, help="Model name or path, as given to parity.")
-@click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True,
+              help="Workspace whose results the report is made from; it is written to OUT/<model>/report/.")
 @click.option("--dest", type=click.Path(path_type=Path), default=None, help="Report folder (default OUT/<model>/report).")
 @click.option("--json", "as_json", is_flag=True, help="Print the written paths as JSON.")
 def report(model_name, out, dest, as_json) -> None:
@@ -152,19 +156,19 @@ def report(model_name, out, dest, as_json) -> None:
     click.echo(as_json_text(paths) if as_json else f"report: {paths['html']}\nmarkdown: {paths['markdown']}")
 
 
-@cli.command()
+@cli.command(epilog=EXAMPLE.format("python cli.py package --model my_model.keras --data ./val_images --targets onnx --sign-key signing.key"))
 @model_options
 @click.option("--targets", "--target", "targets", default="all", show_default=True, help="tflite,onnx,openvino or all.")
-@click.option("--precision", default="int8", show_default=True)
+@click.option("--precision", default="int8", show_default=True, help="The precision to package: int8, fp16, dynamic or fp32.")
 @click.option("--data", default=None, help="Reference inputs shipped in the bundle: an image folder, a .npz, "
               "digits (held-out split; the default for digits) or synthetic (untrained built-ins).")
 @click.option("--n", "n", type=int, default=200, show_default=True, help="Reference samples shipped in the bundle.")
-@click.option("--threads", type=int, default=2, show_default=True)
+@click.option("--threads", type=int, default=2, show_default=True, help="Threads for the host's parity and latency check.")
 @artifact_options
 @click.option("--allow-low-accuracy", is_flag=True, help="Package even if Keras itself scores near chance (untrained).")
 @click.option("--sign-key", type=click.Path(path_type=Path), default=None,
               help="Sign each bundle with this EC private key (OpenSSF model-signing; see README).")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print what was packaged as JSON on stdout.")
 def package(as_json: bool, **kw) -> None:
     """Write self-testing bundles (OUT/bundles/<model>-<target>-<precision>[.tar.gz]) per target."""
     from resnet_deploy import bundle
@@ -183,7 +187,7 @@ def package(as_json: bool, **kw) -> None:
                    + (f"  accuracy {acc * 100:.2f}%" if acc is not None else ""))
 
 
-@cli.command()
+@cli.command(epilog=EXAMPLE.format("python cli.py deploy artifacts/bundles/digits-onnx-int8.tar.gz --to ssh://pi@10.0.0.7:22/home/pi/models"))
 @click.argument("bundle_path", metavar="BUNDLE", type=click.Path(path_type=Path))
 @click.option("--to", "to", required=True, help="A folder, or ssh://user@host:port/path.")
 @click.option("--python", "python", default=None, help="The device's Python (default: python3 over SSH, this one locally).")
@@ -232,7 +236,7 @@ def _deploy_fleet(req, as_json: bool) -> None:
         sys.exit(DeployError.exit_code)
 
 
-@cli.command()
+@cli.command(epilog=EXAMPLE.format("python cli.py diagnose --model my_model.keras --data ./val_images --targets all --n 16"))
 @model_options
 @click.option("--targets", "--target", "targets", default="all", show_default=True, help="tflite,onnx,openvino or all.")
 @click.option("--data", default=None, help="Inputs: an image folder, a .npz, digits (held-out split; the default for "
@@ -253,7 +257,7 @@ def diagnose(as_json: bool, **kw) -> None:
     click.echo(as_json_text(result) if as_json else diagnose_markdown(result))
 
 
-@cli.command()
+@cli.command(epilog=EXAMPLE.format("python cli.py gate --baseline ci/gate-baseline.json"))
 @click.option("--baseline", type=click.Path(path_type=Path), required=True, help="The last good run's gate record.")
 @click.option("--current", type=click.Path(path_type=Path), default=None,
               help="This run's gate record (default: run parity and bench now).")
@@ -265,10 +269,10 @@ def diagnose(as_json: bool, **kw) -> None:
               help="Percent slower, as the ratio to Keras in the same run (default 15).")
 @model_options
 @click.option("--targets", "--target", "targets", default="all", show_default=True, help="tflite,onnx,openvino or all.")
-@click.option("--precision", default="int8", show_default=True)
+@click.option("--precision", default="int8", show_default=True, help="One precision or a comma list, e.g. fp32,int8.")
 @click.option("--data", default=None, help="Parity inputs (as for parity).")
-@click.option("--n", "n", type=int, default=450, show_default=True)
-@click.option("--threads", type=int, default=2, show_default=True)
+@click.option("--n", "n", type=int, default=450, show_default=True, help="Parity samples (when parity runs now).")
+@click.option("--threads", type=int, default=2, show_default=True, help="Threads for every runtime (when parity and bench run now).")
 @protocol_options
 @artifact_options
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
@@ -293,7 +297,7 @@ def gate(as_json: bool, warmup_s, seconds, **kw) -> None:
     click.echo(as_json_text(result) if as_json else result["markdown"])
 
 
-@cli.command()
+@cli.command(epilog=EXAMPLE.format("python cli.py verify artifacts/bundles/digits-onnx-int8.tar.gz --key signing.pub"))
 @click.argument("bundle_path", metavar="BUNDLE", type=click.Path(path_type=Path))
 @click.option("--key", type=click.Path(path_type=Path), required=True, help="The signer's EC public key (PEM).")
 def verify(bundle_path, key) -> None:
@@ -303,7 +307,7 @@ def verify(bundle_path, key) -> None:
     click.echo(verify_signed(bundle_path, key))
 
 
-@cli.command("list")
+@cli.command("list", epilog=EXAMPLE.format("python cli.py list"))
 def list_cmd() -> None:
     """Show targets, models and precisions."""
     from resnet_deploy.config import Precision

@@ -93,3 +93,14 @@ def test_the_site_builds_strict(tmp_path):
                           capture_output=True, text=True, timeout=300, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (tmp_path / "site" / "api" / "index.html").read_text().count("ExportRequest") >= 2
+
+
+def test_every_command_helps_with_every_option_and_ends_with_an_example_that_parses():
+    from resnet_deploy.cli import cli
+
+    for name, cmd in cli.commands.items():
+        missing = [p.opts[0] for p in cmd.params if isinstance(p, click.Option) and not p.help]
+        assert not missing, (name, missing)
+        example = (cmd.epilog or "").strip().splitlines()[-1].strip()
+        assert example.startswith(f"python cli.py {name}"), (name, cmd.epilog)
+        test_every_documented_command_parses(f"{name} --help", example)
