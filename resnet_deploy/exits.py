@@ -20,9 +20,7 @@ def mount_of(path: Path) -> Path | None:
     """The mount point holding `path` (the disk that is full), or None."""
     try:
         p = Path(path).absolute()
-        while not p.exists() and p != p.parent:
-            p = p.parent
-        while not p.is_mount() and p != p.parent:
+        while not p.is_mount() and p != p.parent:  # a missing path is no mount: its parents are asked
             p = p.parent
         return p
     except OSError:

@@ -390,6 +390,8 @@ def test_the_exact_messages_of_the_name_rules():
     assert _raised(names.check_folder, "srv/m", "--to") == (
         "UnsafeName", "--to 'srv/m' is not an absolute folder on the device; e.g. /home/pi/models")
     assert _raised(names.check_folder, None, "--to")[0] == "UnsafeName"
+    assert names.check_folder("/srv/m", "--to") == "/srv/m"
+    assert _raised(names.check_folder, "/srv/m$", "--to")[1].startswith("--to '/srv/m$' has the character '$'")
 
 
 def test_the_exact_messages_of_the_integrity_rules(tmp_path):
@@ -549,6 +551,9 @@ def test_the_signature_status_in_every_case(tmp_path, ec_keys, monkeypatch):
     assert other[0] == "BundleError" and other[1].startswith(f"the bundle does not match its signature for key "
                                                              f"{ec_keys / 'theirs.pub'} (")
     assert other[1].endswith("): it was changed after signing, or signed with another key; do not deploy it.")
+    (d / ".gitignore").write_text("*\n")  # git's files are bundle files like any other: not ignored
+    assert _raised(integrity.signature_status, str(d), pub)[0] == "BundleError"
+    (d / ".gitignore").unlink()
     (d / "model.bin").write_bytes(b"weightz")
     assert "(model.bin was changed)" in _raised(integrity.signature_status, str(d), pub)[1]
     real_import = builtins.__import__
@@ -631,6 +636,7 @@ def test_a_command_that_succeeds_returns_without_exiting():
         click.get_current_context().exit(3)
 
     assert run(group, ["ok"], "x") is None  # no SystemExit at all on success
+    assert run(group, ["--help"], "x") is None  # help returns 0: nothing to exit with
     with pytest.raises(SystemExit) as e:
         run(group, ["three"], "x")
     assert e.value.code == 3
