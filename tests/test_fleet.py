@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -46,12 +47,16 @@ class Fleet:
         py.chmod(0o755)
         return py
 
-    def windows(self) -> dict[str, list[float]]:
-        """Per host, [start, end] of its self-test as the device logged them (no end: killed)."""
-        seen: dict[str, list[float]] = {}
+    def windows(self, since: float) -> dict[str, dict[str, float]]:
+        """Per host, the start (and end, if it ended) of its first self-test begun after `since`, as the
+        device logged them; a hung self-test killed earlier may log its end any time later."""
+        seen: dict[str, dict[str, float]] = {}
         for line in self.log.read_text().splitlines():
-            host, _, t = line.split()
-            seen.setdefault(host, []).append(float(t))
+            host, kind, t = line.split()
+            if kind == "start" and float(t) >= since and host not in seen:
+                seen[host] = {"start": float(t)}
+            elif kind == "end" and host in seen and "end" not in seen[host]:
+                seen[host]["end"] = float(t)
         return seen
 
     def remote(self, name: str) -> Path:
@@ -121,6 +126,7 @@ def test_a_fleet_with_a_hung_device_one_host_at_a_time(fleet, bundles, capsys):
     """--limit picks the x86 group; the host whose self-test hangs times out after its own
     resnet_deploy_timeout while the other passes; --max-parallel 1 never overlaps two hosts' steps."""
     inv = fleet.inventory("python3")
+    t0 = time.time()
     code, out, err = run_cli(capsys, "deploy", bundles["onnx"]["tarball"], "--inventory", str(inv), "--limit", "x86",
                              "--to", str(fleet.remote("default")), "--max-parallel", "1", *fleet.args(), "--json", *QUICK)
     assert code == 1, err
@@ -134,9 +140,10 @@ def test_a_fleet_with_a_hung_device_one_host_at_a_time(fleet, bundles, capsys):
     # the bundle is in place on the stuck device (its copy finished); no staging folder anywhere
     assert (fleet.remote("stuck") / "digits-onnx-int8" / "model.onnx").is_file()
     assert not _leftovers(fleet.remote("stuck")) and not _leftovers(fleet.remote("x86-box"))
-    (box_start, box_end), (stuck_start,) = fleet.windows()["x86-box"], fleet.windows()["stuck"]
+    w = fleet.windows(t0)
+    box_start, box_end, stuck_start = w["x86-box"]["start"], w["x86-box"]["end"], w["stuck"]["start"]
     assert stuck_start >= box_end or box_start >= stuck_start + 3.9, \
-        f"two self-tests ran at once with --max-parallel 1: {fleet.windows()}"
+        f"two self-tests ran at once with --max-parallel 1: {w}"
     code, table, _ = run_cli(capsys, "deploy", bundles["onnx"]["tarball"], "--inventory", str(inv), "--limit", "x86-box",
                              "--to", str(fleet.remote("default")), *fleet.args(), *QUICK)
     assert code == 0 and "| x86-box | x86_64 | onnxruntime" in table and "1 ok, 0 failed" in table, table
@@ -285,11 +292,12 @@ def test_host_vars_folders_set_a_hosts_values(tmp_path):
 def test_hosts_work_in_parallel_with_max_parallel(fleet, bundles, capsys):
     """--max-parallel 4: the healthy box's self-test runs while the stuck one hangs."""
     inv = fleet.inventory("python3")
-    fleet.log.write_text("")
+    t0 = time.time()
     code, out, _ = run_cli(capsys, "deploy", bundles["onnx"]["tarball"], "--inventory", str(inv), "--limit",
                            "x86-box,stuck", "--to", str(fleet.remote("default")), "--max-parallel", "4",
                            *fleet.args(), "--json", *QUICK)
     rows = _rows(out)
     assert code == 1 and rows["x86-box"]["ok"] and rows["stuck"]["status"] == "timed out", rows
-    (box_start, box_end), (stuck_start,) = fleet.windows()["x86-box"], fleet.windows()["stuck"]
-    assert box_start < stuck_start + 4 and stuck_start < box_end, fleet.windows()  # the two overlapped
+    w = fleet.windows(t0)
+    box_start, box_end, stuck_start = w["x86-box"]["start"], w["x86-box"]["end"], w["stuck"]["start"]
+    assert box_start < stuck_start + 4 and stuck_start < box_end, w  # the two overlapped

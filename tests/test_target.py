@@ -1,4 +1,4 @@
-"""The Target template and the README's plugin example, run as written."""
+"""The Target template and the docs' plugin example, run as written."""
 from __future__ import annotations
 
 import re
@@ -10,7 +10,7 @@ from resnet_deploy.config import ExportConfig
 from resnet_deploy.target import available_targets, get_target, register, unregister
 from resnet_deploy.workspace import Workspace
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+PLUGINS = Path(__file__).resolve().parents[1] / "docs" / "plugins.md"
 
 
 def test_the_readme_example_target_exports_and_runs(tmp_path):
@@ -18,9 +18,9 @@ def test_the_readme_example_target_exports_and_runs(tmp_path):
 
     from resnet_deploy import pipeline
 
-    code = re.search(r"```python\n(# my_target\.py.*?)```", README.read_text(), re.S).group(1)
+    code = re.search(r"```python\n(# my_target\.py.*?)```", PLUGINS.read_text(), re.S).group(1)
     namespace: dict = {}
-    exec(compile(code, "README example", "exec"), namespace)  # noqa: S102 - our own README
+    exec(compile(code, "docs/plugins.md example", "exec"), namespace)  # noqa: S102 - our own documentation
     assert len(code.strip().splitlines()) <= 30
     register("npy", namespace["NumpyTarget"])
     try:
