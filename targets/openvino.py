@@ -167,6 +167,20 @@ def ov_kind(node_type: str, exec_type: str) -> str:
     return "int8" if re.search(r"(?i)(^|_)[iu]8($|_)", exec_type) else "float"
 
 
+def _callbacks_done(spans: list, total: int) -> None:
+    """Wait until every request's Python callback has run, then let the callback threads leave
+    their wrappers, before the queue and compiled model are destroyed: with OpenVINO 2026.4 the
+    destructor joins its stream threads holding the GIL, and a thread still waiting for the GIL in
+    a callback wrapper deadlocks it (seen under load: main thread in ~CPUStreamsExecutor, a stream
+    thread waiting for the GIL; fixed upstream in openvinotoolkit/openvino#37073)."""
+    import time
+
+    limit = time.monotonic() + 5.0
+    while len(spans) < total and time.monotonic() < limit:
+        time.sleep(0.001)
+    time.sleep(0.02)  # releases the GIL: a wrapper still holding a reference finishes
+
+
 class OpenVINORunner(Runner):
     """Compiles for CPU with an explicit INFERENCE_PRECISION_HINT and reads back what it got.
 
@@ -260,13 +274,14 @@ class OpenVINORunner(Runner):
         for i in range(nireq):
             queue[i].set_input_tensor(tensor)
         t_warm = time.perf_counter_ns() + int(warmup_s * 1e9)
-        deadline, counted = t_warm + int(seconds * 1e9), 0
+        deadline, counted, total = t_warm + int(seconds * 1e9), 0, 0
         while time.perf_counter_ns() < deadline or counted < MIN_REQUESTS_PER_STREAM * nireq:
             queue.get_idle_request_id()  # wait for a free request: queueing is not the request's latency
             started = time.perf_counter_ns()
             queue.start_async(userdata=started)
-            counted += started >= t_warm
+            counted, total = counted + (started >= t_warm), total + 1
         queue.wait_all()
+        _callbacks_done(spans, total)
         return window_stats(spans, t_warm, int(x.shape[0]), actual["streams"],
                             {"how": f"PERFORMANCE_HINT=THROUGHPUT, AsyncInferQueue of {nireq} requests",
                              "streams": actual["streams"], "infer_requests": nireq, "threads": actual["threads"],
