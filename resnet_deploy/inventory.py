@@ -121,15 +121,16 @@ def _where(path: str, what: str, value) -> str:
 
 
 def _number(value, kind: type, what: str, host: str, path: str) -> int | float | None:
-    where = _where(path, what, value)
     if value in (None, ""):
         return None
     try:
         v = kind(str(value))
     except ValueError:
-        raise InputError(f"inventory {where}: {what} of host {host!r} is {value!r}, not a number; fix it.") from None
+        raise InputError(f"inventory {_where(path, what, value)}: {what} of host {host!r} is {value!r}, not a number; "
+                         "fix it.") from None
     if not (math.isfinite(v) and v > 0):
-        raise InputError(f"inventory {where}: {what} of host {host!r} is {value!r}; pass a finite number > 0.")
+        raise InputError(f"inventory {_where(path, what, value)}: {what} of host {host!r} is {value!r}; pass a finite "
+                         "number > 0.")
     return v
 
 
@@ -139,15 +140,14 @@ def _text(value) -> str | None:
 
 def _safe(value, what: str, host: str, path: str, folder: bool) -> str | None:
     """A value that reaches the device's shell and Ansible: safe characters only (never a template)."""
-    from resnet_deploy.deploy import device_folder
-    from resnet_deploy.portable.names import UnsafeName, check_path
+    from resnet_deploy.portable.names import UnsafeName, check_folder, check_path
 
     text = _text(value)
     if text is None:
         return None
     try:
-        return device_folder(text, what) if folder else check_path(text, what)
-    except (InputError, UnsafeName) as e:
+        return check_folder(text, what) if folder else check_path(text, what)
+    except UnsafeName as e:
         raise InputError(f"inventory {_where(path, what, text)}: host {host!r}: {e}") from None
 
 
