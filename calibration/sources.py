@@ -127,6 +127,7 @@ class SyntheticSource(Source):
                 "shape": [self.height, self.width, self.channels]}
 
 
+_HEADERS_CHECKED: set[tuple] = set()  # folders (files, sizes, mtimes) whose image headers passed in this process
 MAX_IMAGE_PIXELS = 50_000_000  # ~7000x7000 (a 48 MP phone photo fits); decoded as RGB it is 150 MB
 
 
@@ -166,9 +167,14 @@ class ImageFolderSource(Source):
 
     def _check_headers(self) -> None:
         """Every image's header (its format and size; no pixel is decoded): an unreadable file or
-        a decompression bomb is one line now, before any model loads."""
+        a decompression bomb is one line now, before any model loads. A folder whose files are
+        unchanged since they were checked in this process is not read again (a command checks its
+        data before loading the model, then builds the same source)."""
         from PIL import Image, UnidentifiedImageError
 
+        key = tuple((str(p), st.st_size, st.st_mtime_ns) for p in self._files for st in (p.stat(),))
+        if key in _HEADERS_CHECKED:
+            return
         for path in self._files:
             try:
                 with Image.open(path) as im:
@@ -178,6 +184,7 @@ class ImageFolderSource(Source):
                                  "the folder.") from None
             except (UnidentifiedImageError, OSError) as e:
                 raise InputError(f"Image {str(path)!r} cannot be read ({e}); remove or replace it.") from None
+        _HEADERS_CHECKED.add(key)
 
     def __len__(self) -> int:
         return len(self._files)
