@@ -15,12 +15,15 @@ from resnet_deploy.portable.constants import EXIT_PROFILE
 from resnet_deploy.portable.metrics import breach_text
 
 PUBLISH_TASKS = ("prepare", "copy", "copy key", "unpack", "swap")
+# what ssh itself prints on stderr around a step's output (a new host key; several inventory hosts on one
+# address sharing a control socket: "ControlSocket ... already exists, disabling multiplexing")
+SSH_NOTES = ("Warning: Permanently added", "ControlSocket ")
 
 
 def _lines(res: dict) -> list[str]:
     text = "\n".join(str(res.get(k) or "") for k in ("stdout", "stderr"))
-    return [ln.strip() for ln in text.replace("\r", "").splitlines()
-            if ln.strip() and not ln.startswith("Warning: Permanently added")]  # ssh's note, not the step's
+    return [ln.strip() for ln in text.replace("\r", "").splitlines()  # ssh's own notes are not the step's
+            if ln.strip() and not ln.startswith(SSH_NOTES) and "disabling multiplexing" not in ln]
 
 
 def json_line(res: dict) -> dict | None:

@@ -301,3 +301,13 @@ def test_hosts_work_in_parallel_with_max_parallel(fleet, bundles, capsys):
     w = fleet.windows(t0)
     box_start, box_end, stuck_start = w["x86-box"]["start"], w["x86-box"]["end"], w["stuck"]["start"]
     assert box_start < stuck_start + 4 and stuck_start < box_end, w  # the two overlapped
+
+
+def test_a_steps_reason_is_its_own_line_not_sshs_notes():
+    """Several inventory hosts on one address share ssh's control socket; ssh then notes it on
+    stderr after the step's own last line. The row gives the step's line."""
+    from resnet_deploy.fleet_result import said
+
+    res = {"stdout": "", "stderr": "probe exploded\nControlSocket /tmp/cp/c23 already exists, disabling multiplexing\n"
+                                   "Warning: Permanently added '[127.0.0.2]:2222' (ED25519) to the list of known hosts."}
+    assert said(res) == "probe exploded"
