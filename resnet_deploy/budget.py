@@ -38,7 +38,7 @@ class Budget:
     max_float_layers: int = DEFAULT_MAX_FLOAT_LAYERS
 
     def __post_init__(self) -> None:
-        from resnet_deploy.requests import positive_int
+        from resnet_deploy.values import positive_int
 
         drop = self.max_drop
         if isinstance(drop, bool) or not isinstance(drop, (int, float)) or not math.isfinite(drop) or not 0 <= drop < 100:

@@ -194,6 +194,8 @@ def package(as_json: bool, **kw) -> None:
 @click.option("--threads", type=int, default=None, help="Runtime threads on the device (default: the host's).")
 @click.option("--identity", "-i", type=click.Path(path_type=Path), default=None, help="SSH private key.")
 @click.option("--ssh-option", "-o", "ssh_options", multiple=True, help="Extra ssh -o options, e.g. UserKnownHostsFile=FILE.")
+@click.option("--ssh-config", "-F", type=click.Path(path_type=Path), default=None,
+              help="An ssh config file (ssh -F): Host aliases, ProxyJump, keys; it reaches jump hosts too.")
 @click.option("--connect-timeout", type=int, default=10, show_default=True, help="Seconds to wait for the device.")
 @click.option("--allow-profile-mismatch", is_flag=True,
               help="Deploy and self-test even if the device is not what the bundle was built for (--device).")

@@ -119,13 +119,14 @@ def _manifest(bundle: Path) -> dict:
     return json.loads((bundle / MANIFEST).read_text())  # verified by open_bundle
 
 
-def parse_ssh_url(url: str) -> tuple[str, int, str]:
-    """ssh://user@host:port/path -> ("user@host", port, "/path")."""
+def parse_ssh_url(url: str) -> tuple[str, int | None, str]:
+    """ssh://user@host:port/path -> ("user@host", port, "/path"); the port is None when the URL
+    names none, so ssh's own config (an alias's Port) decides."""
     u = urlsplit(url)
     if u.scheme != "ssh" or not u.hostname or not u.path or u.path == "/":
         raise InputError(f"--to {url!r} is not ssh://[user@]host[:port]/path; e.g. ssh://pi@10.0.0.7:22/home/pi/models.")
     try:
-        port = u.port or 22
+        port = u.port
     except ValueError:
         raise InputError(f"--to {url!r} has an invalid port.") from None
     dest = f"{u.username}@{u.hostname}" if u.username else u.hostname
@@ -149,16 +150,14 @@ def device_folder(path: str, what: str) -> str:
 class SshDevice:
     """One device reached with the OpenSSH client. BatchMode means no password prompts: use a key."""
 
-    def __init__(self, url: str, identity: Path | None, ssh_options: tuple[str, ...], connect_timeout: int) -> None:
-        self.host, self.port, self.path = parse_ssh_url(url)
-        self.where = f"{self.host}:{self.port}"
+    def __init__(self, url: str, ssh_args: list[str], connect_timeout: int) -> None:
+        """`ssh_args`: the user's own (DeployRequest.ssh_args: -F, -i, -o), after our defaults."""
+        self.host, port, self.path = parse_ssh_url(url)
+        self.where = f"{self.host}:{port}" if port else self.host
         self.opts = ["-o", "BatchMode=yes", "-o", f"ConnectTimeout={connect_timeout}",
                      "-o", "StrictHostKeyChecking=accept-new", "-o", "ServerAliveInterval=5",
-                     "-o", "ServerAliveCountMax=3"]
-        if identity:
-            self.opts += ["-i", str(identity)]
-        for o in ssh_options:
-            self.opts += ["-o", o]
+                     "-o", "ServerAliveCountMax=3", *ssh_args]
+        self.port = [str(port)] if port else []  # no port in the URL: ssh_config's Port, else 22
         # a step that only talks to sshd: connect (<= connect_timeout) plus a few round trips
         self.step_limit = connect_timeout + 20
         for tool in ("ssh", "scp"):
@@ -178,13 +177,13 @@ class SshDevice:
         return proc
 
     def ssh(self, remote_command: str, step: str, limit: float) -> subprocess.CompletedProcess:
-        return self.run(["ssh", "-p", str(self.port), *self.opts, "--", self.host, remote_command], step, limit)
+        return self.run(["ssh", *(["-p", *self.port] if self.port else []), *self.opts, "--", self.host, remote_command], step, limit)
 
     def copy(self, local: Path, remote: str, limit: float) -> None:
         """scp -r local to remote on the device (a folder ending in / or a file's path); the classic
         protocol (-O) as a retry for devices without an sftp subsystem (dropbear, minimal images:
         OpenSSH 9's scp speaks SFTP)."""
-        scp = ["scp", "-q", "-r", "-P", str(self.port), *self.opts, "--", str(local.resolve()), f"{self.host}:{remote}"]
+        scp = ["scp", "-q", "-r", *(["-P", *self.port] if self.port else []), *self.opts, "--", str(local.resolve()), f"{self.host}:{remote}"]
         try:
             proc = self.run(scp, "copying the bundle", limit)
         except DeployError:
@@ -248,15 +247,14 @@ def _publish_on_device(dev: SshDevice, bundle: Path) -> str:
 
 
 def deploy_ssh(bundle: Path, url: str, python: str = "python3", threads: int | None = None,
-               protocol: dict | None = None, identity: Path | None = None, ssh_options: tuple[str, ...] = (),
-               connect_timeout: int = 10, timeout: float = 900, allow_mismatch: bool = False,
-               verify_key: Path | None = None) -> dict:
+               protocol: dict | None = None, ssh_args: tuple[str, ...] = (), connect_timeout: int = 10,
+               timeout: float = 900, allow_mismatch: bool = False, verify_key: Path | None = None) -> dict:
     """Probe the device (one round trip), copy the bundle with scp (and the public key, so the
     device checks the signature too if it has model-signing), run its self-test there, return
     its JSON."""
     from resnet_deploy.portable.device import probe_program
 
-    dev = SshDevice(url, identity, tuple(ssh_options), connect_timeout)
+    dev = SshDevice(url, list(ssh_args), connect_timeout)
     probed = dev.ssh(shlex.join([python, "-c", probe_program()]), "probing the device", dev.step_limit + 60)
     facts = _check_device(probed, dev.where, _manifest(bundle), allow_mismatch)
     remote_dir = _publish_on_device(dev, bundle)
@@ -309,8 +307,8 @@ def deploy(req: DeployRequest) -> dict:
         bundle = open_bundle(req.bundle, Path(work), req.verify_key)
         t0 = time.perf_counter()
         if req.to.startswith("ssh://"):
-            result = deploy_ssh(bundle, req.to, req.python or "python3", req.threads, req.protocol, req.identity,
-                                req.ssh_options, req.connect_timeout, allow_mismatch=req.allow_profile_mismatch,
+            result = deploy_ssh(bundle, req.to, req.python or "python3", req.threads, req.protocol, req.ssh_args,
+                                req.connect_timeout, allow_mismatch=req.allow_profile_mismatch,
                                 verify_key=req.verify_key)
         else:
             result = deploy_local(bundle, Path(req.to), req.python, req.threads, req.protocol,

@@ -106,7 +106,7 @@ def _environment(req: DeployRequest, work: Path) -> dict[str, str]:
     """Ansible's settings for this run: our ssh defaults (no prompts, new host keys accepted and
     recorded, the connect timeout), its state inside `work`, no retry files, no colour."""
     ssh = ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new", "-o", "ServerAliveInterval=5",
-           "-o", "ServerAliveCountMax=3", *[a for o in req.ssh_options for a in ("-o", o)]]
+           "-o", "ServerAliveCountMax=3", *req.ssh_args]
     env = {"ANSIBLE_SSH_COMMON_ARGS": shlex.join(ssh), "ANSIBLE_TIMEOUT": str(req.connect_timeout),
            "ANSIBLE_HOME": str(work / "ansible"), "ANSIBLE_LOCAL_TEMP": str(work / "ansible" / "tmp"),
            "ANSIBLE_SSH_CONTROL_PATH_DIR": str(work / "cp"), "ANSIBLE_RETRY_FILES_ENABLED": "False",
@@ -114,8 +114,6 @@ def _environment(req: DeployRequest, work: Path) -> dict[str, str]:
            "ANSIBLE_SSH_RETRIES": "0", "ANSIBLE_INVENTORY_UNPARSED_WARNING": "False",
            # ansible-playbook beside this Python (a venv that is not activated)
            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
-    if req.identity:
-        env["ANSIBLE_PRIVATE_KEY_FILE"] = str(Path(req.identity).resolve())
     if "utf" not in (locale.getpreferredencoding(False) or "").lower():
         env["LC_ALL"] = "C.UTF-8"  # Ansible refuses to start in a non-UTF-8 locale
     return env
@@ -170,7 +168,7 @@ def deploy_fleet(req: DeployRequest, progress: Progress | None = None) -> dict:
     progress = progress or Progress()
     _require_engine()
     hosts = load(req.inventory, req.limit)
-    check_resolves(hosts, req.ssh_options)
+    check_resolves(hosts, req.ssh_args)
     with tempfile.TemporaryDirectory(prefix="rd-fleet-") as tmp:
         work = Path(tmp)
         bundle = open_bundle(req.bundle, work, req.verify_key)

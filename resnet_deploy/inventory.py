@@ -195,10 +195,10 @@ def load(path: Path, limit: str | None = None) -> list[FleetHost]:
     return [_host(h, variables.get_vars(host=h, include_hostvars=False), str(path)) for h in hosts]
 
 
-def ssh_hostname(address: str, ssh_options: tuple[str, ...] = ()) -> str:
-    """The name ssh would connect to (an alias in ~/.ssh/config becomes its HostName)."""
+def ssh_hostname(address: str, ssh_args: tuple[str, ...] = ()) -> str:
+    """The name ssh would connect to (an alias in ~/.ssh/config or -F's file becomes its HostName)."""
     try:
-        proc = subprocess.run(["ssh", "-G", *[a for o in ssh_options for a in ("-o", o)], address],
+        proc = subprocess.run(["ssh", "-G", *ssh_args, "--", address],
                               capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return address
@@ -209,12 +209,12 @@ def ssh_hostname(address: str, ssh_options: tuple[str, ...] = ()) -> str:
     return address
 
 
-def check_resolves(hosts: list[FleetHost], ssh_options: tuple[str, ...] = ()) -> None:
+def check_resolves(hosts: list[FleetHost], ssh_args: tuple[str, ...] = ()) -> None:
     """Every host's address resolves (through ssh's config, then DNS/hosts), or one line naming
     each that does not: a typo in an inventory is an input error, found before any copy."""
     bad: list[tuple[str, str]] = []
     for h in hosts:
-        name = ssh_hostname(h.address, ssh_options)
+        name = ssh_hostname(h.address, ssh_args)
         try:
             socket.getaddrinfo(name, h.port or 22, type=socket.SOCK_STREAM)
         except (socket.gaierror, UnicodeError):

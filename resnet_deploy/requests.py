@@ -4,7 +4,6 @@ deploy.deploy, report.write_report) each take one. Values are normalised and che
 once, before any work starts."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from resnet_deploy.contract import PreprocessOptions
 from resnet_deploy.errors import InputError
 from resnet_deploy.latency import Protocol
 from resnet_deploy.models import ModelRef
+from resnet_deploy.values import positive_float, positive_int, readable_file, thread_count, writable
 
 DEFAULT_OUT = Path("artifacts")
 
@@ -28,59 +28,6 @@ ARTIFACT_DEFAULTS: dict[str, Any] = {"calib_size": 200, "seed": 0, "io_dtype": "
 _CONFIG_KEYS = {"io_dtype": "quant.io_dtype", "calib_method": "quant.method", "onnx_format": "quant.onnx_format",
                 "openvino_int8": "quant.openvino_int8",
                 "opset": "opset", "calib_size": "calib_size", "device": "device"}
-
-
-def positive_int(value: Any, what: str) -> int:
-    """An int >= 1, or an InputError naming the option."""
-    try:
-        v = int(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{what} {value!r} is not a whole number; pass an integer >= 1.") from None
-    if isinstance(value, bool) or v != value or v < 1:
-        raise InputError(f"{what} {value!r} must be a whole number >= 1.")
-    return v
-
-
-def thread_count(value: Any, what: str = "--threads") -> int:
-    """Threads for a runtime on this machine: a whole number >= 1 and no more than this machine
-    can use (portable.limits), else an InputError naming the option."""
-    from resnet_deploy.portable.limits import thread_problem
-
-    v = positive_int(value, what)
-    why = thread_problem(v, what)
-    if why:
-        raise InputError(f"{why}.")
-    return v
-
-
-def writable(path: Any, what: str, folder: bool) -> Path:
-    """A folder (or a file) we will write, checked before any work: not a file where a folder is
-    needed (or the reverse), under a folder this process may write. Returns it as a Path."""
-    import os
-
-    p = Path(path)
-    if p.exists() and p.is_dir() != folder:
-        raise InputError(f"{what} {str(p)!r} is a {'file' if folder else 'folder'}; pass a "
-                         f"{'folder' if folder else 'file path'}.")
-    anc = p if p.is_dir() else p.parent
-    while not anc.exists() and anc != anc.parent:
-        anc = anc.parent
-    if not anc.is_dir():
-        raise InputError(f"{what} {str(p)!r}: {str(anc)!r} is a file, not a folder; pass a path whose folders are folders.")
-    if not os.access(anc, os.W_OK | os.X_OK):
-        raise InputError(f"{what} {str(p)!r}: {str(anc)!r} is not writable; pass a writable location.")
-    return p
-
-
-def positive_float(value: Any, what: str) -> float:
-    """A finite float > 0, or an InputError naming the option."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{what} {value!r} is not a number; pass a number > 0.") from None
-    if not (v > 0 and math.isfinite(v)):
-        raise InputError(f"{what} {value!r} must be a finite number > 0.")
-    return v
 
 
 @dataclass(frozen=True)
@@ -267,6 +214,7 @@ class DeployRequest:
     seconds: float | None = None
     identity: Path | None = None
     ssh_options: tuple[str, ...] = ()
+    ssh_config: Path | None = None  # ssh -F: a config file of its own (Host aliases, ProxyJump, keys)
     connect_timeout: int = 10
     allow_profile_mismatch: bool = False
     verify_key: Path | None = None  # refuse a bundle this EC public key's owner did not sign
@@ -308,6 +256,16 @@ class DeployRequest:
                 object.__setattr__(self, name, positive_float(getattr(self, name), f"--{name.replace('_', '-')}"))
         object.__setattr__(self, "connect_timeout", positive_int(self.connect_timeout, "--connect-timeout"))
         object.__setattr__(self, "ssh_options", tuple(self.ssh_options))
+        if self.ssh_config is not None:
+            object.__setattr__(self, "ssh_config", readable_file(self.ssh_config, "--ssh-config"))
+
+    @property
+    def ssh_args(self) -> tuple[str, ...]:
+        """The user's ssh settings as OpenSSH arguments, for ssh, scp and Ansible alike: -F
+        reaches the ssh that ProxyJump starts too (-i and -o do not)."""
+        config = ("-F", str(Path(self.ssh_config).resolve())) if self.ssh_config else ()
+        identity = ("-i", str(Path(self.identity).resolve())) if self.identity else ()
+        return (*config, *identity, *[a for o in self.ssh_options for a in ("-o", o)])
 
     @property
     def protocol(self) -> dict[str, float]:

@@ -55,6 +55,60 @@ def test_the_budget_keeps_the_outlier_layers_in_float_and_holds(budgeted, target
     assert len(b["sample_fingerprints"]["validation"]) == 360
 
 
+def _read_in_int8(target: str, model_file: Path, tensor: str) -> bool:
+    """Whether the int8 artifact's readers of `tensor` take it in int8, read from the artifact's
+    own graph: the tensor is int8 (TFLite), comes out of a DequantizeLinear (ONNX) or a
+    FakeQuantize (OpenVINO), or a QUANTIZE, QuantizeLinear or FakeQuantize (through layout ops)
+    reads it. Asserts the tensor exists there."""
+    if target == "tflite":
+        from targets.tflite import load_interpreter_class
+
+        interp = load_interpreter_class()[0](model_path=str(model_file))
+        details = {d["name"]: d for d in interp.get_tensor_details()}
+        assert tensor in details, f"{tensor!r} is not in {model_file}"
+        index = details[tensor]["index"]
+        return details[tensor]["dtype"] != np.float32 or any(
+            index in o["inputs"] and o["op_name"] == "QUANTIZE" for o in interp._get_ops_details())
+    if target == "onnx":
+        import onnx
+
+        nodes = onnx.load(str(model_file)).graph.node
+        producer = [n.op_type for n in nodes if tensor in n.output]
+        assert producer, f"{tensor!r} is not in {model_file}"
+        return producer == ["DequantizeLinear"] or any(n.op_type == "QuantizeLinear" and n.input[0] == tensor for n in nodes)
+    import openvino as ov
+
+    from resnet_deploy.fallback import OV_LAYOUT_OPS
+
+    ops = {op.get_friendly_name(): op for op in ov.Core().read_model(str(model_file)).get_ordered_ops()}
+    assert tensor in ops, f"{tensor!r} is not in {model_file}"
+    todo, kinds = [ops[tensor]], [ops[tensor].get_type_name()]
+    while todo:
+        for port in todo.pop().outputs():
+            for reader in (t.get_node() for t in port.get_target_inputs()):
+                if reader.get_type_name() in OV_LAYOUT_OPS:
+                    todo.append(reader)
+                else:
+                    kinds.append(reader.get_type_name())
+    return "FakeQuantize" in kinds
+
+
+@pytest.mark.parametrize("target", ["tflite", "onnx", "openvino"])
+def test_what_reads_a_float_layer_runs_in_float_too(budgeted, target):
+    """A layer kept in float hands its output to its readers in float: in the int8 artifact no op
+    takes a float layer's tensor in int8 (which would bring back the broken range), while a layer
+    not kept in float is read in int8 (the control)."""
+    from resnet_deploy.fallback import tensor_of
+
+    int8 = Artifact.load(budgeted / "outlier" / target / "int8")
+    layer_map = int8.manifest["layer_map"]  # the int8 file's own names (OpenVINO numbers its ops anew)
+    layers = int8.manifest["accuracy_budget"]["float_layers"]
+    assert layers and "stem_relu" not in layers
+    for layer in layers:
+        assert not _read_in_int8(target, int8.model_file, tensor_of(layer_map, layer)), layer
+    assert _read_in_int8(target, int8.model_file, tensor_of(layer_map, "stem_relu"))
+
+
 def test_budgeted_artifacts_pass_parity_on_held_out_data(budgeted, outlier_model, capsys):
     """Within 1 point on the held-out test split too (never seen by calibration or validation),
     where plain int8 loses > 10 (tests/test_diagnose.py)."""

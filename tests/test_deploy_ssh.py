@@ -41,6 +41,38 @@ def test_deploy_over_ssh_runs_the_selftest_on_the_device(server, bundles, tmp_pa
     assert (remote / "digits-onnx-int8" / "rd_portable" / "metrics.py").is_file()
 
 
+@pytest.fixture(scope="module")
+def jump(tmp_path_factory):
+    s = sshd.InetdSshd(tmp_path_factory.mktemp("sshd-jump"))
+    yield s
+    s.close()
+
+
+def test_deploy_through_a_jump_host_named_in_an_ssh_config(server, jump, bundles, tmp_path, capsys):
+    """--ssh-config reaches the ssh that ProxyJump starts (-i and -o would not), and a URL without
+    a port leaves the port to the config's Host entry."""
+    known = tmp_path / "known_hosts"
+    common = f"  User {server.user}\n  UserKnownHostsFile {known}\n  StrictHostKeyChecking accept-new\n  BatchMode yes\n"
+    config = tmp_path / "ssh_config"
+    config.write_text(f"Host jumpbox\n  HostName 127.0.0.1\n  Port {jump.port}\n  IdentityFile {jump.key}\n{common}"
+                      f"Host board\n  HostName 127.0.0.1\n  Port {server.port}\n  IdentityFile {server.key}\n"
+                      f"  ProxyJump jumpbox\n{common}")
+    served_before = len(jump.procs)
+    remote = tmp_path / "via-jump"
+    code, out, err = run_cli(capsys, "deploy", bundles["onnx"]["tarball"], "--to", f"ssh://board{remote}",
+                             "--ssh-config", str(config), "--python", str(devices.ensure("onnxruntime")),
+                             "--json", *QUICK)
+    assert code == 0, err
+    assert json.loads(out)["ok"] and (remote / "digits-onnx-int8" / "model.onnx").is_file()
+    assert len(jump.procs) > served_before  # the jump host carried the connections
+
+
+def test_a_missing_ssh_config_is_one_line(bundles, tmp_path, capsys):
+    code, _, err = run_cli(capsys, "deploy", bundles["onnx"]["tarball"], "--to", "ssh://board/srv/m",
+                           "--ssh-config", str(tmp_path / "nope"))
+    assert code == 2 and err.count("error:") == 1 and "--ssh-config" in err and "Traceback" not in err
+
+
 def test_deploy_falls_back_to_classic_scp_without_an_sftp_subsystem(server_without_sftp, bundles, tmp_path, capsys):
     """OpenSSH 9's scp speaks SFTP; a device without the sftp subsystem only takes `scp -O`."""
     import subprocess

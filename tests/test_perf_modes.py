@@ -127,3 +127,44 @@ def test_bench_counts_the_ops_each_runtime_executes_in_int8_and_in_float(ws):
     assert counts["u8s8"]["int8"] > 0 and counts["u8s8"]["float"] == 0, counts
     assert counts["s8s8"]["float_types"].get("Conv", 0) > 0, counts
     assert counts["s8s8"]["int8"] < counts["u8s8"]["int8"], counts
+
+
+# --- agreement with OpenVINO's benchmark_app ---------------------------------------------------
+
+def _benchmark_app(xml, *args) -> dict[str, str]:
+    """benchmark_app's own read-back of the compiled model (its "Querying optimal runtime
+    parameters" step) after a one-second run."""
+    import shutil
+    import subprocess
+
+    exe = shutil.which("benchmark_app")
+    assert exe, "benchmark_app comes with the openvino wheel"
+    proc = subprocess.run([exe, "-m", str(xml), "-d", "CPU", "-shape", "[1,32,32,3]", "-t", "1",
+                           "-infer_precision", "f32", *args], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    step = proc.stdout.split("Querying optimal runtime parameters", 1)[1].split("[Step 9", 1)[0]
+    found = re.findall(r"\[ INFO \]\s+([A-Z_]+): (.+)", step)
+    return {k: v.strip() for k, v in found}
+
+
+def test_openvino_latency_and_throughput_run_as_benchmark_app_configures_them(ws):
+    """Our latency protocol is benchmark_app's `-hint none -nstreams 1 -nthreads N -api sync` and our
+    throughput driver its `-hint throughput -api async`: the compiled models agree on streams,
+    threads, infer requests and precision (the timing comparison is benchmarks/benchmark_app_fidelity.py)."""
+    import numpy as np
+
+    from targets.openvino import OpenVINORunner
+
+    xml = ws / "digits" / "openvino" / "int8" / "model.xml"
+    x = np.random.default_rng(0).random((1, 32, 32, 3), dtype=np.float32)
+    with OpenVINORunner(xml, threads=2) as r:
+        latency = dict(r.actual)
+    with OpenVINORunner(xml) as r:  # every core, as benchmark_app takes without -nthreads
+        settings = r.throughput(x, 0.1, 0.3, 0)["settings"]
+    ba = _benchmark_app(xml, "-hint", "none", "-nstreams", "1", "-nthreads", "2", "-api", "sync")
+    assert (int(ba["NUM_STREAMS"]), int(ba["INFERENCE_NUM_THREADS"])) == (latency["streams"], latency["threads"]) == (1, 2)
+    assert "float32" in ba["INFERENCE_PRECISION_HINT"] and latency["inference_precision"] == "f32"
+    ba = _benchmark_app(xml, "-hint", "throughput", "-api", "async")
+    assert int(ba["NUM_STREAMS"]) == settings["streams"] and int(ba["INFERENCE_NUM_THREADS"]) == settings["threads"]
+    assert int(ba["OPTIMAL_NUMBER_OF_INFER_REQUESTS"]) == settings["infer_requests"]
+    assert ba["PERFORMANCE_HINT"] == "THROUGHPUT" and settings["inference_precision"] == "f32"

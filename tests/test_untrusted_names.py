@@ -248,7 +248,7 @@ def test_ssh_and_scp_get_double_dash_before_their_positional_arguments(tmp_path,
         seen.append(cmd)
         return subprocess.CompletedProcess(cmd, 0, "", "")
 
-    dev = deploy.SshDevice("ssh://pi@10.0.0.7:22/srv/models", None, (), 5)
+    dev = deploy.SshDevice("ssh://pi@10.0.0.7:22/srv/models", [], 5)
     monkeypatch.setattr(dev, "run", fake_run)
     dev.ssh("true", "probe", 5)
     (tmp_path / "b").mkdir()
