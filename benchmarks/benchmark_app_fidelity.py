@@ -20,12 +20,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from resnet_deploy import pipeline  # noqa: E402
-from resnet_deploy.bench import BenchJob, run_in_subprocess  # noqa: E402
+from resnet_deploy.build import pipeline  # noqa: E402
+from resnet_deploy.measure.bench import BenchJob, run_in_subprocess  # noqa: E402
 from resnet_deploy.portable.constants import DEFAULT_PROTOCOL  # noqa: E402
 from resnet_deploy.progress import ConsoleProgress  # noqa: E402
 from resnet_deploy.requests import ArtifactOptions  # noqa: E402
-from resnet_deploy.workspace import Workspace  # noqa: E402
+from resnet_deploy.store.workspace import Workspace  # noqa: E402
 
 
 def benchmark_app(xml: Path, shape: str, args: list[str], seconds: int, metric: str = "median") -> float:
@@ -48,7 +48,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("benchmarks/out"))
     args = p.parse_args()
     progress = ConsoleProgress()
-    from resnet_deploy.models import ModelRef
+    from resnet_deploy.models.source import ModelRef
 
     loaded = pipeline.load(ModelRef(args.model, input_size=224), ArtifactOptions(calib="synthetic", calib_size=32),
                            progress)

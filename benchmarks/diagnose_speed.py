@@ -14,13 +14,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from resnet_deploy.diagnose_run import run_diagnose  # noqa: E402
-from resnet_deploy.models import ModelRef  # noqa: E402
-from resnet_deploy.pipeline import ensure_artifact, load  # noqa: E402
+from resnet_deploy.quantize.diagnose_run import run_diagnose  # noqa: E402
+from resnet_deploy.models.source import ModelRef  # noqa: E402
+from resnet_deploy.build.pipeline import ensure_artifact, load  # noqa: E402
 from resnet_deploy.portable.protocol import peak_rss_mb  # noqa: E402
 from resnet_deploy.progress import ConsoleProgress  # noqa: E402
 from resnet_deploy.requests import ArtifactOptions, DiagnoseRequest  # noqa: E402
-from resnet_deploy.workspace import Workspace  # noqa: E402
+from resnet_deploy.store.workspace import Workspace  # noqa: E402
 
 
 def main() -> None:

@@ -98,8 +98,8 @@ def main() -> None:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), args.before_rev], check=True,
                        capture_output=True)
         configs = {f"before ({args.before_rev})": {"_ROOT": str(tree)}, "after": {}}
-    from resnet_deploy.cpu import cpu_info
-    from resnet_deploy.models import load_model
+    from resnet_deploy.backend.cpu import cpu_info
+    from resnet_deploy.models.source import load_model
 
     with tempfile.TemporaryDirectory() as tmp:
         keras_file = Path(tmp) / f"{args.model}.keras"

@@ -64,7 +64,7 @@ def main() -> None:
     finally:
         for s in servers:
             s.close()
-    from resnet_deploy.cpu import cpu_info
+    from resnet_deploy.backend.cpu import cpu_info
 
     print(f"\nFleet deploy of digits-onnx-int8 to {a.hosts} loopback devices, {cpu_info()['model']}, "
           f"{os.cpu_count()} cores; wall seconds, every run\n")

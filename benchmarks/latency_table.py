@@ -13,10 +13,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from resnet_deploy.bench import run_bench  # noqa: E402
-from resnet_deploy.models import ModelRef  # noqa: E402
+from resnet_deploy.measure.bench import run_bench  # noqa: E402
+from resnet_deploy.models.source import ModelRef  # noqa: E402
 from resnet_deploy.progress import ConsoleProgress  # noqa: E402
-from resnet_deploy.report import latency_markdown  # noqa: E402
+from resnet_deploy.reporting.markdown import latency_markdown  # noqa: E402
 from resnet_deploy.requests import ArtifactOptions, BenchRequest  # noqa: E402
 
 

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MODULES = ["resnet_deploy/portable/metrics.py", "resnet_deploy/portable/quantio.py",
            "resnet_deploy/portable/integrity.py", "resnet_deploy/portable/protocol.py",
            "resnet_deploy/portable/device.py", "resnet_deploy/portable/names.py", "resnet_deploy/portable/checks.py",
-           "resnet_deploy/portable/limits.py", "resnet_deploy/gate.py", "resnet_deploy/tolerances.py",
+           "resnet_deploy/portable/limits.py", "resnet_deploy/evaluate/gate.py", "resnet_deploy/evaluate/tolerances.py",
            "resnet_deploy/exits.py"]
 TESTS = ["tests/test_portable.py", "tests/test_core.py", "tests/test_rules.py"]
 

@@ -16,13 +16,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from resnet_deploy.bench import BenchJob, run_in_subprocess  # noqa: E402
-from resnet_deploy.cpu import cpu_info  # noqa: E402
-from resnet_deploy.models import ModelRef  # noqa: E402
-from resnet_deploy.pipeline import ensure_artifact, load  # noqa: E402
+from resnet_deploy.measure.bench import BenchJob, run_in_subprocess  # noqa: E402
+from resnet_deploy.backend.cpu import cpu_info  # noqa: E402
+from resnet_deploy.models.source import ModelRef  # noqa: E402
+from resnet_deploy.build.pipeline import ensure_artifact, load  # noqa: E402
 from resnet_deploy.progress import ConsoleProgress  # noqa: E402
 from resnet_deploy.requests import ArtifactOptions  # noqa: E402
-from resnet_deploy.workspace import Workspace  # noqa: E402
+from resnet_deploy.store.workspace import Workspace  # noqa: E402
 
 FORMATS = [("fp32", None), ("int8", "auto"), ("int8", "qdq-u8s8"), ("int8", "qdq-s8s8"), ("int8", "qoperator-u8s8")]
 

@@ -40,7 +40,7 @@ def header(name: str, argv: list[str]) -> str:
     """The facts a number needs: command, date, CPU, versions."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    from resnet_deploy.cpu import cpu_info
+    from resnet_deploy.backend.cpu import cpu_info
     from resnet_deploy.versions import versions
 
     cpu = cpu_info()

@@ -1,7 +1,7 @@
 """Activation ranges measured once on a calibration set and used by a second backend's quantizer.
 
 ONNX Runtime's MinMax calibration (the ONNX int8 export's own pass, in the worker process) and
-our TFLite calibrator (targets/tflite_calibrate.py) record the same statistic: every activation's
+our TFLite calibrator (targets/tflite/calibrate.py) record the same statistic: every activation's
 min and max over every calibration sample, in float32, of the same network. When one export makes
 both, the TFLite export takes ORT's ranges instead of running its own pass over the samples
 (ResNet-50 @224, 200 samples, 2 cores: the TFLite step 26-30 -> 9-13 s; README "Export time and

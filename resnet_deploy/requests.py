@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from resnet_deploy.config import ExportConfig, Precision, QuantConfig, config_record, record_value
-from resnet_deploy.contract import PreprocessOptions
+from resnet_deploy.build.config import ExportConfig, Precision, QuantConfig, config_record, record_value
+from resnet_deploy.inputs.contract import PreprocessOptions
 from resnet_deploy.errors import InputError
-from resnet_deploy.latency import Protocol
-from resnet_deploy.models import ModelRef
+from resnet_deploy.measure.latency import Protocol
+from resnet_deploy.models.source import ModelRef
 from resnet_deploy.values import positive_float, positive_int, readable_file, thread_count, writable
 
 DEFAULT_OUT = Path("artifacts")
@@ -75,7 +75,7 @@ class ArtifactOptions:
 
 
 def _targets(value: Any) -> tuple[str, ...]:
-    from resnet_deploy.target import parse_targets
+    from resnet_deploy.backend.target import parse_targets
 
     return tuple(parse_targets(value) if isinstance(value, str) else value)
 
@@ -90,7 +90,7 @@ def _precisions(value: Any) -> tuple[Precision, ...]:
 
 
 def _check_supported(targets: tuple[str, ...], precisions: tuple[Precision, ...]) -> None:
-    from resnet_deploy.target import get_target
+    from resnet_deploy.backend.target import get_target
 
     for t in targets:
         for p in precisions:

@@ -11,7 +11,7 @@ quiet_tf()
 
 @pytest.fixture(scope="session")
 def digits_model():
-    from resnet_deploy.digits import load_trained
+    from resnet_deploy.models.digits import load_trained
 
     return load_trained()
 
@@ -19,7 +19,7 @@ def digits_model():
 @pytest.fixture(scope="session")
 def digits_test():
     """The held-out split (450 real handwritten digits) the model never trained on."""
-    from resnet_deploy.digits import dataset
+    from resnet_deploy.models.digits import dataset
 
     return dataset("test")
 
@@ -33,14 +33,14 @@ def digits_calib(digits_model):
 
 @pytest.fixture(scope="session")
 def digits_ref(digits_model, digits_test):
-    from resnet_deploy.runner import KerasRunner
+    from resnet_deploy.backend.runner import KerasRunner
 
     with KerasRunner(digits_model) as r:
         return r.predict(digits_test[0])
 
 
 def keras_outputs(model, x: np.ndarray) -> np.ndarray:
-    from resnet_deploy.runner import KerasRunner
+    from resnet_deploy.backend.runner import KerasRunner
 
     with KerasRunner(model) as r:
         return r.predict(x)
@@ -53,7 +53,7 @@ def random_inputs(model, n: int = 4, seed: int = 0) -> np.ndarray:
 @pytest.fixture(scope="session")
 def bundles(tmp_path_factory):
     """int8 digits bundles for every target (120 reference samples), made once per session."""
-    from resnet_deploy import bundle
+    from resnet_deploy.ship import bundle
     from resnet_deploy.requests import PackageRequest
 
     out = tmp_path_factory.mktemp("bundles")

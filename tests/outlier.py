@@ -18,7 +18,7 @@ K = 1000.0
 
 def build(k: float = K, channel: int = CHANNEL):
     """The digits model with the outlier channel (same fp32 function)."""
-    from resnet_deploy.digits import load_trained
+    from resnet_deploy.models.digits import load_trained
 
     m = load_trained()
     for name in ("down_bn", "block2_bn2"):  # gamma and beta scale the channel's output by k

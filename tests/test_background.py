@@ -13,11 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from resnet_deploy import background, pipeline
-from resnet_deploy.config import ExportConfig, QuantConfig
+from resnet_deploy.build import schedule as background
+
+from resnet_deploy.build import pipeline
+from resnet_deploy.build.config import ExportConfig, QuantConfig
 from resnet_deploy.errors import ExportError
-from resnet_deploy.target import Tail, get_target
-from resnet_deploy.workspace import Workspace
+from resnet_deploy.backend.target import Tail, get_target
+from resnet_deploy.store.workspace import Workspace
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from resnet_deploy.artifact import Artifact
+from resnet_deploy.store.artifact import Artifact
 from tests.test_cli import run_cli
 
 
@@ -22,9 +22,9 @@ def outlier_model(tmp_path_factory):
 @pytest.fixture(scope="module")
 def budgeted(outlier_model, tmp_path_factory):
     """The outlier model exported to all three targets within 1 point on digits' validation split."""
-    from resnet_deploy.pipeline import export
-    from resnet_deploy.budget import Budget
-    from resnet_deploy.models import ModelRef
+    from resnet_deploy.build.pipeline import export
+    from resnet_deploy.quantize.budget import Budget
+    from resnet_deploy.models.source import ModelRef
     from resnet_deploy.requests import ArtifactOptions, ExportRequest
 
     out = tmp_path_factory.mktemp("budget")
@@ -78,7 +78,7 @@ def _read_in_int8(target: str, model_file: Path, tensor: str) -> bool:
         return producer == ["DequantizeLinear"] or any(n.op_type == "QuantizeLinear" and n.input[0] == tensor for n in nodes)
     import openvino as ov
 
-    from resnet_deploy.fallback import OV_LAYOUT_OPS
+    from resnet_deploy.quantize.fallback import OV_LAYOUT_OPS
 
     ops = {op.get_friendly_name(): op for op in ov.Core().read_model(str(model_file)).get_ordered_ops()}
     assert tensor in ops, f"{tensor!r} is not in {model_file}"
@@ -98,7 +98,7 @@ def test_what_reads_a_float_layer_runs_in_float_too(budgeted, target):
     """A layer kept in float hands its output to its readers in float: in the int8 artifact no op
     takes a float layer's tensor in int8 (which would bring back the broken range), while a layer
     not kept in float is read in int8 (the control)."""
-    from resnet_deploy.fallback import tensor_of
+    from resnet_deploy.quantize.fallback import tensor_of
 
     int8 = Artifact.load(budgeted / "outlier" / target / "int8")
     layer_map = int8.manifest["layer_map"]  # the int8 file's own names (OpenVINO numbers its ops anew)

@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from resnet_deploy import bundle, deploy, unpack  # noqa: F401
+from resnet_deploy.ship import unpack  # noqa: F401
+
+from resnet_deploy.ship import bundle
+
 from resnet_deploy.portable.integrity import sha256_file
 from resnet_deploy.errors import IntegrityError
 from tests import devices
@@ -205,4 +208,4 @@ def test_rd_portable_is_a_byte_for_byte_copy_of_the_portable_core(bundles):
         assert sorted(p.name for p in shipped.iterdir()) == sorted(p.name for p in src.glob("*.py"))
         for f in src.glob("*.py"):
             assert (shipped / f.name).read_bytes() == f.read_bytes(), f.name
-        assert (Path(b["bundle"]) / "selftest.py").read_bytes() == (src.parent / "selftest.py").read_bytes()
+        assert (Path(b["bundle"]) / "selftest.py").read_bytes() == (src.parent / "ship" / "selftest.py").read_bytes()

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from resnet_deploy.artifact import Artifact, sha256_file
-from resnet_deploy.cli import main
+from resnet_deploy.store.artifact import Artifact, sha256_file
+from resnet_deploy.cli.main import main
 from resnet_deploy.errors import IntegrityError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -136,8 +136,8 @@ def test_onnx_options_reach_the_manifest(tmp_path, capsys):
 
 
 def test_export_all_with_one_failing_target_keeps_the_others_and_exits_3(tmp_path, capsys):
-    from resnet_deploy.config import Precision
-    from resnet_deploy.target import Target, register, unregister
+    from resnet_deploy.build.config import Precision
+    from resnet_deploy.backend.target import Target, register, unregister
 
     class Broken(Target):
         name, precisions = "broken", tuple(Precision)
@@ -188,7 +188,7 @@ def test_a_full_disk_is_its_own_exit_code(capsys, monkeypatch):
     def full(*a, **k):
         raise OSError(errno.ENOSPC, "No space left on device", "/data/out/model.tflite")
 
-    from resnet_deploy.cli import cli
+    from resnet_deploy.cli.main import cli
 
     @cli.command("fill")
     def fill():

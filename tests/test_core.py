@@ -7,16 +7,16 @@ import sys
 import numpy as np
 import pytest
 
-from resnet_deploy.config import Precision
+from resnet_deploy.build.config import Precision
 from resnet_deploy.errors import InputError
-from resnet_deploy.parity import check, compare
-from resnet_deploy.target import parse_targets
-from resnet_deploy.tolerances import TOLERANCES, parse_overrides, tolerance_for
+from resnet_deploy.evaluate.parity import check, compare
+from resnet_deploy.backend.target import parse_targets
+from resnet_deploy.evaluate.tolerances import TOLERANCES, parse_overrides, tolerance_for
 
 
 def test_import_is_cheap():
-    code = ("import sys, resnet_deploy, resnet_deploy.cli, resnet_deploy.pipeline, resnet_deploy.parity, "
-            "resnet_deploy.target, calibration\n"
+    code = ("import sys, resnet_deploy, resnet_deploy.cli.main, resnet_deploy.build.pipeline, resnet_deploy.evaluate.parity, "
+            "resnet_deploy.backend.target, calibration\n"
             "heavy = [m for m in ('tensorflow', 'keras', 'onnxruntime', 'openvino', 'nncf', 'tf2onnx', 'onnx') "
             "if m in sys.modules]\nassert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
@@ -101,7 +101,7 @@ def test_the_cli_maps_every_error_to_one_line_and_its_exit_code(capsys, exc, cod
     import click
 
     from resnet_deploy import errors
-    from resnet_deploy.cli import cli, main
+    from resnet_deploy.cli.main import cli, main
 
     @cli.command("boom")
     def boom():
@@ -117,7 +117,7 @@ def test_the_cli_maps_every_error_to_one_line_and_its_exit_code(capsys, exc, cod
 
 
 def test_help_and_version_exit_0(capsys):
-    from resnet_deploy.cli import main
+    from resnet_deploy.cli.main import main
 
     for argv in (["--help"], ["--version"], ["export", "-h"]):
         try:

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from resnet_deploy import layermap
+from resnet_deploy.build import layermap
 from tests.test_cli import run_cli
 
 FILES = {"tflite": "model.tflite", "onnx": "model.onnx", "openvino": "model.xml"}
@@ -15,7 +15,7 @@ FILES = {"tflite": "model.tflite", "onnx": "model.onnx", "openvino": "model.xml"
 
 @pytest.fixture(scope="module")
 def diagnosed(tmp_path_factory):
-    from resnet_deploy.diagnose_run import run_diagnose
+    from resnet_deploy.quantize.diagnose_run import run_diagnose
     from resnet_deploy.requests import DiagnoseRequest
 
     out = tmp_path_factory.mktemp("diag")
@@ -128,7 +128,7 @@ def test_every_artifact_records_its_layer_map(which, outlier_model, tmp_path, ca
     artifact maps every Keras layer that computes to a tensor, or names the layer it is folded into."""
     import keras
 
-    from resnet_deploy.models import ModelRef
+    from resnet_deploy.models.source import ModelRef
 
     model = {"seed": ["--model", "seed"], "user": ["--model", str(outlier_model)],
              "resnet18": ["--model", "resnet18", "--input-size", "64", "--classes", "10", "--width", "8"]}[which]

@@ -47,7 +47,7 @@ def test_the_docs_show_commands():
 
 @pytest.mark.parametrize("page, command", CASES, ids=[f"{p}: {c[:70]}" for p, c in CASES])
 def test_every_documented_command_parses(page, command):
-    from resnet_deploy.cli import cli
+    from resnet_deploy.cli.main import cli
 
     args = shlex.split(command)[2:]
     with cli.make_context("resnet-deploy", list(args), resilient_parsing=False) as ctx:
@@ -78,7 +78,7 @@ def test_every_python_example_runs(workspace, page, monkeypatch):
     for code in blocks:  # one page's examples build on each other, as a reader runs them
         exec(compile(code, f"docs/{page}", "exec"), namespace)  # noqa: S102 - our own documentation
     if page == "plugins.md":  # the example target registers and exports like a built-in one
-        from resnet_deploy.target import get_target, register, unregister
+        from resnet_deploy.backend.target import get_target, register, unregister
 
         register("npy", namespace["NumpyTarget"])
         try:
@@ -96,7 +96,7 @@ def test_the_site_builds_strict(tmp_path):
 
 
 def test_every_command_helps_with_every_option_and_ends_with_an_example_that_parses():
-    from resnet_deploy.cli import cli
+    from resnet_deploy.cli.main import cli
 
     for name, cmd in cli.commands.items():
         missing = [p.opts[0] for p in cmd.params if isinstance(p, click.Option) and not p.help]

@@ -203,7 +203,7 @@ def test_fleet_options_are_checked(bundles, tmp_path, capsys, args, said):
 
 
 def test_the_playbook_ships_with_the_package():
-    from resnet_deploy.fleet import PLAYBOOK, TASKS
+    from resnet_deploy.ship.fleet import PLAYBOOK, TASKS
 
     text = PLAYBOOK.read_text()
     assert all(f"name: {t}\n" in text for t in TASKS) and shutil.which("ssh")
@@ -213,7 +213,7 @@ def test_the_playbook_ships_with_the_package():
 
 
 def test_when_ansible_itself_fails_it_is_one_line(fleet, bundles, tmp_path, capsys, monkeypatch):
-    from resnet_deploy import fleet as fleet_module
+    from resnet_deploy.ship import fleet as fleet_module
 
     broken = tmp_path / "fleet.yml"
     broken.write_text("- hosts: all\n  tasks:\n    - no_such_module_here: {}\n")
@@ -272,7 +272,7 @@ def test_every_host_status_a_device_can_end_in(fleet, bundles, tmp_path, capsys)
 
 def test_host_vars_folders_set_a_hosts_values(tmp_path):
     """Ansible's host_vars/ and group_vars/ beside the inventory: merged by Ansible's rules."""
-    from resnet_deploy.inventory import load
+    from resnet_deploy.ship.inventory import load
 
     (tmp_path / "host_vars").mkdir()
     (tmp_path / "group_vars").mkdir()
@@ -306,7 +306,7 @@ def test_hosts_work_in_parallel_with_max_parallel(fleet, bundles, capsys):
 def test_a_steps_reason_is_its_own_line_not_sshs_notes():
     """Several inventory hosts on one address share ssh's control socket; ssh then notes it on
     stderr after the step's own last line. The row gives the step's line."""
-    from resnet_deploy.fleet_result import said
+    from resnet_deploy.ship.fleet_result import said
 
     res = {"stdout": "", "stderr": "probe exploded\nControlSocket /tmp/cp/c23 already exists, disabling multiplexing\n"
                                    "Warning: Permanently added '[127.0.0.2]:2222' (ED25519) to the list of known hosts."}

@@ -109,8 +109,8 @@ def mutated(draw, doc):
 
 
 def _render(kind: str, data: dict) -> None:
-    from resnet_deploy.parity import ParityReport
-    from resnet_deploy.report import (diagnose_markdown, latency_markdown, parity_markdown, profile_markdown,
+    from resnet_deploy.evaluate.parity import ParityReport
+    from resnet_deploy.reporting.markdown import (diagnose_markdown, latency_markdown, parity_markdown, profile_markdown,
                                       throughput_markdown)
 
     {"parity": lambda d: parity_markdown(ParityReport.from_dict(d)), "bench": latency_markdown,
@@ -120,7 +120,7 @@ def _render(kind: str, data: dict) -> None:
 
 @pytest.mark.parametrize("kind", ["parity", "bench", "throughput", "profile", "diagnose"])
 def test_result_readers_accept_what_renders_and_refuse_the_rest(kind):
-    from resnet_deploy.workspace import Workspace
+    from resnet_deploy.store.workspace import Workspace
 
     _render(kind, VALID[kind])  # the valid document itself renders
 
@@ -141,7 +141,7 @@ def test_result_readers_accept_what_renders_and_refuse_the_rest(kind):
 @FUZZ
 @given(doc=st.just(VALID["manifest"]) | mutated(VALID["manifest"]) | JSON, raw=st.none() | st.binary(max_size=64))
 def test_artifact_manifests(doc, raw):
-    from resnet_deploy.artifact import Artifact
+    from resnet_deploy.store.artifact import Artifact
 
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "manifest.json").write_bytes(raw if raw is not None else json.dumps(doc).encode())
@@ -176,7 +176,7 @@ MEMBER = st.sampled_from(["b/model.onnx", "b/manifest.json", "b/manifest.sha256"
        cut=st.none() | st.integers(0, 400), raw=st.none() | st.binary(max_size=200))
 def test_bundle_tarballs(members, cut, raw):
     """Any tarball (links, '..', absolute names, several roots, truncated, not a tarball at all)."""
-    from resnet_deploy.unpack import safe_extract
+    from resnet_deploy.ship.unpack import safe_extract
 
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
@@ -204,7 +204,7 @@ def test_bundle_tarballs(members, cut, raw):
 def test_bundle_folders_reach_the_device_clean(doc, extra, link_model):
     """open_bundle on a folder: refused, or a copy holding exactly the manifest, its checksum
     and the files the manifest lists (no links, no strays)."""
-    from resnet_deploy.unpack import open_bundle
+    from resnet_deploy.ship.unpack import open_bundle
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "b"
@@ -274,7 +274,7 @@ def test_array_data_files(x, y, fill, kind, raw):
        whole=st.sampled_from([None, "x", "outputs", "labels", "meta"]))
 def test_saved_references(x, out, labels, meta, fill, raw, whole):
     """Random arrays, garbage, or a valid reference with one part replaced (whole names which)."""
-    from resnet_deploy.reference import Reference
+    from resnet_deploy.evaluate.reference import Reference
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "ref.npz"

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from resnet_deploy.gate import GATE_TOLERANCES, compare, record
+from resnet_deploy.evaluate.gate import GATE_TOLERANCES, compare, record
 from tests.test_cli import run_cli
 
 
@@ -111,7 +111,7 @@ def test_the_baseline_is_replaced_atomically_or_not_at_all(tmp_path, capsys, mon
     import errno
     import os
 
-    from resnet_deploy import fsutil
+    from resnet_deploy.store import fsutil
 
     base, cur = record(*_runs()), record(*_runs(acc=0.995))
     (tmp_path / "base.json").write_text(json.dumps(base))

@@ -9,8 +9,8 @@ import time
 import numpy as np
 import pytest
 
-from resnet_deploy.latency import Protocol, measure
-from resnet_deploy.runner import Runner
+from resnet_deploy.measure.latency import Protocol, measure
+from resnet_deploy.backend.runner import Runner
 from tests.test_cli import run_cli
 
 

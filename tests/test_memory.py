@@ -1,12 +1,14 @@
-"""Garbage collection during an export (resnet_deploy/memory.py): the objects alive when it starts
+"""Garbage collection during an export (resnet_deploy/build/memory.py): the objects alive when it starts
 are out of every collection's way until it ends, and TensorFlow's import runs without collections."""
 from __future__ import annotations
 
 import gc
 
-from resnet_deploy import memory, pipeline
-from resnet_deploy.config import ExportConfig
-from resnet_deploy.workspace import Workspace
+from resnet_deploy.build import memory
+
+from resnet_deploy.build import pipeline
+from resnet_deploy.build.config import ExportConfig
+from resnet_deploy.store.workspace import Workspace
 
 
 def _tracked(obj: object) -> bool:
@@ -30,7 +32,7 @@ def test_long_lived_freezes_what_is_alive_and_gives_it_back():
 
 
 def test_an_export_runs_with_its_starting_objects_frozen(digits_model, tmp_path, monkeypatch):
-    from resnet_deploy import export_steps
+    from resnet_deploy.build import steps as export_steps
 
     frozen_at_release = []
 
@@ -67,7 +69,7 @@ def test_the_cli_process_exits_without_walking_its_objects_again():
 
     script = ("import atexit, gc\n"
               "atexit.register(lambda: print('frozen at exit:', gc.get_freeze_count() > 0))\n"
-              "from resnet_deploy.cli import main\n"
+              "from resnet_deploy.cli.main import main\n"
               "main(['--version'])\n")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from resnet_deploy import models
+from resnet_deploy.models import source as models
 from resnet_deploy.errors import InputError
 
 

@@ -1,4 +1,4 @@
-"""ONNX Runtime calibration in an optimised session (targets/onnx_calibrate.py): ORT's own
+"""ONNX Runtime calibration in an optimised session (targets/onnx/calibrate.py): ORT's own
 calibrator, tensors and merging, the same ranges up to float rounding; ORT's session one
 environment variable away."""
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from targets import onnx_calibrate
+from targets.onnx import calibrate as onnx_calibrate
 
 SAMPLES = 48
 
@@ -15,7 +15,7 @@ SAMPLES = 48
 def pre_onnx(digits_model, tmp_path_factory):
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from targets.onnx_convert import keras_to_onnx
+    from targets.onnx.convert import keras_to_onnx
 
     work = tmp_path_factory.mktemp("onnx-calib")
     keras_to_onnx(digits_model, work / "fp32.onnx", 17)
@@ -62,7 +62,7 @@ def test_optimized_session_gives_orts_ranges(pre_onnx, digits_calib, monkeypatch
 
 
 def test_export_records_the_calibration_session(digits_model, digits_calib, tmp_path, monkeypatch):
-    from resnet_deploy.config import ExportConfig
+    from resnet_deploy.build.config import ExportConfig
     from targets.onnx import OnnxTarget
 
     a = OnnxTarget().export(digits_model, tmp_path, ExportConfig(precision="int8"), digits_calib)

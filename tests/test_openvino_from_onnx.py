@@ -1,4 +1,4 @@
-"""OpenVINO int8 from the same export's ONNX int8 model (targets/openvino_from_onnx.py): one
+"""OpenVINO int8 from the same export's ONNX int8 model (targets/openvino/from_onnx.py): one
 calibration pass; the IR computes what the ONNX model computes and passes parity; NNCF, saying
 why, whenever the ONNX model cannot be taken."""
 from __future__ import annotations
@@ -8,15 +8,17 @@ import contextlib
 import pytest
 
 import targets.onnx
-from resnet_deploy import background, layermap, pipeline
-from resnet_deploy.config import ExportConfig, QuantConfig
+from resnet_deploy.build import schedule as background
+from resnet_deploy.build import layermap
+from resnet_deploy.build import pipeline
+from resnet_deploy.build.config import ExportConfig, QuantConfig
 from resnet_deploy.errors import ExportError
-from resnet_deploy.parity import check, compare
+from resnet_deploy.evaluate.parity import check, compare
 from resnet_deploy.progress import Progress
-from resnet_deploy.target import get_target
-from resnet_deploy.tolerances import tolerance_for
-from resnet_deploy.workspace import Workspace
-from targets import openvino_from_onnx as from_onnx
+from resnet_deploy.backend.target import get_target
+from resnet_deploy.evaluate.tolerances import tolerance_for
+from resnet_deploy.store.workspace import Workspace
+from targets.openvino import from_onnx
 
 INT8 = ExportConfig(precision="int8")
 

@@ -6,8 +6,8 @@ import os
 import pytest
 
 from resnet_deploy import ov_telemetry
-from resnet_deploy.config import ExportConfig
-from resnet_deploy.target import get_target
+from resnet_deploy.build.config import ExportConfig
+from resnet_deploy.backend.target import get_target
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from resnet_deploy import throughput
-from resnet_deploy.cli import cli
-from resnet_deploy.profiling import AFTER_LAST, layer_of_ops
+from resnet_deploy.measure import throughput
+from resnet_deploy.cli.main import cli
+from resnet_deploy.measure.profiling import AFTER_LAST, layer_of_ops
 from tests.test_cli import run_cli
 
 QUICK = ["--seconds", "0.5", "--warmup-s", "0.2"]

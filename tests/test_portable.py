@@ -323,6 +323,6 @@ def test_the_shared_constants():
     assert (C.EXIT_OK, C.EXIT_ERROR, C.EXIT_INPUT, C.EXIT_EXPORT, C.EXIT_RUNTIME, C.EXIT_PARITY,
             C.EXIT_INTEGRITY) == (0, 1, 2, 3, 4, 5, 6)
     assert C.DEFAULT_PROTOCOL == {"warmup_runs": 10, "warmup_s": 1.0, "runs": 50, "seconds": 2.0, "max_runs": 100000}
-    from resnet_deploy.latency import Protocol
+    from resnet_deploy.measure.latency import Protocol
 
     assert Protocol().__dict__ == C.DEFAULT_PROTOCOL  # the host's defaults are the device's

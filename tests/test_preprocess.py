@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from calibration.preprocess import PreprocessSpec
-from resnet_deploy.contract import PreprocessOptions, resolve
+from resnet_deploy.inputs.contract import PreprocessOptions, resolve
 from resnet_deploy.errors import InputError
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from resnet_deploy.artifact import Artifact
+from resnet_deploy.store.artifact import Artifact
 from resnet_deploy.portable import device
 from tests.artifact_facts import onnx_quant_facts
 from tests.test_bundle import QUICK

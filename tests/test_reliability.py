@@ -336,7 +336,7 @@ def test_a_killed_export_leaves_nothing_that_the_next_run_does_not_clean(tmp_pat
     proc.wait()
     stale = list(out.glob("resnet18/onnx/.int8.partial-*"))
     assert stale, "killed before staging: the test did not kill mid-export"
-    from resnet_deploy.fsutil import PRIVATE_TMP
+    from resnet_deploy.store.fsutil import PRIVATE_TMP
 
     # the killed process's own temp folder is all it left in TMPDIR (the converters' files are in staging)
     assert [p.name.split("-")[2] for p in tmpdir.iterdir()] == [str(proc.pid)], list(tmpdir.iterdir())
@@ -345,13 +345,13 @@ def test_a_killed_export_leaves_nothing_that_the_next_run_does_not_clean(tmp_pat
     assert done.returncode == 0, done.stderr
     assert not [p for p in out.rglob("*") if ".partial-" in p.name or ".old-" in p.name]
     assert not list(tmpdir.iterdir())
-    from resnet_deploy.artifact import Artifact
+    from resnet_deploy.store.artifact import Artifact
 
     Artifact.load(out / "resnet18" / "onnx" / "int8").verify()
 
 
 def _publish_many(args: tuple[str, int]) -> int:
-    from resnet_deploy.fsutil import publish_dir, staging_dir
+    from resnet_deploy.store.fsutil import publish_dir, staging_dir
 
     final, tag = Path(args[0]), args[1]
     for i in range(40):
@@ -378,7 +378,7 @@ def test_stale_staging_of_a_dead_process_is_removed_but_a_live_ones_is_not(tmp_p
     import subprocess
     import sys
 
-    from resnet_deploy.fsutil import staging_dir
+    from resnet_deploy.store.fsutil import staging_dir
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead_pid = int(dead.stdout)

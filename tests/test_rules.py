@@ -309,14 +309,14 @@ def _entry(**kw):
 
 
 def _rows(base, cur, limits_=None):
-    from resnet_deploy.gate import compare
+    from resnet_deploy.evaluate.gate import compare
 
     rows = compare({"entries": {"onnx/int8": base}}, {"entries": {"onnx/int8": cur}}, limits_)
     return {r["metric"]: r for r in rows}
 
 
 def test_the_gate_compares_each_metric_at_its_limit():
-    from resnet_deploy.gate import GATE_TOLERANCES
+    from resnet_deploy.evaluate.gate import GATE_TOLERANCES
 
     acc, agree, sqnr, lat = (GATE_TOLERANCES[k][0] for k in ("accuracy", "top1_agreement", "sqnr_db", "latency_ratio"))
     exactly = _rows(_entry(), _entry(accuracy=0.95 - acc / 100, top1_agreement=0.99 - agree / 100,
@@ -338,7 +338,7 @@ def test_the_gate_improvements_pass_and_given_limits_apply():
 
 
 def test_the_gate_fails_a_missing_entry_a_parity_failure_and_skips_unmeasured_metrics():
-    from resnet_deploy.gate import compare
+    from resnet_deploy.evaluate.gate import compare
 
     rows = compare({"entries": {"onnx/int8": _entry()}}, {"entries": {}})
     assert [(r["metric"], r["ok"]) for r in rows] == [("present", False)]
@@ -488,7 +488,7 @@ def test_the_exact_messages_of_the_manifest_and_reference_checks(tmp_path):
 
 
 def test_the_gate_rows_in_full():
-    from resnet_deploy.gate import compare
+    from resnet_deploy.evaluate.gate import compare
 
     base = {"entries": {"a": _entry(), "b": _entry(), "c": _entry(parity_ok=True)}}
     cur = {"entries": {"b": _entry(accuracy=0.94, parity_ok=False), "c": _entry()}}
@@ -537,7 +537,7 @@ def test_the_signature_status_in_every_case(tmp_path, ec_keys, monkeypatch):
     import builtins
 
     from resnet_deploy.portable import integrity
-    from resnet_deploy.signing import sign_bundle
+    from resnet_deploy.ship.signing import sign_bundle
 
     d = _bundle(tmp_path, "s")
     pub = str(ec_keys / "ours.pub")

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 from calibration.ranges import PROBES, MeasuredRanges, fingerprint, match
-from resnet_deploy import pipeline
-from resnet_deploy.config import ExportConfig, QuantConfig
-from resnet_deploy.workspace import Workspace
-from targets import onnx_calibrate, tflite_calibrate
+from resnet_deploy.build import pipeline
+from resnet_deploy.build.config import ExportConfig, QuantConfig
+from resnet_deploy.store.workspace import Workspace
+from targets.onnx import calibrate as onnx_calibrate
+from targets.tflite import calibrate as tflite_calibrate
 from targets.tflite import keras_converter, load_interpreter_class
 
 

@@ -23,7 +23,7 @@ def _keypair(folder, name):
 @pytest.fixture(scope="module")
 def signed(tmp_path_factory):
     """A signed ONNX int8 digits bundle, made through the CLI, and two key pairs."""
-    from resnet_deploy.cli import main
+    from resnet_deploy.cli.main import main
 
     root = tmp_path_factory.mktemp("signed")
     keys = {"ours": _keypair(root, "ours"), "theirs": _keypair(root, "theirs")}
@@ -73,7 +73,7 @@ TAMPERING = {
 def test_tampered_bundles_are_refused_with_one_line(signed, case, tmp_path, capsys):
     b = _copy(signed, tmp_path)
     if TAMPERING[case] is None:
-        from resnet_deploy.signing import sign_bundle
+        from resnet_deploy.ship.signing import sign_bundle
 
         sign_bundle(b, signed["keys"]["theirs"][0])
     else:

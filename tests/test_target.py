@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from resnet_deploy.config import ExportConfig
-from resnet_deploy.target import available_targets, get_target, register, unregister
-from resnet_deploy.workspace import Workspace
+from resnet_deploy.build.config import ExportConfig
+from resnet_deploy.backend.target import available_targets, get_target, register, unregister
+from resnet_deploy.store.workspace import Workspace
 
 PLUGINS = Path(__file__).resolve().parents[1] / "docs" / "plugins.md"
 
@@ -16,7 +16,7 @@ PLUGINS = Path(__file__).resolve().parents[1] / "docs" / "plugins.md"
 def test_the_readme_example_target_exports_and_runs(tmp_path):
     import keras
 
-    from resnet_deploy import pipeline
+    from resnet_deploy.build import pipeline
 
     code = re.search(r"```python\n(# my_target\.py.*?)```", PLUGINS.read_text(), re.S).group(1)
     namespace: dict = {}
@@ -43,9 +43,9 @@ def test_the_template_wraps_any_converter_exception_in_one_export_error(tmp_path
     """Even an exception with an empty message becomes one line that names the target and the type."""
     import pytest
 
-    from resnet_deploy.config import Precision
+    from resnet_deploy.build.config import Precision
     from resnet_deploy.errors import ExportError, InputError
-    from resnet_deploy.target import Target
+    from resnet_deploy.backend.target import Target
 
     class Empty(Target):
         name, precisions = "empty", (Precision.FP32, Precision.INT8)

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import pytest
 
-from resnet_deploy import models
-from resnet_deploy.config import ExportConfig, Precision
-from resnet_deploy.cpu import cpu_flags
+from resnet_deploy.models import source as models
+from resnet_deploy.build.config import ExportConfig, Precision
+from resnet_deploy.backend.cpu import cpu_flags
 from resnet_deploy.errors import PrecisionMismatch
-from resnet_deploy.latency import Protocol, measure
-from resnet_deploy.parity import check, compare
-from resnet_deploy.target import get_target
-from resnet_deploy.tolerances import tolerance_for
+from resnet_deploy.measure.latency import Protocol, measure
+from resnet_deploy.evaluate.parity import check, compare
+from resnet_deploy.backend.target import get_target
+from resnet_deploy.evaluate.tolerances import tolerance_for
 from targets.openvino import OpenVINORunner
 from tests.artifact_facts import dominant, ir_const_types, onnx_initializer_dtypes, onnx_quant_facts
 from tests.conftest import keras_outputs, random_inputs
@@ -68,7 +68,7 @@ def test_int8_digits_keeps_accuracy_within_2_points(backend, digits_model, digit
 
 
 def _cpu_has_vnni() -> bool:
-    """VNNI as numpy's own CPUID probe sees it (an independent source, not resnet_deploy.cpu)."""
+    """VNNI as numpy's own CPUID probe sees it (an independent source, not resnet_deploy.backend.cpu)."""
     from numpy._core._multiarray_umath import __cpu_features__ as features
 
     return bool(features.get("AVX512VNNI")) or "avx_vnni" in cpu_flags()
@@ -169,10 +169,10 @@ def test_int8_is_faster_than_fp32_on_resnet18(backend, resnet18_224, tmp_path):
 
 
 def test_all_targets_share_one_calibration_and_survive_a_failure(digits_model, digits_calib, tmp_path):
-    from resnet_deploy import pipeline
-    from resnet_deploy.artifact import Artifact
-    from resnet_deploy.target import Target, register, unregister
-    from resnet_deploy.workspace import Workspace
+    from resnet_deploy.build import pipeline
+    from resnet_deploy.store.artifact import Artifact
+    from resnet_deploy.backend.target import Target, register, unregister
+    from resnet_deploy.store.workspace import Workspace
 
     class Broken(Target):
         name = "broken"

@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from resnet_deploy import models
-from resnet_deploy.config import ExportConfig, QuantConfig
-from resnet_deploy.parity import check, compare
-from resnet_deploy.tolerances import tolerance_for
+from resnet_deploy.models import source as models
+from resnet_deploy.build.config import ExportConfig, QuantConfig
+from resnet_deploy.evaluate.parity import check, compare
+from resnet_deploy.evaluate.tolerances import tolerance_for
 from targets.tflite import TFLiteTarget
 from tests.artifact_facts import dominant, tflite_weight_dtypes
 from tests.conftest import keras_outputs, random_inputs

@@ -1,10 +1,10 @@
 """TFLite's conversion without the frozen ConcreteFunction TF builds and never uses
-(targets/tflite_lean.py): none is built, and the file is the same as TF's own."""
+(targets/tflite/lean.py): none is built, and the file is the same as TF's own."""
 from __future__ import annotations
 
-from resnet_deploy.config import ExportConfig
-from resnet_deploy.target import get_target
-from targets import tflite_lean
+from resnet_deploy.build.config import ExportConfig
+from resnet_deploy.backend.target import get_target
+import targets.tflite.lean as tflite_lean
 
 
 def test_no_frozen_function_is_built_and_the_file_is_the_same(digits_model, digits_calib, tmp_path, monkeypatch):

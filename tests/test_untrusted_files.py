@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from resnet_deploy import unpack
+from resnet_deploy.ship import unpack
 from resnet_deploy.errors import IntegrityError
 from resnet_deploy.portable import integrity
 from tests import devices
@@ -282,7 +282,7 @@ MANIFEST_FORGERIES = [
 
 @pytest.mark.parametrize("field, value, said", MANIFEST_FORGERIES, ids=[f"{f}={v!r}" for f, v, _ in MANIFEST_FORGERIES])
 def test_the_selftest_checks_every_manifest_field_it_uses(bundles, tmp_path, field, value, said):
-    from resnet_deploy.selftest import selftest
+    from resnet_deploy.ship.selftest import selftest
 
     d = _forged(Path(bundles["onnx"]["bundle"]), tmp_path, _set(field, value))
     result, code = selftest(str(d), protocol={"warmup_s": 0.1, "seconds": 0.2})
@@ -293,7 +293,7 @@ def test_the_selftest_checks_every_manifest_field_it_uses(bundles, tmp_path, fie
 
 
 def test_a_nan_tolerance_written_bare_is_refused_not_switched_off(bundles, tmp_path):
-    from resnet_deploy.selftest import selftest
+    from resnet_deploy.ship.selftest import selftest
 
     d = _forged(Path(bundles["onnx"]["bundle"]), tmp_path, _set("tolerance.cosine_min", float("nan")))
     assert "NaN" in (d / "manifest.json").read_text()  # json.dumps writes a bare NaN: the forger's file
@@ -319,7 +319,7 @@ REFERENCE_FORGERIES = [
 
 @pytest.mark.parametrize("forge, said", REFERENCE_FORGERIES, ids=[s for _, s in REFERENCE_FORGERIES])
 def test_the_selftest_checks_every_reference_array(bundles, tmp_path, forge, said):
-    from resnet_deploy.selftest import selftest
+    from resnet_deploy.ship.selftest import selftest
 
     src = Path(bundles["onnx"]["bundle"])
     d = _forged(src, tmp_path, arrays=forge(_reference(src)))
@@ -358,7 +358,7 @@ def test_a_gate_baseline_with_nan_is_bad_input_naming_the_file(tmp_path, capsys)
 
 
 def test_no_json_we_write_holds_a_bare_nan(tmp_path):
-    from resnet_deploy.fsutil import write_json_atomic
+    from resnet_deploy.store.fsutil import write_json_atomic
     from resnet_deploy.portable.checks import no_nan
 
     doc = {"a": float("nan"), "b": [np.float64("nan"), 1.0, {"c": float("inf")}], "d": (float("nan"),)}
@@ -400,7 +400,7 @@ def test_a_killed_package_leaves_one_folder_that_the_next_run_removes(tmp_path):
     import os
     import signal
 
-    from resnet_deploy.fsutil import PRIVATE_TMP
+    from resnet_deploy.store.fsutil import PRIVATE_TMP
 
     tmpdir = tmp_path / "TMPDIR"
     tmpdir.mkdir()
@@ -432,7 +432,7 @@ def _bundle_files(bundle: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def signed_bundle(bundles, tmp_path_factory):
-    from resnet_deploy.signing import sign_bundle
+    from resnet_deploy.ship.signing import sign_bundle
 
     d = tmp_path_factory.mktemp("signed")
     key, pub = d / "k.key", d / "k.pub"
@@ -460,7 +460,7 @@ def _damaged(src: Path, tmp_path: Path, name: str, how: str) -> Path:
 def test_every_bundle_file_is_checked_on_the_device_and_the_host(bundles, tmp_path, capsys, how):
     """The self-test (as the device runs it) and the host each refuse a bundle in which any one
     file was changed or removed (exit 6), naming that file."""
-    from resnet_deploy.selftest import selftest
+    from resnet_deploy.ship.selftest import selftest
 
     src = Path(bundles["onnx"]["bundle"])
     names = _bundle_files(src)
@@ -509,7 +509,7 @@ def test_a_failed_write_names_the_file_asked_for_not_our_temp_file(tmp_path, mon
     import errno
     import os
 
-    from resnet_deploy import fsutil
+    from resnet_deploy.store import fsutil
     from resnet_deploy.exits import os_error_line
 
     def full(src, dst):

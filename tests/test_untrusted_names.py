@@ -78,7 +78,7 @@ def keys(tmp_path_factory):
 
 
 def test_a_genuinely_signed_bundle_renamed_is_refused_by_verify_and_deploy(bundles, keys, tmp_path, capsys):
-    from resnet_deploy.signing import sign_bundle
+    from resnet_deploy.ship.signing import sign_bundle
 
     signed = tmp_path / "signed" / Path(bundles["onnx"]["bundle"]).name
     shutil.copytree(bundles["onnx"]["bundle"], signed)
@@ -113,7 +113,7 @@ def test_ansible_never_renders_a_template_in_our_variables(tmp_path):
     without our !unsafe marking does run (so the test would see a regression)."""
     import yaml
 
-    from resnet_deploy.fleet import unsafe_yaml
+    from resnet_deploy.ship.fleet import unsafe_yaml
 
     def inventory(marker: Path) -> dict:
         hostile = f'{{{{ lookup("pipe", "touch {marker}") }}}}'
@@ -132,7 +132,7 @@ def test_ansible_never_renders_a_template_in_our_variables(tmp_path):
 def test_every_value_the_fleet_hands_ansible_is_marked_unsafe():
     import yaml
 
-    from resnet_deploy.fleet import unsafe_yaml
+    from resnet_deploy.ship.fleet import unsafe_yaml
 
     doc = {"all": {"hosts": {"h": {"a": "x", "b": 3, "c": True, "d": {"e": "{{ y }}"}, "f": ""}}}}
     text = unsafe_yaml(doc)
@@ -240,7 +240,7 @@ def test_an_ssh_host_that_looks_like_an_option_is_refused(bundles, capsys, url):
 
 
 def test_ssh_and_scp_get_double_dash_before_their_positional_arguments(tmp_path, monkeypatch):
-    from resnet_deploy import deploy
+    from resnet_deploy.ship import deploy
 
     seen = []
 

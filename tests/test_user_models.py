@@ -17,7 +17,7 @@ def rescaling_model(tmp_path_factory):
     """The trained digits network behind a Rescaling(1/255): it takes raw 0..255 pixels."""
     import keras
 
-    from resnet_deploy.digits import load_trained
+    from resnet_deploy.models.digits import load_trained
 
     inner = load_trained()
     inp = keras.Input((32, 32, 3), name="pixels")

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from resnet_deploy.artifact import Artifact, TensorSpec, sha256_file
-from resnet_deploy.config import ExportConfig, Precision
-from resnet_deploy.target import Target, register, unregister
-from resnet_deploy.workspace import Workspace
+from resnet_deploy.store.artifact import Artifact, TensorSpec, sha256_file
+from resnet_deploy.build.config import ExportConfig, Precision
+from resnet_deploy.backend.target import Target, register, unregister
+from resnet_deploy.store.workspace import Workspace
 from tests.test_cli import run_cli
 
 QUICK = ["--warmup-s", "0.05", "--seconds", "0.1"]
@@ -72,7 +72,7 @@ def test_bench_and_package_use_the_artifact_parity_judged(tmp_path, capsys):
 def test_an_artifact_from_another_model_is_refused_not_replaced(tmp_path, capsys):
     import keras
 
-    from resnet_deploy.models import seed
+    from resnet_deploy.models.source import seed
 
     path = tmp_path / "mine.keras"
     seed(input_shape=(16, 16, 3), filters=8).save(path)
@@ -116,7 +116,7 @@ def flaky():
 
 
 def test_a_failed_re_export_leaves_the_old_artifact_whole(flaky, digits_model, tmp_path):
-    from resnet_deploy import pipeline
+    from resnet_deploy.build import pipeline
 
     ws = Workspace(tmp_path)
     res = pipeline.export_model(pipeline.Loaded.of("digits", digits_model), ["flaky"], ExportConfig(precision="fp32"), ws)
@@ -140,7 +140,7 @@ def test_third_party_targets_come_from_the_entry_point_group(tmp_path):
     import sys
 
     (tmp_path / "myplugin.py").write_text(
-        "from resnet_deploy.target import Target\nfrom resnet_deploy.config import Precision\n"
+        "from resnet_deploy.backend.target import Target\nfrom resnet_deploy.build.config import Precision\n"
         "class MyTarget(Target):\n    name = 'mytarget'\n    precisions = (Precision.FP32,)\n"
         "    description = 'a plugin target'\n")
     dist = tmp_path / "myplugin-1.0.dist-info"

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from resnet_deploy.artifact import Artifact, TensorSpec
-from resnet_deploy.config import Precision
-from resnet_deploy.runner import Runner
-from resnet_deploy.target import Target, register, unregister
+from resnet_deploy.store.artifact import Artifact, TensorSpec
+from resnet_deploy.build.config import Precision
+from resnet_deploy.backend.runner import Runner
+from resnet_deploy.backend.target import Target, register, unregister
 from tests.test_cli import run_cli
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,7 +29,7 @@ class NoisyRunner(Runner):
         self.noise = noise
 
     def activate_impl(self) -> None:
-        from resnet_deploy.digits import load_trained
+        from resnet_deploy.models.digits import load_trained
 
         self.model = load_trained()
         self.input_shape = (None, 32, 32, 3)

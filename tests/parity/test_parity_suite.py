@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from resnet_deploy.models import ModelRef
-from resnet_deploy.parity_run import run_parity
+from resnet_deploy.models.source import ModelRef
+from resnet_deploy.evaluate.parity_run import run_parity
 from resnet_deploy.requests import ParityRequest
-from resnet_deploy.target import get_target
+from resnet_deploy.backend.target import get_target
 
 DIGITS_CASES = [(t, p.value) for t in ["tflite", "onnx", "openvino"] for p in get_target(t).precisions]
 

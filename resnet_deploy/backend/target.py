@@ -1,0 +1,227 @@
+"""Target base and registry.
+
+A Target is small: `export()` is a template that checks the request, captures the converter's
+chatter and turns its exceptions into one ExportError (quoting what it printed), then calls the
+backend's own `export_impl()`. A target whose export ends in work that needs neither TensorFlow
+nor the model (ONNX's int8 quantization) can return that work as a `Tail` from `begin()`: the
+export schedule (background.py) runs it in a worker process beside the next target. Built-in
+targets register through the same `register()` a plugin would; third-party targets are found
+through the `resnet_deploy.targets` entry-point group. Targets are named by import path, so
+nothing heavy loads until one is used.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+
+from resnet_deploy.build.config import ExportConfig, Precision
+from resnet_deploy.errors import DeployError, ExportError, InputError, converter_said, first_line
+from resnet_deploy.progress import Progress
+
+if TYPE_CHECKING:
+    from calibration.dataset import CalibrationSet
+    from resnet_deploy.store.artifact import Artifact
+    from resnet_deploy.backend.runner import Runner
+
+ENTRY_POINT_GROUP = "resnet_deploy.targets"
+
+
+class Target:
+    """One deployment format: export() a Keras model, and a runner() for the result."""
+
+    name: str = ""
+    precisions: tuple[Precision, ...] = ()
+    description: str = ""
+    # The ExportConfig options this target reads (config_record keys, e.g. "quant.io_dtype"):
+    # an existing artifact is reused only if these match what a command asks for.
+    options: tuple[str, ...] = ()
+    # Whether this target's export may run while another target's Tail runs in a worker process:
+    # only targets whose peak memory leaves room for the worker's (background.py has the numbers).
+    light: bool = False
+
+    def check_config(self, config: ExportConfig) -> None:
+        """Reject combinations this target cannot build, before any work starts."""
+        if config.precision not in self.precisions:
+            supported = ", ".join(p.value for p in self.precisions)
+            raise InputError(f"Target {self.name!r} does not support precision={config.precision.value!r}. "
+                             f"Supported: {supported}.")
+
+    def export(self, model: Any, out_dir: Path, config: ExportConfig,
+               calib: "CalibrationSet | None" = None, progress: Progress | None = None) -> "Artifact":
+        """Write the artifact's files into out_dir (a fresh staging dir) and describe them."""
+        progress = progress or Progress()
+        started = self.begin(model, out_dir, config, calib, progress)
+        if isinstance(started, Tail):
+            return started.finish(self.run_tail(started, out_dir, config, progress))
+        return started
+
+    def begin(self, model: Any, out_dir: Path, config: ExportConfig,
+              calib: "CalibrationSet | None" = None, progress: Progress | None = None) -> "Artifact | Tail":
+        """export(), except that a target may return the rest of its work as a Tail that needs
+        neither TensorFlow nor the model (background.py runs it in a worker process)."""
+        self.check_config(config)
+        if config.precision.needs_calibration and calib is None:
+            raise InputError(f"{config.precision.value} export needs calibration data; "
+                             "pass --calib digits|synthetic|DIR|FILE.")
+        with converting(self.name, config.precision.value, out_dir):
+            return self.begin_impl(model, Path(out_dir), config,
+                                   calib if config.precision.needs_calibration else None, progress or Progress())
+
+    def run_tail(self, tail: "Tail", out_dir: Path, config: ExportConfig, progress: Progress) -> dict:
+        """A Tail run here, in this process, as export() runs its own."""
+        with converting(self.name, config.precision.value, out_dir):
+            return tail.fn(progress=progress, threads=None, **tail.kwargs)
+
+    def takes(self, config: ExportConfig, names: Sequence[str]) -> frozenset[str]:
+        """The boards (CalibrationSet.boards(): "ranges", "int8_onnx") whose offer from an earlier
+        target of the same export (`names`: all its targets) this export takes: it then runs
+        after that target's tail, never beside it (background.py)."""
+        return frozenset()
+
+    def has_tail(self, config: ExportConfig) -> bool:
+        """Whether begin() returns a Tail for this config (the export schedule puts such targets first)."""
+        return False
+
+    def begin_impl(self, model: Any, out_dir: Path, config: ExportConfig,
+                   calib: "CalibrationSet | None", progress: Progress) -> "Artifact | Tail":
+        """The backend's begin(): by default its whole export."""
+        return self.export_impl(model, out_dir, config, calib, progress)
+
+    def export_impl(self, model: Any, out_dir: Path, config: ExportConfig,
+                    calib: "CalibrationSet | None", progress: Progress) -> "Artifact":
+        """The backend's own export: out_dir exists and is empty, calib is set for int8."""
+        raise NotImplementedError
+
+    def runner(self, artifact: "Artifact", threads: int | None = None) -> "Runner":
+        """A Runner that executes the artifact with this target's runtime."""
+        raise NotImplementedError
+
+    def tool_versions(self) -> dict[str, str]:
+        """Versions of the converters and runtimes this target uses, for manifests."""
+        return {}
+
+
+@dataclass
+class Tail:
+    """The rest of an export that needs neither TensorFlow nor the Keras model: `fn(progress=...,
+    threads=..., **kwargs)` returns a dict of plain data (a module-level function, so that a
+    worker process can import it; threads=None means all cores), and `finish(that dict)`, run
+    back in the exporting process, the Artifact."""
+
+    label: str
+    fn: Callable[..., dict]
+    kwargs: dict
+    finish: Callable[[dict], "Artifact"]
+
+
+@contextlib.contextmanager
+def converting(name: str, precision: str, out_dir: Path) -> Iterator[list[str]]:
+    """Around a converter's work: its chatter captured, its temporary files inside out_dir, and
+    its exceptions turned into one ExportError quoting what it printed (a full disk stays an
+    OSError naming the folder, for the CLI to say so)."""
+    from resnet_deploy._tf import captured_output
+    from resnet_deploy.store.fsutil import redirect_tempdir
+
+    log: list[str] = []
+    try:
+        with captured_output() as log, redirect_tempdir(out_dir):  # a killed export leaves no temp behind
+            yield log
+    except DeployError:
+        raise
+    except OSError as e:
+        if e.filename is not None and str(out_dir) in str(e.filename):
+            raise  # writing into our own staging folder failed (full disk, permissions): not the converter
+        _raise_if_disk_full(e, out_dir)
+        raise ExportError(f"{name} {precision} export failed: {first_line(e)}") from e
+    except Exception as e:  # noqa: BLE001 - converters raise many types; one error with context
+        _raise_if_disk_full(e, out_dir)
+        said = converter_said(log)
+        raise ExportError(f"{name} {precision} export failed: {first_line(e)}"
+                          + (f" (converter: {said})" if said and said not in first_line(e) else "")) from e
+
+
+DISK_FULL_BYTES = 4 << 20  # less free space than this under a failed export: the disk, not the converter
+
+
+def _raise_if_disk_full(e: BaseException, out_dir: Path) -> None:
+    """Converters report a full disk in their own words ("basic_ios::clear: iostream error",
+    an OSError without a file name, TensorFlow's own exceptions): ask the disk instead."""
+    import errno
+    import shutil
+
+    try:
+        free = shutil.disk_usage(out_dir).free
+    except OSError:
+        return
+    if getattr(e, "errno", None) == errno.ENOSPC or free < DISK_FULL_BYTES:
+        raise OSError(errno.ENOSPC, "No space left on device", str(out_dir)) from e
+
+
+_REGISTRY: dict[str, str | Callable[[], Target]] = {}
+_entry_points_loaded = False
+
+
+def register(name: str, factory: str | Callable[[], Target]) -> None:
+    """Register a target: a zero-arg factory (e.g. the class), or "module:Class" imported on first use."""
+    _REGISTRY[name] = factory
+
+
+def unregister(name: str) -> None:
+    """Remove a registered target (a no-op if it is not registered)."""
+    _REGISTRY.pop(name, None)
+
+
+def _load_entry_points() -> None:
+    """Register third-party targets from the `resnet_deploy.targets` entry-point group, once.
+    Built-in names win: a plugin cannot silently replace tflite, onnx or openvino."""
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        _REGISTRY.setdefault(ep.name, ep.value)
+
+
+def available_targets() -> list[str]:
+    _load_entry_points()
+    return list(_REGISTRY)
+
+
+def get_target(name: str) -> Target:
+    """Instantiate a registered target by name."""
+    _load_entry_points()
+    factory = _REGISTRY.get(name)
+    if factory is None:
+        raise InputError(f"Unrecognized target={name!r}. Supported targets are: {', '.join(_REGISTRY)} (or all).")
+    if isinstance(factory, str):
+        module, _, cls = factory.partition(":")
+        try:
+            return getattr(importlib.import_module(module), cls)()
+        except (ImportError, AttributeError) as e:
+            raise InputError(f"Target {name!r} ({factory}) cannot be loaded ({first_line(e)}); "
+                             "reinstall the package that provides it.") from e
+    return factory()
+
+
+def parse_targets(value: str) -> list[str]:
+    """'tflite', 'tflite,onnx' or 'all' -> validated list of target names."""
+    names = [v.strip() for v in str(value).split(",") if v.strip()]
+    if not names:
+        raise InputError("No target given; pass --target tflite|onnx|openvino|all.")
+    if names == ["all"]:
+        return available_targets()
+    known = available_targets()
+    for n in names:
+        if n not in known:
+            raise InputError(f"Unrecognized target={n!r}. Supported targets are: {', '.join(known)} (or all).")
+    return names
+
+
+register("tflite", "targets.tflite:TFLiteTarget")
+register("onnx", "targets.onnx:OnnxTarget")
+register("openvino", "targets.openvino:OpenVINOTarget")

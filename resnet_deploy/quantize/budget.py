@@ -1,0 +1,211 @@
+"""The accuracy budget: `export --precision int8 --max-acc-drop PTS --val DATA`.
+
+Plain int8 first; if its accuracy on the labelled validation data is more than PTS points below
+the Keras model's, `diagnose` ranks the layers by the error each adds (on the validation
+inputs), and the most harmful are kept in float, one more at a time in that order (fallback.py
+turns Keras layers into each backend's op names), until the budget holds or --max-float-layers
+is reached (then exit 5 naming the best drop and the layers tried). Validation samples must not
+be calibration samples, and parity later refuses test data that is either (sample fingerprints
+are recorded in the manifest). The manifest records the float layers, the accuracies and why,
+and the latency of plain and budgeted int8 measured side by side at export."""
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from resnet_deploy.errors import InputError, ParityError
+from resnet_deploy.progress import Progress
+
+DEFAULT_MAX_FLOAT_LAYERS = 8
+DIAGNOSE_SAMPLES = 16  # validation inputs the ranking is made on (diagnose's cost grows with it)
+VAL_SIZE = 500  # validation samples read at most
+COST_PROTOCOL = {"warmup_runs": 3, "warmup_s": 0.2, "runs": 20, "seconds": 1.0, "max_runs": 2000}
+
+
+class BudgetMissed(ParityError):
+    """Even with the bounded number of float layers, int8 loses more than the budget."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    max_drop: float  # accuracy points
+    val: str
+    max_float_layers: int = DEFAULT_MAX_FLOAT_LAYERS
+
+    def __post_init__(self) -> None:
+        from resnet_deploy.values import positive_int
+
+        drop = self.max_drop
+        if isinstance(drop, bool) or not isinstance(drop, (int, float)) or not math.isfinite(drop) or not 0 <= drop < 100:
+            raise InputError(f"--max-acc-drop {drop!r} must be a number of accuracy points in [0, 100), e.g. 1.")
+        object.__setattr__(self, "max_float_layers", positive_int(self.max_float_layers, "--max-float-layers"))
+
+
+def sample_fingerprints(x: np.ndarray) -> list[str]:
+    """One short sha256 per sample (its float32 bytes): what overlap checks compare."""
+    return [hashlib.sha256(np.ascontiguousarray(s, "<f4").tobytes()).hexdigest()[:16] for s in x]
+
+
+def check_disjoint(x: np.ndarray, recorded: dict[str, list[str]], what: str) -> None:
+    """Refuse samples that are also in a recorded set ({"calibration": [...], "validation": [...]})."""
+    mine = set(sample_fingerprints(x))
+    for name, prints in recorded.items():
+        shared = mine & set(prints)
+        if shared:
+            raise InputError(f"{len(shared)} of the {what} samples are also {name} samples of this artifact; "
+                             f"pass {what} data that was not used for {name} (another split or folder).")
+
+
+@dataclass
+class Validation:
+    """The labelled validation split, its Keras accuracy and fingerprints (one per export)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    keras_accuracy: float
+    describe: dict
+    fingerprints: list[str] = field(default_factory=list)
+    calibration_fingerprints: list[str] = field(default_factory=list)
+
+    def accuracy(self, runner: Any) -> float:
+        with runner:
+            return 100.0 * float(np.mean(runner.predict(self.x).argmax(1) == self.y))
+
+
+def load_validation(budget: Budget, loaded: Any, calib: Any, progress: Progress) -> Validation:
+    from calibration.dataset import from_spec
+    from resnet_deploy.inputs.contract import check_reference_accuracy
+
+    ds = from_spec(budget.val, loaded.model.input_shape, size=VAL_SIZE, digits_split="val", spec=loaded.spec)
+    x, y = ds.arrays()
+    if y is None:
+        raise InputError(f"--val {budget.val!r} has no labels; --max-acc-drop needs labelled validation data "
+                         "(an image folder with class subfolders, an .npz with y, or digits).")
+    calib_prints = sample_fingerprints(calib.arrays()[0])
+    check_disjoint(x, {"calibration": calib_prints}, "validation")
+    with progress.step(f"Keras accuracy on {len(x)} validation samples"):
+        outputs = np.asarray(loaded.model.predict(x, batch_size=32, verbose=0))
+    check_reference_accuracy(outputs, y, loaded.model, loaded.spec, allow=False)
+    acc = 100.0 * float(np.mean(outputs.argmax(1) == y))
+    return Validation(x, y, acc, ds.describe(), sample_fingerprints(x), calib_prints)
+
+
+def _latency_cost(target: Any, plain: Path, final: Any) -> dict:
+    """p50 of plain and budgeted int8, measured one after the other in this process (2 threads)."""
+    from resnet_deploy.backend.cpu import cpu_info
+    from resnet_deploy.measure.latency import Protocol, measure
+
+    x = np.zeros((1, *final.inputs[0].shape[1:]), np.float32)
+    p50 = {}
+    for name, art in (("plain_int8", replace(final, path=plain)), ("with_fallback", final)):
+        with target.runner(art, threads=2) as r:
+            p50[name] = round(measure(r, x, Protocol(**COST_PROTOCOL)).p50, 3)
+    return {"p50_ms": p50, "ratio": round(p50["with_fallback"] / p50["plain_int8"], 3), "threads": 2,
+            "cpu": cpu_info().get("model"), "measured": "at export, side by side, batch 1"}
+
+
+def _attempt(target: Any, loaded: Any, config: Any, calib: Any, val: Validation, work: Path, k: int,
+             progress: Progress) -> tuple[Any, float]:
+    out = work / f"attempt-{k}"
+    out.mkdir()
+    artifact = target.export(loaded.model, out, config, calib, progress)
+    with progress.step(f"{target.name} int8 accuracy on {len(val.y)} validation samples"
+                       + (f" ({len(config.quant.float_nodes)} ops in float)" if config.quant.float_nodes else "")):
+        return artifact, val.accuracy(target.runner(artifact, threads=2))
+
+
+def _ranked(target: Any, loaded: Any, fp32: Any, current: Any, val: Validation, progress: Progress) -> list[str]:
+    from resnet_deploy.quantize.diagnose import DEFAULT_SQNR_LIMIT, diagnose_backend
+
+    """Candidates, most harmful first: the first divergent layer (the first below the SQNR limit or
+    lost, in graph order), the other lost ones (int8 no longer resembles them at all), then the
+    rest by the error each adds."""
+    x = val.x[:DIAGNOSE_SAMPLES]
+    with progress.step(f"diagnosing {target.name}/int8 on {len(x)} validation samples"):
+        d = diagnose_backend(loaded.model, target.name, fp32, current.model_file, x, DEFAULT_SQNR_LIMIT)
+    return list(dict.fromkeys([*([d["first_divergent"]] if d["first_divergent"] else []), *d["lost"], *d["ranked"]]))
+
+
+def _next_layer(target: Any, fp32: Any, ranked: list[str], layers: list[str], nodes: tuple) -> tuple[str, tuple] | None:
+    """The most harmful layer whose fallback keeps more ops in float than we already do."""
+    from resnet_deploy.quantize.fallback import float_nodes
+
+    for layer in ranked:
+        if layer not in layers:
+            more = float_nodes(target.name, fp32, [*layers, layer])
+            if more != nodes:
+                return layer, more
+    return None
+
+
+def _greedy(target: Any, loaded: Any, config: Any, calib: Any, budget: Budget, val: Validation, fp32: Any,
+            plain: tuple, work: Path, record: dict, progress: Progress) -> tuple[Any, float]:
+    """Keep one more layer in float at a time, the most harmful by a fresh diagnosis of the
+    current model (an outlier breaks every layer after it; each fix shows the next), until the
+    budget holds or max_float_layers is reached."""
+    best_acc, current, layers, nodes = plain[1], plain[0], [], ()
+    while len(layers) < budget.max_float_layers:
+        ranked = _ranked(target, loaded, fp32, current, val, progress)
+        step = _next_layer(target, fp32, ranked, layers, nodes)
+        if step is None:
+            if not layers:
+                raise InputError(f"the {target.name} int8 model has no quantized layer that could be kept in float; "
+                                 "export fp32 or fp16 instead.")
+            break
+        layers.append(step[0])
+        nodes = step[1]
+        cfg = replace(config, quant=replace(config.quant, float_nodes=nodes))
+        current, acc = _attempt(target, loaded, cfg, calib, val, work, len(layers), progress)
+        record["tried"].append({"float_layers": list(layers), "accuracy": round(acc, 3)})
+        if acc > best_acc:
+            best_acc = acc
+        if val.keras_accuracy - acc <= budget.max_drop:
+            record.update(float_layers=list(layers), float_nodes=list(nodes))
+            return current, acc
+    _missed(target.name, val, best_acc, record, budget)
+
+
+def search(target: Any, loaded: Any, config: Any, calib: Any, budget: Budget, val: Validation, fp32: Any,
+           staging: Path, progress: Progress) -> Any:
+    """Export `target` int8 into `staging` within the budget, or raise BudgetMissed."""
+    import shutil
+    import tempfile
+
+    from resnet_deploy.store.fsutil import owned_prefix
+
+    work = Path(tempfile.mkdtemp(prefix=owned_prefix("budget", "work"), dir=staging.parent))
+    try:
+        plain = _attempt(target, loaded, config, calib, val, work, 0, progress)
+        record = {"max_drop_pts": budget.max_drop, "validation": val.describe, "keras_accuracy": round(val.keras_accuracy, 3),
+                  "plain_int8_accuracy": round(plain[1], 3), "float_layers": [], "float_nodes": [], "tried": [],
+                  "sample_fingerprints": {"calibration": val.calibration_fingerprints,
+                                          "validation": val.fingerprints}}
+        best, acc = plain
+        if val.keras_accuracy - acc > budget.max_drop:
+            best, acc = _greedy(target, loaded, config, calib, budget, val, fp32, plain, work, record, progress)
+            record["latency"] = _latency_cost(target, plain[0].path, best)
+        n = len(record["float_layers"])
+        record.update(accuracy=round(acc, 3), drop_pts=round(val.keras_accuracy - acc, 3), reason=(
+            "plain int8 meets the budget" if not n else
+            f"plain int8 lost {val.keras_accuracy - plain[1]:.2f} points; kept {n} layers in float, each the most "
+            f"harmful by a fresh diagnosis, until the drop was within {budget.max_drop} points"))
+        for f in best.files:
+            shutil.move(str(best.path / f), str(staging / f))
+        best.path = staging
+        best.details["accuracy_budget"] = record
+        return best
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _missed(target: str, val: Validation, best_acc: float, record: dict, budget: Budget) -> None:
+    tried = record["tried"][-1]["float_layers"] if record["tried"] else []
+    raise BudgetMissed(
+        f"{target} int8 misses the accuracy budget: best drop {val.keras_accuracy - best_acc:.2f} points "
+        f"(budget {budget.max_drop}) with {len(tried)} layers in float ({', '.join(tried) or 'none'}); "
+        "raise --max-acc-drop or --max-float-layers, or export fp16/fp32.")

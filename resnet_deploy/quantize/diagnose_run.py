@@ -1,0 +1,39 @@
+"""The `diagnose` command: the fp32 and int8 artifacts of each backend (reused or exported) and
+diagnose.py's per-layer comparison on N inputs, written to OUT/<model>/diagnose.json."""
+from __future__ import annotations
+
+from typing import Any
+
+from resnet_deploy.build import layermap
+from resnet_deploy.quantize.diagnose import MODEL_FILES, diagnose_backend
+from resnet_deploy.errors import InputError
+from resnet_deploy.store.fsutil import write_json_atomic
+from resnet_deploy.progress import Progress
+
+
+def run_diagnose(req: Any, progress: Progress | None = None) -> dict:
+    """The `diagnose` command: fp32 and int8 artifacts of each backend (reused or exported), the
+    per-layer comparison on N inputs, written to OUT/<model>/diagnose.json."""
+    from calibration.dataset import from_spec
+    from resnet_deploy.inputs.contract import data_source
+    from resnet_deploy.build.pipeline import ensure_artifact, load
+    from resnet_deploy.store.workspace import Workspace
+
+    progress = progress or Progress()
+    bad = [t for t in req.targets if t not in MODEL_FILES]
+    if bad:
+        raise InputError(f"diagnose does not support target {bad[0]!r}; it supports {', '.join(MODEL_FILES)}.")
+    loaded, ws = load(req.model, req.options, progress, req.data), Workspace(req.out)
+    ds = from_spec(data_source(req.data, loaded.ref, "--data"), loaded.model.input_shape, size=req.n,
+                   digits_split="test", spec=loaded.spec)
+    x, _ = ds.arrays()
+    result: dict = {"model": loaded.name, "samples": int(len(x)), "sqnr_limit_db": req.sqnr_limit,
+                    "data": ds.describe(), "layers": [layer.name for layer in layermap.computing_layers(loaded.model)],
+                    "backends": {}}
+    for t in req.targets:
+        f32 = ensure_artifact(ws, loaded, t, "fp32", progress)
+        i8 = ensure_artifact(ws, loaded, t, "int8", progress)
+        with progress.step(f"diagnosing {t}/int8 layer by layer on {len(x)} samples"):
+            result["backends"][f"{t}/int8"] = diagnose_backend(loaded.model, t, f32, i8.model_file, x, req.sqnr_limit)
+    write_json_atomic(ws.model_dir(loaded.name) / "diagnose.json", result)
+    return result

@@ -1,0 +1,302 @@
+"""ONNX / ONNX Runtime: tf2onnx conversion (explicit input signature, NHWC kept), fp32, fp16 and
+static int8 via onnxruntime.quantization, and OrtRunner."""
+from __future__ import annotations
+
+import functools
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from calibration.board import Int8Onnx
+from calibration.ranges import PROBES, MeasuredRanges
+from resnet_deploy._tf import INPUT_NAME
+from resnet_deploy.store.artifact import Artifact, TensorSpec
+from resnet_deploy.build.config import CalibMethod, ExportConfig, OnnxFormat, Precision, QuantConfig
+from resnet_deploy.errors import BackendUnavailable, ExportError, InputError, first_line
+from resnet_deploy.build.memory import release
+from resnet_deploy.progress import Progress
+from resnet_deploy.backend.runner import Runner
+from resnet_deploy.backend.target import Tail, Target
+from resnet_deploy.versions import versions
+from targets.onnx.calibrate import (measured_ranges, optimized_session, probe_prints, record as calibration_record,
+                                    share_problem)
+from targets.onnx.convert import keras_to_onnx
+
+MODEL_FILE = "model.onnx"
+
+
+@dataclass(frozen=True)
+class OrtQuantChoice:
+    """What ORT static quantization is asked to produce, and why."""
+
+    fmt: str  # "qdq" or "qoperator"
+    activation: str  # "uint8" or "int8"
+    weight: str
+    reduce_range: bool
+    reason: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.fmt}-{'u8' if self.activation == 'uint8' else 's8'}s8"
+
+
+def choose_quant_format(requested: OnnxFormat | str = OnnxFormat.AUTO, device: str = "host") -> OrtQuantChoice:
+    """The fastest accurate format for the device profile (profiles.py), or the one the user asked for.
+
+    On x86 ORT's default S8S8 QDQ leaves every conv that is not followed by a ReLU (those
+    feeding the residual Add, the downsample convs) in fp32 between Q/DQ pairs; U8S8 fuses all
+    of them. Measured here: ResNet-18 S8S8 22 ms vs U8S8 6 ms (fp32 17 ms). Without VNNI, U8S8
+    uses pmaddubsw, which can saturate: ORT's advice is reduce_range (7-bit weights) there.
+    On ARM S8S8 is the fast pair (sdot).
+    """
+    from resnet_deploy.backend.profiles import ort_int8, resolve
+
+    requested = QuantConfig(onnx_format=requested).onnx_format
+    if requested is OnnxFormat.AUTO:
+        profile, _ = resolve(device)
+        act, reduce_range, why = ort_int8(profile)
+        return OrtQuantChoice("qdq", act, "int8", reduce_range, f"device profile {profile.name}: {why}")
+    fmt, pair = requested.value.split("-")
+    act = "uint8" if pair.startswith("u8") else "int8"
+    return OrtQuantChoice(fmt, act, "int8", False, "requested by the user")
+
+
+class OrtDataReader:
+    """Adapts a CalibrationSet to ORT's CalibrationDataReader (get_next/rewind), one sample per batch."""
+
+    def __init__(self, samples: np.ndarray, input_name: str, progress: Progress, label: str) -> None:
+        self.samples = samples
+        self.input_name = input_name
+        self.progress = progress
+        self.label = label
+        self.rewind()
+
+    def rewind(self) -> None:
+        self._it = iter(self.progress.track(self.samples, total=len(self.samples), label=self.label))
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        x = next(self._it, None)
+        return None if x is None else {self.input_name: np.ascontiguousarray(x[None, ...])}
+
+
+def _io_specs(path: Path) -> tuple[list[TensorSpec], list[TensorSpec]]:
+    import onnx
+
+    m = onnx.load(str(path), load_external_data=False)
+    names = {init.name for init in m.graph.initializer}
+
+    def spec(v: Any) -> TensorSpec:
+        t = v.type.tensor_type
+        shape = [d.dim_value if d.HasField("dim_value") else -1 for d in t.shape.dim]
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name
+        return TensorSpec(v.name, dtype, shape, "NHWC" if len(shape) == 4 else "NC")
+
+    return [spec(v) for v in m.graph.input if v.name not in names], [spec(v) for v in m.graph.output]
+
+
+def _check_nodes(path: Path, names: tuple[str, ...]) -> None:
+    """ORT ignores nodes_to_exclude names it does not know: check them ourselves."""
+    if names:
+        import onnx
+
+        have = {n.name for n in onnx.load(str(path), load_external_data=False).graph.node}
+        missing = [n for n in names if n not in have]
+        if missing:
+            raise ExportError(f"the ONNX graph to quantize has no node {missing[0]!r} to keep in float; "
+                              "re-export fp32 so that its layer map matches this converter.")
+
+
+def _finish(out_dir: Path, work: Path, precision: Precision, details: dict, quantization: dict | None) -> Artifact:
+    shutil.rmtree(work, ignore_errors=True)
+    details["quantization"] = quantization
+    inputs, outputs = _io_specs(out_dir / MODEL_FILE)
+    return Artifact(OnnxTarget.name, precision, out_dir, [MODEL_FILE], inputs, outputs, details)
+
+
+def _offer(finish: Any, model: Any, calib: Any, quantization: dict) -> Artifact:
+    """finish(quantization), offering the export's later targets on this calibration set the
+    ranges ORT measured (or why there are none) and the int8 model (openvino_from_onnx.py)."""
+    measured = quantization.pop("measured_ranges", None)
+    if measured is not None:
+        calib.ranges.offer(model, MeasuredRanges.from_dict(measured) if isinstance(measured, dict) else measured)
+    artifact = finish(quantization)
+    if calib.int8_onnx.wanted:  # OpenVINO's int8, when it is in this export (targets/openvino/from_onnx.py)
+        calib.int8_onnx.offer(model, Int8Onnx(artifact.model_file.read_bytes(), dict(quantization)))
+    return artifact
+
+
+def quantize(fp32_path: str, out: str, samples: str, choice: OrtQuantChoice, quant: QuantConfig,
+             progress: Progress, threads: int | None = None, share_ranges: bool = False) -> dict:
+    """ORT static quantization of fp32_path into out, calibrated on the samples saved in `samples`
+    (.npy) on `threads` threads (None: all cores). No TensorFlow: this is the Tail a worker
+    process runs. share_ranges: the record's "measured_ranges" holds the calibration's ranges for
+    another backend (calibration/ranges.py), or why it cannot."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    pre = Path(fp32_path).with_name("pre.onnx")
+    quant_pre_process(fp32_path, str(pre))  # shape inference + folding, as ORT recommends
+    method = {CalibMethod.MINMAX: CalibrationMethod.MinMax, CalibMethod.ENTROPY: CalibrationMethod.Entropy,
+              CalibMethod.PERCENTILE: CalibrationMethod.Percentile}[quant.method]
+    calib = np.load(samples, mmap_mode="r")
+    _check_nodes(pre, quant.float_nodes)
+    qtype = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
+    cache = pre.with_name("ranges.json")
+    why_not = share_problem(quant.method.value) if share_ranges else "not asked for"
+    prints, why_not = (None, why_not) if why_not else probe_prints(pre, calib[:PROBES], threads)
+    release()
+    try:  # (Entropy/Percentile calibrators print histograms: converting() captures them)
+        with optimized_session(threads):
+            quantize_static(
+                str(pre), out, OrtDataReader(calib, INPUT_NAME, progress, "calibrating ONNX"),
+                quant_format=QuantFormat.QDQ if choice.fmt == "qdq" else QuantFormat.QOperator,
+                per_channel=quant.per_channel, reduce_range=choice.reduce_range,
+                activation_type=qtype[choice.activation], weight_type=qtype[choice.weight],
+                calibrate_method=method, calibration_providers=["CPUExecutionProvider"],
+                extra_options={"CalibTensorRangeSymmetric": False},
+                nodes_to_exclude=list(quant.float_nodes),
+                **({} if why_not else {"calibration_cache_path": str(cache)}),
+            )
+    except Exception as e:  # noqa: BLE001
+        raise ExportError(f"onnxruntime static quantization failed: {first_line(e)}") from e
+    record = {"format": choice.fmt, "activations": choice.activation, "weights": choice.weight,
+              "name": choice.name, "per_channel": quant.per_channel, "reduce_range": choice.reduce_range,
+              "calibration_method": quant.method.value, "calibration_samples": len(calib),
+              "reason": choice.reason, "io_dtype": "float32", "float_nodes": list(quant.float_nodes),
+              **calibration_record()}
+    if share_ranges:
+        record["measured_ranges"] = why_not or measured_ranges(cache, prints, calib[:PROBES], len(calib))
+    return record
+
+
+class OnnxTarget(Target):
+    """Keras -> ONNX (tf2onnx), then fp16 conversion or ORT static int8 quantization."""
+
+    name = "onnx"
+    precisions = (Precision.FP32, Precision.FP16, Precision.INT8)
+    description = "ONNX file for ONNX Runtime (CPU; int8 as QDQ)"
+    options = ("opset", "quant.onnx_format", "quant.method", "quant.per_channel", "device")
+
+    def tool_versions(self) -> dict[str, str]:
+        return versions("tf2onnx", "onnx", "onnxruntime", "keras")
+
+    def has_tail(self, config: ExportConfig) -> bool:
+        return config.precision is Precision.INT8
+
+    def begin_impl(self, model: Any, out_dir: Path, config: ExportConfig, calib: Any,
+                   progress: Progress) -> Artifact | Tail:
+        """tf2onnx here; int8 returns ORT's quantization as a Tail (no TensorFlow, no model)."""
+        p = config.precision
+        out = out_dir / MODEL_FILE
+        details: dict[str, Any] = {"onnx": {"opset": config.opset, "execution_precision": p.value,
+                                            "execution_provider": "CPUExecutionProvider"}, "quantization": None}
+        work = Path(tempfile.mkdtemp(prefix="onnx-", dir=out_dir))
+        fp32_path = work / "fp32.onnx"
+        details["onnx"]["tf2onnx"] = keras_to_onnx(model, fp32_path, config.opset)
+        finish = functools.partial(_finish, out_dir, work, p, details)
+        if p is Precision.INT8:
+            samples = work / "calibration.npy"
+            np.save(samples, calib.arrays()[0])
+            choice = choose_quant_format(config.quant.onnx_format, config.device)
+            return Tail("ONNX Runtime int8 quantization", quantize, {
+                "fp32_path": str(fp32_path), "out": str(out), "samples": str(samples), "choice": choice,
+                "quant": config.quant, "share_ranges": calib.ranges.wanted},
+                functools.partial(_offer, finish, model, calib))
+        if p is Precision.FP32:
+            shutil.move(str(fp32_path), out)
+            return finish(None)
+        import onnx
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+
+        onnx.save(convert_float_to_float16(onnx.load(str(fp32_path)), keep_io_types=True), str(out))
+        return finish({"weights": "float16", "activations": "float16", "io_dtype": "float32"})
+
+    def runner(self, artifact: Artifact, threads: int | None = None) -> "OrtRunner":
+        return OrtRunner(artifact.model_file, threads=threads, precision=artifact.precision)
+
+
+ORT_INT8_OPS = ("QLinear", "QGemm", "MatMulInteger", "ConvInteger", "DynamicQuantize", "QAttention")
+ORT_CONVERT_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "Transpose", "Reshape", "Squeeze", "Unsqueeze",
+                             "Flatten", "Identity", "Cast", "ReorderInput", "ReorderOutput"})
+
+
+def ort_kind(op_type: str) -> str:
+    """int8 arithmetic, float arithmetic, or data movement/conversion (profiling.KINDS)."""
+    if op_type.startswith(ORT_INT8_OPS):
+        return "int8"
+    return "convert" if op_type in ORT_CONVERT_OPS else "float"
+
+
+class OrtRunner(Runner):
+    """ONNX Runtime on the CPU execution provider, full graph optimisation, fixed thread count."""
+
+    name = "onnx"
+
+    def activate_impl(self) -> None:
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError as e:
+            raise BackendUnavailable("onnxruntime is not installed; pip install onnxruntime.") from e
+        from resnet_deploy.portable.runtimes import ort_session
+
+        try:
+            self._sess = ort_session(self.model_path, self.threads)
+        except Exception as e:  # noqa: BLE001 - ORT raises its own exception types
+            raise InputError(f"{str(self.model_path)!r} is not a loadable ONNX model ({first_line(e, 200)}); "
+                             "re-export it.") from e
+        ins, outs = self._sess.get_inputs(), self._sess.get_outputs()
+        self.require_single_io(len(ins), len(outs))
+        self._in_name, self._out_name = ins[0].name, outs[0].name
+        self.input_shape = tuple(d if isinstance(d, int) else None for d in ins[0].shape)
+
+    def deactivate_impl(self) -> None:
+        self._sess = None
+
+    def infer_impl(self, x: np.ndarray) -> np.ndarray:
+        return self._sess.run([self._out_name], {self._in_name: x})[0]
+
+    def throughput(self, x: np.ndarray, warmup_s: float, seconds: float, streams: int) -> dict[str, Any]:
+        """One session (run() is thread-safe), `streams` Python threads calling it at once, one
+        intra-op thread each (throughput.py says why)."""
+        from resnet_deploy.portable.runtimes import ort_session
+        from resnet_deploy.measure.throughput import drive
+
+        x = self.check_input(x)
+        sess = ort_session(self.model_path, 1)
+        feed, out = {self._in_name: x}, [self._out_name]
+        return drive([lambda: sess.run(out, feed)] * streams, int(x.shape[0]), warmup_s, seconds,
+                     {"how": f"one session, {streams} concurrent run() calls", "intra_op_threads_per_stream": 1})
+
+    def profile(self, x: np.ndarray, warmup: int, runs: int) -> list[dict[str, Any]]:
+        """ORT's profiler (a session with enable_profiling): node events of the runs after the
+        warm-up, summed per executed node, ms per run."""
+        import json
+        import tempfile
+
+        from resnet_deploy.portable.runtimes import ort_session
+
+        x = self.check_input(x)
+        with tempfile.TemporaryDirectory(prefix="rd-ortprof-") as tmp:
+            sess = ort_session(self.model_path, self.threads, profile_prefix=Path(tmp) / "ort")
+            for _ in range(warmup + runs):
+                sess.run([self._out_name], {self._in_name: x})
+            events = json.loads(Path(sess.end_profiling()).read_text())
+        starts = sorted(e["ts"] for e in events if e.get("cat") == "Session" and e.get("name") == "model_run")
+        since = starts[warmup] if len(starts) > warmup else 0
+        ops: dict[str, dict] = {}
+        for e in events:
+            if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time") and e["ts"] >= since:
+                name, kind = e["name"][: -len("_kernel_time")], e.get("args", {}).get("op_name", "?")
+                op = ops.setdefault(name, {"name": name, "type": kind, "kind": ort_kind(kind), "ms": 0.0})
+                op["ms"] += e["dur"] / 1000.0 / runs
+        return list(ops.values())
+
+    def info(self) -> dict[str, Any]:
+        sess = getattr(self, "_sess", None)
+        used = sess.get_session_options().intra_op_num_threads if sess else None
+        return {"runner": self.name, "threads": used or "default (all cores)", "provider": "CPUExecutionProvider",
+                "precision": self.precision, **versions("onnxruntime")}
