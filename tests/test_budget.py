@@ -78,7 +78,7 @@ def _read_in_int8(target: str, model_file: Path, tensor: str) -> bool:
         return producer == ["DequantizeLinear"] or any(n.op_type == "QuantizeLinear" and n.input[0] == tensor for n in nodes)
     import openvino as ov
 
-    from resnet_deploy.quantize.fallback import OV_LAYOUT_OPS
+    from targets.openvino.graph import LAYOUT_OPS as OV_LAYOUT_OPS
 
     ops = {op.get_friendly_name(): op for op in ov.Core().read_model(str(model_file)).get_ordered_ops()}
     assert tensor in ops, f"{tensor!r} is not in {model_file}"

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from resnet_deploy.build.config import ExportConfig
-from resnet_deploy.backend.target import available_targets, get_target, register, unregister
+from resnet_deploy.backend.target import targets_with, available_targets, get_target, register, unregister
 from resnet_deploy.store.workspace import Workspace
 
 PLUGINS = Path(__file__).resolve().parents[1] / "docs" / "plugins.md"
@@ -21,7 +21,7 @@ def test_the_readme_example_target_exports_and_runs(tmp_path):
     code = re.search(r"```python\n(# my_target\.py.*?)```", PLUGINS.read_text(), re.S).group(1)
     namespace: dict = {}
     exec(compile(code, "docs/plugins.md example", "exec"), namespace)  # noqa: S102 - our own documentation
-    assert len(code.strip().splitlines()) <= 30
+    assert len(code.strip().splitlines()) <= 45
     register("npy", namespace["NumpyTarget"])
     try:
         assert "npy" in available_targets()
@@ -34,6 +34,9 @@ def test_the_readme_example_target_exports_and_runs(tmp_path):
         with get_target("npy").runner(res.artifacts[0]) as r:
             np.testing.assert_allclose(r.predict(x), model.predict(x, verbose=0), rtol=1e-5)
         assert res.artifacts[0].manifest["files"]["w.npy"]["bytes"] > 0
+        dense = model.layers[-1].name  # the probe's tensor matched the Keras layer by value
+        assert res.artifacts[0].manifest["layer_map"]["layers"] == {dense: "matmul#0"}
+        assert {"npy"} <= set(targets_with("probe")) & set(targets_with("float_graph")) & set(targets_with("file_ops"))
     finally:
         unregister("npy")
     assert "npy" not in available_targets()

@@ -22,11 +22,18 @@ from resnet_deploy.errors import DeployError, ExportError, InputError, converter
 from resnet_deploy.progress import Progress
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from calibration.dataset import CalibrationSet
     from resnet_deploy.store.artifact import Artifact
     from resnet_deploy.backend.runner import Runner
 
 ENTRY_POINT_GROUP = "resnet_deploy.targets"
+
+# What a target's optional hooks return (each target's own folder implements them).
+Probe = Callable[["np.ndarray"], "dict[str, np.ndarray]"]  # x -> every intermediate float tensor by name
+Graph = tuple[dict[str, str], dict[str, list[str]]]  # tensor -> producer op, tensor -> the ops that read it
+FileOps = list[tuple[str, list[str], list[str]]]  # (op, input tensors, output tensors) in graph order
 
 
 class Target:
@@ -102,6 +109,25 @@ class Target:
     def tool_versions(self) -> dict[str, str]:
         """Versions of the converters and runtimes this target uses, for manifests."""
         return {}
+
+    # Optional hooks: a target without one lacks that feature and says so (has()).
+
+    def probe(self, model_file: Path) -> Probe | None:
+        """Every intermediate float tensor of an artifact, for diagnose and the layer map."""
+        return None
+
+    def float_graph(self, fp32_file: Path) -> Graph | None:
+        """The fp32 file's op graph in the names the int8 export's `quant.float_nodes` take
+        (keeping layers in float: the accuracy budget)."""
+        return None
+
+    def file_ops(self, model_file: Path) -> FileOps | None:
+        """The file's ops, to map a runtime profile's ops to Keras layers (`bench --profile`)."""
+        return None
+
+    def has(self, hook: str) -> bool:
+        """Whether this target implements an optional hook ("probe", "float_graph", "file_ops")."""
+        return getattr(type(self), hook) is not getattr(Target, hook)
 
 
 @dataclass
@@ -206,6 +232,11 @@ def get_target(name: str) -> Target:
             raise InputError(f"Target {name!r} ({factory}) cannot be loaded ({first_line(e)}); "
                              "reinstall the package that provides it.") from e
     return factory()
+
+
+def targets_with(hook: str) -> list[str]:
+    """The registered targets that implement an optional hook."""
+    return [n for n in available_targets() if get_target(n).has(hook)]
 
 
 def parse_targets(value: str) -> list[str]:

@@ -211,20 +211,17 @@ def _attach_folded(lm: LayerMap, order: list[str]) -> None:
 
 def open_probe(target: str, model_file: Path) -> Any:
     """A function x -> every intermediate float tensor of the artifact on x (integers dequantized)."""
-    from resnet_deploy.backend import layerprobe
+    from resnet_deploy.backend.target import get_target, targets_with
 
-    fn = {"tflite": layerprobe.tflite, "onnx": layerprobe.onnx, "openvino": layerprobe.openvino}.get(target)
-    if fn is None:
-        raise InputError(f"diagnose does not support target {target!r}; it supports tflite, onnx and openvino.")
-    return fn(Path(model_file))
+    found = get_target(target)
+    if not found.has("probe"):
+        raise InputError(f"diagnose does not support target {target!r}; it supports {', '.join(targets_with('probe'))}.")
+    return found.probe(Path(model_file))
 
 
 def probe_tensors(target: str, model_file: Path, x: np.ndarray) -> dict[str, np.ndarray]:
     """One-off: every intermediate tensor of the artifact on x."""
     return open_probe(target, model_file)(x)
-
-
-PROBED_TARGETS = ("tflite", "onnx", "openvino")
 
 
 def for_artifact(model: Any, target: str, model_file: Path, x: np.ndarray, exact: bool,
@@ -233,7 +230,9 @@ def for_artifact(model: Any, target: str, model_file: Path, x: np.ndarray, exact
     tensor or listed as folded (exact for fp32; by similarity otherwise). None for targets we
     cannot probe (plugins); {"error": ...} if probing failed, so a map is never silently absent.
     keras_out: a function x -> keras_activations(model, x), to share one run between maps."""
-    if target not in PROBED_TARGETS:
+    from resnet_deploy.backend.target import get_target
+
+    if not get_target(target).has("probe"):
         return None
     try:
         order = [layer.name for layer in computing_layers(model)]

@@ -16,6 +16,7 @@ expose none; the op profiler is the C++ benchmark_model tool, not in the wheel):
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 RUNTIME_ADDED = "(added by the runtime)"
@@ -28,19 +29,12 @@ KINDS = ("int8", "float", "convert")
 
 def file_ops(target: str, path: Any) -> list[tuple[str, list[str], list[str]]]:
     """(op name, input tensors, output tensors) of the artifact's file, in graph order."""
-    if target == "onnx":
-        import onnx
+    from resnet_deploy.backend.target import get_target
 
-        g = onnx.load(str(path), load_external_data=False).graph
-        return [(n.name, list(n.input), list(n.output)) for n in g.node]
-    if target == "openvino":
-        import openvino as ov
-
-        ops = ov.Core().read_model(str(path)).get_ordered_ops()
-        return [(op.get_friendly_name(), [op.input_value(i).get_node().get_friendly_name()
-                                          for i in range(op.get_input_size())], [op.get_friendly_name()])
-                for op in ops]
-    raise ValueError(f"no op graph reader for {target}")
+    ops = get_target(target).file_ops(Path(path))
+    if ops is None:
+        raise ValueError(f"no op graph reader for {target}")
+    return ops
 
 
 def layer_of_ops(ops: list[tuple[str, list[str], list[str]]], layer_map: dict) -> dict[str, str]:

@@ -17,7 +17,6 @@ import numpy as np
 from resnet_deploy.build import layermap
 
 DEFAULT_SQNR_LIMIT = 20.0  # dB: below this an int8 activation has lost ~10% of its signal's precision
-MODEL_FILES = {"tflite": "model.tflite", "onnx": "model.onnx", "openvino": "model.xml"}
 
 
 class _Stats:

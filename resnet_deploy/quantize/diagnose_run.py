@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from resnet_deploy.build import layermap
-from resnet_deploy.quantize.diagnose import MODEL_FILES, diagnose_backend
+from resnet_deploy.quantize.diagnose import diagnose_backend
 from resnet_deploy.errors import InputError
 from resnet_deploy.store.fsutil import write_json_atomic
 from resnet_deploy.progress import Progress
@@ -20,9 +20,12 @@ def run_diagnose(req: Any, progress: Progress | None = None) -> dict:
     from resnet_deploy.store.workspace import Workspace
 
     progress = progress or Progress()
-    bad = [t for t in req.targets if t not in MODEL_FILES]
+    from resnet_deploy.backend.target import targets_with
+
+    probed = targets_with("probe")
+    bad = [t for t in req.targets if t not in probed]
     if bad:
-        raise InputError(f"diagnose does not support target {bad[0]!r}; it supports {', '.join(MODEL_FILES)}.")
+        raise InputError(f"diagnose does not support target {bad[0]!r}; it supports {', '.join(probed)}.")
     loaded, ws = load(req.model, req.options, progress, req.data), Workspace(req.out)
     ds = from_spec(data_source(req.data, loaded.ref, "--data"), loaded.model.input_shape, size=req.n,
                    digits_split="test", spec=loaded.spec)

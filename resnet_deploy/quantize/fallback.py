@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from resnet_deploy.errors import ExportError, InputError
 
-# OpenVINO ops that only move data between layouts: a layer's tensor is read through them.
-OV_LAYOUT_OPS = frozenset({"Transpose", "Reshape", "Convert", "Squeeze", "Unsqueeze"})
-
-Graph = tuple[dict[str, str], dict[str, list[str]]]  # tensor -> producer node, tensor -> consumer nodes
+if TYPE_CHECKING:
+    from resnet_deploy.backend.target import Graph
 
 
 def tensor_of(layer_map: dict, layer: str) -> str:
@@ -34,92 +32,26 @@ def tensor_of(layer_map: dict, layer: str) -> str:
     return layers[layer].rsplit("#", 1)[0] if "#" in layers[layer] else layers[layer]
 
 
-def _tflite_graph(path: Path) -> Graph:
-    from targets.tflite import load_interpreter_class
-
-    cls, _ = load_interpreter_class()
-    interp = cls(model_path=str(path))  # not allocated: no delegate replaces the ops
-    names = {d["index"]: d["name"] for d in interp.get_tensor_details()}
-    producer: dict[str, str] = {}
-    consumers: dict[str, list[str]] = {}
-    for op in interp._get_ops_details():  # noqa: SLF001 - LiteRT's only listing of ops
-        node = names[op["outputs"][0]]
-        for i in op["outputs"]:
-            producer[names[i]] = node
-        for i in op["inputs"]:
-            if i >= 0:
-                consumers.setdefault(names[i], []).append(node)
-    return producer, consumers
-
-
-def _onnx_graph(path: Path) -> Graph:
-    """The graph ORT quantizes: the fp32 file after quant_pre_process, as targets/onnx/__init__.py does
-    (it fuses MatMul+Add into Gemm, so node names differ from the fp32 artifact's)."""
-    import tempfile
-
-    import onnx
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    with tempfile.TemporaryDirectory(prefix="rd-fallback-") as tmp:
-        quant_pre_process(str(path), f"{tmp}/pre.onnx")
-        g = onnx.load(f"{tmp}/pre.onnx", load_external_data=False).graph
-    producer = {o: n.name for n in g.node for o in n.output}
-    consumers: dict[str, list[str]] = {}
-    for n in g.node:
-        for i in n.input:
-            consumers.setdefault(i, []).append(n.name)
-    return producer, consumers
-
-
-def _openvino_graph(path: Path) -> Graph:
-    """Tensors are op names here (the layer map names an op's output); layout ops are looked
-    through both ways, so a layer read through a Transpose maps to the op that computes it."""
-    import openvino as ov
-
-    m = ov.Core().read_model(str(path))
-    producer: dict[str, str] = {}
-    consumers: dict[str, list[str]] = {}
-
-    def compute_op(op: Any) -> Any:
-        while op.get_type_name() in OV_LAYOUT_OPS:
-            op = op.input_value(0).get_node()
-        return op
-
-    def readers(op: Any) -> list[str]:
-        out = []
-        for port in op.outputs():
-            for target in port.get_target_inputs():
-                node = target.get_node()
-                if node.get_type_name() in OV_LAYOUT_OPS:
-                    out.extend(readers(node))
-                elif node.get_type_name() != "Result":
-                    out.append(node.get_friendly_name())
-        return out
-
-    for op in m.get_ordered_ops():
-        src = compute_op(op)
-        producer[op.get_friendly_name()] = src.get_friendly_name()
-        consumers[op.get_friendly_name()] = readers(src)
-    return producer, consumers
-
-
-GRAPHS: dict[str, Callable[[Path], Graph]] = {"tflite": _tflite_graph, "onnx": _onnx_graph,
-                                              "openvino": _openvino_graph}
-
-
 @functools.lru_cache(maxsize=8)
-def _graph(target: str, path: str, mtime_ns: int) -> Graph:
+def _graph(target: str, path: str, mtime_ns: int) -> "Graph":
     """Read once per fp32 file: the budget's search asks for every candidate layer at every step
     (for ONNX each read runs quant_pre_process)."""
-    return GRAPHS[target](Path(path))
+    from resnet_deploy.backend.target import get_target
+
+    graph = get_target(target).float_graph(Path(path))
+    if graph is None:  # float_nodes checked that the target has the hook
+        raise InputError(f"target {target!r} gives no op graph; keeping layers in float needs one.")
+    return graph
 
 
 def float_nodes(target: str, fp32: Any, layers: list[str]) -> tuple[str, ...]:
     """The backend op names that keep `layers` in float, from the backend's fp32 artifact."""
     layer_map = fp32.manifest.get("layer_map") or {}
-    if target not in GRAPHS:
+    from resnet_deploy.backend.target import get_target, targets_with
+
+    if not get_target(target).has("float_graph"):
         raise InputError(f"keeping layers in float is not supported for target {target!r}; "
-                         f"it is for {', '.join(GRAPHS)}.")
+                         f"it is for {', '.join(targets_with('float_graph'))}.")
     if "layers" not in layer_map:
         raise ExportError(f"the {target} fp32 artifact at {fp32.path} has no layer map "
                           f"({layer_map.get('error', 'none recorded')}); re-export it with `export --precision fp32`.")

@@ -20,7 +20,7 @@ from resnet_deploy.errors import BackendUnavailable, ExportError, InputError, fi
 from resnet_deploy.build.memory import release
 from resnet_deploy.progress import Progress
 from resnet_deploy.backend.runner import Runner
-from resnet_deploy.backend.target import Tail, Target
+from resnet_deploy.backend.target import FileOps, Graph, Probe, Tail, Target
 from resnet_deploy.versions import versions
 from targets.onnx.calibrate import (measured_ranges, optimized_session, probe_prints, record as calibration_record,
                                     share_problem)
@@ -180,6 +180,21 @@ class OnnxTarget(Target):
     precisions = (Precision.FP32, Precision.FP16, Precision.INT8)
     description = "ONNX file for ONNX Runtime (CPU; int8 as QDQ)"
     options = ("opset", "quant.onnx_format", "quant.method", "quant.per_channel", "device")
+
+    def probe(self, model_file: Path) -> Probe:
+        from targets.onnx.probe import probe
+
+        return probe(Path(model_file))
+
+    def float_graph(self, fp32_file: Path) -> Graph:
+        from targets.onnx.graph import float_graph
+
+        return float_graph(Path(fp32_file))
+
+    def file_ops(self, model_file: Path) -> FileOps:
+        from targets.onnx.graph import file_ops
+
+        return file_ops(Path(model_file))
 
     def tool_versions(self) -> dict[str, str]:
         return versions("tf2onnx", "onnx", "onnxruntime", "keras")

@@ -21,7 +21,7 @@ from resnet_deploy.build.config import ExportConfig, Precision
 from resnet_deploy.errors import BackendUnavailable, ExportError, InputError, PrecisionMismatch, first_line
 from resnet_deploy.progress import Progress
 from resnet_deploy.backend.runner import Runner
-from resnet_deploy.backend.target import Target
+from resnet_deploy.backend.target import FileOps, Graph, Probe, Target
 from resnet_deploy.versions import versions
 from targets.openvino import from_onnx
 
@@ -79,6 +79,21 @@ class OpenVINOTarget(Target):
     description = "OpenVINO IR (Intel CPU; int8 from the ONNX int8 model or NNCF)"
     options = ("device", "quant.openvino_int8")
     light = True  # convert_model + NNCF peak ~1.5 GB on ResNet-50: room for a worker beside it (background.py)
+
+    def probe(self, model_file: Path) -> Probe:
+        from targets.openvino.probe import probe
+
+        return probe(Path(model_file))
+
+    def float_graph(self, fp32_file: Path) -> Graph:
+        from targets.openvino.graph import float_graph
+
+        return float_graph(Path(fp32_file))
+
+    def file_ops(self, model_file: Path) -> FileOps:
+        from targets.openvino.graph import file_ops
+
+        return file_ops(Path(model_file))
 
     def tool_versions(self) -> dict[str, str]:
         return versions("openvino", "nncf", "keras")

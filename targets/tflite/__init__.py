@@ -16,7 +16,7 @@ from resnet_deploy.portable.quantio import dequantize, quantize
 from resnet_deploy.portable.runtimes import tflite_interpreter_class
 from resnet_deploy.progress import Progress
 from resnet_deploy.backend.runner import Runner
-from resnet_deploy.backend.target import Target
+from resnet_deploy.backend.target import Graph, Probe, Target
 from resnet_deploy.versions import versions
 from targets.tflite.calibrate import record as calibration_record, tf_calibrator
 from targets.tflite.lean import lean as lean_conversion
@@ -123,6 +123,16 @@ class TFLiteTarget(Target):
     def takes(self, config: ExportConfig, names: Sequence[str]) -> frozenset[str]:
         """ONNX Runtime's activation ranges, when the same export makes ONNX int8 first (calibration/ranges.py)."""
         return frozenset({"ranges"}) if config.precision is Precision.INT8 and "onnx" in names else frozenset()
+
+    def probe(self, model_file: Path) -> Probe:
+        from targets.tflite.probe import probe
+
+        return probe(Path(model_file))
+
+    def float_graph(self, fp32_file: Path) -> Graph:
+        from targets.tflite.graph import float_graph
+
+        return float_graph(Path(fp32_file))
 
     def tool_versions(self) -> dict[str, str]:
         import tensorflow as tf  # already loaded by export()
