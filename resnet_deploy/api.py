@@ -1,0 +1,100 @@
+"""The Python API: one function per command, each taking the command's request (or the request's
+fields as keywords) and returning what the command computed; errors are raised, never printed
+(`resnet_deploy.errors`). `from resnet_deploy import export, parity, ...` reaches these lazily."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from resnet_deploy.build.steps import ExportResult
+    from resnet_deploy.evaluate.parity import ParityReport
+    from resnet_deploy.progress import Progress
+    from resnet_deploy.requests import (BenchRequest, DeployRequest, DiagnoseRequest, ExportRequest, GateRequest,
+                                        PackageRequest, ParityRequest, ReportRequest)
+
+
+def _request(kind: str, request: Any, fields: dict[str, Any]) -> Any:
+    """The request given, or one built from keyword fields (not both)."""
+    from resnet_deploy import requests
+    from resnet_deploy.errors import InputError
+    from resnet_deploy.models.source import ModelRef
+
+    if request is not None:
+        if fields:
+            raise InputError(f"pass a {kind} or its fields as keywords, not both.")
+        return request
+    if isinstance(fields.get("model"), str):
+        fields["model"] = ModelRef(fields["model"])
+    return getattr(requests, kind)(**fields)
+
+
+def export(request: ExportRequest | None = None, progress: Progress | None = None, **fields: Any) -> ExportResult:
+    """Export a model to one or more targets: `export(targets="onnx", precision="int8")`."""
+    from resnet_deploy.build.pipeline import export as run
+
+    return run(_request("ExportRequest", request, fields), progress)
+
+
+def parity(request: ParityRequest | None = None, progress: Progress | None = None, **fields: Any) -> ParityReport:
+    """Compare every artifact with the Keras reference; the report says whether each passed."""
+    from resnet_deploy.evaluate.parity_run import run_parity
+
+    return run_parity(_request("ParityRequest", request, fields), progress)
+
+
+def bench(request: BenchRequest | None = None, progress: Progress | None = None, **fields: Any) -> dict[str, Any]:
+    """Latency (or throughput) of Keras and every artifact, one process per measurement."""
+    from resnet_deploy.measure.bench import run_bench
+
+    return run_bench(_request("BenchRequest", request, fields), progress)
+
+
+def diagnose(request: DiagnoseRequest | None = None, progress: Progress | None = None, **fields: Any) -> dict:
+    """Where int8 loses accuracy, per Keras layer, on every backend."""
+    from resnet_deploy.quantize.diagnose_run import run_diagnose
+
+    return run_diagnose(_request("DiagnoseRequest", request, fields), progress)
+
+
+def package(request: PackageRequest | None = None, progress: Progress | None = None,
+            **fields: Any) -> list[dict[str, Any]]:
+    """Self-testing bundles, one per target, each checked on this machine first."""
+    from resnet_deploy.ship.bundle import package as run
+
+    return run(_request("PackageRequest", request, fields), progress)
+
+
+def deploy(request: DeployRequest | None = None, progress: Progress | None = None, **fields: Any) -> dict:
+    """Copy a bundle to a device (a folder, ssh://, or every host of an inventory) and self-test it there."""
+    req = _request("DeployRequest", request, fields)
+    if req.inventory is not None:
+        from resnet_deploy.ship.fleet import deploy_fleet
+
+        return deploy_fleet(req, progress)
+    from resnet_deploy.ship.deploy import deploy as run
+
+    return run(req)
+
+
+def gate(request: GateRequest | None = None, progress: Progress | None = None, **fields: Any) -> dict[str, Any]:
+    """This run against the last good one; raises RegressionError on a regression."""
+    from resnet_deploy.evaluate.gate import run_gate
+
+    return run_gate(_request("GateRequest", request, fields), progress)
+
+
+def report(request: ReportRequest | None = None, **fields: Any) -> dict[str, Any]:
+    """The model's last results under --out, as report.md and an offline HTML page."""
+    from resnet_deploy.reporting.html import write_report
+
+    return write_report(_request("ReportRequest", request, fields))
+
+
+def verify(bundle: str, key: str) -> str:
+    """Check a bundle's signature and every file against it (one line on success); raises
+    IntegrityError if it fails."""
+    from pathlib import Path
+
+    from resnet_deploy.ship.unpack import verify_signed
+
+    return verify_signed(Path(bundle), Path(key))
