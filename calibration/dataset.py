@@ -13,9 +13,9 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from calibration.preprocess import PreprocessSpec
-from calibration.board import NO_INT8_ONNX, NOTHING_OFFERED, Board
-from calibration.sources import ArraySource, DigitsSource, ImageFolderSource, Source, SyntheticSource
+from resnet_deploy.calibration.preprocess import PreprocessSpec
+from resnet_deploy.calibration.board import NO_INT8_ONNX, NOTHING_OFFERED, Board
+from resnet_deploy.calibration.sources import ArraySource, DigitsSource, ImageFolderSource, Source, SyntheticSource
 from resnet_deploy.errors import InputError
 
 

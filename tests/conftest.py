@@ -26,7 +26,7 @@ def digits_test():
 
 @pytest.fixture(scope="session")
 def digits_calib(digits_model):
-    from calibration.dataset import from_spec
+    from resnet_deploy.calibration.dataset import from_spec
 
     return from_spec("digits", digits_model.input_shape, size=200)
 

@@ -61,7 +61,7 @@ def _read_in_int8(target: str, model_file: Path, tensor: str) -> bool:
     FakeQuantize (OpenVINO), or a QUANTIZE, QuantizeLinear or FakeQuantize (through layout ops)
     reads it. Asserts the tensor exists there."""
     if target == "tflite":
-        from targets.tflite import load_interpreter_class
+        from resnet_deploy.targets.tflite import load_interpreter_class
 
         interp = load_interpreter_class()[0](model_path=str(model_file))
         details = {d["name"]: d for d in interp.get_tensor_details()}
@@ -78,7 +78,7 @@ def _read_in_int8(target: str, model_file: Path, tensor: str) -> bool:
         return producer == ["DequantizeLinear"] or any(n.op_type == "QuantizeLinear" and n.input[0] == tensor for n in nodes)
     import openvino as ov
 
-    from targets.openvino.graph import LAYOUT_OPS as OV_LAYOUT_OPS
+    from resnet_deploy.targets.openvino.graph import LAYOUT_OPS as OV_LAYOUT_OPS
 
     ops = {op.get_friendly_name(): op for op in ov.Core().read_model(str(model_file)).get_ordered_ops()}
     assert tensor in ops, f"{tensor!r} is not in {model_file}"
@@ -120,7 +120,7 @@ def test_budgeted_artifacts_pass_parity_on_held_out_data(budgeted, outlier_model
 
 
 def test_parity_refuses_the_validation_samples(budgeted, outlier_model, tmp_path, capsys):
-    from calibration.sources import load_digits_split
+    from resnet_deploy.calibration.sources import load_digits_split
 
     x, y = load_digits_split("val")
     np.savez(tmp_path / "val.npz", x=x[:50], y=y[:50])

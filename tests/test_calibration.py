@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from calibration import CalibrationSet, PreprocessSpec, from_spec
-from calibration.sources import ArraySource, ImageFolderSource, SyntheticSource
+from resnet_deploy.calibration import CalibrationSet, PreprocessSpec, from_spec
+from resnet_deploy.calibration.sources import ArraySource, ImageFolderSource, SyntheticSource
 from resnet_deploy.errors import InputError
 
 SHAPE = (None, 16, 16, 3)

@@ -16,7 +16,7 @@ from resnet_deploy.evaluate.tolerances import TOLERANCES, parse_overrides, toler
 
 def test_import_is_cheap():
     code = ("import sys, resnet_deploy, resnet_deploy.cli.main, resnet_deploy.build.pipeline, resnet_deploy.evaluate.parity, "
-            "resnet_deploy.backend.target, calibration\n"
+            "resnet_deploy.backend.target, resnet_deploy.calibration, resnet_deploy.targets\n"
             "heavy = [m for m in ('tensorflow', 'keras', 'onnxruntime', 'openvino', 'nncf', 'tf2onnx', 'onnx') "
             "if m in sys.modules]\nassert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -247,7 +247,7 @@ def _array(spec, fill) -> np.ndarray:
        raw=st.binary(max_size=100))
 def test_array_data_files(x, y, fill, kind, raw):
     """--calib/--data/--val FILE.npy|.npz: arrays of any dtype and shape, NaN/Inf, or garbage."""
-    from calibration.dataset import from_spec
+    from resnet_deploy.calibration.dataset import from_spec
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"d.{'npy' if kind == 'npy' else 'npz'}"

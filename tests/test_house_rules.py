@@ -19,6 +19,7 @@ def test_ruff_finds_nothing():
 
 
 OURS = ("resnet_deploy", "targets", "calibration")
+INSTALLED_ROOTS = ("resnet_deploy", "resnet_deploy.targets", "resnet_deploy.calibration")
 MAX_FUNCTION, MAX_MODULE = 60, 400  # lines: a function reads on one screen, a module is one concern
 
 
@@ -28,8 +29,11 @@ def _sources() -> list[Path]:
 
 
 def _module(path: Path) -> str:
+    """The module's installed name (targets/ and calibration/ install under resnet_deploy)."""
     rel = path.relative_to(ROOT).with_suffix("")
     parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
+    if parts and parts[0] in ("targets", "calibration"):
+        parts = ("resnet_deploy", *parts)
     return ".".join(parts)
 
 
@@ -72,11 +76,11 @@ def _imports(path: Path, known: set[str]) -> set[str]:
 
 
 def test_no_import_cycles():
-    files = [p for p in _sources() if _module(p).split(".")[0] in OURS]
+    files = [p for p in _sources() if p.relative_to(ROOT).parts[0] in OURS]
     known = {_module(p) for p in files}
     graph = {_module(p): _imports(p, known) for p in files}
     for pkg in list(graph):  # a package's __init__ importing its own modules is not a cycle through them
-        graph[pkg] = {m for m in graph[pkg] if not m.startswith(pkg + ".")} if pkg in OURS or "." not in pkg else graph[pkg]
+        graph[pkg] = {m for m in graph[pkg] if not m.startswith(pkg + ".")} if pkg in INSTALLED_ROOTS else graph[pkg]
     state: dict[str, int] = {}
     cycles = []
 
@@ -93,3 +97,14 @@ def test_no_import_cycles():
         if m not in state:
             visit(m, [m])
     assert not cycles, cycles
+
+
+def test_every_package_is_installed_under_resnet_deploy_only():
+    """pyproject lists every package folder (a missing one is absent from a wheel install), and
+    nothing installs under a generic top-level name."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    folders = {_module(p) for pkg in OURS for p in (ROOT / pkg).rglob("__init__.py")}
+    assert listed == folders, (listed ^ folders)
+    assert all(n == "resnet_deploy" or n.startswith("resnet_deploy.") for n in listed)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from targets.onnx import calibrate as onnx_calibrate
+from resnet_deploy.targets.onnx import calibrate as onnx_calibrate
 
 SAMPLES = 48
 
@@ -15,7 +15,7 @@ SAMPLES = 48
 def pre_onnx(digits_model, tmp_path_factory):
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from targets.onnx.convert import keras_to_onnx
+    from resnet_deploy.targets.onnx.convert import keras_to_onnx
 
     work = tmp_path_factory.mktemp("onnx-calib")
     keras_to_onnx(digits_model, work / "fp32.onnx", 17)
@@ -27,7 +27,7 @@ def _ranges(work, samples, name: str, optimized: bool, monkeypatch) -> tuple[dic
     import onnxruntime as ort
     from onnxruntime.quantization.calibrate import CalibrationMethod, create_calibrator
 
-    from targets.onnx import OrtDataReader
+    from resnet_deploy.targets.onnx import OrtDataReader
     from resnet_deploy._tf import INPUT_NAME
     from resnet_deploy.progress import Progress
 
@@ -63,7 +63,7 @@ def test_optimized_session_gives_orts_ranges(pre_onnx, digits_calib, monkeypatch
 
 def test_export_records_the_calibration_session(digits_model, digits_calib, tmp_path, monkeypatch):
     from resnet_deploy.build.config import ExportConfig
-    from targets.onnx import OnnxTarget
+    from resnet_deploy.targets.onnx import OnnxTarget
 
     a = OnnxTarget().export(digits_model, tmp_path, ExportConfig(precision="int8"), digits_calib)
     assert a.details["quantization"]["calibration_session"] == "ORT_ENABLE_ALL", a.details["quantization"]

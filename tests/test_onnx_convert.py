@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from resnet_deploy.models import source as models
-from targets.onnx import convert as onnx_convert
+from resnet_deploy.targets.onnx import convert as onnx_convert
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import contextlib
 
 import pytest
 
-import targets.onnx
+import resnet_deploy.targets.onnx
 from resnet_deploy.build import schedule as background
 from resnet_deploy.build import layermap
 from resnet_deploy.build import pipeline
@@ -18,7 +18,7 @@ from resnet_deploy.progress import Progress
 from resnet_deploy.backend.target import get_target
 from resnet_deploy.evaluate.tolerances import tolerance_for
 from resnet_deploy.store.workspace import Workspace
-from targets.openvino import from_onnx
+from resnet_deploy.targets.openvino import from_onnx
 
 INT8 = ExportConfig(precision="int8")
 
@@ -71,7 +71,7 @@ def test_nncf_runs_when_asked_for_or_when_there_is_no_onnx_model_and_says_why(di
     def broken(**kwargs):
         raise ExportError("onnxruntime static quantization failed: on purpose")
 
-    monkeypatch.setattr(targets.onnx, "quantize", broken)  # the ONNX export fails: OpenVINO goes on without it
+    monkeypatch.setattr(resnet_deploy.targets.onnx, "quantize", broken)  # the ONNX export fails: OpenVINO goes on without it
     res = pipeline.export_model(pipeline.Loaded.of("digits", digits_model, digits_calib), ["onnx", "openvino"], INT8,
                                 Workspace(tmp_path / "failed"))
     assert list(res.failures) == ["onnx"] and [a.target for a in res.artifacts] == ["openvino"]

@@ -153,7 +153,7 @@ def test_openvino_latency_and_throughput_run_as_benchmark_app_configures_them(ws
     threads, infer requests and precision (the timing comparison is benchmarks/benchmark_app_fidelity.py)."""
     import numpy as np
 
-    from targets.openvino import OpenVINORunner
+    from resnet_deploy.targets.openvino import OpenVINORunner
 
     xml = ws / "digits" / "openvino" / "int8" / "model.xml"
     x = np.random.default_rng(0).random((1, 32, 32, 3), dtype=np.float32)

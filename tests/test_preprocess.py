@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from calibration.preprocess import PreprocessSpec
+from resnet_deploy.calibration.preprocess import PreprocessSpec
 from resnet_deploy.inputs.contract import PreprocessOptions, resolve
 from resnet_deploy.errors import InputError
 
@@ -28,7 +28,7 @@ PHOTOS = _photos()
 
 
 def _spec(preset: str, size: int = 224, **kw) -> PreprocessSpec:
-    from calibration.preprocess import PRESETS
+    from resnet_deploy.calibration.preprocess import PRESETS
 
     order, scale, mean, std, _ = PRESETS[preset]
     return PreprocessSpec(size, size, order or "rgb", scale, mean, std, preset=preset, **kw)

@@ -65,7 +65,7 @@ def _bad_models(root: Path) -> None:
 
 
 def _bad_data(root: Path) -> None:
-    from calibration.sources import load_digits_split
+    from resnet_deploy.calibration.sources import load_digits_split
 
     x, y = load_digits_split("test")
     x, y = x[:40], y[:40].copy()
@@ -395,7 +395,7 @@ def test_stale_staging_of_a_dead_process_is_removed_but_a_live_ones_is_not(tmp_p
 
 
 def test_more_samples_than_the_data_has_is_said_not_silently_clamped(world, capsys):
-    from calibration.sources import load_digits_split
+    from resnet_deploy.calibration.sources import load_digits_split
 
     x, y = load_digits_split("test")
     np.savez(world / "small.npz", x=x[:30], y=y[:30])
@@ -409,7 +409,7 @@ def test_class_folders_are_numbered_in_natural_order_and_the_mapping_is_recorded
     """"10" after "2" (string order put it first and shifted every label)."""
     from PIL import Image
 
-    from calibration.dataset import from_spec
+    from resnet_deploy.calibration.dataset import from_spec
 
     for cls in ("10", "2", "1"):
         (tmp_path / cls).mkdir()

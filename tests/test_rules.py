@@ -640,3 +640,23 @@ def test_a_command_that_succeeds_returns_without_exiting():
     with pytest.raises(SystemExit) as e:
         run(group, ["three"], "x")
     assert e.value.code == 3
+
+
+# --- optional extras ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("extra", ["fleet", "signing"])
+def test_a_missing_extra_is_one_line_that_names_it(extra, tmp_path, monkeypatch, capsys):
+    from resnet_deploy import extras
+    from resnet_deploy.cli.main import main
+
+    real = extras.find_spec
+    monkeypatch.setattr(extras, "find_spec", lambda name: None if name in extras.EXTRAS[extra] else real(name))
+    (tmp_path / "hosts.ini").write_text("pi ansible_host=127.0.0.1\n")
+    (tmp_path / "k.pem").write_text("not a key\n")
+    argv = (["deploy", str(tmp_path / "b.tar.gz"), "--inventory", str(tmp_path / "hosts.ini"), "--to", "/srv/m"]
+            if extra == "fleet" else ["package", "--targets", "tflite", "--sign-key", str(tmp_path / "k.pem")])
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 4 and err.count("error:") == 1 and "Traceback" not in err, err
+    assert f"pip install 'resnet-deploy[{extra}]'" in err

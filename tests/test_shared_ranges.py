@@ -7,13 +7,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from calibration.ranges import PROBES, MeasuredRanges, fingerprint, match
+from resnet_deploy.calibration.ranges import PROBES, MeasuredRanges, fingerprint, match
 from resnet_deploy.build import pipeline
 from resnet_deploy.build.config import ExportConfig, QuantConfig
 from resnet_deploy.store.workspace import Workspace
-from targets.onnx import calibrate as onnx_calibrate
-from targets.tflite import calibrate as tflite_calibrate
-from targets.tflite import keras_converter, load_interpreter_class
+from resnet_deploy.targets.onnx import calibrate as onnx_calibrate
+from resnet_deploy.targets.tflite import calibrate as tflite_calibrate
+from resnet_deploy.targets.tflite import keras_converter, load_interpreter_class
 
 
 def _quant_params(path) -> dict[str, tuple[float, int]]:

@@ -11,7 +11,7 @@ from resnet_deploy.measure.latency import Protocol, measure
 from resnet_deploy.evaluate.parity import check, compare
 from resnet_deploy.backend.target import get_target
 from resnet_deploy.evaluate.tolerances import tolerance_for
-from targets.openvino import OpenVINORunner
+from resnet_deploy.targets.openvino import OpenVINORunner
 from tests.artifact_facts import dominant, ir_const_types, onnx_initializer_dtypes, onnx_quant_facts
 from tests.conftest import keras_outputs, random_inputs
 
@@ -143,7 +143,7 @@ def test_openvino_runner_refuses_a_precision_it_did_not_ask_for(small_models, tm
 
 @pytest.fixture(scope="module")
 def resnet18_224():
-    from calibration import from_spec
+    from resnet_deploy.calibration import from_spec
 
     model = models.resnet18()
     return model, from_spec("synthetic", model.input_shape, size=16)

@@ -8,7 +8,7 @@ from resnet_deploy.models import source as models
 from resnet_deploy.build.config import ExportConfig, QuantConfig
 from resnet_deploy.evaluate.parity import check, compare
 from resnet_deploy.evaluate.tolerances import tolerance_for
-from targets.tflite import TFLiteTarget
+from resnet_deploy.targets.tflite import TFLiteTarget
 from tests.artifact_facts import dominant, tflite_weight_dtypes
 from tests.conftest import keras_outputs, random_inputs
 
@@ -84,7 +84,7 @@ def test_quantized_io_roundtrip(digits_model, digits_calib, digits_test, tmp_pat
 
 def test_corrupt_tflite_is_a_clear_error(tmp_path):
     from resnet_deploy.errors import InputError
-    from targets.tflite import TFLiteRunner
+    from resnet_deploy.targets.tflite import TFLiteRunner
 
     bad = tmp_path / "model.tflite"
     bad.write_bytes(b"\x00" * 64)
@@ -98,7 +98,7 @@ def test_converter_skips_the_savedmodel_round_trip_with_the_same_graph(digits_mo
     import tensorflow as tf
     from ai_edge_litert.interpreter import Interpreter
 
-    from targets.tflite import keras_converter
+    from resnet_deploy.targets.tflite import keras_converter
 
     x = digits_test[0][:8]
     got = {}

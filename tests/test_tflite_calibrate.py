@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from targets.tflite import calibrate as tflite_calibrate
-from targets.tflite import TFLiteTarget, keras_converter, load_interpreter_class
+from resnet_deploy.targets.tflite import calibrate as tflite_calibrate
+from resnet_deploy.targets.tflite import TFLiteTarget, keras_converter, load_interpreter_class
 
 SAMPLES = 64
 

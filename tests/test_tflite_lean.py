@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from resnet_deploy.build.config import ExportConfig
 from resnet_deploy.backend.target import get_target
-import targets.tflite.lean as tflite_lean
+import resnet_deploy.targets.tflite.lean as tflite_lean
 
 
 def test_no_frozen_function_is_built_and_the_file_is_the_same(digits_model, digits_calib, tmp_path, monkeypatch):

@@ -32,7 +32,7 @@ def digits_folder(tmp_path_factory):
     """120 held-out digits as PNG files in class subfolders (labels from folder names)."""
     from PIL import Image
 
-    from calibration.sources import load_digits_split
+    from resnet_deploy.calibration.sources import load_digits_split
 
     d = tmp_path_factory.mktemp("digits-png")
     images, labels = load_digits_split("test")
@@ -81,7 +81,7 @@ def test_a_user_model_without_data_is_told_what_to_pass(rescaling_model, tmp_pat
 
 
 def test_unlabelled_data_reports_how_spread_the_predictions_are(tmp_path, capsys):
-    from calibration.sources import load_digits_split
+    from resnet_deploy.calibration.sources import load_digits_split
 
     images, _ = load_digits_split("test")
     np.savez(tmp_path / "unlabelled.npz", x=images[:50])

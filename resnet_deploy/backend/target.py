@@ -24,7 +24,7 @@ from resnet_deploy.progress import Progress
 if TYPE_CHECKING:
     import numpy as np
 
-    from calibration.dataset import CalibrationSet
+    from resnet_deploy.calibration.dataset import CalibrationSet
     from resnet_deploy.store.artifact import Artifact
     from resnet_deploy.backend.runner import Runner
 
@@ -253,6 +253,6 @@ def parse_targets(value: str) -> list[str]:
     return names
 
 
-register("tflite", "targets.tflite:TFLiteTarget")
-register("onnx", "targets.onnx:OnnxTarget")
-register("openvino", "targets.openvino:OpenVINOTarget")
+register("tflite", "resnet_deploy.targets.tflite:TFLiteTarget")
+register("onnx", "resnet_deploy.targets.onnx:OnnxTarget")
+register("openvino", "resnet_deploy.targets.openvino:OpenVINOTarget")

@@ -56,7 +56,7 @@ class Loaded:
     source_sha: str
     options: ArtifactOptions
     ref: ModelRef | None = None
-    spec: Any = None  # calibration.preprocess.PreprocessSpec
+    spec: Any = None  # resnet_deploy.calibration.preprocess.PreprocessSpec
     why: str = ""
     data: str | None = None  # the command's --data: calibration falls back to it for a user's model
     progress: Progress = field(default_factory=Progress)
@@ -77,7 +77,7 @@ class Loaded:
     def calibration(self) -> Any:
         """The CalibrationSet: --calib, or the model's default data (a user's model must give it)."""
         if not self._calib:
-            from calibration.dataset import from_spec
+            from resnet_deploy.calibration.dataset import from_spec
             from resnet_deploy.inputs.contract import data_source
 
             given = self.options.calib
@@ -101,7 +101,7 @@ class Loaded:
 def load(ref: ModelRef, options: ArtifactOptions, progress: Progress, data: str | None = None) -> Loaded:
     """Load the model, fingerprint it and resolve its preprocessing contract (printed with its reason).
     data: the command's --data (parity, package), the calibration fallback for a user's model."""
-    from calibration.dataset import check_calib_value
+    from resnet_deploy.calibration.dataset import check_calib_value
     from resnet_deploy.inputs.contract import describe, resolve
     from resnet_deploy.models.check import check_model
 
@@ -179,7 +179,7 @@ def export_model(loaded: Loaded, targets: list[str], config: ExportConfig, ws: W
 
 def export(req: ExportRequest, progress: Progress | None = None) -> ExportResult:
     """The `export` command: load the model and the calibration set once, export every target."""
-    from calibration.dataset import check_calib_value
+    from resnet_deploy.calibration.dataset import check_calib_value
 
     progress = progress or Progress()
     config = req.options.config(req.precision)

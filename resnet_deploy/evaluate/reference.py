@@ -77,7 +77,7 @@ def make_reference(loaded: Any, data: str | None, n: int, threads: int | None, p
                    allow_low_accuracy: bool = False) -> Reference:
     """Preprocess the parity inputs with the model's contract (digits: the held-out test split),
     run Keras on them, and refuse data on which Keras itself scores near chance."""
-    from calibration.dataset import from_spec
+    from resnet_deploy.calibration.dataset import from_spec
     from resnet_deploy.inputs.contract import check_reference_accuracy, data_source, prediction_summary
     from resnet_deploy.backend.runner import KerasRunner
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from calibration.preprocess import CHANNEL_ORDERS, PRESETS, RESIZE_MODES, PreprocessSpec
+from resnet_deploy.calibration.preprocess import CHANNEL_ORDERS, PRESETS, RESIZE_MODES, PreprocessSpec
 from resnet_deploy.errors import InputError
 
 IN_MODEL_PREPROCESSING = ("Rescaling", "Normalization")
@@ -136,7 +136,7 @@ def check_labels(labels: Any, classes: int) -> None:
     accuracy and status ok."""
     import numpy as np
 
-    from calibration.sources import whole_numbers
+    from resnet_deploy.calibration.sources import whole_numbers
 
     labels = np.asarray(labels)
     if labels.size == 0:

@@ -49,9 +49,9 @@ def build() -> Any:
 
 def dataset(split: str) -> tuple[np.ndarray, np.ndarray]:
     """Preprocessed (N, 32, 32, 3) float32 inputs and labels of a split, via the one PreprocessSpec."""
-    from calibration.dataset import CalibrationSet
-    from calibration.preprocess import PreprocessSpec
-    from calibration.sources import DigitsSource
+    from resnet_deploy.calibration.dataset import CalibrationSet
+    from resnet_deploy.calibration.preprocess import PreprocessSpec
+    from resnet_deploy.calibration.sources import DigitsSource
 
     x, y = CalibrationSet(DigitsSource(split=split), PreprocessSpec.for_input_shape((None, *INPUT_SHAPE))).arrays()
     assert y is not None

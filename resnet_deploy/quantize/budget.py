@@ -78,7 +78,7 @@ class Validation:
 
 
 def load_validation(budget: Budget, loaded: Any, calib: Any, progress: Progress) -> Validation:
-    from calibration.dataset import from_spec
+    from resnet_deploy.calibration.dataset import from_spec
     from resnet_deploy.inputs.contract import check_reference_accuracy
 
     ds = from_spec(budget.val, loaded.model.input_shape, size=VAL_SIZE, digits_split="val", spec=loaded.spec)

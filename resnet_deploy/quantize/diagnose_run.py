@@ -14,7 +14,7 @@ from resnet_deploy.progress import Progress
 def run_diagnose(req: Any, progress: Progress | None = None) -> dict:
     """The `diagnose` command: fp32 and int8 artifacts of each backend (reused or exported), the
     per-layer comparison on N inputs, written to OUT/<model>/diagnose.json."""
-    from calibration.dataset import from_spec
+    from resnet_deploy.calibration.dataset import from_spec
     from resnet_deploy.inputs.contract import data_source
     from resnet_deploy.build.pipeline import ensure_artifact, load
     from resnet_deploy.store.workspace import Workspace

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from resnet_deploy.ship.deploy import _manifest, _selftest_args, cleanup_command, device_paths, prepare_command, swap_command
-from resnet_deploy.errors import BackendUnavailable, DeployError
+from resnet_deploy.errors import DeployError
 from resnet_deploy.ship.fleet_result import host_row
 from resnet_deploy.ship.inventory import FleetHost, check_resolves, load
 from resnet_deploy.portable.constants import SELFTEST
@@ -42,11 +42,9 @@ TASKS = ("probe", "prepare", "copy", "copy key", "unpack", "swap", "selftest")
 
 
 def _require_engine() -> None:
-    from importlib.util import find_spec
+    from resnet_deploy.extras import require
 
-    if find_spec("ansible_runner") is None or find_spec("ansible") is None:
-        raise BackendUnavailable("fleet deploy needs ansible-runner and ansible-core: pip install -e . "
-                                 "(they are dependencies of resnet-deploy).")
+    require("fleet", "deploy --inventory")
 
 
 def _tar(bundle: Path, dest: Path) -> Path:

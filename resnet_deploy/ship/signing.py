@@ -22,7 +22,11 @@ KEYGEN = "make one with `openssl ecparam -name prime256v1 -genkey -noout -out si
 
 
 def check_key(path: Path, private: bool) -> None:
-    """One line for a key file that is missing or not a key of the right kind."""
+    """One line for a key file that is missing or not a key of the right kind (or for the
+    signing extra not being installed)."""
+    from resnet_deploy.extras import require
+
+    require("signing", "signing and verifying bundles")
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 

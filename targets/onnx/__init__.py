@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from calibration.board import Int8Onnx
-from calibration.ranges import PROBES, MeasuredRanges
+from resnet_deploy.calibration.board import Int8Onnx
+from resnet_deploy.calibration.ranges import PROBES, MeasuredRanges
 from resnet_deploy._tf import INPUT_NAME
 from resnet_deploy.store.artifact import Artifact, TensorSpec
 from resnet_deploy.build.config import CalibMethod, ExportConfig, OnnxFormat, Precision, QuantConfig
@@ -22,9 +22,9 @@ from resnet_deploy.progress import Progress
 from resnet_deploy.backend.runner import Runner
 from resnet_deploy.backend.target import FileOps, Graph, Probe, Tail, Target
 from resnet_deploy.versions import versions
-from targets.onnx.calibrate import (measured_ranges, optimized_session, probe_prints, record as calibration_record,
+from resnet_deploy.targets.onnx.calibrate import (measured_ranges, optimized_session, probe_prints, record as calibration_record,
                                     share_problem)
-from targets.onnx.convert import keras_to_onnx
+from resnet_deploy.targets.onnx.convert import keras_to_onnx
 
 MODEL_FILE = "model.onnx"
 
@@ -182,17 +182,17 @@ class OnnxTarget(Target):
     options = ("opset", "quant.onnx_format", "quant.method", "quant.per_channel", "device")
 
     def probe(self, model_file: Path) -> Probe:
-        from targets.onnx.probe import probe
+        from resnet_deploy.targets.onnx.probe import probe
 
         return probe(Path(model_file))
 
     def float_graph(self, fp32_file: Path) -> Graph:
-        from targets.onnx.graph import float_graph
+        from resnet_deploy.targets.onnx.graph import float_graph
 
         return float_graph(Path(fp32_file))
 
     def file_ops(self, model_file: Path) -> FileOps:
-        from targets.onnx.graph import file_ops
+        from resnet_deploy.targets.onnx.graph import file_ops
 
         return file_ops(Path(model_file))
 

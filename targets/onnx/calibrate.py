@@ -162,7 +162,7 @@ def _probe_prints(model_path: Path, probes: np.ndarray, threads: int | None) -> 
     import onnx
     import onnxruntime as ort
 
-    from calibration.ranges import fingerprint
+    from resnet_deploy.calibration.ranges import fingerprint
 
     model = onnx.load(str(model_path))
     have = {o.name for o in model.graph.output}
@@ -186,8 +186,8 @@ def _probe_prints(model_path: Path, probes: np.ndarray, threads: int | None) -> 
 
 def measured_ranges(cache: Path, prints: dict[str, list], probes: np.ndarray, samples: int) -> dict | str:
     """The ranges ORT's calibration wrote to `cache`, with the fingerprints of those tensors
-    (a calibration.ranges.MeasuredRanges as plain data); or why there are none."""
-    from calibration.ranges import MeasuredRanges, probe_digest
+    (a resnet_deploy.calibration.ranges.MeasuredRanges as plain data); or why there are none."""
+    from resnet_deploy.calibration.ranges import MeasuredRanges, probe_digest
 
     ranges = _scalar_ranges(cache)
     if ranges is None:
@@ -199,7 +199,7 @@ def measured_ranges(cache: Path, prints: dict[str, list], probes: np.ndarray, sa
 
 def share_problem(method: str) -> str | None:
     """Why this export's ORT calibration cannot give its ranges to another backend, or None."""
-    from calibration import ranges
+    from resnet_deploy.calibration import ranges
 
     if not ranges.enabled():
         return f"{ranges.ENV}=0"

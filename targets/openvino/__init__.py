@@ -23,7 +23,7 @@ from resnet_deploy.progress import Progress
 from resnet_deploy.backend.runner import Runner
 from resnet_deploy.backend.target import FileOps, Graph, Probe, Target
 from resnet_deploy.versions import versions
-from targets.openvino import from_onnx
+from resnet_deploy.targets.openvino import from_onnx
 
 MODEL_FILE = "model.xml"
 WEIGHTS_FILE = "model.bin"
@@ -81,17 +81,17 @@ class OpenVINOTarget(Target):
     light = True  # convert_model + NNCF peak ~1.5 GB on ResNet-50: room for a worker beside it (background.py)
 
     def probe(self, model_file: Path) -> Probe:
-        from targets.openvino.probe import probe
+        from resnet_deploy.targets.openvino.probe import probe
 
         return probe(Path(model_file))
 
     def float_graph(self, fp32_file: Path) -> Graph:
-        from targets.openvino.graph import float_graph
+        from resnet_deploy.targets.openvino.graph import float_graph
 
         return float_graph(Path(fp32_file))
 
     def file_ops(self, model_file: Path) -> FileOps:
-        from targets.openvino.graph import file_ops
+        from resnet_deploy.targets.openvino.graph import file_ops
 
         return file_ops(Path(model_file))
 

@@ -11,35 +11,18 @@ import numpy as np
 
 from resnet_deploy.store.artifact import Artifact, TensorSpec
 from resnet_deploy.build.config import ExportConfig, IODtype, Precision
-from resnet_deploy.errors import BackendUnavailable, ExportError, InputError, first_line
+from resnet_deploy.errors import ExportError, InputError, first_line
 from resnet_deploy.portable.quantio import dequantize, quantize
-from resnet_deploy.portable.runtimes import tflite_interpreter_class
 from resnet_deploy.progress import Progress
 from resnet_deploy.backend.runner import Runner
 from resnet_deploy.backend.target import Graph, Probe, Target
 from resnet_deploy.versions import versions
-from targets.tflite.calibrate import record as calibration_record, tf_calibrator
-from targets.tflite.lean import lean as lean_conversion
+from resnet_deploy.targets.tflite.interpreter import load_interpreter_class
+from resnet_deploy.targets.tflite.calibrate import record as calibration_record, tf_calibrator
+from resnet_deploy.targets.tflite.lean import lean as lean_conversion
 
 MODEL_FILE = "model.tflite"
 TFLITE_CONVERT_OPS = frozenset({"QUANTIZE", "DEQUANTIZE", "RESHAPE", "TRANSPOSE", "SQUEEZE", "PACK", "SHAPE"})
-
-
-def load_interpreter_class() -> tuple[Any, str]:
-    """The LiteRT Interpreter class and where it came from (the device's order)."""
-    def quiet_tensorflow():
-        from resnet_deploy._tf import quiet_tf
-
-        quiet_tf()
-        import tensorflow as tf
-
-        return tf
-
-    try:
-        cls, source, _ = tflite_interpreter_class(quiet_tensorflow)
-    except ImportError:
-        raise BackendUnavailable("No TFLite interpreter found; install ai-edge-litert (or tflite-runtime).") from None
-    return cls, source
 
 
 def _tensor_spec(detail: dict, layout: str) -> TensorSpec:
@@ -125,12 +108,12 @@ class TFLiteTarget(Target):
         return frozenset({"ranges"}) if config.precision is Precision.INT8 and "onnx" in names else frozenset()
 
     def probe(self, model_file: Path) -> Probe:
-        from targets.tflite.probe import probe
+        from resnet_deploy.targets.tflite.probe import probe
 
         return probe(Path(model_file))
 
     def float_graph(self, fp32_file: Path) -> Graph:
-        from targets.tflite.graph import float_graph
+        from resnet_deploy.targets.tflite.graph import float_graph
 
         return float_graph(Path(fp32_file))
 

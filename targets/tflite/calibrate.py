@@ -26,7 +26,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from calibration.ranges import ENV as RANGES_ENV, PROBES
+from resnet_deploy.calibration.ranges import ENV as RANGES_ENV, PROBES
 
 ENV = "RESNET_DEPLOY_TFLITE_CALIBRATOR"
 FLOAT32 = 0  # tflite TensorType.FLOAT32
@@ -126,7 +126,7 @@ def collect_ranges(model: _AllOutputs, tensors: list[int], samples: Iterator[Any
 def _shared(model: _AllOutputs, names: dict[int, str], probes: list, measured: Any) -> tuple[dict | None, str]:
     """Ranges for every tensor from ranges another backend measured on this calibration set
     (calibration/ranges.py), matched on the probe samples; or None and why not."""
-    from calibration.ranges import fingerprint, match, probe_digest
+    from resnet_deploy.calibration.ranges import fingerprint, match, probe_digest
 
     if len(probes) < PROBES or probe_digest(np.concatenate([_sample(p) for p in probes])) != measured.probe_sha:
         return None, "the first calibration samples are not the ones the ranges were measured with"
@@ -156,7 +156,7 @@ def calibrate(cls: type, model_bytes: bytes, samples: Iterator[Any], threads: in
               measured: Any = None) -> tuple[bytes | None, dict]:
     """The calibrated model (float model + min/max per activation), or None if this model needs
     TF's own calibrator; and a note: "shared" = whose ranges were taken from `measured` (a
-    calibration.ranges.MeasuredRanges, or why there are none), "how" = how they matched, or why not."""
+    resnet_deploy.calibration.ranges.MeasuredRanges, or why there are none), "how" = how they matched, or why not."""
     from tensorflow.lite.tools import flatbuffer_utils
 
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(model_bytes))
@@ -201,7 +201,7 @@ def record(state: dict) -> dict:
 @contextlib.contextmanager
 def tf_calibrator(cls: type, threads: int | None = None, measured: Any = None) -> Iterator[dict]:
     """While inside, TFLiteConverter calibrates with `calibrate` on the LiteRT Interpreter class
-    `cls` (where it can), taking the ranges in `measured` (a calibration.ranges.MeasuredRanges,
+    `cls` (where it can), taking the ranges in `measured` (a resnet_deploy.calibration.ranges.MeasuredRanges,
     or why there are none) if they match. Yields the state record() reads: "used" (ours ran),
     "shared" (whose ranges were taken, if they were), "how" (how they matched, or why not)."""
     from tensorflow.lite.python import lite

@@ -8,7 +8,7 @@ from resnet_deploy.backend.target import Graph
 
 
 def float_graph(path: Path) -> Graph:
-    from targets.tflite import load_interpreter_class
+    from resnet_deploy.targets.tflite.interpreter import load_interpreter_class
 
     cls, _ = load_interpreter_class()
     interp = cls(model_path=str(path))  # not allocated: no delegate replaces the ops

@@ -13,7 +13,7 @@ from resnet_deploy.backend.target import Probe
 
 
 def probe(path: Path) -> Probe:
-    from targets.tflite import load_interpreter_class
+    from resnet_deploy.targets.tflite.interpreter import load_interpreter_class
 
     from resnet_deploy._tf import captured_output
 

@@ -140,7 +140,7 @@ def test_parity_on_an_image_folder_with_class_subfolders(tmp_path, capsys):
     """Real images as files: class subfolders give labels, so accuracy is measured too."""
     from PIL import Image
 
-    from calibration.sources import load_digits_split
+    from resnet_deploy.calibration.sources import load_digits_split
 
     images, labels = load_digits_split("test")
     for i, (img, lab) in enumerate(zip(images[:120], labels[:120])):
