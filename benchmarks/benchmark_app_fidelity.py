@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from resnet_deploy.build import pipeline  # noqa: E402
+from resnet_deploy.exporting import pipeline  # noqa: E402
 from resnet_deploy.measure.bench import BenchJob, run_in_subprocess  # noqa: E402
 from resnet_deploy.portable.constants import DEFAULT_PROTOCOL  # noqa: E402
 from resnet_deploy.progress import ConsoleProgress  # noqa: E402

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from resnet_deploy.quantize.diagnose_run import run_diagnose  # noqa: E402
 from resnet_deploy.models.source import ModelRef  # noqa: E402
-from resnet_deploy.build.pipeline import ensure_artifact, load  # noqa: E402
+from resnet_deploy.exporting.pipeline import ensure_artifact, load  # noqa: E402
 from resnet_deploy.portable.protocol import peak_rss_mb  # noqa: E402
 from resnet_deploy.progress import ConsoleProgress  # noqa: E402
 from resnet_deploy.requests import ArtifactOptions, DiagnoseRequest  # noqa: E402

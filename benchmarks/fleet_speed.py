@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests import devices, sshd  # noqa: E402
+from tests.support import devices, sshd  # noqa: E402
 
 QUICK = ["--warmup-s", "0.1", "--seconds", "0.3"]
 

@@ -30,7 +30,7 @@ MODULES = ["resnet_deploy/portable/metrics.py", "resnet_deploy/portable/quantio.
            "resnet_deploy/portable/device.py", "resnet_deploy/portable/names.py", "resnet_deploy/portable/checks.py",
            "resnet_deploy/portable/limits.py", "resnet_deploy/evaluate/gate.py", "resnet_deploy/evaluate/tolerances.py",
            "resnet_deploy/exits.py"]
-TESTS = ["tests/test_portable.py", "tests/test_core.py", "tests/test_rules.py"]
+TESTS = ["tests/portable/test_portable.py", "tests/evaluate/test_core.py", "tests/portable/test_rules.py"]
 
 CONFIG = """
 [tool.mutmut]

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from resnet_deploy.measure.bench import BenchJob, run_in_subprocess  # noqa: E402
 from resnet_deploy.backend.cpu import cpu_info  # noqa: E402
 from resnet_deploy.models.source import ModelRef  # noqa: E402
-from resnet_deploy.build.pipeline import ensure_artifact, load  # noqa: E402
+from resnet_deploy.exporting.pipeline import ensure_artifact, load  # noqa: E402
 from resnet_deploy.progress import ConsoleProgress  # noqa: E402
 from resnet_deploy.requests import ArtifactOptions  # noqa: E402
 from resnet_deploy.store.workspace import Workspace  # noqa: E402

@@ -22,7 +22,7 @@ def quiet_tf() -> None:
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    from resnet_deploy.build.memory import collector_paused
+    from resnet_deploy.exporting.memory import collector_paused
 
     with captured_output(), collector_paused():
         import keras  # noqa: F401

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from resnet_deploy.build.steps import ExportResult
+    from resnet_deploy.exporting.steps import ExportResult
     from resnet_deploy.evaluate.parity import ParityReport
     from resnet_deploy.progress import Progress
     from resnet_deploy.requests import (BenchRequest, DeployRequest, DiagnoseRequest, ExportRequest, GateRequest,
@@ -30,7 +30,7 @@ def _request(kind: str, request: Any, fields: dict[str, Any]) -> Any:
 
 def export(request: ExportRequest | None = None, progress: Progress | None = None, **fields: Any) -> ExportResult:
     """Export a model to one or more targets: `export(targets="onnx", precision="int8")`."""
-    from resnet_deploy.build.pipeline import export as run
+    from resnet_deploy.exporting.pipeline import export as run
 
     return run(_request("ExportRequest", request, fields), progress)
 

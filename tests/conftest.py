@@ -1,7 +1,6 @@
 """Shared fixtures: the trained digits model, its held-out test split, a calibration set."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from resnet_deploy._tf import quiet_tf
@@ -37,17 +36,6 @@ def digits_ref(digits_model, digits_test):
 
     with KerasRunner(digits_model) as r:
         return r.predict(digits_test[0])
-
-
-def keras_outputs(model, x: np.ndarray) -> np.ndarray:
-    from resnet_deploy.backend.runner import KerasRunner
-
-    with KerasRunner(model) as r:
-        return r.predict(x)
-
-
-def random_inputs(model, n: int = 4, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).random((n, *model.input_shape[1:]), dtype=np.float32)
 
 
 @pytest.fixture(scope="session")

@@ -47,7 +47,7 @@ def cli() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 def export(as_json: bool, max_acc_drop, val, max_float_layers, **kw) -> None:
     """Export a model to one or more targets, with a manifest per artifact (replaces an existing one)."""
-    from resnet_deploy.build import pipeline
+    from resnet_deploy.exporting import pipeline
     from resnet_deploy.requests import ExportRequest
 
     req = ExportRequest(_model(kw), kw.pop("targets"), kw.pop("precision"), _artifact_options(kw), kw.pop("out"),
@@ -312,7 +312,7 @@ def verify(bundle_path, key) -> None:
 @cli.command("list", epilog=EXAMPLE.format("python cli.py list"))
 def list_cmd() -> None:
     """Show targets, models and precisions."""
-    from resnet_deploy.build.config import Precision
+    from resnet_deploy.exporting.config import Precision
     from resnet_deploy.models.source import BUILTIN_MODELS
     from resnet_deploy.backend.target import available_targets, get_target
 
@@ -333,7 +333,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: one line and a non-zero exit for every user error, no traceback."""
     from resnet_deploy.exits import run
     from resnet_deploy.store.fsutil import private_tempdir
-    from resnet_deploy.build.memory import quick_exit
+    from resnet_deploy.exporting.memory import quick_exit
 
     quick_exit()
     if argv is None:  # a process of its own (tests call main() in theirs): temp files in a folder it owns

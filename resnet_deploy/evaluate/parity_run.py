@@ -7,7 +7,7 @@ from typing import Any
 from resnet_deploy.errors import InputError
 from resnet_deploy.store.fsutil import write_json_atomic
 from resnet_deploy.evaluate.parity import Candidate, ParityReport, evaluate
-from resnet_deploy.build.pipeline import Loaded, ensure_artifacts, load
+from resnet_deploy.exporting.pipeline import Loaded, ensure_artifacts, load
 from resnet_deploy.progress import Progress
 from resnet_deploy.evaluate.reference import Reference, make_reference
 from resnet_deploy.requests import ParityRequest

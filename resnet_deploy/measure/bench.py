@@ -114,7 +114,7 @@ def run_bench(req: BenchRequest, progress: Progress | None = None) -> dict[str, 
     one process per measurement. Writes OUT/<model>/bench.json and returns what it wrote."""
     from resnet_deploy.backend.cpu import cpu_info
     from resnet_deploy.store.fsutil import write_json_atomic
-    from resnet_deploy.build.pipeline import ensure_artifacts, load
+    from resnet_deploy.exporting.pipeline import ensure_artifacts, load
     from resnet_deploy.versions import versions
     from resnet_deploy.store.workspace import Workspace
 

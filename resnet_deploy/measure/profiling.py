@@ -70,7 +70,7 @@ def keras_units(model: Any) -> dict[str, str]:
     with one input joins its input's unit (conv -> bn -> relu is one row). Backends fuse such a
     chain into one op, each naming it after a different member (ORT after the ReLU, OpenVINO after
     the batch norm), so only units can be compared across backends."""
-    from resnet_deploy.build.layermap import computing_layers, predecessors
+    from resnet_deploy.exporting.layermap import computing_layers, predecessors
 
     unit: dict[str, str] = {}
     for layer in computing_layers(model):

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from resnet_deploy.build import layermap
+from resnet_deploy.exporting import layermap
 
 DEFAULT_SQNR_LIMIT = 20.0  # dB: below this an int8 activation has lost ~10% of its signal's precision
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from resnet_deploy.build import layermap
+from resnet_deploy.exporting import layermap
 from resnet_deploy.quantize.diagnose import diagnose_backend
 from resnet_deploy.errors import InputError
 from resnet_deploy.store.fsutil import write_json_atomic
@@ -16,7 +16,7 @@ def run_diagnose(req: Any, progress: Progress | None = None) -> dict:
     per-layer comparison on N inputs, written to OUT/<model>/diagnose.json."""
     from resnet_deploy.calibration.dataset import from_spec
     from resnet_deploy.inputs.contract import data_source
-    from resnet_deploy.build.pipeline import ensure_artifact, load
+    from resnet_deploy.exporting.pipeline import ensure_artifact, load
     from resnet_deploy.store.workspace import Workspace
 
     progress = progress or Progress()

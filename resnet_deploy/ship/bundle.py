@@ -115,7 +115,7 @@ def _write_bundle(a: Artifact, ref: Reference, tol: Any, host: dict, out_dir: Pa
 
 def package(req: PackageRequest, progress: Progress | None = None) -> list[dict[str, Any]]:
     """Export (or reuse) each artifact, check it on the host, and write its bundle + tarball."""
-    from resnet_deploy.build.pipeline import ensure_artifacts, load
+    from resnet_deploy.exporting.pipeline import ensure_artifacts, load
     from resnet_deploy.evaluate.reference import make_reference
     from resnet_deploy.evaluate.tolerances import tolerance_for
 

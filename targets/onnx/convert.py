@@ -20,7 +20,7 @@ from typing import Any, Iterator
 
 from resnet_deploy._tf import frozen_graph_def, inference_function
 from resnet_deploy.errors import BackendUnavailable, ExportError, first_line
-from resnet_deploy.build.memory import release
+from resnet_deploy.exporting.memory import release
 
 LEAN_ENV = "RESNET_DEPLOY_TF2ONNX_LEAN"  # "0": tf2onnx's own optimizer loop (the escape hatch, and the benchmark's "before")
 

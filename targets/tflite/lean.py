@@ -20,7 +20,7 @@ import os
 from typing import Any, Iterator
 
 from resnet_deploy._tf import frozen_graph_def
-from resnet_deploy.build.memory import release
+from resnet_deploy.exporting.memory import release
 
 ENV = "RESNET_DEPLOY_TFLITE_LEAN"  # "0": TF's own (the escape hatch)
 

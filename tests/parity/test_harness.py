@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from resnet_deploy.store.artifact import Artifact, TensorSpec
-from resnet_deploy.build.config import Precision
+from resnet_deploy.exporting.config import Precision
 from resnet_deploy.backend.runner import Runner
 from resnet_deploy.backend.target import Target, register, unregister
-from tests.test_cli import run_cli
+from tests.support.cli import run_cli
 
 REPO = Path(__file__).resolve().parents[2]
 

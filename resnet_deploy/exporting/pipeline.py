@@ -1,0 +1,231 @@
+"""Export: one calibration set, made once, feeds every target's quantizer; each artifact is
+built in a staging folder and published atomically; one failing target does not lose the
+others' artifacts. `ensure_artifacts` is how parity, bench and package get theirs: reuse a
+matching one, export a missing one, never replace one (see workspace.py)."""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from resnet_deploy.exporting import schedule as background
+
+from resnet_deploy.exporting import memory
+from resnet_deploy.store.artifact import Artifact
+from resnet_deploy.exporting.config import ExportConfig
+from resnet_deploy.errors import InputError
+from resnet_deploy.exporting.steps import ExportResult, Schedule
+from resnet_deploy.progress import Progress
+from resnet_deploy.models.source import ModelRef
+from resnet_deploy.requests import ArtifactOptions, ExportRequest
+from resnet_deploy.backend.target import get_target
+from resnet_deploy.store.workspace import Workspace, conflicts
+
+
+def _canonical(value: Any, names: dict[str, str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _canonical(v, names) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_canonical(v, names) for v in value]
+    return names.get(value, value) if isinstance(value, str) else value
+
+
+def model_fingerprint(model: Any) -> str:
+    """sha256 of the Keras model's architecture and its weights, in order. Layer names are
+    replaced by their position first: Keras numbers auto-named layers per process (input_layer,
+    input_layer_1, ...), and the same model built twice must have the same fingerprint."""
+    import json
+
+    names = {layer.name: f"layer{i}" for i, layer in enumerate(model.layers)}
+    names[model.name] = "model"
+    config = _canonical(json.loads(model.to_json()), names)
+    h = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
+    for w in model.get_weights():
+        h.update(w.tobytes())
+    return h.hexdigest()
+
+
+@dataclass
+class Loaded:
+    """A model as one command resolved it, once: its name and fingerprint, the preprocessing
+    contract and why, the options, and the calibration set (built on first use only)."""
+
+    name: str
+    model: Any  # None: a saved-reference run, which cannot export
+    source_sha: str
+    options: ArtifactOptions
+    ref: ModelRef | None = None
+    spec: Any = None  # resnet_deploy.calibration.preprocess.PreprocessSpec
+    why: str = ""
+    data: str | None = None  # the command's --data: calibration falls back to it for a user's model
+    progress: Progress = field(default_factory=Progress)
+    _calib: list = field(default_factory=list)
+
+    @classmethod
+    def of(cls, name: str, model: Any, calib: Any = None, options: ArtifactOptions | None = None) -> "Loaded":
+        """A Keras model you already have in memory (library use): default preprocessing, and
+        `calib` (a CalibrationSet) for int8."""
+        from resnet_deploy.inputs.contract import PreprocessOptions, resolve
+
+        spec, why = resolve(PreprocessOptions(), model, name)
+        loaded = cls(name, model, model_fingerprint(model), options or ArtifactOptions(), None, spec, why)
+        if calib is not None:
+            loaded._calib.append(calib)
+        return loaded
+
+    def calibration(self) -> Any:
+        """The CalibrationSet: --calib, or the model's default data (a user's model must give it)."""
+        if not self._calib:
+            from resnet_deploy.calibration.dataset import from_spec
+            from resnet_deploy.inputs.contract import data_source
+
+            given = self.options.calib
+            if given is None and self.ref is not None and self.ref.default_data is None and self.data is not None:
+                given = self.data
+                self.progress.log(f"calibrating on --data {self.data} (no --calib given); pass --calib to keep "
+                                  "calibration and evaluation images apart")
+            source = data_source(given, self.ref, "--calib")
+            self._calib.append(from_spec(source, self.model.input_shape, size=self.options.value("calib_size"),
+                                         seed=self.options.value("seed"), spec=self.spec))
+            note = self._calib[0].shortfall("calibration")
+            if note:
+                self.progress.log(note)
+        return self._calib[0]
+
+    def preprocessing(self) -> dict | None:
+        """The contract as the manifest records it."""
+        return None if self.spec is None else {**self.spec.to_dict(), "why": self.why}
+
+
+def load(ref: ModelRef, options: ArtifactOptions, progress: Progress, data: str | None = None) -> Loaded:
+    """Load the model, fingerprint it and resolve its preprocessing contract (printed with its reason).
+    data: the command's --data (parity, package), the calibration fallback for a user's model."""
+    from resnet_deploy.calibration.dataset import check_calib_value
+    from resnet_deploy.inputs.contract import describe, resolve
+    from resnet_deploy.models.check import check_model
+
+    ref.check()  # what can be refused without TensorFlow is refused before it loads
+    for value in (options.calib, data):
+        if value is not None:
+            check_calib_value(value)
+    with progress.step(f"loading model {ref.name}"):
+        name, model = ref.load()
+    check_model(model, name)
+    spec, why = resolve(options.preprocess, model, name, ref.trained_with)
+    progress.log(f"preprocessing: {describe(spec)}: {why}")
+    if not ref.trained:
+        progress.log(f"{name} is untrained (random weights): its numbers are for speed only")
+    return Loaded(name, model, model_fingerprint(model), options, ref, spec, why, data, progress)
+
+
+def _common_manifest(loaded: Loaded, calib: Any, progress: Progress) -> dict:
+    from resnet_deploy.backend.profiles import resolve
+
+    model = loaded.model
+    profile, why = resolve(loaded.options.value("device"))
+    common: dict[str, Any] = {
+        "model": {"name": loaded.name, "source_sha256": loaded.source_sha, "input_shape": list(model.input_shape),
+                  "output_shape": list(model.output_shape), "trained": loaded.ref.trained if loaded.ref else None},
+        "preprocessing": loaded.preprocessing(), "calibration": None, "device_profile": profile.record(why)}
+    if calib is not None:
+        if not calib.is_loaded:
+            with progress.step(f"preparing calibration set ({len(calib)} samples)"):
+                calib.describe()  # loads, preprocesses and hashes once; every target reuses it
+        common["calibration"] = calib.describe()
+    return common
+
+
+def _start_boards(calib: Any, order: list[Any], config: ExportConfig, budget: bool, stack: Any) -> None:
+    """Each of the calibration set's boards wanted when a later target takes what it holds, and
+    reset when the export ends. Under an accuracy budget OpenVINO does not take the ONNX model:
+    the budget keeps layers in float per backend, which a converted ONNX model would not follow."""
+    names = [t.name for t in order]  # `order` holds every target of the export
+    for key, board in calib.boards().items():
+        board.start(any(key in t.takes(config, names) for t in order[1:]) and not (budget and key == "int8_onnx"))
+        stack.callback(board.start, False)
+
+
+def export_model(loaded: Loaded, targets: list[str], config: ExportConfig, ws: Workspace,
+                 progress: Progress | None = None, budget: Any = None) -> ExportResult:
+    """Export a loaded model to every target. Configuration errors are raised before any work;
+    a target's failure is recorded in the result and the other targets go on. With a `budget`
+    (budget.Budget), int8 is exported within it on validation data checked once, up front."""
+    progress = progress or Progress()
+    target_objs = [get_target(t) for t in targets]
+    for t in target_objs:
+        t.check_config(config)
+    calib = loaded.calibration() if config.precision.needs_calibration else None
+    common = _common_manifest(loaded, calib, progress)
+    val = None
+    if budget is not None:
+        from resnet_deploy.quantize.budget import load_validation
+
+        val = load_validation(budget, loaded, calib, progress)
+    order, use_worker = background.plan(target_objs, config) if val is None else (target_objs, False)
+    with contextlib.ExitStack() as stack, background.Worker() as worker:  # the worker stops before staging goes
+        stack.enter_context(memory.long_lived())  # TF, Keras and the model: out of every collection's way
+        if calib is not None:
+            _start_boards(calib, order, config, val is not None, stack)
+        schedule = Schedule(loaded, config, calib, common, ws, progress, stack, worker, use_worker,
+                            [t.name for t in order])
+        for target in order:
+            schedule.run(target, lambda t=target: None if val is None else (
+                budget, val, ensure_artifact(ws, loaded, t.name, "fp32", progress)))
+        schedule.collect()
+    schedule.result.artifacts.sort(key=lambda a: targets.index(a.target))
+    return schedule.result
+
+
+def export(req: ExportRequest, progress: Progress | None = None) -> ExportResult:
+    """The `export` command: load the model and the calibration set once, export every target."""
+    from resnet_deploy.calibration.dataset import check_calib_value
+
+    progress = progress or Progress()
+    config = req.options.config(req.precision)
+    if req.budget is not None:
+        check_calib_value(req.budget.val)
+    return export_model(load(req.model, req.options, progress), list(req.targets), config, Workspace(req.out), progress,
+                        req.budget)
+
+
+def _check_reusable(a: Artifact, target: str, loaded: Loaded) -> None:
+    calibrated = loaded.model is not None and a.precision.needs_calibration
+    fp = loaded.calibration().fingerprint if calibrated and loaded.options.calibration_given else None
+    given = loaded.options.given_config() if loaded.model is not None else {}
+    diff = conflicts(a, get_target(target).options, given, loaded.source_sha, fp,
+                     loaded.preprocessing() if calibrated else None)
+    if diff:
+        raise InputError(f"{str(a.path)!r} was exported with {'; '.join(diff)}. It is not replaced behind your back: "
+                         f"pass the options it was made with, replace it with `export --target {target} --precision "
+                         f"{a.precision.value} ...`, or use another --out.")
+
+
+def ensure_artifacts(ws: Workspace, loaded: Loaded, targets: list[str] | tuple[str, ...], precision: str,
+                     progress: Progress) -> list[Artifact]:
+    """Each target's artifact under ws if it is intact and matches; the missing ones exported now,
+    together (one calibration set, and what one target's export shares with another's:
+    calibration/board.py), as `export --target` them all would. A saved-reference run, with no
+    model, cannot export."""
+    found = {t: ws.find(loaded.name, t, precision) for t in targets}
+    for t, a in found.items():
+        if a is not None:
+            _check_reusable(a, t, loaded)
+    missing = [t for t, a in found.items() if a is None]
+    if missing and loaded.model is None:
+        t = missing[0]
+        raise InputError(f"No {t} {precision} artifact at {str(ws.artifact_dir(loaded.name, t, precision))!r}; "
+                         f"run `export --target {t} --precision {precision}` first (a --reference run does not "
+                         "load Keras).")
+    if missing:
+        res = export_model(loaded, missing, loaded.options.config(precision), ws, progress)
+        for t in missing:
+            if t in res.failures:
+                raise res.failures[t]
+        found.update({a.target: a for a in res.artifacts})
+    return [found[t] for t in targets]
+
+
+def ensure_artifact(ws: Workspace, loaded: Loaded, target: str, precision: str, progress: Progress) -> Artifact:
+    """ensure_artifacts for one target."""
+    return ensure_artifacts(ws, loaded, [target], precision, progress)[0]

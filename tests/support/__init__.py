@@ -1,0 +1,1 @@
+"""Helpers the tests share: real servers, devices, documents and models made for tests."""
