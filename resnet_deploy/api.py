@@ -29,10 +29,16 @@ def _request(kind: str, request: Any, fields: dict[str, Any]) -> Any:
 
 
 def export(request: ExportRequest | None = None, progress: Progress | None = None, **fields: Any) -> ExportResult:
-    """Export a model to one or more targets: `export(targets="onnx", precision="int8")`."""
+    """Export a model to one or more targets: `export(targets="onnx", precision="int8")`; with
+    `budget=Budget(...)` the accuracy budget drives the export."""
+    req = _request("ExportRequest", request, fields)
+    if req.budget is not None:
+        from resnet_deploy.quantize.budget import export_within
+
+        return export_within(req, progress)
     from resnet_deploy.exporting.pipeline import export as run
 
-    return run(_request("ExportRequest", request, fields), progress)
+    return run(req, progress)
 
 
 def parity(request: ParityRequest | None = None, progress: Progress | None = None, **fields: Any) -> ParityReport:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from resnet_deploy.exporting.config import ExportConfig, Precision, QuantConfig, config_record, record_value
+from resnet_deploy.config import ExportConfig, Precision, QuantConfig, config_record, record_value
 from resnet_deploy.inputs.contract import PreprocessOptions
 from resnet_deploy.errors import InputError
 from resnet_deploy.measure.latency import Protocol

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
-from resnet_deploy.exporting.config import ExportConfig, Precision
+from resnet_deploy.config import ExportConfig, Precision
 from resnet_deploy.errors import DeployError, ExportError, InputError, converter_said, first_line
 from resnet_deploy.progress import Progress
 

@@ -47,12 +47,12 @@ def cli() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 def export(as_json: bool, max_acc_drop, val, max_float_layers, **kw) -> None:
     """Export a model to one or more targets, with a manifest per artifact (replaces an existing one)."""
-    from resnet_deploy.exporting import pipeline
+    from resnet_deploy.api import export as exporting
     from resnet_deploy.requests import ExportRequest
 
     req = ExportRequest(_model(kw), kw.pop("targets"), kw.pop("precision"), _artifact_options(kw), kw.pop("out"),
                         _budget(max_acc_drop, val, max_float_layers))
-    result = pipeline.export(req, _progress())
+    result = exporting(req, _progress())
     if as_json:
         click.echo(as_json_text(result.to_dict()))
     else:
@@ -312,7 +312,7 @@ def verify(bundle_path, key) -> None:
 @cli.command("list", epilog=EXAMPLE.format("python cli.py list"))
 def list_cmd() -> None:
     """Show targets, models and precisions."""
-    from resnet_deploy.exporting.config import Precision
+    from resnet_deploy.config import Precision
     from resnet_deploy.models.source import BUILTIN_MODELS
     from resnet_deploy.backend.target import available_targets, get_target
 

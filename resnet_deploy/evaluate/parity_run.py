@@ -33,7 +33,7 @@ def _check_held_out(artifact: Any, ref: Reference) -> None:
     """Parity's data must not be the calibration or validation samples an accuracy budget used."""
     prints = (artifact.manifest.get("accuracy_budget") or {}).get("sample_fingerprints")
     if prints:
-        from resnet_deploy.quantize.budget import check_disjoint
+        from resnet_deploy.inputs.samples import check_disjoint
 
         check_disjoint(ref.x, prints, "parity")
 

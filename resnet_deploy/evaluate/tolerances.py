@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields, replace
 
-from resnet_deploy.exporting.config import Precision
+from resnet_deploy.config import Precision
 from resnet_deploy.errors import InputError
 
 

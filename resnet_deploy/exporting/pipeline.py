@@ -13,9 +13,9 @@ from resnet_deploy.exporting import schedule as background
 
 from resnet_deploy.exporting import memory
 from resnet_deploy.store.artifact import Artifact
-from resnet_deploy.exporting.config import ExportConfig
+from resnet_deploy.config import ExportConfig
 from resnet_deploy.errors import InputError
-from resnet_deploy.exporting.steps import ExportResult, Schedule
+from resnet_deploy.exporting.steps import ExportResult, MakeArtifact, Schedule
 from resnet_deploy.progress import Progress
 from resnet_deploy.models.source import ModelRef
 from resnet_deploy.requests import ArtifactOptions, ExportRequest
@@ -136,57 +136,52 @@ def _common_manifest(loaded: Loaded, calib: Any, progress: Progress) -> dict:
     return common
 
 
-def _start_boards(calib: Any, order: list[Any], config: ExportConfig, budget: bool, stack: Any) -> None:
+def _start_boards(calib: Any, order: list[Any], config: ExportConfig, own_make: bool, stack: Any) -> None:
     """Each of the calibration set's boards wanted when a later target takes what it holds, and
-    reset when the export ends. Under an accuracy budget OpenVINO does not take the ONNX model:
-    the budget keeps layers in float per backend, which a converted ONNX model would not follow."""
+    reset when the export ends. When the caller makes each artifact its own way (the accuracy
+    budget keeps layers in float per backend), OpenVINO does not take the ONNX model: a converted
+    ONNX model would not follow OpenVINO's own float layers."""
     names = [t.name for t in order]  # `order` holds every target of the export
     for key, board in calib.boards().items():
-        board.start(any(key in t.takes(config, names) for t in order[1:]) and not (budget and key == "int8_onnx"))
+        board.start(any(key in t.takes(config, names) for t in order[1:]) and not (own_make and key == "int8_onnx"))
         stack.callback(board.start, False)
 
 
 def export_model(loaded: Loaded, targets: list[str], config: ExportConfig, ws: Workspace,
-                 progress: Progress | None = None, budget: Any = None) -> ExportResult:
+                 progress: Progress | None = None, make: MakeArtifact | None = None) -> ExportResult:
     """Export a loaded model to every target. Configuration errors are raised before any work;
-    a target's failure is recorded in the result and the other targets go on. With a `budget`
-    (budget.Budget), int8 is exported within it on validation data checked once, up front."""
+    a target's failure is recorded in the result and the other targets go on. `make(target,
+    staging, progress)` replaces the target's own export (the accuracy budget drives export this
+    way); every artifact is mapped, given its manifest and published the same way."""
     progress = progress or Progress()
     target_objs = [get_target(t) for t in targets]
     for t in target_objs:
         t.check_config(config)
     calib = loaded.calibration() if config.precision.needs_calibration else None
     common = _common_manifest(loaded, calib, progress)
-    val = None
-    if budget is not None:
-        from resnet_deploy.quantize.budget import load_validation
-
-        val = load_validation(budget, loaded, calib, progress)
-    order, use_worker = background.plan(target_objs, config) if val is None else (target_objs, False)
+    order, use_worker = background.plan(target_objs, config) if make is None else (target_objs, False)
     with contextlib.ExitStack() as stack, background.Worker() as worker:  # the worker stops before staging goes
         stack.enter_context(memory.long_lived())  # TF, Keras and the model: out of every collection's way
         if calib is not None:
-            _start_boards(calib, order, config, val is not None, stack)
+            _start_boards(calib, order, config, make is not None, stack)
         schedule = Schedule(loaded, config, calib, common, ws, progress, stack, worker, use_worker,
-                            [t.name for t in order])
+                            [t.name for t in order], make)
         for target in order:
-            schedule.run(target, lambda t=target: None if val is None else (
-                budget, val, ensure_artifact(ws, loaded, t.name, "fp32", progress)))
+            schedule.run(target)
         schedule.collect()
     schedule.result.artifacts.sort(key=lambda a: targets.index(a.target))
     return schedule.result
 
 
 def export(req: ExportRequest, progress: Progress | None = None) -> ExportResult:
-    """The `export` command: load the model and the calibration set once, export every target."""
-    from resnet_deploy.calibration.dataset import check_calib_value
-
-    progress = progress or Progress()
-    config = req.options.config(req.precision)
+    """The `export` command: load the model and the calibration set once, export every target
+    (with an accuracy budget, `resnet_deploy.export` hands the request to the budget, which
+    drives this export)."""
     if req.budget is not None:
-        check_calib_value(req.budget.val)
-    return export_model(load(req.model, req.options, progress), list(req.targets), config, Workspace(req.out), progress,
-                        req.budget)
+        raise InputError("an export within an accuracy budget is the budget's to run: call resnet_deploy.export.")
+    progress = progress or Progress()
+    return export_model(load(req.model, req.options, progress), list(req.targets), req.options.config(req.precision),
+                        Workspace(req.out), progress)
 
 
 def _check_reusable(a: Artifact, target: str, loaded: Loaded) -> None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import resnet_deploy
 from resnet_deploy.store.artifact import Artifact
 from resnet_deploy.exporting.schedule import WORKER_NICE, WORKER_THREADS, beside
-from resnet_deploy.exporting.config import ExportConfig, config_record
+from resnet_deploy.config import ExportConfig, config_record
 from resnet_deploy.errors import DeployError, ExportError, first_line
 from resnet_deploy.store.fsutil import publish_dir, staging_dir
 from resnet_deploy.exporting.memory import release
@@ -24,6 +24,10 @@ from resnet_deploy.store.workspace import Workspace
 
 if TYPE_CHECKING:
     from resnet_deploy.exporting.schedule import Worker
+
+
+# (target, staging folder, progress) -> the target's Artifact written into the staging folder
+MakeArtifact = Callable[[Any, Path, Progress], Artifact]
 
 
 @dataclass
@@ -82,7 +86,7 @@ def layer_map(loaded: Any, target: str, artifact: Artifact, config: ExportConfig
     import numpy as np
 
     from resnet_deploy.exporting import layermap
-    from resnet_deploy.exporting.config import Precision
+    from resnet_deploy.config import Precision
 
     if calib is not None:
         x = calib.arrays()[0][:1]
@@ -129,19 +133,20 @@ class Schedule:
     worker: "Worker"
     use_worker: bool
     names: list[str] = field(default_factory=list)  # every target of this export
+    make: MakeArtifact | None = None  # the caller's way to make each artifact (export_model says)
     result: ExportResult = field(default_factory=ExportResult)
     waiting: Started | None = None
 
     def __post_init__(self) -> None:
         self.keras_out = KerasOnce(self.loaded.model)
 
-    def run(self, target: Any, fallback: Callable[[], tuple | None]) -> None:
-        """Begin `target` (fallback() = (Budget, Validation, fp32 artifact) for an accuracy budget)."""
+    def run(self, target: Any) -> None:
+        """Begin `target`: its Tail goes to the worker, or its artifact is finished here."""
         if self.waiting is not None and not beside(target, self.config, self.names):
             self.collect()
         if not target.light:
             self.keras_out.drop()  # its peak must not carry the maps' Keras activations
-        s = guard(self.result, target.name, lambda: self._begin(target, fallback()))
+        s = guard(self.result, target.name, lambda: self._begin(target))
         if s is not None and isinstance(s.done, Tail):
             self.progress.log(f"{target.name} {self.config.precision.value}: {s.done.label} goes on in a worker "
                               "process, beside the next target")
@@ -163,16 +168,13 @@ class Schedule:
 
         guard(self.result, s.target.name, wait_and_finish)
 
-    def _begin(self, target: Any, fallback: tuple | None) -> Started:
+    def _begin(self, target: Any) -> Started:
         loaded, config, progress = self.loaded, self.config, self.progress
         final = self.ws.artifact_dir(loaded.name, target.name, config.precision.value)
         staging = self.stack.enter_context(staging_dir(final))
         t0 = time.perf_counter()
-        if fallback is not None:
-            from resnet_deploy.quantize import budget
-
-            return Started(target, final, staging, t0,
-                           budget.search(target, loaded, config, self.calib, *fallback, staging, progress))
+        if self.make is not None:
+            return Started(target, final, staging, t0, self.make(target, staging, progress))
         with progress.step(f"exporting {loaded.name} -> {target.name} {config.precision.value}"):
             done = target.begin(loaded.model, staging, config, self.calib, progress)
             if isinstance(done, Tail) and not self.use_worker:

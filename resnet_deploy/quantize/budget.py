@@ -10,7 +10,6 @@ are recorded in the manifest). The manifest records the float layers, the accura
 and the latency of plain and budgeted int8 measured side by side at export."""
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from resnet_deploy.errors import InputError, ParityError
+from resnet_deploy.inputs.samples import check_disjoint, sample_fingerprints
 from resnet_deploy.progress import Progress
 
 DEFAULT_MAX_FLOAT_LAYERS = 8
@@ -44,21 +44,6 @@ class Budget:
         if isinstance(drop, bool) or not isinstance(drop, (int, float)) or not math.isfinite(drop) or not 0 <= drop < 100:
             raise InputError(f"--max-acc-drop {drop!r} must be a number of accuracy points in [0, 100), e.g. 1.")
         object.__setattr__(self, "max_float_layers", positive_int(self.max_float_layers, "--max-float-layers"))
-
-
-def sample_fingerprints(x: np.ndarray) -> list[str]:
-    """One short sha256 per sample (its float32 bytes): what overlap checks compare."""
-    return [hashlib.sha256(np.ascontiguousarray(s, "<f4").tobytes()).hexdigest()[:16] for s in x]
-
-
-def check_disjoint(x: np.ndarray, recorded: dict[str, list[str]], what: str) -> None:
-    """Refuse samples that are also in a recorded set ({"calibration": [...], "validation": [...]})."""
-    mine = set(sample_fingerprints(x))
-    for name, prints in recorded.items():
-        shared = mine & set(prints)
-        if shared:
-            raise InputError(f"{len(shared)} of the {what} samples are also {name} samples of this artifact; "
-                             f"pass {what} data that was not used for {name} (another split or folder).")
 
 
 @dataclass
@@ -201,6 +186,38 @@ def search(target: Any, loaded: Any, config: Any, calib: Any, budget: Budget, va
         return best
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def export_within(req: Any, progress: Progress | None = None) -> Any:
+    """`export --max-acc-drop`: validation data checked once, each target's fp32 artifact (reused
+    or exported), then the export engine with `search` making each int8 artifact."""
+    from resnet_deploy.backend.target import get_target
+    from resnet_deploy.calibration.dataset import check_calib_value
+    from resnet_deploy.errors import DeployError
+    from resnet_deploy.exporting.pipeline import ensure_artifact, export_model, load
+    from resnet_deploy.store.workspace import Workspace
+
+    progress, budget = progress or Progress(), req.budget
+    check_calib_value(budget.val)
+    config = req.options.config(req.precision)
+    for name in req.targets:
+        get_target(name).check_config(config)
+    loaded, ws = load(req.model, req.options, progress), Workspace(req.out)
+    calib = loaded.calibration()
+    val = load_validation(budget, loaded, calib, progress)
+    fp32, failed = {}, {}
+    for name in req.targets:
+        try:
+            fp32[name] = ensure_artifact(ws, loaded, name, "fp32", progress)
+        except DeployError as e:  # this target cannot go on; the others do
+            failed[name] = e
+
+    def make(target: Any, staging: Path, progress: Progress) -> Any:
+        return search(target, loaded, config, calib, budget, val, fp32[target.name], staging, progress)
+
+    result = export_model(loaded, [n for n in req.targets if n in fp32], config, ws, progress, make)
+    result.failures.update(failed)
+    return result
 
 
 def _missed(target: str, val: Validation, best_acc: float, record: dict, budget: Budget) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from resnet_deploy.exporting.config import Precision
+from resnet_deploy.config import Precision
 from resnet_deploy.errors import DeployError, IntegrityError, InputError
 from resnet_deploy.store.fsutil import write_json_atomic
 from resnet_deploy.portable.constants import MANIFEST, SCHEMA_VERSION

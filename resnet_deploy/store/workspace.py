@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from resnet_deploy.store.artifact import Artifact
-from resnet_deploy.exporting.config import record_value
+from resnet_deploy.config import record_value
 from resnet_deploy.portable.constants import MANIFEST
 
 

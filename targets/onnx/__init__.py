@@ -15,7 +15,7 @@ from resnet_deploy.calibration.board import Int8Onnx
 from resnet_deploy.calibration.ranges import PROBES, MeasuredRanges
 from resnet_deploy._tf import INPUT_NAME
 from resnet_deploy.store.artifact import Artifact, TensorSpec
-from resnet_deploy.exporting.config import CalibMethod, ExportConfig, OnnxFormat, Precision, QuantConfig
+from resnet_deploy.config import CalibMethod, ExportConfig, OnnxFormat, Precision, QuantConfig
 from resnet_deploy.errors import BackendUnavailable, ExportError, InputError, first_line
 from resnet_deploy.exporting.memory import release
 from resnet_deploy.progress import Progress

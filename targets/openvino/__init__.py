@@ -17,7 +17,7 @@ import numpy as np
 from resnet_deploy import ov_telemetry
 from resnet_deploy._tf import INPUT_NAME
 from resnet_deploy.store.artifact import Artifact, TensorSpec
-from resnet_deploy.exporting.config import ExportConfig, Precision
+from resnet_deploy.config import ExportConfig, Precision
 from resnet_deploy.errors import BackendUnavailable, ExportError, InputError, PrecisionMismatch, first_line
 from resnet_deploy.progress import Progress
 from resnet_deploy.backend.runner import Runner

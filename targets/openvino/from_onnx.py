@@ -27,7 +27,7 @@ import io
 from typing import Any, Sequence
 
 from resnet_deploy.calibration.board import Int8Onnx
-from resnet_deploy.exporting.config import ExportConfig, OnnxFormat, OpenVinoInt8, Precision
+from resnet_deploy.config import ExportConfig, OnnxFormat, OpenVinoInt8, Precision
 
 # The ONNX quantization record's fields that describe what the OpenVINO IR computes too.
 INHERITED = ("format", "activations", "weights", "name", "per_channel", "reduce_range", "calibration_method",

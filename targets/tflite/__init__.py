@@ -10,7 +10,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from resnet_deploy.store.artifact import Artifact, TensorSpec
-from resnet_deploy.exporting.config import ExportConfig, IODtype, Precision
+from resnet_deploy.config import ExportConfig, IODtype, Precision
 from resnet_deploy.errors import ExportError, InputError, first_line
 from resnet_deploy.portable.quantio import dequantize, quantize
 from resnet_deploy.progress import Progress

@@ -127,7 +127,7 @@ def test_onnx_options_reach_the_manifest(tmp_path, capsys):
 
 
 def test_export_all_with_one_failing_target_keeps_the_others_and_exits_3(tmp_path, capsys):
-    from resnet_deploy.exporting.config import Precision
+    from resnet_deploy.config import Precision
     from resnet_deploy.backend.target import Target, register, unregister
 
     class Broken(Target):

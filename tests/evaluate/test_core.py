@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from resnet_deploy.exporting.config import Precision
+from resnet_deploy.config import Precision
 from resnet_deploy.errors import InputError
 from resnet_deploy.evaluate.parity import check, compare
 from resnet_deploy.backend.target import parse_targets

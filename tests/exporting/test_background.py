@@ -16,7 +16,7 @@ import pytest
 from resnet_deploy.exporting import schedule as background
 
 from resnet_deploy.exporting import pipeline
-from resnet_deploy.exporting.config import ExportConfig, QuantConfig
+from resnet_deploy.config import ExportConfig, QuantConfig
 from resnet_deploy.errors import ExportError
 from resnet_deploy.backend.target import Tail, get_target
 from resnet_deploy.store.workspace import Workspace

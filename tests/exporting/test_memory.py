@@ -7,7 +7,7 @@ import gc
 from resnet_deploy.exporting import memory
 
 from resnet_deploy.exporting import pipeline
-from resnet_deploy.exporting.config import ExportConfig
+from resnet_deploy.config import ExportConfig
 from resnet_deploy.store.workspace import Workspace
 
 

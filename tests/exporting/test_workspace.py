@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from resnet_deploy.store.artifact import Artifact, TensorSpec, sha256_file
-from resnet_deploy.exporting.config import ExportConfig, Precision
+from resnet_deploy.config import ExportConfig, Precision
 from resnet_deploy.backend.target import Target, register, unregister
 from resnet_deploy.store.workspace import Workspace
 from tests.support.cli import run_cli
@@ -140,7 +140,7 @@ def test_third_party_targets_come_from_the_entry_point_group(tmp_path):
     import sys
 
     (tmp_path / "myplugin.py").write_text(
-        "from resnet_deploy.backend.target import Target\nfrom resnet_deploy.exporting.config import Precision\n"
+        "from resnet_deploy.backend.target import Target\nfrom resnet_deploy.config import Precision\n"
         "class MyTarget(Target):\n    name = 'mytarget'\n    precisions = (Precision.FP32,)\n"
         "    description = 'a plugin target'\n")
     dist = tmp_path / "myplugin-1.0.dist-info"

@@ -108,3 +108,34 @@ def test_every_package_is_installed_under_resnet_deploy_only():
     folders = {_module(p) for pkg in OURS for p in (ROOT / pkg).rglob("__init__.py")}
     assert listed == folders, (listed ^ folders)
     assert all(n == "resnet_deploy" or n.startswith("resnet_deploy.") for n in listed)
+
+
+# Which of our packages each package may import (besides the core modules at the top of
+# resnet_deploy/ and portable/): the flows run one way, export never calls what drives it
+# (the accuracy budget, parity, packaging), and the CLI is nobody's dependency.
+ALLOWED = {
+    "models": set(), "inputs": set(), "store": set(),
+    "backend": {"store", "measure"},  # Runner.throughput's default is measure's one driver
+    "exporting": {"backend", "inputs", "models", "store"},
+    "measure": {"backend", "exporting", "models", "store"},
+    "evaluate": {"backend", "exporting", "inputs", "measure", "store"},
+    "quantize": {"backend", "exporting", "inputs", "measure", "store"},
+    "ship": {"backend", "evaluate", "exporting", "measure", "store"},
+    "reporting": {"evaluate", "measure", "models", "store"},
+    "cli": {"backend", "evaluate", "exporting", "inputs", "measure", "models", "quantize", "reporting", "ship", "store"},
+}
+
+
+def test_packages_depend_one_way():
+    files = [p for p in _sources() if p.relative_to(ROOT).parts[0] in OURS]
+    known = {_module(p) for p in files}
+    wrong = []
+    for p in files:
+        parts = _module(p).split(".")
+        if len(parts) < 2 or parts[1] not in ALLOWED:
+            continue
+        for m in _imports(p, known):
+            used = m.split(".")
+            if len(used) > 1 and used[1] in ALLOWED and used[1] != parts[1] and used[1] not in ALLOWED[parts[1]]:
+                wrong.append(f"{_module(p)} imports {m}")
+    assert not wrong, wrong

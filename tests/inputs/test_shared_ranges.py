@@ -9,7 +9,7 @@ import pytest
 
 from resnet_deploy.calibration.ranges import PROBES, MeasuredRanges, fingerprint, match
 from resnet_deploy.exporting import pipeline
-from resnet_deploy.exporting.config import ExportConfig, QuantConfig
+from resnet_deploy.config import ExportConfig, QuantConfig
 from resnet_deploy.store.workspace import Workspace
 from resnet_deploy.targets.onnx import calibrate as onnx_calibrate
 from resnet_deploy.targets.tflite import calibrate as tflite_calibrate

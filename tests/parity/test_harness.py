@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from resnet_deploy.store.artifact import Artifact, TensorSpec
-from resnet_deploy.exporting.config import Precision
+from resnet_deploy.config import Precision
 from resnet_deploy.backend.runner import Runner
 from resnet_deploy.backend.target import Target, register, unregister
 from tests.support.cli import run_cli

@@ -22,7 +22,7 @@ def outlier_model(tmp_path_factory):
 @pytest.fixture(scope="module")
 def budgeted(outlier_model, tmp_path_factory):
     """The outlier model exported to all three targets within 1 point on digits' validation split."""
-    from resnet_deploy.exporting.pipeline import export
+    from resnet_deploy import export
     from resnet_deploy.quantize.budget import Budget
     from resnet_deploy.models.source import ModelRef
     from resnet_deploy.requests import ArtifactOptions, ExportRequest

@@ -62,7 +62,7 @@ def test_optimized_session_gives_orts_ranges(pre_onnx, digits_calib, monkeypatch
 
 
 def test_export_records_the_calibration_session(digits_model, digits_calib, tmp_path, monkeypatch):
-    from resnet_deploy.exporting.config import ExportConfig
+    from resnet_deploy.config import ExportConfig
     from resnet_deploy.targets.onnx import OnnxTarget
 
     a = OnnxTarget().export(digits_model, tmp_path, ExportConfig(precision="int8"), digits_calib)

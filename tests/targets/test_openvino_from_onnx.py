@@ -11,7 +11,7 @@ import resnet_deploy.targets.onnx
 from resnet_deploy.exporting import schedule as background
 from resnet_deploy.exporting import layermap
 from resnet_deploy.exporting import pipeline
-from resnet_deploy.exporting.config import ExportConfig, QuantConfig
+from resnet_deploy.config import ExportConfig, QuantConfig
 from resnet_deploy.errors import ExportError
 from resnet_deploy.evaluate.parity import check, compare
 from resnet_deploy.progress import Progress

@@ -6,7 +6,7 @@ import os
 import pytest
 
 from resnet_deploy import ov_telemetry
-from resnet_deploy.exporting.config import ExportConfig
+from resnet_deploy.config import ExportConfig
 from resnet_deploy.backend.target import get_target
 
 

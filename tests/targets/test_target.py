@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from resnet_deploy.exporting.config import ExportConfig
+from resnet_deploy.config import ExportConfig
 from resnet_deploy.backend.target import targets_with, available_targets, get_target, register, unregister
 from resnet_deploy.store.workspace import Workspace
 
@@ -46,7 +46,7 @@ def test_the_template_wraps_any_converter_exception_in_one_export_error(tmp_path
     """Even an exception with an empty message becomes one line that names the target and the type."""
     import pytest
 
-    from resnet_deploy.exporting.config import Precision
+    from resnet_deploy.config import Precision
     from resnet_deploy.errors import ExportError, InputError
     from resnet_deploy.backend.target import Target
 

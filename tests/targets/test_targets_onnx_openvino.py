@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from resnet_deploy.models import source as models
-from resnet_deploy.exporting.config import ExportConfig, Precision
+from resnet_deploy.config import ExportConfig, Precision
 from resnet_deploy.backend.cpu import cpu_flags
 from resnet_deploy.errors import PrecisionMismatch
 from resnet_deploy.measure.latency import Protocol, measure

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from resnet_deploy.models import source as models
-from resnet_deploy.exporting.config import ExportConfig, QuantConfig
+from resnet_deploy.config import ExportConfig, QuantConfig
 from resnet_deploy.evaluate.parity import check, compare
 from resnet_deploy.evaluate.tolerances import tolerance_for
 from resnet_deploy.targets.tflite import TFLiteTarget

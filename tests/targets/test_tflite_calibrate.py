@@ -72,7 +72,7 @@ def test_ranges_are_the_float_models_own(digits_model, samples, monkeypatch):
 
 
 def test_export_records_which_calibrator(digits_model, digits_calib, tmp_path, monkeypatch):
-    from resnet_deploy.exporting.config import ExportConfig
+    from resnet_deploy.config import ExportConfig
 
     a = TFLiteTarget().export(digits_model, tmp_path, ExportConfig(precision="int8"), digits_calib)
     assert a.details["quantization"]["calibrator"].startswith("resnet-deploy"), a.details["quantization"]
@@ -91,7 +91,7 @@ def test_models_it_cannot_calibrate_fall_back_to_tfs_own(digits_model, digits_ca
     import tensorflow as tf
     from tensorflow.lite.tools import flatbuffer_utils
 
-    from resnet_deploy.exporting.config import ExportConfig
+    from resnet_deploy.config import ExportConfig
 
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(keras_converter(tf, digits_model).convert()))
     assert tflite_calibrate._loggable(model)  # noqa: SLF001

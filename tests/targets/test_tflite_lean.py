@@ -2,7 +2,7 @@
 (targets/tflite/lean.py): none is built, and the file is the same as TF's own."""
 from __future__ import annotations
 
-from resnet_deploy.exporting.config import ExportConfig
+from resnet_deploy.config import ExportConfig
 from resnet_deploy.backend.target import get_target
 import resnet_deploy.targets.tflite.lean as tflite_lean
 
