@@ -89,7 +89,7 @@ class PreprocessSpec:
             raise InputError(f"Model input has {c} channels; only 1 (gray) or 3 (RGB/BGR) are supported.")
         kwargs: dict = {"height": int(h), "width": int(w), "channels": "gray" if c == 1 else "rgb"}
         kwargs.update(overrides)
-        return cls(**kwargs)  # type: ignore[arg-type]
+        return cls(**kwargs)
 
     def to_dict(self) -> dict:
         return {"kind": "image", "layout": "NHWC", **asdict(self)}
@@ -100,14 +100,14 @@ class PreprocessSpec:
         pil = Image.fromarray(img).convert("L" if self.channels == "gray" else "RGB")
         if self.resize == "stretch":
             return pil if pil.size == (self.width, self.height) else pil.resize((self.width, self.height),
-                                                                                 Image.BILINEAR)
+                                                                                 Image.Resampling.BILINEAR)
         w, h = pil.size
         if w < self.width or h < self.height:
             raise InputError(f"Image of {w}x{h} is smaller than the {self.width}x{self.height} center crop; pass "
                              "larger images or --resize stretch.")
         f = max(self.width / w, self.height / h) / CROP_FRACTION
         rw, rh = max(self.width, round(w * f)), max(self.height, round(h * f))
-        pil = pil.resize((rw, rh), Image.BILINEAR)
+        pil = pil.resize((rw, rh), Image.Resampling.BILINEAR)
         left, top = (rw - self.width) // 2, (rh - self.height) // 2
         return pil.crop((left, top, left + self.width, top + self.height))
 
@@ -127,5 +127,5 @@ class PreprocessSpec:
             x = x[:, :, ::-1]
         div = _divisor(self.scale)
         x = x / np.float32(div) if div is not None else x * np.float32(self.scale)
-        x = (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        x = (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)  # type: ignore[assignment]
         return np.ascontiguousarray(x, dtype=np.float32)

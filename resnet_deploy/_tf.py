@@ -7,7 +7,7 @@ import io
 import os
 import sys
 import tempfile
-from typing import Any, Iterator
+from typing import Any, Iterator, cast
 
 INPUT_NAME = "input"  # the input tensor's name in every artifact converted from a traced Keras model
 
@@ -79,7 +79,7 @@ def inference_function(model: Any) -> tuple[Any, list]:
     if model not in _TRACED:
         spec = [tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name=INPUT_NAME)]
         ref = weakref.ref(model)
-        _TRACED[model] = tf.function(lambda x: ref()(x, training=False), input_signature=spec), spec
+        _TRACED[model] = tf.function(lambda x: cast(Any, ref())(x, training=False), input_signature=spec), spec
     return _TRACED[model]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Iterable, Iterator, TypeVar
+from typing import Iterable, Iterator, TextIO, TypeVar
 
 T = TypeVar("T")
 
@@ -34,6 +34,7 @@ class ConsoleProgress(Progress):
 
         # A private copy of stderr: converters run with fds 1/2 captured (their chatter is
         # noise), and progress must still reach the terminal while they run.
+        stream: TextIO
         try:
             sys.stderr.flush()
             stream = os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1)

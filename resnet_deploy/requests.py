@@ -1,6 +1,7 @@
 """Frozen requests: one per library command. The CLI builds them from its options; the library
 functions (pipeline.export, parity_run.run_parity, bench.run_bench, bundle.package,
-deploy.deploy, report.write_report) each take one. Values are normalised and checked here,
+deploy.deploy, report.write_report) each take one. Values are normalised and checked here (strings such as "onnx,tflite" or "fp32,int8" are
+accepted for the tuple fields),
 once, before any work starts."""
 from __future__ import annotations
 
@@ -61,7 +62,7 @@ class ArtifactOptions:
     def config(self, precision: Precision | str) -> ExportConfig:
         quant = QuantConfig(io_dtype=self.value("io_dtype"), method=self.value("calib_method"),
                             onnx_format=self.value("onnx_format"), openvino_int8=self.value("openvino_int8"))
-        return ExportConfig(precision=precision, quant=quant, calib_size=self.value("calib_size"),
+        return ExportConfig(precision=Precision.parse(precision), quant=quant, calib_size=self.value("calib_size"),
                             opset=self.value("opset"), device=self.value("device"))
 
     def given_config(self) -> dict[str, Any]:
@@ -74,10 +75,14 @@ class ArtifactOptions:
         return self.calib is not None or self.seed is not None
 
 
+ALL: tuple[str, ...] = ("all",)  # every registered target, plugins included
+
+
 def _targets(value: Any) -> tuple[str, ...]:
+    """Names checked against the registry; "all" (or ALL) is every registered target."""
     from resnet_deploy.backend.target import parse_targets
 
-    return tuple(parse_targets(value) if isinstance(value, str) else value)
+    return tuple(parse_targets(value if isinstance(value, str) else ",".join(value)))
 
 
 def _precisions(value: Any) -> tuple[Precision, ...]:
@@ -100,8 +105,8 @@ def _check_supported(targets: tuple[str, ...], precisions: tuple[Precision, ...]
 @dataclass(frozen=True)
 class ExportRequest:
     model: ModelRef = field(default_factory=ModelRef)
-    targets: tuple[str, ...] | str = ("tflite",)
-    precision: Precision | str = Precision.INT8
+    targets: tuple[str, ...] = ("tflite",)
+    precision: Precision = Precision.INT8
     options: ArtifactOptions = field(default_factory=ArtifactOptions)
     out: Path = DEFAULT_OUT
     budget: Any = None  # budget.Budget: int8 within an accuracy budget
@@ -119,8 +124,8 @@ class ExportRequest:
 @dataclass(frozen=True)
 class ParityRequest:
     model: ModelRef | None = field(default_factory=ModelRef)  # None: use the saved reference's
-    targets: tuple[str, ...] | str = "all"
-    precisions: tuple[Precision, ...] | str = (Precision.INT8,)
+    targets: tuple[str, ...] = ALL
+    precisions: tuple[Precision, ...] = (Precision.INT8,)
     data: str | None = None  # None: the model's default (contract.data_source)
     n: int = 450
     threads: int | None = 2
@@ -153,10 +158,10 @@ BENCH_MODES = ("latency", "throughput")
 @dataclass(frozen=True)
 class BenchRequest:
     model: ModelRef = field(default_factory=ModelRef)
-    targets: tuple[str, ...] | str = "all"
-    precisions: tuple[Precision, ...] | str = (Precision.FP32, Precision.INT8)
+    targets: tuple[str, ...] = ALL
+    precisions: tuple[Precision, ...] = (Precision.FP32, Precision.INT8)
     threads: tuple[int, ...] = (2,)
-    batch: int | tuple[int, ...] = 1  # throughput mode takes several
+    batch: tuple[int, ...] = (1,)  # throughput mode takes several
     keras: bool = True
     protocol: Protocol = field(default_factory=Protocol)
     options: ArtifactOptions = field(default_factory=ArtifactOptions)
@@ -185,8 +190,8 @@ class BenchRequest:
 @dataclass(frozen=True)
 class PackageRequest:
     model: ModelRef = field(default_factory=ModelRef)
-    targets: tuple[str, ...] | str = "all"
-    precision: Precision | str = Precision.INT8
+    targets: tuple[str, ...] = ALL
+    precision: Precision = Precision.INT8
     data: str | None = None  # None: the model's default (contract.data_source)
     n: int = 200
     threads: int = 2
@@ -288,7 +293,7 @@ class ReportRequest:
 @dataclass(frozen=True)
 class DiagnoseRequest:
     model: ModelRef = field(default_factory=ModelRef)
-    targets: tuple[str, ...] | str = "all"
+    targets: tuple[str, ...] = ALL
     data: str | None = None  # None: the model's default (contract.data_source)
     n: int = 16
     sqnr_limit: float = 20.0
@@ -311,8 +316,8 @@ class GateRequest:
     update_baseline: bool = False
     limits: dict = field(default_factory=dict)  # metric -> tolerance (gate.GATE_TOLERANCES' units)
     model: ModelRef = field(default_factory=ModelRef)
-    targets: tuple[str, ...] | str = "all"
-    precisions: tuple[Precision, ...] | str = (Precision.INT8,)
+    targets: tuple[str, ...] = ALL
+    precisions: tuple[Precision, ...] = (Precision.INT8,)
     data: str | None = None
     n: int = 450
     threads: int = 2

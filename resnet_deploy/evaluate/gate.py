@@ -138,7 +138,7 @@ def current_record(req: Any, progress: Any) -> dict:
 
     report = run_parity(ParityRequest(req.model, req.targets, req.precisions, req.data, req.n, req.threads,
                                       req.options, req.out), progress)
-    bench = run_bench(BenchRequest(req.model, req.targets, req.precisions, (req.threads,), 1, True, req.protocol,
+    bench = run_bench(BenchRequest(req.model, req.targets, req.precisions, (req.threads,), (1,), True, req.protocol,
                                    req.options, req.out), progress)
     return record(report.to_dict(), bench)
 
@@ -160,7 +160,7 @@ def run_gate(req: Any, progress: Any = None) -> dict[str, Any]:
         check_comparable(base, cur, Path(req.baseline))
         rows = compare(base, cur, req.limits)
     ok = all(r["ok"] for r in rows)
-    result = {"ok": ok, "baseline": str(req.baseline), "rows": rows, "current": cur,
+    result: dict[str, Any] = {"ok": ok, "baseline": str(req.baseline), "rows": rows, "current": cur,
               "markdown": markdown(rows, base, cur) if base is not None else
               f"### Regression gate: {cur['model']}: first run, baseline written to {req.baseline}\n"}
     model_dir = Workspace(req.out).model_dir(cur["model"])

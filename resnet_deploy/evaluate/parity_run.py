@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from resnet_deploy.errors import InputError
+from resnet_deploy.models.source import ModelRef
 from resnet_deploy.store.fsutil import write_json_atomic
 from resnet_deploy.evaluate.parity import Candidate, ParityReport, evaluate
 from resnet_deploy.exporting.pipeline import Loaded, ensure_artifacts, load
@@ -25,7 +26,7 @@ def _reference(req: ParityRequest, progress: Progress) -> tuple[Loaded, Referenc
             raise InputError(f"--model {req.model.name!r} but the reference file is for {ref.meta['model']!r}; "
                              "drop --model or pick the right file.")
         return Loaded(ref.meta["model"], None, ref.meta["source_sha256"], req.options), ref
-    loaded = load(req.model, req.options, progress, req.data)
+    loaded = load(req.model or ModelRef(), req.options, progress, req.data)
     return loaded, make_reference(loaded, req.data, req.n, req.threads, progress, req.allow_low_accuracy)
 
 

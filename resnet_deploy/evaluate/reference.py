@@ -39,7 +39,7 @@ class Reference:
     def save(self, path: Path) -> None:
         """Atomic .npz: x, labels (if any), outputs, meta (JSON)."""
         buf = io.BytesIO()
-        np.savez_compressed(buf, **self.arrays(), meta=np.array(json.dumps(self.meta)))
+        np.savez_compressed(buf, **self.arrays(), meta=np.array(json.dumps(self.meta)))  # type: ignore[arg-type]  # numpy stubs read **arrays as allow_pickle
         write_bytes_atomic(Path(path), buf.getvalue())
 
     @classmethod

@@ -165,7 +165,8 @@ def build(backend: str, keras_out: dict[str, np.ndarray], tensors: dict[str, np.
     """Match Keras outputs to backend tensors. exact (fp32 artifacts): within 1e-3 of the peak;
     otherwise (int8) the best cosine >= 0.9, among the layers `only` (those the backend's fp32
     artifact has a tensor for, so fusion is decided exactly, not by similarity)."""
-    lm, cache = LayerMap(backend), {}
+    lm = LayerMap(backend)
+    cache: dict[Any, Any] = {}
     for name in order:
         hit = None if (only is not None and name not in only) else _best(keras_out[name], tensors, exact, cache)
         if hit is None and only is not None and name in only:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from resnet_deploy.exporting import schedule as background
 
@@ -218,7 +218,7 @@ def ensure_artifacts(ws: Workspace, loaded: Loaded, targets: list[str] | tuple[s
             if t in res.failures:
                 raise res.failures[t]
         found.update({a.target: a for a in res.artifacts})
-    return [found[t] for t in targets]
+    return [cast(Artifact, found[t]) for t in targets]
 
 
 def ensure_artifact(ws: Workspace, loaded: Loaded, target: str, precision: str, progress: Progress) -> Artifact:

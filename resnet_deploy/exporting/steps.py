@@ -185,7 +185,7 @@ class Schedule:
     def _finish(self, s: Started, tail_result: dict | None = None) -> Artifact:
         """The artifact (its Tail's result put in), its layer map and manifest, published whole."""
         config = self.config
-        artifact = s.done.finish(tail_result) if isinstance(s.done, Tail) else s.done
+        artifact = s.done.finish(tail_result or {}) if isinstance(s.done, Tail) else s.done
         with self.progress.step(f"mapping Keras layers to {s.target.name} {config.precision.value} tensors"):
             artifact.details["layer_map"] = layer_map(self.loaded, s.target.name, artifact, config, self.calib,
                                                       self.keras_out)

@@ -51,13 +51,13 @@ def _open(job: BenchJob) -> tuple[Any, int, str, str, tuple, dict]:
         from resnet_deploy.backend.runner import KerasRunner, set_tf_threads
 
         set_tf_threads(job.threads)  # before the model build initialises TF
-        name, model = load_model(job.model, **job.model_options)
+        name, model = load_model(str(job.model), **job.model_options)
         size = sum(int(np.prod(w.shape)) * np.dtype(w.dtype).itemsize for w in model.weights)
         return KerasRunner(model, threads=job.threads), size, "keras", "fp32", tuple(model.input_shape[1:]), {}
     from resnet_deploy.store.artifact import Artifact
     from resnet_deploy.backend.target import get_target
 
-    a = Artifact.load(Path(job.artifact))
+    a = Artifact.load(Path(str(job.artifact)))
     a.verify()
     runner = get_target(a.target).runner(a, threads=job.threads)
     size = sum(rec["bytes"] for rec in a.manifest["files"].values())
@@ -106,7 +106,8 @@ def _profile(runner: Any, x: np.ndarray, protocol: Protocol, backend: str, preci
 
 
 def _label(job: BenchJob) -> str:
-    return "keras fp32" if job.kind == "keras" else f"{Path(job.artifact).parent.name} {Path(job.artifact).name}"
+    where = Path(str(job.artifact))
+    return "keras fp32" if job.kind == "keras" else f"{where.parent.name} {where.name}"
 
 
 def run_bench(req: BenchRequest, progress: Progress | None = None) -> dict[str, Any]:

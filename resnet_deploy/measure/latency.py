@@ -16,11 +16,11 @@ from resnet_deploy.backend.runner import Runner
 
 @dataclass(frozen=True)
 class Protocol:
-    warmup_runs: int = DEFAULT_PROTOCOL["warmup_runs"]
+    warmup_runs: int = int(DEFAULT_PROTOCOL["warmup_runs"])
     warmup_s: float = DEFAULT_PROTOCOL["warmup_s"]
-    runs: int = DEFAULT_PROTOCOL["runs"]
+    runs: int = int(DEFAULT_PROTOCOL["runs"])
     seconds: float = DEFAULT_PROTOCOL["seconds"]
-    max_runs: int = DEFAULT_PROTOCOL["max_runs"]
+    max_runs: int = int(DEFAULT_PROTOCOL["max_runs"])
 
     def __post_init__(self) -> None:
         for name in ("warmup_runs", "runs", "max_runs"):

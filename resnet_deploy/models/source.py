@@ -239,7 +239,7 @@ class ModelRef:
             raise InputError(f"{why}; use a smaller --input-size, --width or --batch.")
 
     @property
-    def options(self) -> dict[str, int]:
+    def options(self) -> dict[str, int | str]:
         """The options that were given (for a worker process that loads the model again)."""
         return {k: v for k, v in (("input_size", self.input_size), ("classes", self.classes),
                                   ("width", self.width), ("weights", str(self.weights) if self.weights else None),

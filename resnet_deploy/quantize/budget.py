@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -24,7 +24,7 @@ from resnet_deploy.progress import Progress
 DEFAULT_MAX_FLOAT_LAYERS = 8
 DIAGNOSE_SAMPLES = 16  # validation inputs the ranking is made on (diagnose's cost grows with it)
 VAL_SIZE = 500  # validation samples read at most
-COST_PROTOCOL = {"warmup_runs": 3, "warmup_s": 0.2, "runs": 20, "seconds": 1.0, "max_runs": 2000}
+COST_PROTOCOL: dict[str, Any] = {"warmup_runs": 3, "warmup_s": 0.2, "runs": 20, "seconds": 1.0, "max_runs": 2000}
 
 
 class BudgetMissed(ParityError):
@@ -133,7 +133,8 @@ def _greedy(target: Any, loaded: Any, config: Any, calib: Any, budget: Budget, v
     """Keep one more layer in float at a time, the most harmful by a fresh diagnosis of the
     current model (an outlier breaks every layer after it; each fix shows the next), until the
     budget holds or max_float_layers is reached."""
-    best_acc, current, layers, nodes = plain[1], plain[0], [], ()
+    best_acc, current, nodes = plain[1], plain[0], ()
+    layers: list[str] = []
     while len(layers) < budget.max_float_layers:
         ranked = _ranked(target, loaded, fp32, current, val, progress)
         step = _next_layer(target, fp32, ranked, layers, nodes)
@@ -166,7 +167,7 @@ def search(target: Any, loaded: Any, config: Any, calib: Any, budget: Budget, va
     work = Path(tempfile.mkdtemp(prefix=owned_prefix("budget", "work"), dir=staging.parent))
     try:
         plain = _attempt(target, loaded, config, calib, val, work, 0, progress)
-        record = {"max_drop_pts": budget.max_drop, "validation": val.describe, "keras_accuracy": round(val.keras_accuracy, 3),
+        record: dict[str, Any] = {"max_drop_pts": budget.max_drop, "validation": val.describe, "keras_accuracy": round(val.keras_accuracy, 3),
                   "plain_int8_accuracy": round(plain[1], 3), "float_layers": [], "float_nodes": [], "tried": [],
                   "sample_fingerprints": {"calibration": val.calibration_fingerprints,
                                           "validation": val.fingerprints}}
@@ -220,7 +221,7 @@ def export_within(req: Any, progress: Progress | None = None) -> Any:
     return result
 
 
-def _missed(target: str, val: Validation, best_acc: float, record: dict, budget: Budget) -> None:
+def _missed(target: str, val: Validation, best_acc: float, record: dict, budget: Budget) -> NoReturn:
     tried = record["tried"][-1]["float_layers"] if record["tried"] else []
     raise BudgetMissed(
         f"{target} int8 misses the accuracy budget: best drop {val.keras_accuracy - best_acc:.2f} points "

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import html
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from resnet_deploy.errors import InputError
 from resnet_deploy.store.fsutil import publish_dir, staging_dir, write_text_atomic
@@ -21,7 +21,8 @@ from resnet_deploy.store.workspace import Workspace
 
 def _md_table_to_html(md: str) -> str:
     """Our own Markdown (headings, paragraphs, pipe tables) to HTML; escaped."""
-    out, table = [], []
+    out: list[str] = []
+    table: list[str] = []
 
     def flush() -> None:
         if not table:
@@ -76,7 +77,7 @@ def render(results: dict[str, dict | None], dest: Path) -> dict[str, Any]:
     model = next((r["model"] for r in results.values() if r), "model")
     parts = (("parity", lambda d: parity_markdown(ParityReport.from_dict(d))), ("bench", latency_markdown),
              ("throughput", throughput_markdown), ("profile", profile_markdown), ("diagnose", diagnose_markdown))
-    sections_md = [render_md(results[k]) for k, render_md in parts if results.get(k)]
+    sections_md = [render_md(cast(dict, results[k])) for k, render_md in parts if results.get(k)]
     with staging_dir(dest) as staging:
         made = plots(results, staging)
         write_text_atomic(staging / "report.md", f"# resnet-deploy report: {model}\n\n" + "\n".join(sections_md)

@@ -146,7 +146,7 @@ def profile_markdown(result: dict, top: bool = False) -> str:
     for layer, per in rows.items():
         cells = [f"{per[k]['ms']:.3f} | {per[k]['pct']:.1f} | {per[k]['int8']}/{per[k]['float']}" if k in per
                  else "- | - | -" for k in backends]
-        folded = next((r.get("folded_in") for r in per.values() if r.get("folded_in")), [])
+        folded: list[str] = next((r.get("folded_in") for r in per.values() if r.get("folded_in")), [])
         lines.append(f"| {layer}{' (+ ' + ', '.join(folded) + ')' if folded else ''} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

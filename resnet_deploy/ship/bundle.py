@@ -66,7 +66,7 @@ def _copy_payload(a: Artifact, ref: Reference, bundle: Path) -> list[str]:
     """The artifact, the reference, selftest.py and rd_portable/ into `bundle`; their names."""
     for f in a.files:
         shutil.copy2(a.path / f, bundle / f)
-    np.savez_compressed(bundle / C.REFERENCE, **ref.arrays())
+    np.savez_compressed(bundle / C.REFERENCE, **ref.arrays())  # type: ignore[arg-type]  # numpy stubs read **arrays as allow_pickle
     shutil.copy2(SELFTEST_SOURCE, bundle / C.SELFTEST)
     (bundle / C.PORTABLE_DIR).mkdir()
     portable_files = sorted(p.name for p in PORTABLE_SOURCE.glob("*.py"))

@@ -259,7 +259,7 @@ def deploy_ssh(bundle: Path, url: str, python: str = "python3", threads: int | N
     facts = _check_device(probed, dev.where, _manifest(bundle), allow_mismatch)
     remote_dir = _publish_on_device(dev, bundle)
     key = device_paths(dev.path, bundle.name, "")["key"] if verify_key else None
-    if key:
+    if key and verify_key:
         dev.copy(Path(verify_key), key, dev.step_limit)
     remote = shlex.join([python, *_selftest_args(f"{remote_dir}/{SELFTEST}", remote_dir, threads, protocol,
                                                  allow_mismatch, key)])

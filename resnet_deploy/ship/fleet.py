@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from resnet_deploy.ship.deploy import _manifest, _selftest_args, cleanup_command, device_paths, prepare_command, swap_command
-from resnet_deploy.errors import DeployError
+from resnet_deploy.errors import DeployError, InputError
 from resnet_deploy.ship.fleet_result import host_row
 from resnet_deploy.ship.inventory import FleetHost, check_resolves, load
 from resnet_deploy.portable.constants import SELFTEST
@@ -165,6 +165,8 @@ def deploy_fleet(req: DeployRequest, progress: Progress | None = None) -> dict:
     """Verify the bundle once, then probe, copy and self-test on every inventory host."""
     progress = progress or Progress()
     _require_engine()
+    if req.inventory is None:
+        raise InputError("a fleet deploy needs --inventory FILE.")
     hosts = load(req.inventory, req.limit)
     check_resolves(hosts, req.ssh_args)
     with tempfile.TemporaryDirectory(prefix="rd-fleet-") as tmp:
@@ -197,8 +199,8 @@ def _run_playbook(work: Path, req: DeployRequest, hosts: list[FleetHost], events
     fleet_engine.py in a fresh Python with a minimal environment; its events go to `events` as
     they come. If Ansible itself failed (no host has any result), one line with what it said."""
     (work / "runner").mkdir()
-    job = {"private_data_dir": str(work / "runner"), "playbook": str(PLAYBOOK), "forks": req.max_parallel,
-           "inventory": [str(Path(req.inventory).resolve()), str(work / "ours.yml")],
+    job: dict[str, Any] = {"private_data_dir": str(work / "runner"), "playbook": str(PLAYBOOK), "forks": req.max_parallel,
+           "inventory": [str(Path(str(req.inventory)).resolve()), str(work / "ours.yml")],
            "limit": ",".join(h.name for h in hosts), "envvars": _environment(req, work)}
     (work / "job.json").write_text(json.dumps(job))
     env = {k: os.environ[k] for k in ENGINE_ENV if k in os.environ}
@@ -206,6 +208,7 @@ def _run_playbook(work: Path, req: DeployRequest, hosts: list[FleetHost], events
     proc = subprocess.Popen([sys.executable, "-m", "resnet_deploy.ship.fleet_engine", str(work / "job.json")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=work)
     final = None
+    assert proc.stdout is not None and proc.stderr is not None  # both are PIPEs
     for line in proc.stdout:
         msg = json.loads(line) if line.startswith("{") else {}
         if "final" in msg:

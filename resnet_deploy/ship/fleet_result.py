@@ -7,7 +7,7 @@ unreachable / login refused (ssh), no Python or profile mismatch (probe), copy f
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, cast
 
 from resnet_deploy.ship.deploy import last_json_line
 from resnet_deploy.ship.inventory import FleetHost
@@ -101,7 +101,7 @@ def host_row(h: FleetHost, results: dict[str, dict], steps: list[dict], ansible_
     facts = json_line(probe)
     row["device"] = facts
     row["arch"] = (facts or {}).get("arch")
-    bad = _probe_status(probe, h.python or "python3")
+    bad: tuple[str, str | None] | None = _probe_status(probe, h.python or "python3")
     failed = next((t for t in PUBLISH_TASKS if results.get(t, {}).get("event") in ("runner_on_failed",
                                                                                     "runner_on_unreachable")), None)
     if bad is None and failed:
@@ -112,7 +112,7 @@ def host_row(h: FleetHost, results: dict[str, dict], steps: list[dict], ansible_
         if result:
             _metrics(row, result)
         bad = _selftest_status(results.get("selftest"), result, f"{timeout:g}")
-    row["status"], row["error"] = bad
+    row["status"], row["error"] = cast(tuple, bad)
     row["ok"] = row["status"] == "ok"
     return row
 

@@ -16,6 +16,7 @@ import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from resnet_deploy.errors import InputError
 
@@ -34,7 +35,7 @@ class FleetHost:
     groups: tuple[str, ...]
 
 
-_PLUGINS_READY = []
+_PLUGINS_READY: list[bool] = []
 
 
 def _ansible():
@@ -50,7 +51,7 @@ def _ansible():
     return DataLoader()
 
 
-def _first_line(e: Exception) -> str:
+def _first_line(e: BaseException) -> str:
     text = str(getattr(e, "message", "") or e)
     lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("<<<")]
     return (lines[0] if lines else type(e).__name__).removeprefix("Failed to parse inventory: ")
@@ -153,7 +154,7 @@ def _safe(value, what: str, host: str, path: str, folder: bool) -> str | None:
 
 def _host(h, hv: dict, where: str) -> FleetHost:
     return FleetHost(h.name, str(hv.get("ansible_host") or h.name),
-                     _number(hv.get("ansible_port"), int, "ansible_port", h.name, where), _text(hv.get("ansible_user")),
+                     cast("int | None", _number(hv.get("ansible_port"), int, "ansible_port", h.name, where)), _text(hv.get("ansible_user")),
                      _safe(hv.get("ansible_python_interpreter"), "ansible_python_interpreter", h.name, where, False),
                      _safe(hv.get("resnet_deploy_path"), "resnet_deploy_path", h.name, where, True),
                      _number(hv.get("resnet_deploy_timeout"), float, "resnet_deploy_timeout", h.name, where),

@@ -52,6 +52,8 @@ def _write_member(tar: tarfile.TarFile, m: tarfile.TarInfo, dest: Path, limit: i
         raise IntegrityError(f"{what} is {m.size} bytes in the tarball but {limit} in its manifest; refused.")
     dest.parent.mkdir(parents=True, exist_ok=True)
     src = tar.extractfile(m)
+    if src is None:  # not a regular file: the caller lets only regular files through
+        raise IntegrityError(f"{what} is not a regular file in the tarball; refused.")
     with open(dest, "xb") as out:
         shutil.copyfileobj(src, out, CHUNK)
 
@@ -137,7 +139,7 @@ def open_bundle(path: Path, workdir: Path, verify_key: Path | None = None) -> Pa
         raise IntegrityError(f"bundle {str(path)!r} is a link; pass the bundle folder or its .tar.gz itself.")
     source = safe_extract(path, workdir / "extracted") if path.is_file() else path
     manifest = verified(source, path)
-    signed = ()
+    signed: tuple[str, ...] = ()
     if verify_key is not None:
         from resnet_deploy.ship.signing import verify_signature
 

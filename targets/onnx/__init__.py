@@ -7,7 +7,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -55,7 +55,7 @@ def choose_quant_format(requested: OnnxFormat | str = OnnxFormat.AUTO, device: s
     """
     from resnet_deploy.backend.profiles import ort_int8, resolve
 
-    requested = QuantConfig(onnx_format=requested).onnx_format
+    requested = QuantConfig(onnx_format=cast(OnnxFormat, requested)).onnx_format  # QuantConfig parses a str
     if requested is OnnxFormat.AUTO:
         profile, _ = resolve(device)
         act, reduce_range, why = ort_int8(profile)

@@ -243,7 +243,7 @@ class OpenVINORunner(Runner):
                                       performance_hint, perf_count)
         got = actual["inference_precision"]
         if self.inference_precision and got != self.inference_precision:
-            raise PrecisionMismatch(str(precision_mismatch(self.model_path.name, got, self.inference_precision)))
+            raise PrecisionMismatch(str(precision_mismatch(Path(str(self.model_path)).name, got, self.inference_precision)))
         return compiled, actual
 
     def deactivate_impl(self) -> None:
@@ -308,7 +308,8 @@ class OpenVINORunner(Runner):
         x = self.check_input(x)
         compiled, _ = self._compile_checked(int(x.shape[0]), perf_count=True)
         self._compiled_batch = None  # the latency request belongs to another compilation now
-        request, ops = compiled.create_infer_request(), {}
+        request = compiled.create_infer_request()
+        ops: dict[str, Any] = {}
         for i in range(warmup + runs):
             request.infer({0: x})
             if i < warmup:

@@ -18,6 +18,13 @@ def test_ruff_finds_nothing():
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def test_mypy_finds_nothing():
+    """The product's code type-checks with the settings in pyproject's [tool.mypy]."""
+    proc = subprocess.run([sys.executable, "-m", "mypy", "--no-incremental"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-1000:]
+
+
 OURS = ("resnet_deploy", "targets", "calibration")
 INSTALLED_ROOTS = ("resnet_deploy", "resnet_deploy.targets", "resnet_deploy.calibration")
 MAX_FUNCTION, MAX_MODULE = 60, 400  # lines: a function reads on one screen, a module is one concern
@@ -118,7 +125,7 @@ ALLOWED = {
     "backend": {"store", "measure"},  # Runner.throughput's default is measure's one driver
     "exporting": {"backend", "inputs", "models", "store"},
     "measure": {"backend", "exporting", "models", "store"},
-    "evaluate": {"backend", "exporting", "inputs", "measure", "store"},
+    "evaluate": {"backend", "exporting", "inputs", "measure", "models", "store"},
     "quantize": {"backend", "exporting", "inputs", "measure", "store"},
     "ship": {"backend", "evaluate", "exporting", "measure", "store"},
     "reporting": {"evaluate", "measure", "models", "store"},
