@@ -9,6 +9,7 @@ for reference. Our number is the p50 of resnet-deploy's protocol in a fresh proc
 Throughput: our `bench --mode throughput` (THROUGHPUT hint, AsyncInferQueue, batch 1, all
 threads) against `benchmark_app -hint throughput -api async` on the same IR.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,21 @@ from resnet_deploy.store.workspace import Workspace  # noqa: E402
 
 def benchmark_app(xml: Path, shape: str, args: list[str], seconds: int, metric: str = "median") -> float:
     exe = shutil.which("benchmark_app")
-    cmd = [exe or sys.executable, *([] if exe else ["-m", "openvino.tools.benchmark.main"]),
-           "-m", str(xml), "-d", "CPU", "-shape", shape, "-t", str(seconds), "-infer_precision", "f32", *args]
+    cmd = [
+        exe or sys.executable,
+        *([] if exe else ["-m", "openvino.tools.benchmark.main"]),
+        "-m",
+        str(xml),
+        "-d",
+        "CPU",
+        "-shape",
+        shape,
+        "-t",
+        str(seconds),
+        "-infer_precision",
+        "f32",
+        *args,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     pattern = r"Throughput:\s+([\d.]+)\s*FPS" if metric == "fps" else r"Median:\s+([\d.]+)\s*ms"
     m = re.search(pattern, proc.stdout)
@@ -50,41 +64,56 @@ def main() -> None:
     progress = ConsoleProgress()
     from resnet_deploy.models.source import ModelRef
 
-    loaded = pipeline.load(ModelRef(args.model, input_size=224), ArtifactOptions(calib="synthetic", calib_size=32),
-                           progress)
+    loaded = pipeline.load(
+        ModelRef(args.model, input_size=224), ArtifactOptions(calib="synthetic", calib_size=32), progress
+    )
     name = loaded.name
     rows, tp_rows = [], []
     for precision in ("fp32", "int8"):
         a = pipeline.ensure_artifact(Workspace(args.out), loaded, "openvino", precision, progress)
         with progress.step(f"resnet-deploy protocol on {precision}"):
             protocol = dict(DEFAULT_PROTOCOL, warmup_s=2.0, seconds=float(args.seconds))
-            ours = run_in_subprocess(BenchJob("artifact", args.threads, 1, artifact=str(a.path),
-                                              protocol=protocol))["p50"]
+            ours = run_in_subprocess(BenchJob("artifact", args.threads, 1, artifact=str(a.path), protocol=protocol))[
+                "p50"
+            ]
         shape = "[1,224,224,3]"
         with progress.step(f"benchmark_app -hint none -nstreams 1 -nthreads {args.threads} -api sync on {precision}"):
-            ba = benchmark_app(a.model_file, shape, ["-hint", "none", "-nstreams", "1", "-nthreads", str(args.threads),
-                                                     "-api", "sync"], args.seconds)
+            ba = benchmark_app(
+                a.model_file,
+                shape,
+                ["-hint", "none", "-nstreams", "1", "-nthreads", str(args.threads), "-api", "sync"],
+                args.seconds,
+            )
         with progress.step(f"benchmark_app -hint latency -api sync on {precision}"):
             ba_lat = benchmark_app(a.model_file, shape, ["-hint", "latency", "-api", "sync"], args.seconds)
         rows.append((precision, ours, ba, ba_lat))
         with progress.step(f"resnet-deploy throughput mode on {precision}"):
-            ours_tp = run_in_subprocess(BenchJob("artifact", args.threads, 1, artifact=str(a.path), protocol=protocol,
-                                                 mode="throughput"))
+            ours_tp = run_in_subprocess(
+                BenchJob("artifact", args.threads, 1, artifact=str(a.path), protocol=protocol, mode="throughput")
+            )
         with progress.step(f"benchmark_app -hint throughput -api async on {precision}"):
             ba_tp = benchmark_app(a.model_file, shape, ["-hint", "throughput", "-api", "async"], args.seconds, "fps")
         tp_rows.append((precision, ours_tp, ba_tp))
-    print(f"| {name} @224, {args.threads} threads | resnet-deploy p50 ms | benchmark_app median ms "
-          f"(-hint none -nthreads {args.threads} -api sync) | diff | benchmark_app median ms (-hint latency -api sync) | diff |")
+    print(
+        f"| {name} @224, {args.threads} threads | resnet-deploy p50 ms | benchmark_app median ms "
+        f"(-hint none -nthreads {args.threads} -api sync) | diff | benchmark_app median ms (-hint latency -api sync) | diff |"
+    )
     print("|---|---|---|---|---|---|")
     for precision, ours, ba, ba_lat in rows:
-        print(f"| {precision} | {ours:.2f} | {ba:.2f} | {100 * (ours - ba) / ba:+.1f}% | {ba_lat:.2f} | "
-              f"{100 * (ours - ba_lat) / ba_lat:+.1f}% |")
-    print(f"\n| {name} @224, throughput, batch 1 | resnet-deploy `bench --mode throughput` inf/s (streams, requests) "
-          "| benchmark_app FPS (-hint throughput -api async) | diff |")
+        print(
+            f"| {precision} | {ours:.2f} | {ba:.2f} | {100 * (ours - ba) / ba:+.1f}% | {ba_lat:.2f} | "
+            f"{100 * (ours - ba_lat) / ba_lat:+.1f}% |"
+        )
+    print(
+        f"\n| {name} @224, throughput, batch 1 | resnet-deploy `bench --mode throughput` inf/s (streams, requests) "
+        "| benchmark_app FPS (-hint throughput -api async) | diff |"
+    )
     print("|---|---|---|---|")
     for precision, ours, ba in tp_rows:
-        print(f"| {precision} | {ours['throughput']:.1f} ({ours['streams']} streams, "
-              f"{ours['settings']['infer_requests']} requests) | {ba:.1f} | {100 * (ours['throughput'] - ba) / ba:+.1f}% |")
+        print(
+            f"| {precision} | {ours['throughput']:.1f} ({ours['streams']} streams, "
+            f"{ours['settings']['infer_requests']} requests) | {ba:.1f} | {100 * (ours['throughput'] - ba) / ba:+.1f}% |"
+        )
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@
 Exports the fp32 and int8 artifacts of every backend first (not timed: they are reused), then
 times the diagnosis of all three backends in this process and reports its peak RSS.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,8 +41,10 @@ def main() -> None:
     res = run_diagnose(DiagnoseRequest(ref, "all", "synthetic", args.n, options=options, out=args.out), progress)
     seconds = time.perf_counter() - t0
     layers = len(res["layers"])
-    print(f"diagnose {args.model} @{args.input_size}, {args.n} samples, 3 backends, {layers} Keras layers: "
-          f"{seconds:.1f} s wall, peak RSS {peak_rss_mb():.0f} MB (this process, exports included before timing)")
+    print(
+        f"diagnose {args.model} @{args.input_size}, {args.n} samples, 3 backends, {layers} Keras layers: "
+        f"{seconds:.1f} s wall, peak RSS {peak_rss_mb():.0f} MB (this process, exports included before timing)"
+    )
 
 
 if __name__ == "__main__":

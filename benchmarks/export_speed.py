@@ -11,6 +11,7 @@ with --before-rev, "before" is the code at that git revision (a temporary worktr
 from the CLI's own step lines; memory is the peak of the summed RSS and PSS of the export process
 and its children, sampled every 0.2 s (PSS counts shared library pages once).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,9 +28,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 STEP = re.compile(r"✓ (.+?) \(([\d.]+) s\)")
-CONFIGS = {"before (the converters' own: tf2onnx loop, TF calibrator, ORT session)":
-           {"RESNET_DEPLOY_TF2ONNX_LEAN": "0", "RESNET_DEPLOY_TFLITE_CALIBRATOR": "tf", "RESNET_DEPLOY_ORT_CALIBRATION": "ort"},
-           "after": {}}
+CONFIGS = {
+    "before (the converters' own: tf2onnx loop, TF calibrator, ORT session)": {
+        "RESNET_DEPLOY_TF2ONNX_LEAN": "0",
+        "RESNET_DEPLOY_TFLITE_CALIBRATOR": "tf",
+        "RESNET_DEPLOY_ORT_CALIBRATION": "ort",
+    },
+    "after": {},
+}
 
 
 def _tree(root: int) -> set[int]:
@@ -67,11 +73,30 @@ def _sample(pid: int, peak: dict, done: threading.Event) -> None:
 def run_export(model: Path, target: str, out: Path, env: dict) -> dict:
     env = dict(env)
     root = Path(env.pop("_ROOT", ROOT))
-    cmd = [sys.executable, str(root / "cli.py"), "export", "--model", str(model), "--target", target,
-           "--precision", "int8", "--calib", "synthetic", "--out", str(out)]
+    cmd = [
+        sys.executable,
+        str(root / "cli.py"),
+        "export",
+        "--model",
+        str(model),
+        "--target",
+        target,
+        "--precision",
+        "int8",
+        "--calib",
+        "synthetic",
+        "--out",
+        str(out),
+    ]
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **env, "COLUMNS": "200", "PYTHONPATH": str(root)}, cwd=root)
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **env, "COLUMNS": "200", "PYTHONPATH": str(root)},
+        cwd=root,
+    )
     peak, done = {"rss": 0, "pss": 0}, threading.Event()
     sampler = threading.Thread(target=_sample, args=(proc.pid, peak, done), daemon=True)
     sampler.start()
@@ -81,7 +106,12 @@ def run_export(model: Path, target: str, out: Path, env: dict) -> dict:
     if proc.returncode != 0:
         raise SystemExit(f"export failed ({proc.returncode}): {err.strip().splitlines()[-1:]}")
     steps = {m.group(1).replace(model.stem, "MODEL"): float(m.group(2)) for m in STEP.finditer(err)}
-    return {"wall": time.perf_counter() - t0, "steps": steps, "rss_mb": peak["rss"] / 1024, "pss_mb": peak["pss"] / 1024}
+    return {
+        "wall": time.perf_counter() - t0,
+        "steps": steps,
+        "rss_mb": peak["rss"] / 1024,
+        "pss_mb": peak["pss"] / 1024,
+    }
 
 
 def main() -> None:
@@ -95,8 +125,11 @@ def main() -> None:
     configs = dict(CONFIGS)
     if args.before_rev:
         tree = Path(tempfile.mkdtemp(prefix="rd-before-"))
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), args.before_rev], check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), args.before_rev],
+            check=True,
+            capture_output=True,
+        )
         configs = {f"before ({args.before_rev})": {"_ROOT": str(tree)}, "after": {}}
     from resnet_deploy.backend.cpu import cpu_info
     from resnet_deploy.models.source import load_model
@@ -112,18 +145,23 @@ def main() -> None:
     if args.before_rev:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False)
     cpu = cpu_info()
-    print(f"### export --target {args.target} --precision int8, {args.model} @{args.input_size} (.keras file, "
-          f"200 synthetic calibration samples), {cpu.get('model', '?')}, {os.cpu_count()} cores; "
-          f"seconds per step, every run shown (run 1 / run 2 ...)\n")
+    print(
+        f"### export --target {args.target} --precision int8, {args.model} @{args.input_size} (.keras file, "
+        f"200 synthetic calibration samples), {cpu.get('model', '?')}, {os.cpu_count()} cores; "
+        f"seconds per step, every run shown (run 1 / run 2 ...)\n"
+    )
     names = list(configs)
     steps = list(dict.fromkeys(s for n in reversed(names) for r in runs[n] for s in r["steps"]))  # every config's
     print("| step | " + " | ".join(names) + " |")
     print("|---|" + "---|" * len(names))
     fmt = lambda vals: " / ".join(f"{v:.1f}" for v in vals)  # noqa: E731
     for s in steps:
-        print(f"| {s} | " + " | ".join(fmt([r["steps"].get(s, float('nan')) for r in runs[n]]) for n in names) + " |")
-    for key, label in (("wall", "wall s (process)"), ("rss_mb", "peak RSS MB (process tree)"),
-                       ("pss_mb", "peak PSS MB (process tree)")):
+        print(f"| {s} | " + " | ".join(fmt([r["steps"].get(s, float("nan")) for r in runs[n]]) for n in names) + " |")
+    for key, label in (
+        ("wall", "wall s (process)"),
+        ("rss_mb", "peak RSS MB (process tree)"),
+        ("pss_mb", "peak PSS MB (process tree)"),
+    ):
         print(f"| **{label}** | " + " | ".join(fmt([r[key] for r in runs[n]]) for n in names) + " |")
 
 

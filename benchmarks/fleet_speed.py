@@ -7,6 +7,7 @@ with the ONNX Runtime device virtualenv, one int8 digits bundle. Compares `deplo
 
 Prints a Markdown table; nothing is timed in the test suite.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,12 +47,28 @@ def main() -> None:
     servers = [sshd.InetdSshd(work / "keys", host=f"127.0.0.{10 + i}") for i in range(a.hosts)]
     ssh = ["-i", str(servers[0].key), "-o", f"UserKnownHostsFile={work / 'known_hosts'}"]
     inv = work / "fleet.ini"
-    inv.write_text("".join(f"board{i} ansible_host={s.host} ansible_port={s.port} ansible_user={s.user} "
-                           f"ansible_python_interpreter={py} resnet_deploy_path={work / 'boards' / str(i)}\n"
-                           for i, s in enumerate(servers)))  # one disk per device, as in a real fleet
-    configs = {f"deploy --inventory --max-parallel {n}": ["deploy", bundle, "--inventory", str(inv), "--to",
-                                                          "/unused", "--max-parallel", str(n), *ssh, *QUICK]
-               for n in sorted({1, min(4, a.hosts), a.hosts})}
+    inv.write_text(
+        "".join(
+            f"board{i} ansible_host={s.host} ansible_port={s.port} ansible_user={s.user} "
+            f"ansible_python_interpreter={py} resnet_deploy_path={work / 'boards' / str(i)}\n"
+            for i, s in enumerate(servers)
+        )
+    )  # one disk per device, as in a real fleet
+    configs = {
+        f"deploy --inventory --max-parallel {n}": [
+            "deploy",
+            bundle,
+            "--inventory",
+            str(inv),
+            "--to",
+            "/unused",
+            "--max-parallel",
+            str(n),
+            *ssh,
+            *QUICK,
+        ]
+        for n in sorted({1, min(4, a.hosts), a.hosts})
+    }
     times: dict[str, list[float]] = {name: [] for name in [*configs, f"{a.hosts} x deploy --to ssh:// (sequential)"]}
     try:
         for _ in range(a.repeats):
@@ -66,8 +83,10 @@ def main() -> None:
             s.close()
     from resnet_deploy.backend.cpu import cpu_info
 
-    print(f"\nFleet deploy of digits-onnx-int8 to {a.hosts} loopback devices, {cpu_info()['model']}, "
-          f"{os.cpu_count()} cores; wall seconds, every run\n")
+    print(
+        f"\nFleet deploy of digits-onnx-int8 to {a.hosts} loopback devices, {cpu_info()['model']}, "
+        f"{os.cpu_count()} cores; wall seconds, every run\n"
+    )
     print("| how | runs (s) | best s | per host s |\n|---|---|---|---|")
     for name, ts in times.items():
         print(f"| {name} | {' / '.join(f'{t:.1f}' for t in ts)} | {min(ts):.1f} | {min(ts) / a.hosts:.2f} |")

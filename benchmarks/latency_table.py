@@ -5,6 +5,7 @@
 Random-init weights and synthetic calibration: these numbers are about speed only (a random
 ResNet's int8 outputs say nothing about accuracy; see the parity suite on `digits` for that).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,9 +29,14 @@ def main() -> None:
     args = p.parse_args()
     tables = []
     for model in args.models.split(","):
-        req = BenchRequest(ModelRef(model, input_size=224), "all", "fp32,int8",
-                           tuple(int(t) for t in args.threads.split(",")),
-                           options=ArtifactOptions(calib="synthetic", calib_size=32), out=args.out)
+        req = BenchRequest(
+            ModelRef(model, input_size=224),
+            "all",
+            "fp32,int8",
+            tuple(int(t) for t in args.threads.split(",")),
+            options=ArtifactOptions(calib="synthetic", calib_size=32),
+            out=args.out,
+        )
         result = run_bench(req, ConsoleProgress())
         tables.append(latency_markdown(result))
     print("\n".join(tables))

@@ -13,6 +13,7 @@ runs `mutmut run` over MODULES with the fast unit tests in TESTS, and prints, pe
 mutants killed, survived and the score; then every surviving mutant's diff, to read and either
 kill with a test or explain. mutmut 3 mutates code inside functions only.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,11 +26,19 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-MODULES = ["resnet_deploy/portable/metrics.py", "resnet_deploy/portable/quantio.py",
-           "resnet_deploy/portable/integrity.py", "resnet_deploy/portable/protocol.py",
-           "resnet_deploy/portable/device.py", "resnet_deploy/portable/names.py", "resnet_deploy/portable/checks.py",
-           "resnet_deploy/portable/limits.py", "resnet_deploy/evaluate/gate.py", "resnet_deploy/evaluate/tolerances.py",
-           "resnet_deploy/exits.py"]
+MODULES = [
+    "resnet_deploy/portable/metrics.py",
+    "resnet_deploy/portable/quantio.py",
+    "resnet_deploy/portable/integrity.py",
+    "resnet_deploy/portable/protocol.py",
+    "resnet_deploy/portable/device.py",
+    "resnet_deploy/portable/names.py",
+    "resnet_deploy/portable/checks.py",
+    "resnet_deploy/portable/limits.py",
+    "resnet_deploy/evaluate/gate.py",
+    "resnet_deploy/evaluate/tolerances.py",
+    "resnet_deploy/exits.py",
+]
 TESTS = ["tests/portable/test_portable.py", "tests/evaluate/test_core.py", "tests/portable/test_rules.py"]
 
 CONFIG = """
@@ -85,12 +94,17 @@ def main() -> None:
         _copy_repo(work, tests)
         if args.tests_rev:
             _tests_at(args.tests_rev, work)
-        run = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(args.max_children)],
-                             cwd=work, capture_output=True, text=True)
+        run = subprocess.run(
+            [sys.executable, "-m", "mutmut", "run", "--max-children", str(args.max_children)],
+            cwd=work,
+            capture_output=True,
+            text=True,
+        )
         if run.returncode != 0:
             sys.exit(f"mutmut run failed ({run.returncode}):\n{(run.stdout + run.stderr)[-3000:]}")
-        res = subprocess.run([sys.executable, "-m", "mutmut", "results", "--all", "true"], cwd=work,
-                             capture_output=True, text=True)
+        res = subprocess.run(
+            [sys.executable, "-m", "mutmut", "results", "--all", "true"], cwd=work, capture_output=True, text=True
+        )
         status: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         survivors = []
         for line in res.stdout.splitlines():
@@ -109,8 +123,9 @@ def main() -> None:
             score = f"{100 * killed / (killed + surv):.1f}%" if killed + surv else "-"
             print(f"| {mod} | {total} | {killed} | {surv} | {other} | {score} |")
         for name in survivors:
-            diff = subprocess.run([sys.executable, "-m", "mutmut", "show", name], cwd=work, capture_output=True,
-                                  text=True).stdout
+            diff = subprocess.run(
+                [sys.executable, "-m", "mutmut", "show", name], cwd=work, capture_output=True, text=True
+            ).stdout
             print(f"\n--- survived: {name}\n{diff.strip()}")
 
 

@@ -7,6 +7,7 @@ speed only) and timed with the one latency protocol in a fresh process, `--repea
 turn so that drift on a noisy machine hits every format alike. Prints the CPU it ran on, the
 median p50 of each format and its ratio to fp32: what `--onnx-format auto` should pick here.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,8 +50,10 @@ def main() -> None:
                 p50s[label].append(run_in_subprocess(BenchJob("artifact", args.threads, 1, artifact=path))["p50"])
     cpu = cpu_info()
     feats = ", ".join(k for k, v in cpu["features"].items() if v) or "none"
-    print(f"CPU: {cpu['model']} ({cpu['arch']}; {feats}); {name} @224, batch 1, {args.threads} threads, "
-          f"median of {args.repeats} runs\n")
+    print(
+        f"CPU: {cpu['model']} ({cpu['arch']}; {feats}); {name} @224, batch 1, {args.threads} threads, "
+        f"median of {args.repeats} runs\n"
+    )
     print("| format | p50 ms (median) | all runs | vs fp32 |\n|---|---|---|---|")
     base = statistics.median(p50s["fp32"])
     for label, runs in p50s.items():

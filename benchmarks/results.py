@@ -6,6 +6,7 @@ is what the latest run saw, never a history.
     with recorded("latency"):
         main()
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -18,8 +19,18 @@ from pathlib import Path
 from typing import Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
-VERSIONED = ("tensorflow-cpu", "keras", "ai-edge-litert", "onnxruntime", "openvino", "nncf", "tf2onnx", "numpy",
-             "ansible-core", "mutmut")
+VERSIONED = (
+    "tensorflow-cpu",
+    "keras",
+    "ai-edge-litert",
+    "onnxruntime",
+    "openvino",
+    "nncf",
+    "tf2onnx",
+    "numpy",
+    "ansible-core",
+    "mutmut",
+)
 
 
 class _Tee(io.TextIOBase):
@@ -47,11 +58,13 @@ def header(name: str, argv: list[str]) -> str:
     feats = ", ".join(f for f, on in cpu["features"].items() if on) or "none of " + ", ".join(cpu["features"])
     vers = ", ".join(f"{k} {v}" for k, v in versions(*VERSIONED).items())
     cmd = " ".join(["python", os.path.relpath(argv[0], ROOT) if Path(argv[0]).is_absolute() else argv[0], *argv[1:]])
-    return (f"# Results: {name}\n\n"
-            f"- command: `{cmd}`\n"
-            f"- date: {_dt.datetime.now(_dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}\n"
-            f"- CPU: {cpu['model'] or 'unknown'} ({platform.machine()}, {os.cpu_count()} CPUs; features: {feats})\n"
-            f"- versions: Python {platform.python_version()}, {vers}\n\n")
+    return (
+        f"# Results: {name}\n\n"
+        f"- command: `{cmd}`\n"
+        f"- date: {_dt.datetime.now(_dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}\n"
+        f"- CPU: {cpu['model'] or 'unknown'} ({platform.machine()}, {os.cpu_count()} CPUs; features: {feats})\n"
+        f"- versions: Python {platform.python_version()}, {vers}\n\n"
+    )
 
 
 @contextlib.contextmanager

@@ -1,4 +1,5 @@
 """Representative data: one re-readable, hashed CalibrationSet feeds every quantizer."""
+
 from resnet_deploy.calibration.dataset import CalibrationSet, from_spec
 from resnet_deploy.calibration.preprocess import PreprocessSpec
 

@@ -2,6 +2,7 @@
 same export: ORT's activation ranges for TFLite (calibration/ranges.py), the ONNX int8 model for
 OpenVINO (targets/openvino/from_onnx.py). A board is scoped to one export (start() resets it) and
 keyed to the model object, so nothing measured for another model or another export is taken."""
+
 from __future__ import annotations
 
 import hashlib

@@ -4,6 +4,7 @@ Modelled on nncf.Dataset(source, transform_fn): the set holds a Source and one
 PreprocessSpec and can be iterated any number of times; each target adapts it inside its own
 module (TFLite representative_dataset, ORT CalibrationDataReader, nncf.Dataset).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -39,8 +40,10 @@ class CalibrationSet:
     def shortfall(self, what: str) -> str | None:
         """One line when the data has fewer samples than were asked for, else None."""
         if self.requested is not None and len(self) < self.requested:
-            return (f"{what}: the data has {len(self)} samples, {self.requested} were asked for; using {len(self)} "
-                    "(pass more data or a smaller count to silence this)")
+            return (
+                f"{what}: the data has {len(self)} samples, {self.requested} were asked for; using {len(self)} "
+                "(pass more data or a smaller count to silence this)"
+            )
         return None
 
     def __len__(self) -> int:
@@ -69,10 +72,14 @@ class CalibrationSet:
                 x = self.spec.apply(img)
             if x.shape != expected:
                 where = self.source.describe().get("path", self.source.name)
-                raise InputError(f"Sample {i} of {where} has shape {x.shape}, model expects {expected}; "
-                                 "pass uint8 images (they are resized) or float arrays of the model's input shape.")
+                raise InputError(
+                    f"Sample {i} of {where} has shape {x.shape}, model expects {expected}; "
+                    "pass uint8 images (they are resized) or float arrays of the model's input shape."
+                )
             if not np.isfinite(x).all():
-                raise InputError(f"Sample {i} of {self.source.name} data contains NaN or Inf; clean the data before calibrating.")
+                raise InputError(
+                    f"Sample {i} of {self.source.name} data contains NaN or Inf; clean the data before calibrating."
+                )
             yield x, label
 
     def __iter__(self) -> Iterator[np.ndarray]:
@@ -91,7 +98,9 @@ class CalibrationSet:
                 xs.append(x)
                 ys.append(y)
             if not xs:
-                raise InputError(f"Calibration data from {self.source.name} is empty; pass a source with at least one image.")
+                raise InputError(
+                    f"Calibration data from {self.source.name} is empty; pass a source with at least one image."
+                )
             labels = np.asarray(ys, dtype=np.int64) if self.has_labels else None
             self._cache = (np.stack(xs), labels)
         return self._cache
@@ -122,8 +131,12 @@ class CalibrationSet:
         return h.hexdigest()
 
     def describe(self) -> dict:
-        return {"source": self.source.describe(), "count": len(self), "preprocess": self.preprocess_dict(),
-                "fingerprint_sha256": self.fingerprint}
+        return {
+            "source": self.source.describe(),
+            "count": len(self),
+            "preprocess": self.preprocess_dict(),
+            "fingerprint_sha256": self.fingerprint,
+        }
 
 
 def make_source(calib: str | Path, input_shape: tuple, size: int, seed: int = 0, digits_split: str = "train") -> Source:
@@ -140,8 +153,12 @@ def make_source(calib: str | Path, input_shape: tuple, size: int, seed: int = 0,
     if path.suffix.lower() in (".npy", ".npz"):
         return ArraySource(path)
     if path.exists():
-        raise InputError(f"Calibration file {key!r} is not a .npy/.npz file or image folder; pass digits, synthetic, a folder or a .npy/.npz.")
-    raise InputError(f"Calibration source {key!r} does not exist; pass digits, synthetic, an image folder or a .npy/.npz file.")
+        raise InputError(
+            f"Calibration file {key!r} is not a .npy/.npz file or image folder; pass digits, synthetic, a folder or a .npy/.npz."
+        )
+    raise InputError(
+        f"Calibration source {key!r} does not exist; pass digits, synthetic, an image folder or a .npy/.npz file."
+    )
 
 
 def check_calib_value(calib: str | Path) -> None:
@@ -150,8 +167,14 @@ def check_calib_value(calib: str | Path) -> None:
         make_source(calib, (None, 1, 1, 3), 1)
 
 
-def from_spec(calib: str | Path, input_shape: tuple, size: int = 200, seed: int = 0,
-              spec: PreprocessSpec | None = None, digits_split: str = "train") -> CalibrationSet:
+def from_spec(
+    calib: str | Path,
+    input_shape: tuple,
+    size: int = 200,
+    seed: int = 0,
+    spec: PreprocessSpec | None = None,
+    digits_split: str = "train",
+) -> CalibrationSet:
     """Build the CalibrationSet for a model input shape (N, H, W, C) from a CLI-style value."""
     spec = spec or PreprocessSpec.for_input_shape(tuple(input_shape))
     source = make_source(calib, input_shape, size, seed, digits_split)

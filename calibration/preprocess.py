@@ -6,6 +6,7 @@ Presets reproduce keras.applications bit for bit on the same pixels: `imagenet-c
 `keras.applications.resnet.preprocess_input` (RGB->BGR, minus the ImageNet BGR means),
 `symmetric` is `resnet_v2.preprocess_input` (x/127.5 - 1), `imagenet-torch` is mode "torch".
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -23,10 +24,20 @@ PRESETS: dict[str, tuple] = {
     "unit": (None, 1 / 255, (0.0,), (1.0,), "x/255: pixels in [0, 1]"),
     "raw": (None, 1.0, (0.0,), (1.0,), "0..255 as they are (for models that rescale inside)"),
     "symmetric": (None, 1 / 127.5, (1.0,), (1.0,), "x/127.5 - 1: pixels in [-1, 1] (resnet_v2, mode tf)"),
-    "imagenet-caffe": ("bgr", 1.0, (103.939, 116.779, 123.68), (1.0,),
-                       "RGB->BGR, minus ImageNet BGR means (keras.applications.resnet)"),
-    "imagenet-torch": (None, 1 / 255, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225),
-                       "x/255, ImageNet mean/std (mode torch)"),
+    "imagenet-caffe": (
+        "bgr",
+        1.0,
+        (103.939, 116.779, 123.68),
+        (1.0,),
+        "RGB->BGR, minus ImageNet BGR means (keras.applications.resnet)",
+    ),
+    "imagenet-torch": (
+        None,
+        1 / 255,
+        (0.485, 0.456, 0.406),
+        (0.229, 0.224, 0.225),
+        "x/255, ImageNet mean/std (mode torch)",
+    ),
 }
 
 
@@ -65,13 +76,17 @@ class PreprocessSpec:
         object.__setattr__(self, "std", tuple(float(s) for s in self.std))
         values = (self.scale, *self.mean, *self.std)
         if not all(np.isfinite(values)) or not self.scale > 0 or any(s <= 0 for s in self.std):
-            raise InputError(f"Preprocess scale {self.scale}, mean {self.mean} and std {self.std} must be finite, "
-                             "with scale and std > 0: fix --scale/--mean/--std.")
+            raise InputError(
+                f"Preprocess scale {self.scale}, mean {self.mean} and std {self.std} must be finite, "
+                "with scale and std > 0: fix --scale/--mean/--std."
+            )
         for name in ("mean", "std"):
             n = len(getattr(self, name))
             if n not in (1, self.num_channels):
-                raise InputError(f"--{name} has {n} values but the model takes {self.num_channels} channel(s) "
-                                 f"({self.channels}); pass 1 or {self.num_channels} values.")
+                raise InputError(
+                    f"--{name} has {n} values but the model takes {self.num_channels} channel(s) "
+                    f"({self.channels}); pass 1 or {self.num_channels} values."
+                )
 
     @property
     def num_channels(self) -> int:
@@ -84,7 +99,9 @@ class PreprocessSpec:
             raise InputError(f"Model input shape {shape} is not NHWC (4 dims); only image models are supported.")
         _, h, w, c = shape
         if h is None or w is None:
-            raise InputError(f"Model input shape {shape} has no fixed height/width; build the model with a fixed input size.")
+            raise InputError(
+                f"Model input shape {shape} has no fixed height/width; build the model with a fixed input size."
+            )
         if c not in (1, 3):
             raise InputError(f"Model input has {c} channels; only 1 (gray) or 3 (RGB/BGR) are supported.")
         kwargs: dict = {"height": int(h), "width": int(w), "channels": "gray" if c == 1 else "rgb"}
@@ -99,12 +116,17 @@ class PreprocessSpec:
 
         pil = Image.fromarray(img).convert("L" if self.channels == "gray" else "RGB")
         if self.resize == "stretch":
-            return pil if pil.size == (self.width, self.height) else pil.resize((self.width, self.height),
-                                                                                 Image.Resampling.BILINEAR)
+            return (
+                pil
+                if pil.size == (self.width, self.height)
+                else pil.resize((self.width, self.height), Image.Resampling.BILINEAR)
+            )
         w, h = pil.size
         if w < self.width or h < self.height:
-            raise InputError(f"Image of {w}x{h} is smaller than the {self.width}x{self.height} center crop; pass "
-                             "larger images or --resize stretch.")
+            raise InputError(
+                f"Image of {w}x{h} is smaller than the {self.width}x{self.height} center crop; pass "
+                "larger images or --resize stretch."
+            )
         f = max(self.width / w, self.height / h) / CROP_FRACTION
         rw, rh = max(self.width, round(w * f)), max(self.height, round(h * f))
         pil = pil.resize((rw, rh), Image.Resampling.BILINEAR)

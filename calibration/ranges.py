@@ -14,6 +14,7 @@ agree within TOLERANCE. Tensors that agree there and differ elsewhere (a dead Re
 caught because every candidate's range must then agree too. One tensor without a match, and the
 TFLite export calibrates itself and says why (the manifest's calibrator record).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -85,6 +86,9 @@ def match(measured: MeasuredRanges, prints: dict[Any, np.ndarray]) -> tuple[dict
         lo, hi = (np.array([measured.ranges[n][i] for n in hits]) for i in (0, 1))
         width = max(float(hi.max() - lo.min()), 1e-30)
         if max(float(np.ptp(lo)), float(np.ptp(hi))) > TOLERANCE * width:
-            return None, f"tensor {key} matches {len(hits)} measured tensors whose ranges differ ({', '.join(hits[:3])})"
+            return (
+                None,
+                f"tensor {key} matches {len(hits)} measured tensors whose ranges differ ({', '.join(hits[:3])})",
+            )
         out[key] = (float(lo[0]), float(hi[0]))
     return out, f"{len(out)} tensors matched on {PROBES} probe samples"

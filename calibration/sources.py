@@ -5,6 +5,7 @@ Every source yields (image, label) pairs: images are uint8 HxWxC (RGB or gray) t
 PreprocessSpec turns into model inputs, or, for float arrays, samples that already are model
 inputs (`preprocessed = True`). Labels are ints or None.
 """
+
 from __future__ import annotations
 
 import re
@@ -99,8 +100,12 @@ class DigitsSource(Source):
         return [str(i) for i in range(10)]
 
     def describe(self) -> dict:
-        return {"kind": "digits", "split": self.split, "split_seed": DIGITS_SPLIT_SEED,
-                "test_fraction": DIGITS_TEST_FRACTION}
+        return {
+            "kind": "digits",
+            "split": self.split,
+            "split_seed": DIGITS_SPLIT_SEED,
+            "test_fraction": DIGITS_TEST_FRACTION,
+        }
 
 
 @dataclass
@@ -123,8 +128,12 @@ class SyntheticSource(Source):
             yield rng.integers(0, 256, (self.height, self.width, self.channels), dtype=np.uint8), None
 
     def describe(self) -> dict:
-        return {"kind": "synthetic", "count": self.count, "seed": self.seed,
-                "shape": [self.height, self.width, self.channels]}
+        return {
+            "kind": "synthetic",
+            "count": self.count,
+            "seed": self.seed,
+            "shape": [self.height, self.width, self.channels],
+        }
 
 
 _HEADERS_CHECKED: set[tuple] = set()  # folders (files, sizes, mtimes) whose image headers passed in this process
@@ -135,8 +144,10 @@ def check_pixels(path: Path, width: int, height: int) -> None:
     """Refuse, from its header, an image too large to decode (a decompression bomb declares
     30000x30000 in a few KB): one line, before any pixel is decoded."""
     if width * height > MAX_IMAGE_PIXELS:
-        raise InputError(f"Image {str(path)!r} declares {width}x{height} pixels (more than {MAX_IMAGE_PIXELS:,}); "
-                         "resize it or remove it from the folder.")
+        raise InputError(
+            f"Image {str(path)!r} declares {width}x{height} pixels (more than {MAX_IMAGE_PIXELS:,}); "
+            "resize it or remove it from the folder."
+        )
 
 
 def natural_key(name: str) -> list:
@@ -156,10 +167,14 @@ class ImageFolderSource(Source):
     def __post_init__(self) -> None:
         self.root = Path(self.root).expanduser()
         if not self.root.is_dir():
-            raise InputError(f"Calibration folder {str(self.root)!r} does not exist; pass a folder of .jpg/.png images.")
+            raise InputError(
+                f"Calibration folder {str(self.root)!r} does not exist; pass a folder of .jpg/.png images."
+            )
         self._files = sorted(p for p in self.root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         if not self._files:
-            raise InputError(f"Calibration folder {str(self.root)!r} holds no .jpg/.png images; add some or pass --calib digits.")
+            raise InputError(
+                f"Calibration folder {str(self.root)!r} holds no .jpg/.png images; add some or pass --calib digits."
+            )
         parents = {p.parent for p in self._files}
         if all(p.parent != self.root for p in self._files) and all(pp.parent == self.root for pp in parents):
             self._classes = sorted((pp.name for pp in parents), key=natural_key)
@@ -180,8 +195,9 @@ class ImageFolderSource(Source):
                 with Image.open(path) as im:
                     check_pixels(path, *im.size)
             except Image.DecompressionBombError as e:  # Pillow's own guard, above ours
-                raise InputError(f"Image {str(path)!r} declares too many pixels ({e}); resize it or remove it from "
-                                 "the folder.") from None
+                raise InputError(
+                    f"Image {str(path)!r} declares too many pixels ({e}); resize it or remove it from the folder."
+                ) from None
             except (UnidentifiedImageError, OSError) as e:
                 raise InputError(f"Image {str(path)!r} cannot be read ({e}); remove or replace it.") from None
         _HEADERS_CHECKED.add(key)
@@ -260,17 +276,24 @@ class ArraySource(Source):
                 with np.load(self.path, allow_pickle=False) as z:
                     xkey = next((k for k in ("x", "images", "inputs") if k in z.files), None)
                     if xkey is None:
-                        raise InputError(f"{str(self.path)!r} has no 'x' or 'images' array (found {z.files}); save images under 'x'.")
+                        raise InputError(
+                            f"{str(self.path)!r} has no 'x' or 'images' array (found {z.files}); save images under 'x'."
+                        )
                     x = z[xkey]
                     ykey = next((k for k in ("y", "labels") if k in z.files), None)
                     y = z[ykey] if ykey else None
         except InputError:
             raise
         except Exception as e:  # noqa: BLE001 - corrupt user file
-            why = ("not in numpy's array format (numpy would read it as pickled objects, which we never load)"
-                   if "pickle" in str(e) else str(e)[:160])
-            raise InputError(f"{str(self.path)!r} cannot be read as numpy arrays: {why}; save images with "
-                             "numpy.save(FILE.npy, x) or numpy.savez(FILE.npz, x=x, y=labels).") from e
+            why = (
+                "not in numpy's array format (numpy would read it as pickled objects, which we never load)"
+                if "pickle" in str(e)
+                else str(e)[:160]
+            )
+            raise InputError(
+                f"{str(self.path)!r} cannot be read as numpy arrays: {why}; save images with "
+                "numpy.save(FILE.npy, x) or numpy.savez(FILE.npz, x=x, y=labels)."
+            ) from e
         self._x, self._y = _checked_arrays(self.path, x, y)
         self.preprocessed = self._x.dtype != np.uint8
 
@@ -286,5 +309,10 @@ class ArraySource(Source):
         return self._y is not None
 
     def describe(self) -> dict:
-        return {"kind": "array", "path": str(self.path), "count": len(self._x), "dtype": str(self._x.dtype),
-                "preprocessed": self.preprocessed}
+        return {
+            "kind": "array",
+            "path": str(self.path),
+            "count": len(self._x),
+            "dtype": str(self._x.dtype),
+            "preprocessed": self.preprocessed,
+        }

@@ -6,6 +6,7 @@ The API is one function per command (`export`, `parity`, `bench`, `diagnose`, `p
 cheap: each name loads on first use, and TensorFlow, ONNX Runtime and OpenVINO load inside the
 target that needs them.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -13,22 +14,67 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-_LAZY = {**{name: "resnet_deploy.api" for name in ("export", "parity", "bench", "diagnose", "package", "deploy",
-                                                    "gate", "report", "verify")},
-         **{name: "resnet_deploy.requests" for name in ("ExportRequest", "ParityRequest", "BenchRequest",
-                                                         "DiagnoseRequest", "PackageRequest", "DeployRequest",
-                                                         "GateRequest", "ReportRequest", "ArtifactOptions")},
-         "ModelRef": "resnet_deploy.models.source", "Budget": "resnet_deploy.quantize.budget"}
-__all__ = ["__version__", "export", "parity", "bench", "diagnose", "package", "deploy", "gate", "report", "verify",
-           "ExportRequest", "ParityRequest", "BenchRequest", "DiagnoseRequest", "PackageRequest", "DeployRequest",
-           "GateRequest", "ReportRequest", "ArtifactOptions", "ModelRef", "Budget"]
+_LAZY = {
+    **{
+        name: "resnet_deploy.api"
+        for name in ("export", "parity", "bench", "diagnose", "package", "deploy", "gate", "report", "verify")
+    },
+    **{
+        name: "resnet_deploy.requests"
+        for name in (
+            "ExportRequest",
+            "ParityRequest",
+            "BenchRequest",
+            "DiagnoseRequest",
+            "PackageRequest",
+            "DeployRequest",
+            "GateRequest",
+            "ReportRequest",
+            "ArtifactOptions",
+        )
+    },
+    "ModelRef": "resnet_deploy.models.source",
+    "Budget": "resnet_deploy.quantize.budget",
+}
+__all__ = [
+    "__version__",
+    "export",
+    "parity",
+    "bench",
+    "diagnose",
+    "package",
+    "deploy",
+    "gate",
+    "report",
+    "verify",
+    "ExportRequest",
+    "ParityRequest",
+    "BenchRequest",
+    "DiagnoseRequest",
+    "PackageRequest",
+    "DeployRequest",
+    "GateRequest",
+    "ReportRequest",
+    "ArtifactOptions",
+    "ModelRef",
+    "Budget",
+]
 
 if TYPE_CHECKING:
     from resnet_deploy.api import bench, deploy, diagnose, export, gate, package, parity, report, verify
     from resnet_deploy.models.source import ModelRef
     from resnet_deploy.quantize.budget import Budget
-    from resnet_deploy.requests import (ArtifactOptions, BenchRequest, DeployRequest, DiagnoseRequest, ExportRequest,
-                                        GateRequest, PackageRequest, ParityRequest, ReportRequest)
+    from resnet_deploy.requests import (
+        ArtifactOptions,
+        BenchRequest,
+        DeployRequest,
+        DiagnoseRequest,
+        ExportRequest,
+        GateRequest,
+        PackageRequest,
+        ParityRequest,
+        ReportRequest,
+    )
 
 
 def __getattr__(name: str) -> Any:

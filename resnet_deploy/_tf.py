@@ -1,5 +1,6 @@
 """Quiet TensorFlow's start-up chatter, capture what converters print, and the one traced
 inference function the TF-based converters start from."""
+
 from __future__ import annotations
 
 import contextlib
@@ -91,6 +92,9 @@ def frozen_graph_def(func: Any, aggressive_inlining: bool) -> tuple[Any, list[in
     inputs that were frozen into constants."""
     from tensorflow.python.framework import convert_to_constants as freezing
 
-    data = freezing._FunctionConverterDataInEager(func=func, lower_control_flow=False,  # noqa: SLF001
-                                                  aggressive_inlining=aggressive_inlining)
+    data = freezing._FunctionConverterDataInEager(
+        func=func,
+        lower_control_flow=False,  # noqa: SLF001
+        aggressive_inlining=aggressive_inlining,
+    )
     return freezing._replace_variables_by_constants(converter_data=data)  # noqa: SLF001

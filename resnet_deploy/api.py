@@ -1,6 +1,7 @@
 """The Python API: one function per command, each taking the command's request (or the request's
 fields as keywords) and returning what the command computed; errors are raised, never printed
 (`resnet_deploy.errors`). `from resnet_deploy import export, parity, ...` reaches these lazily."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
@@ -9,8 +10,16 @@ if TYPE_CHECKING:
     from resnet_deploy.exporting.steps import ExportResult
     from resnet_deploy.evaluate.parity import ParityReport
     from resnet_deploy.progress import Progress
-    from resnet_deploy.requests import (BenchRequest, DeployRequest, DiagnoseRequest, ExportRequest, GateRequest,
-                                        PackageRequest, ParityRequest, ReportRequest)
+    from resnet_deploy.requests import (
+        BenchRequest,
+        DeployRequest,
+        DiagnoseRequest,
+        ExportRequest,
+        GateRequest,
+        PackageRequest,
+        ParityRequest,
+        ReportRequest,
+    )
 
 
 def _request(kind: str, request: Any, fields: dict[str, Any]) -> Any:
@@ -62,8 +71,9 @@ def diagnose(request: DiagnoseRequest | None = None, progress: Progress | None =
     return run_diagnose(_request("DiagnoseRequest", request, fields), progress)
 
 
-def package(request: PackageRequest | None = None, progress: Progress | None = None,
-            **fields: Any) -> list[dict[str, Any]]:
+def package(
+    request: PackageRequest | None = None, progress: Progress | None = None, **fields: Any
+) -> list[dict[str, Any]]:
     """Self-testing bundles, one per target, each checked on this machine first."""
     from resnet_deploy.ship.bundle import package as run
 

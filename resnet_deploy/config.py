@@ -1,4 +1,5 @@
 """Typed configuration: frozen dataclasses and str Enums, normalised and checked up front."""
+
 from __future__ import annotations
 
 import enum

@@ -4,6 +4,7 @@ The library raises these; only the CLI turns them into one-line messages and exi
 (the codes are shared with the device self-test: resnet_deploy/portable/constants.py).
 Every message names the problem *and* the fix.
 """
+
 from __future__ import annotations
 
 from resnet_deploy.portable import constants as _c

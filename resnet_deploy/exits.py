@@ -1,6 +1,7 @@
 """The CLI's exit mapping: run a click group and turn every error into one `error:` line on
 stderr and an exit code (the codes are portable.constants', shared with the device self-test).
 No traceback reaches a user for anything resnet-deploy raises on purpose."""
+
 from __future__ import annotations
 
 import errno

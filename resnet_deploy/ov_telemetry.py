@@ -10,6 +10,7 @@ without; a benchmark's process-tree RSS counted the forks' pages again (over 3 G
 users run offline or in CI, where these sends only fail. Silenced at the source: the telemetry
 library's own send methods (its public API) do nothing; its consent checks and files are left
 as they are. Process-wide; the OpenVINO target calls it before it imports openvino."""
+
 from __future__ import annotations
 
 import os

@@ -1,5 +1,6 @@
 """Progress on long steps. The library reports through a Progress object; the CLI passes one
 that draws on stderr (rich), tests and library users get the silent default."""
+
 from __future__ import annotations
 
 import contextlib

@@ -3,6 +3,7 @@ functions (pipeline.export, parity_run.run_parity, bench.run_bench, bundle.packa
 deploy.deploy, report.write_report) each take one. Values are normalised and checked here (strings such as "onnx,tflite" or "fp32,int8" are
 accepted for the tuple fields),
 once, before any work starts."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -21,14 +22,27 @@ DEFAULT_OUT = Path("artifacts")
 # Defaults for options a command was not given. One copy: the CLI's help texts read them.
 # (--calib has no fixed default: digits for the digits model, synthetic for an untrained built-in,
 # and a user's model must name its own images: contract.data_source.)
-ARTIFACT_DEFAULTS: dict[str, Any] = {"calib_size": 200, "seed": 0, "io_dtype": "int8",
-                                     "calib_method": "minmax", "onnx_format": "auto", "openvino_int8": "auto", "opset": 17,
-                                     "device": "host"}
+ARTIFACT_DEFAULTS: dict[str, Any] = {
+    "calib_size": 200,
+    "seed": 0,
+    "io_dtype": "int8",
+    "calib_method": "minmax",
+    "onnx_format": "auto",
+    "openvino_int8": "auto",
+    "opset": 17,
+    "device": "host",
+}
 
 # ArtifactOptions field -> the config_record key it sets
-_CONFIG_KEYS = {"io_dtype": "quant.io_dtype", "calib_method": "quant.method", "onnx_format": "quant.onnx_format",
-                "openvino_int8": "quant.openvino_int8",
-                "opset": "opset", "calib_size": "calib_size", "device": "device"}
+_CONFIG_KEYS = {
+    "io_dtype": "quant.io_dtype",
+    "calib_method": "quant.method",
+    "onnx_format": "quant.onnx_format",
+    "openvino_int8": "quant.openvino_int8",
+    "opset": "opset",
+    "calib_size": "calib_size",
+    "device": "device",
+}
 
 
 @dataclass(frozen=True)
@@ -60,10 +74,19 @@ class ArtifactOptions:
         return ARTIFACT_DEFAULTS[name] if v is None else v
 
     def config(self, precision: Precision | str) -> ExportConfig:
-        quant = QuantConfig(io_dtype=self.value("io_dtype"), method=self.value("calib_method"),
-                            onnx_format=self.value("onnx_format"), openvino_int8=self.value("openvino_int8"))
-        return ExportConfig(precision=Precision.parse(precision), quant=quant, calib_size=self.value("calib_size"),
-                            opset=self.value("opset"), device=self.value("device"))
+        quant = QuantConfig(
+            io_dtype=self.value("io_dtype"),
+            method=self.value("calib_method"),
+            onnx_format=self.value("onnx_format"),
+            openvino_int8=self.value("openvino_int8"),
+        )
+        return ExportConfig(
+            precision=Precision.parse(precision),
+            quant=quant,
+            calib_size=self.value("calib_size"),
+            opset=self.value("opset"),
+            device=self.value("device"),
+        )
 
     def given_config(self) -> dict[str, Any]:
         """{config_record key: value} for the options that were given (normalised)."""
@@ -117,8 +140,10 @@ class ExportRequest:
         object.__setattr__(self, "out", writable(self.out, "--out", folder=True))
         _check_supported(self.targets, (self.precision,))
         if self.budget is not None and self.precision is not Precision.INT8:
-            raise InputError(f"--max-acc-drop applies to int8 exports (asked: {self.precision.value}); "
-                             "drop it or pass --precision int8.")
+            raise InputError(
+                f"--max-acc-drop applies to int8 exports (asked: {self.precision.value}); "
+                "drop it or pass --precision int8."
+            )
 
 
 @dataclass(frozen=True)
@@ -179,8 +204,10 @@ class BenchRequest:
             raise InputError(f"--mode {self.mode!r}: pass one of {', '.join(BENCH_MODES)}.")
         batches = self.batch if isinstance(self.batch, (tuple, list)) else (self.batch,)
         if not batches or (self.mode == "latency" and len(batches) > 1):
-            raise InputError(f"--batch {','.join(map(str, batches)) or '(none)'}: latency mode takes one batch size; "
-                             "several (e.g. 1,8,32) are for --mode throughput.")
+            raise InputError(
+                f"--batch {','.join(map(str, batches)) or '(none)'}: latency mode takes one batch size; "
+                "several (e.g. 1,8,32) are for --mode throughput."
+            )
         object.__setattr__(self, "batch", tuple(positive_int(b, "--batch") for b in batches))
         self.model.check_fits(max(self.batch))
         object.__setattr__(self, "out", writable(self.out, "--out", folder=True))
@@ -246,8 +273,10 @@ class DeployRequest:
 
             object.__setattr__(self, "inventory", Path(self.inventory))
             if not self.to.startswith("/"):
-                raise InputError(f"--to {self.to!r}: with --inventory, --to is the absolute folder on every device "
-                                 "(e.g. /home/pi/models); a host can override it with resnet_deploy_path.")
+                raise InputError(
+                    f"--to {self.to!r}: with --inventory, --to is the absolute folder on every device "
+                    "(e.g. /home/pi/models); a host can override it with resnet_deploy_path."
+                )
             try:
                 check_folder(self.to, "--to")
             except UnsafeName as e:

@@ -1,4 +1,5 @@
 """Option values checked before any work: each check names the option and the fix in one line."""
+
 from __future__ import annotations
 
 import math
@@ -38,13 +39,16 @@ def writable(path: Any, what: str, folder: bool) -> Path:
 
     p = Path(path)
     if p.exists() and p.is_dir() != folder:
-        raise InputError(f"{what} {str(p)!r} is a {'file' if folder else 'folder'}; pass a "
-                         f"{'folder' if folder else 'file path'}.")
+        raise InputError(
+            f"{what} {str(p)!r} is a {'file' if folder else 'folder'}; pass a {'folder' if folder else 'file path'}."
+        )
     anc = p if p.is_dir() else p.parent
     while not anc.exists() and anc != anc.parent:
         anc = anc.parent
     if not anc.is_dir():
-        raise InputError(f"{what} {str(p)!r}: {str(anc)!r} is a file, not a folder; pass a path whose folders are folders.")
+        raise InputError(
+            f"{what} {str(p)!r}: {str(anc)!r} is a file, not a folder; pass a path whose folders are folders."
+        )
     if not os.access(anc, os.W_OK | os.X_OK):
         raise InputError(f"{what} {str(p)!r}: {str(anc)!r} is not writable; pass a writable location.")
     return p

@@ -1,4 +1,5 @@
 """Installed versions of the tools we record in manifests and reports (no imports of the tools)."""
+
 from __future__ import annotations
 
 from importlib import metadata

@@ -1,4 +1,5 @@
 """Shared fixtures: the trained digits model, its held-out test split, a calibration set."""
+
 from __future__ import annotations
 
 import pytest
@@ -58,8 +59,23 @@ def arm_bundles(tmp_path_factory):
     out = tmp_path_factory.mktemp("arm")
     for targets, precision in (("tflite,onnx,openvino", "int8"), ("tflite", "fp32")):
         try:
-            main(["package", "--model", "digits", "--targets", targets, "--precision", precision, "--n", "20",
-                  "--device", "arm64", "--out", str(out)])
+            main(
+                [
+                    "package",
+                    "--model",
+                    "digits",
+                    "--targets",
+                    targets,
+                    "--precision",
+                    precision,
+                    "--n",
+                    "20",
+                    "--device",
+                    "arm64",
+                    "--out",
+                    str(out),
+                ]
+            )
         except SystemExit as e:
             assert not e.code
     return out / "bundles"
@@ -76,8 +92,9 @@ def tmpfs(tmp_path):
     def make(name: str, size: str):
         mnt = tmp_path / name
         mnt.mkdir()
-        if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)],
-                          capture_output=True).returncode:
+        if subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)], capture_output=True
+        ).returncode:
             pytest.skip("cannot mount a tmpfs here (no mount rights): the full-disk cases need one")
         mounted.append(mnt)
         return mnt

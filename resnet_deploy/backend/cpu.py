@@ -1,4 +1,5 @@
 """CPU features that change which kernels a runtime uses (and so its speed and numerics)."""
+
 from __future__ import annotations
 
 import platform

@@ -11,6 +11,7 @@ What depends on the device today:
   on x86 and ARM alike), recorded so a profile can change it with a reason.
 - OpenVINO: the same IR everywhere; on arm64 its CPU plugin runs through ARM Compute Library.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -52,8 +53,10 @@ def resolve(name: str | None) -> tuple[DeviceProfile, str]:
     if facts["arch"] == "x86_64":
         key = "x86-vnni" if facts["vnni"] else "x86-avx2"
         return PROFILES[key], f"--device host: this machine is x86-64 {'with' if facts['vnni'] else 'without'} VNNI"
-    raise InputError(f"this machine is {facts['arch']}, which no device profile describes; "
-                     f"pass --device {'|'.join(PROFILES)} for the device that will run the model.")
+    raise InputError(
+        f"this machine is {facts['arch']}, which no device profile describes; "
+        f"pass --device {'|'.join(PROFILES)} for the device that will run the model."
+    )
 
 
 def ort_int8(profile: DeviceProfile) -> tuple[str, bool, str]:
@@ -61,14 +64,33 @@ def ort_int8(profile: DeviceProfile) -> tuple[str, bool, str]:
     if profile.arch == "aarch64":
         return "int8", False, "arm64: S8S8 is ORT's fast pair on ARM (sdot)"
     if profile.vnni:
-        return "uint8", False, "x86 with VNNI: U8S8 fuses every conv (S8S8 leaves residual convs in fp32); full 8-bit weights"
-    return "uint8", True, ("x86 without VNNI: U8S8 fuses every conv (S8S8 leaves residual convs in fp32); reduce_range "
-                           "(7-bit weights) avoids pmaddubsw saturation")
+        return (
+            "uint8",
+            False,
+            "x86 with VNNI: U8S8 fuses every conv (S8S8 leaves residual convs in fp32); full 8-bit weights",
+        )
+    return (
+        "uint8",
+        True,
+        (
+            "x86 without VNNI: U8S8 fuses every conv (S8S8 leaves residual convs in fp32); reduce_range "
+            "(7-bit weights) avoids pmaddubsw saturation"
+        ),
+    )
 
 
 def choices(profile: DeviceProfile) -> dict:
     act, reduce_range, why = ort_int8(profile)
-    return {"onnx_int8": {"format": "qdq", "activations": act, "weights": "int8", "reduce_range": reduce_range,
-                          "reason": why},
-            "tflite_io_dtype": {"value": "int8", "reason": "int8 I/O on every profile: what NPUs and microcontrollers "
-                                                            "take; XNNPACK runs it on x86 and ARM"}}
+    return {
+        "onnx_int8": {
+            "format": "qdq",
+            "activations": act,
+            "weights": "int8",
+            "reduce_range": reduce_range,
+            "reason": why,
+        },
+        "tflite_io_dtype": {
+            "value": "int8",
+            "reason": "int8 I/O on every profile: what NPUs and microcontrollers take; XNNPACK runs it on x86 and ARM",
+        },
+    }

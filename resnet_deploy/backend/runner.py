@@ -1,5 +1,6 @@
 """Runner base (Polygraphy's split: public activate/infer/deactivate check state and inputs,
 subclasses override *_impl) and KerasRunner, the reference."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,8 +24,9 @@ class Runner:
 
     name = "runner"
 
-    def __init__(self, model_path: Path | str | None = None, threads: int | None = None,
-                 precision: str | None = None) -> None:
+    def __init__(
+        self, model_path: Path | str | None = None, threads: int | None = None, precision: str | None = None
+    ) -> None:
         self.model_path = Path(model_path) if model_path is not None else None
         self.threads = threads  # None: the runtime's default (usually all cores)
         self.precision = getattr(precision, "value", precision)  # the artifact's precision, for reports
@@ -61,7 +63,9 @@ class Runner:
             raise RuntimeError(f"{self.name}: call activate() (or use `with`) before infer()")
         x = np.asarray(x)
         if x.dtype != np.float32:
-            raise InputError(f"{self.name}: input dtype {x.dtype} is not float32; pass preprocessed float32 NHWC arrays.")
+            raise InputError(
+                f"{self.name}: input dtype {x.dtype} is not float32; pass preprocessed float32 NHWC arrays."
+            )
         expected = self.input_shape
         if x.ndim != len(expected) or any(e is not None and e != a for e, a in zip(expected[1:], x.shape[1:])):
             raise InputError(f"{self.name}: input shape {x.shape} does not match the model's {tuple(expected)}.")
@@ -87,7 +91,7 @@ class Runner:
     def predict(self, xs: np.ndarray, batch_size: int = 32) -> np.ndarray:
         """Run any number of samples, in batches the model accepts, in order."""
         step = self.max_batch or batch_size
-        outs = [self.infer(xs[i:i + step]) for i in range(0, len(xs), step)]
+        outs = [self.infer(xs[i : i + step]) for i in range(0, len(xs), step)]
         return np.concatenate(outs, axis=0)
 
     def info(self) -> dict[str, Any]:
@@ -101,8 +105,13 @@ class Runner:
         from resnet_deploy.measure.throughput import drive
 
         prepared = self.prepare(x)
-        return drive([lambda: self.run_raw(prepared)], int(x.shape[0]), warmup_s, seconds,
-                     {"how": "one stream, back-to-back calls", "threads": self.threads or "default"})
+        return drive(
+            [lambda: self.run_raw(prepared)],
+            int(x.shape[0]),
+            warmup_s,
+            seconds,
+            {"how": "one stream, back-to-back calls", "threads": self.threads or "default"},
+        )
 
     def profile(self, x: np.ndarray, warmup: int, runs: int) -> list[dict[str, Any]]:
         """Per executed op: name, type, kind (profiling.KINDS) and mean ms per run, from the
@@ -117,8 +126,9 @@ class Runner:
     def require_single_io(self, n_inputs: int, n_outputs: int) -> None:
         """Our runners (and the parity harness) handle one input and one output."""
         if n_inputs != 1 or n_outputs != 1:
-            raise InputError(f"{str(self.model_path)!r} has {n_inputs} inputs and {n_outputs} outputs; "
-                             "only 1 and 1 are supported.")
+            raise InputError(
+                f"{str(self.model_path)!r} has {n_inputs} inputs and {n_outputs} outputs; only 1 and 1 are supported."
+            )
 
     def activate_impl(self) -> None:
         raise NotImplementedError
@@ -168,5 +178,10 @@ class KerasRunner(Runner):
         import keras
         import tensorflow as tf
 
-        return {"runner": self.name, "keras": keras.__version__, "tensorflow": tf.__version__, "precision": "fp32",
-                "threads": tf.config.threading.get_intra_op_parallelism_threads() or "default (all cores)"}
+        return {
+            "runner": self.name,
+            "keras": keras.__version__,
+            "tensorflow": tf.__version__,
+            "precision": "fp32",
+            "threads": tf.config.threading.get_intra_op_parallelism_threads() or "default (all cores)",
+        }

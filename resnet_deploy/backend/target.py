@@ -9,6 +9,7 @@ targets register through the same `register()` a plugin would; third-party targe
 through the `resnet_deploy.targets` entry-point group. Targets are named by import path, so
 nothing heavy loads until one is used.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -53,11 +54,18 @@ class Target:
         """Reject combinations this target cannot build, before any work starts."""
         if config.precision not in self.precisions:
             supported = ", ".join(p.value for p in self.precisions)
-            raise InputError(f"Target {self.name!r} does not support precision={config.precision.value!r}. "
-                             f"Supported: {supported}.")
+            raise InputError(
+                f"Target {self.name!r} does not support precision={config.precision.value!r}. Supported: {supported}."
+            )
 
-    def export(self, model: Any, out_dir: Path, config: ExportConfig,
-               calib: "CalibrationSet | None" = None, progress: Progress | None = None) -> "Artifact":
+    def export(
+        self,
+        model: Any,
+        out_dir: Path,
+        config: ExportConfig,
+        calib: "CalibrationSet | None" = None,
+        progress: Progress | None = None,
+    ) -> "Artifact":
         """Write the artifact's files into out_dir (a fresh staging dir) and describe them."""
         progress = progress or Progress()
         started = self.begin(model, out_dir, config, calib, progress)
@@ -65,17 +73,29 @@ class Target:
             return started.finish(self.run_tail(started, out_dir, config, progress))
         return started
 
-    def begin(self, model: Any, out_dir: Path, config: ExportConfig,
-              calib: "CalibrationSet | None" = None, progress: Progress | None = None) -> "Artifact | Tail":
+    def begin(
+        self,
+        model: Any,
+        out_dir: Path,
+        config: ExportConfig,
+        calib: "CalibrationSet | None" = None,
+        progress: Progress | None = None,
+    ) -> "Artifact | Tail":
         """export(), except that a target may return the rest of its work as a Tail that needs
         neither TensorFlow nor the model (background.py runs it in a worker process)."""
         self.check_config(config)
         if config.precision.needs_calibration and calib is None:
-            raise InputError(f"{config.precision.value} export needs calibration data; "
-                             "pass --calib digits|synthetic|DIR|FILE.")
+            raise InputError(
+                f"{config.precision.value} export needs calibration data; pass --calib digits|synthetic|DIR|FILE."
+            )
         with converting(self.name, config.precision.value, out_dir):
-            return self.begin_impl(model, Path(out_dir), config,
-                                   calib if config.precision.needs_calibration else None, progress or Progress())
+            return self.begin_impl(
+                model,
+                Path(out_dir),
+                config,
+                calib if config.precision.needs_calibration else None,
+                progress or Progress(),
+            )
 
     def run_tail(self, tail: "Tail", out_dir: Path, config: ExportConfig, progress: Progress) -> dict:
         """A Tail run here, in this process, as export() runs its own."""
@@ -92,13 +112,15 @@ class Target:
         """Whether begin() returns a Tail for this config (the export schedule puts such targets first)."""
         return False
 
-    def begin_impl(self, model: Any, out_dir: Path, config: ExportConfig,
-                   calib: "CalibrationSet | None", progress: Progress) -> "Artifact | Tail":
+    def begin_impl(
+        self, model: Any, out_dir: Path, config: ExportConfig, calib: "CalibrationSet | None", progress: Progress
+    ) -> "Artifact | Tail":
         """The backend's begin(): by default its whole export."""
         return self.export_impl(model, out_dir, config, calib, progress)
 
-    def export_impl(self, model: Any, out_dir: Path, config: ExportConfig,
-                    calib: "CalibrationSet | None", progress: Progress) -> "Artifact":
+    def export_impl(
+        self, model: Any, out_dir: Path, config: ExportConfig, calib: "CalibrationSet | None", progress: Progress
+    ) -> "Artifact":
         """The backend's own export: out_dir exists and is empty, calib is set for int8."""
         raise NotImplementedError
 
@@ -165,8 +187,10 @@ def converting(name: str, precision: str, out_dir: Path) -> Iterator[list[str]]:
     except Exception as e:  # noqa: BLE001 - converters raise many types; one error with context
         _raise_if_disk_full(e, out_dir)
         said = converter_said(log)
-        raise ExportError(f"{name} {precision} export failed: {first_line(e)}"
-                          + (f" (converter: {said})" if said and said not in first_line(e) else "")) from e
+        raise ExportError(
+            f"{name} {precision} export failed: {first_line(e)}"
+            + (f" (converter: {said})" if said and said not in first_line(e) else "")
+        ) from e
 
 
 DISK_FULL_BYTES = 4 << 20  # less free space than this under a failed export: the disk, not the converter
@@ -229,8 +253,10 @@ def get_target(name: str) -> Target:
         try:
             return getattr(importlib.import_module(module), cls)()
         except (ImportError, AttributeError) as e:
-            raise InputError(f"Target {name!r} ({factory}) cannot be loaded ({first_line(e)}); "
-                             "reinstall the package that provides it.") from e
+            raise InputError(
+                f"Target {name!r} ({factory}) cannot be loaded ({first_line(e)}); "
+                "reinstall the package that provides it."
+            ) from e
     return factory()
 
 

@@ -1,4 +1,5 @@
 """Commands that check and measure artifacts: parity, bench, gate, report."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,28 +9,61 @@ import click
 from resnet_deploy.errors import ParityError
 from resnet_deploy.requests import DEFAULT_OUT
 
-from resnet_deploy.cli.options import (_artifact_options, _given, _int_list, _model, _progress, artifact_options,
-                                       model_options, protocol_options)
+from resnet_deploy.cli.options import (
+    _artifact_options,
+    _given,
+    _int_list,
+    _model,
+    _progress,
+    artifact_options,
+    model_options,
+    protocol_options,
+)
 from resnet_deploy.cli.group import EXAMPLE, as_json_text, cli
 
 
-@cli.command(epilog=EXAMPLE.format("python cli.py parity --model my_model.keras --data ./val_images --targets all --precision fp32,int8"))
+@cli.command(
+    epilog=EXAMPLE.format(
+        "python cli.py parity --model my_model.keras --data ./val_images --targets all --precision fp32,int8"
+    )
+)
 @model_options
 @click.option("--targets", "--target", "targets", default="all", show_default=True, help="tflite,onnx,openvino or all.")
 @click.option("--precision", default="int8", show_default=True, help="One precision or a comma list, e.g. fp32,int8.")
-@click.option("--data", default=None, help="Parity inputs: an image folder (class subfolders = labels), a .npz, digits "
-              "(the held-out test split; the default for digits) or synthetic (untrained built-ins).")
+@click.option(
+    "--data",
+    default=None,
+    help="Parity inputs: an image folder (class subfolders = labels), a .npz, digits "
+    "(the held-out test split; the default for digits) or synthetic (untrained built-ins).",
+)
 @click.option("--n", "n", type=int, default=450, show_default=True, help="Number of parity samples.")
 @click.option("--threads", type=int, default=2, show_default=True, help="Threads for every runtime.")
 @artifact_options
-@click.option("--tol", "tol", multiple=True, metavar="PREC.FIELD=VALUE",
-              help="Override a tolerance, e.g. --tol int8.cosine_min=0.97 (repeatable).")
-@click.option("--save-reference", type=click.Path(path_type=Path), default=None,
-              help="Store inputs, labels and Keras outputs in this .npz.")
-@click.option("--reference", type=click.Path(path_type=Path), default=None,
-              help="Use a saved reference instead of Keras (no TensorFlow needed).")
-@click.option("--report-json", type=click.Path(path_type=Path), default=None,
-              help="Write the JSON report here (default OUT/<model>/parity.json).")
+@click.option(
+    "--tol",
+    "tol",
+    multiple=True,
+    metavar="PREC.FIELD=VALUE",
+    help="Override a tolerance, e.g. --tol int8.cosine_min=0.97 (repeatable).",
+)
+@click.option(
+    "--save-reference",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Store inputs, labels and Keras outputs in this .npz.",
+)
+@click.option(
+    "--reference",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Use a saved reference instead of Keras (no TensorFlow needed).",
+)
+@click.option(
+    "--report-json",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write the JSON report here (default OUT/<model>/parity.json).",
+)
 @click.option("--allow-low-accuracy", is_flag=True, help="Compare even if Keras itself scores near chance (untrained).")
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON report on stdout instead of Markdown.")
 def parity(tol, reference, as_json: bool, **kw) -> None:
@@ -43,9 +77,21 @@ def parity(tol, reference, as_json: bool, **kw) -> None:
     model = _model(kw, given)
     if reference is not None and given == "digits" and not _given("--model"):
         model = None  # a saved reference names its own model
-    req = ParityRequest(model, kw["targets"], kw["precision"], kw["data"], kw["n"], kw["threads"],
-                        _artifact_options(kw), kw["out"], parse_overrides(list(tol)), reference, kw["save_reference"],
-                        kw["report_json"], kw["allow_low_accuracy"])
+    req = ParityRequest(
+        model,
+        kw["targets"],
+        kw["precision"],
+        kw["data"],
+        kw["n"],
+        kw["threads"],
+        _artifact_options(kw),
+        kw["out"],
+        parse_overrides(list(tol)),
+        reference,
+        kw["save_reference"],
+        kw["report_json"],
+        kw["allow_low_accuracy"],
+    )
     report = run_parity(req, _progress())
     click.echo(as_json_text(report.to_dict()) if as_json else parity_markdown(report))
     click.echo(f"report: {report_path(req, report)}", err=True)
@@ -62,12 +108,19 @@ def parity(tol, reference, as_json: bool, **kw) -> None:
 @click.option("--precision", default="fp32,int8", show_default=True, help="One precision or a comma list.")
 @click.option("--threads", default="2", show_default=True, help="Thread counts, e.g. 1,2.")
 @click.option("--batch", default="1", show_default=True, help="Batch size; throughput mode takes a list, e.g. 1,8,32.")
-@click.option("--mode", type=click.Choice(["latency", "throughput"]), default="latency", show_default=True,
-              help="latency: one request at a time (bench.json); throughput: requests in flight on every core "
-                   "(throughput.json).")
+@click.option(
+    "--mode",
+    type=click.Choice(["latency", "throughput"]),
+    default="latency",
+    show_default=True,
+    help="latency: one request at a time (bench.json); throughput: requests in flight on every core (throughput.json).",
+)
 @click.option("--keras/--no-keras", default=True, show_default=True, help="Time the Keras model as the baseline.")
-@click.option("--profile", is_flag=True, help="Also per-op timings of every artifact, mapped to Keras layers "
-              "(profile.json; OpenVINO and ONNX Runtime).")
+@click.option(
+    "--profile",
+    is_flag=True,
+    help="Also per-op timings of every artifact, mapped to Keras layers (profile.json; OpenVINO and ONNX Runtime).",
+)
 @protocol_options
 @artifact_options
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON on stdout.")
@@ -80,31 +133,60 @@ def bench(threads: str, batch: str, warmup_s, seconds, as_json: bool, **kw) -> N
 
     protocol = Protocol(**{k: v for k, v in (("warmup_s", warmup_s), ("seconds", seconds)) if v is not None})
     mode = kw.pop("mode")
-    req = BenchRequest(_model(kw), kw.pop("targets"), kw.pop("precision"), _int_list(threads, "--threads"),
-                       _int_list(batch, "--batch"), kw.pop("keras"), protocol, _artifact_options(kw), kw.pop("out"), mode,
-                       kw.pop("profile"))
+    req = BenchRequest(
+        _model(kw),
+        kw.pop("targets"),
+        kw.pop("precision"),
+        _int_list(threads, "--threads"),
+        _int_list(batch, "--batch"),
+        kw.pop("keras"),
+        protocol,
+        _artifact_options(kw),
+        kw.pop("out"),
+        mode,
+        kw.pop("profile"),
+    )
     result = run_bench(req, _progress())
     table = throughput_markdown if mode == "throughput" else latency_markdown
-    click.echo(as_json_text(result) if as_json else table(result)
-               + (profile_markdown(result["profile"], top=True) if "profile" in result else ""))
+    click.echo(
+        as_json_text(result)
+        if as_json
+        else table(result) + (profile_markdown(result["profile"], top=True) if "profile" in result else "")
+    )
 
 
 @cli.command(epilog=EXAMPLE.format("python cli.py gate --baseline ci/gate-baseline.json"))
 @click.option("--baseline", type=click.Path(path_type=Path), required=True, help="The last good run's gate record.")
-@click.option("--current", type=click.Path(path_type=Path), default=None,
-              help="This run's gate record (default: run parity and bench now).")
-@click.option("--update-baseline", is_flag=True, help="Write this run as the baseline if it passes (or if there is none).")
+@click.option(
+    "--current",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="This run's gate record (default: run parity and bench now).",
+)
+@click.option(
+    "--update-baseline", is_flag=True, help="Write this run as the baseline if it passes (or if there is none)."
+)
 @click.option("--max-acc-drop", type=float, default=None, help="Accuracy points (default 0.5).")
 @click.option("--max-agreement-drop", type=float, default=None, help="Top-1 agreement points (default 1.0).")
 @click.option("--max-sqnr-drop", type=float, default=None, help="SQNR dB (default 1.0).")
-@click.option("--max-latency-regression", type=float, default=None,
-              help="Percent slower, as the ratio to Keras in the same run (default 15).")
+@click.option(
+    "--max-latency-regression",
+    type=float,
+    default=None,
+    help="Percent slower, as the ratio to Keras in the same run (default 15).",
+)
 @model_options
 @click.option("--targets", "--target", "targets", default="all", show_default=True, help="tflite,onnx,openvino or all.")
 @click.option("--precision", default="int8", show_default=True, help="One precision or a comma list, e.g. fp32,int8.")
 @click.option("--data", default=None, help="Parity inputs (as for parity).")
 @click.option("--n", "n", type=int, default=450, show_default=True, help="Parity samples (when parity runs now).")
-@click.option("--threads", type=int, default=2, show_default=True, help="Threads for every runtime (when parity and bench run now).")
+@click.option(
+    "--threads",
+    type=int,
+    default=2,
+    show_default=True,
+    help="Threads for every runtime (when parity and bench run now).",
+)
 @protocol_options
 @artifact_options
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
@@ -114,13 +196,31 @@ def gate(as_json: bool, warmup_s, seconds, **kw) -> None:
     from resnet_deploy.measure.latency import Protocol
     from resnet_deploy.requests import GateRequest
 
-    limits = {m: kw.pop(k) for m, k in (("accuracy", "max_acc_drop"), ("top1_agreement", "max_agreement_drop"),
-                                          ("sqnr_db", "max_sqnr_drop"), ("latency_ratio", "max_latency_regression"))}
+    limits = {
+        m: kw.pop(k)
+        for m, k in (
+            ("accuracy", "max_acc_drop"),
+            ("top1_agreement", "max_agreement_drop"),
+            ("sqnr_db", "max_sqnr_drop"),
+            ("latency_ratio", "max_latency_regression"),
+        )
+    }
     protocol = Protocol(**{k: v for k, v in (("warmup_s", warmup_s), ("seconds", seconds)) if v is not None})
-    req = GateRequest(kw.pop("baseline"), kw.pop("current"), kw.pop("update_baseline"),
-                      {k: v for k, v in limits.items() if v is not None}, _model(kw), kw.pop("targets"),
-                      kw.pop("precision"), kw.pop("data"), kw.pop("n"), kw.pop("threads"), protocol,
-                      _artifact_options(kw), kw.pop("out"))
+    req = GateRequest(
+        kw.pop("baseline"),
+        kw.pop("current"),
+        kw.pop("update_baseline"),
+        {k: v for k, v in limits.items() if v is not None},
+        _model(kw),
+        kw.pop("targets"),
+        kw.pop("precision"),
+        kw.pop("data"),
+        kw.pop("n"),
+        kw.pop("threads"),
+        protocol,
+        _artifact_options(kw),
+        kw.pop("out"),
+    )
     try:
         result = run_gate(req, _progress())
     except RegressionError as e:
@@ -130,10 +230,19 @@ def gate(as_json: bool, warmup_s, seconds, **kw) -> None:
 
 
 @cli.command(epilog=EXAMPLE.format("python cli.py report --out artifacts"))
-@click.option("--model", "model_name", default="digits", show_default=True, help="Model name or path, as given to parity.")
-@click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True,
-              help="Workspace whose results the report is made from; it is written to OUT/<model>/report/.")
-@click.option("--dest", type=click.Path(path_type=Path), default=None, help="Report folder (default OUT/<model>/report).")
+@click.option(
+    "--model", "model_name", default="digits", show_default=True, help="Model name or path, as given to parity."
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_OUT,
+    show_default=True,
+    help="Workspace whose results the report is made from; it is written to OUT/<model>/report/.",
+)
+@click.option(
+    "--dest", type=click.Path(path_type=Path), default=None, help="Report folder (default OUT/<model>/report)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the written paths as JSON.")
 def report(model_name, out, dest, as_json) -> None:
     """Write an offline HTML page and a Markdown file from the last parity and bench runs."""

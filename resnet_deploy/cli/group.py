@@ -1,5 +1,6 @@
 """The command group every command registers on, and what they share: the `--help` example
 and `--json` output."""
+
 from __future__ import annotations
 
 import click

@@ -1,6 +1,7 @@
 """The CLI: parse options, build one request, call the library, format what it returns, and
 turn typed errors into one `error:` line and an exit code. No work happens here; the commands
 live in make.py, check.py and ship.py, registered on the group in group.py."""
+
 from __future__ import annotations
 
 import click

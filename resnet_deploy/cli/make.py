@@ -1,4 +1,5 @@
 """Commands that make artifacts and find where int8 loses: export, diagnose."""
+
 from __future__ import annotations
 
 import sys
@@ -6,50 +7,83 @@ import sys
 import click
 
 
-from resnet_deploy.cli.options import (_artifact_options, _budget, _model, _progress, artifact_options,
-                                       model_options)
+from resnet_deploy.cli.options import _artifact_options, _budget, _model, _progress, artifact_options, model_options
 from resnet_deploy.cli.group import EXAMPLE, as_json_text, cli
 
 
-@cli.command(epilog=EXAMPLE.format("python cli.py export --model my_model.keras --calib ./calib_images --preprocess imagenet-caffe --target all"))
-@click.option("--target", "--targets", "targets", default="tflite", show_default=True,
-              help="tflite, onnx, openvino, a comma list, or all.")
+@cli.command(
+    epilog=EXAMPLE.format(
+        "python cli.py export --model my_model.keras --calib ./calib_images --preprocess imagenet-caffe --target all"
+    )
+)
+@click.option(
+    "--target",
+    "--targets",
+    "targets",
+    default="tflite",
+    show_default=True,
+    help="tflite, onnx, openvino, a comma list, or all.",
+)
 @model_options
 @click.option("--precision", default="int8", show_default=True, help="int8, fp16, dynamic or fp32.")
 @artifact_options
-@click.option("--max-acc-drop", type=float, default=None, metavar="PTS",
-              help="int8 accuracy budget: keep the most harmful layers in float until int8 is within PTS points "
-                   "of Keras on --val (exit 5 if it cannot be).")
-@click.option("--val", default=None, help="Labelled validation data for --max-acc-drop (not calibration data): "
-              "an image folder, an .npz with y, or digits (its validation split).")
-@click.option("--max-float-layers", type=int, default=None,
-              help="Most layers --max-acc-drop may keep in float (default 8).")
+@click.option(
+    "--max-acc-drop",
+    type=float,
+    default=None,
+    metavar="PTS",
+    help="int8 accuracy budget: keep the most harmful layers in float until int8 is within PTS points "
+    "of Keras on --val (exit 5 if it cannot be).",
+)
+@click.option(
+    "--val",
+    default=None,
+    help="Labelled validation data for --max-acc-drop (not calibration data): "
+    "an image folder, an .npz with y, or digits (its validation split).",
+)
+@click.option(
+    "--max-float-layers", type=int, default=None, help="Most layers --max-acc-drop may keep in float (default 8)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 def export(as_json: bool, max_acc_drop, val, max_float_layers, **kw) -> None:
     """Export a model to one or more targets, with a manifest per artifact (replaces an existing one)."""
     from resnet_deploy.api import export as exporting
     from resnet_deploy.requests import ExportRequest
 
-    req = ExportRequest(_model(kw), kw.pop("targets"), kw.pop("precision"), _artifact_options(kw), kw.pop("out"),
-                        _budget(max_acc_drop, val, max_float_layers))
+    req = ExportRequest(
+        _model(kw),
+        kw.pop("targets"),
+        kw.pop("precision"),
+        _artifact_options(kw),
+        kw.pop("out"),
+        _budget(max_acc_drop, val, max_float_layers),
+    )
     result = exporting(req, _progress())
     if as_json:
         click.echo(as_json_text(result.to_dict()))
     else:
         for r in result.to_dict()["artifacts"]:
-            click.echo(f"{r['target']:9s} {r['precision']:8s} {r['path']}  {r['bytes'] / 1024:.0f} KiB  "
-                       f"{r['seconds']:.1f} s  sha256 {r['sha256'][:12]}")
+            click.echo(
+                f"{r['target']:9s} {r['precision']:8s} {r['path']}  {r['bytes'] / 1024:.0f} KiB  "
+                f"{r['seconds']:.1f} s  sha256 {r['sha256'][:12]}"
+            )
     for t, err in result.failures.items():
         click.echo(f"error: {err}" if str(err).startswith(f"{t} ") else f"error: {t}: {err}", err=True)
     if result.failures:
         sys.exit(max(e.exit_code for e in result.failures.values()))
 
 
-@cli.command(epilog=EXAMPLE.format("python cli.py diagnose --model my_model.keras --data ./val_images --targets all --n 16"))
+@cli.command(
+    epilog=EXAMPLE.format("python cli.py diagnose --model my_model.keras --data ./val_images --targets all --n 16")
+)
 @model_options
 @click.option("--targets", "--target", "targets", default="all", show_default=True, help="tflite,onnx,openvino or all.")
-@click.option("--data", default=None, help="Inputs: an image folder, a .npz, digits (held-out split; the default for "
-              "digits) or synthetic (untrained built-ins).")
+@click.option(
+    "--data",
+    default=None,
+    help="Inputs: an image folder, a .npz, digits (held-out split; the default for "
+    "digits) or synthetic (untrained built-ins).",
+)
 @click.option("--n", "n", type=int, default=16, show_default=True, help="Samples to compare on.")
 @click.option("--sqnr-limit", type=float, default=20.0, show_default=True, help="dB below which a layer has diverged.")
 @artifact_options
@@ -60,7 +94,14 @@ def diagnose(as_json: bool, **kw) -> None:
     from resnet_deploy.reporting.markdown import diagnose_markdown
     from resnet_deploy.requests import DiagnoseRequest
 
-    req = DiagnoseRequest(_model(kw), kw.pop("targets"), kw.pop("data"), kw.pop("n"), kw.pop("sqnr_limit"),
-                          _artifact_options(kw), kw.pop("out"))
+    req = DiagnoseRequest(
+        _model(kw),
+        kw.pop("targets"),
+        kw.pop("data"),
+        kw.pop("n"),
+        kw.pop("sqnr_limit"),
+        _artifact_options(kw),
+        kw.pop("out"),
+    )
     result = run_diagnose(req, _progress())
     click.echo(as_json_text(result) if as_json else diagnose_markdown(result))

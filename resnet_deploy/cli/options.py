@@ -1,5 +1,6 @@
 """The CLI's shared options (model, artifact, latency protocol) and the helpers that turn them
 into request values; cli.py holds the commands."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,26 +18,49 @@ def _options(*decorators):
         for d in reversed(decorators):
             f = d(f)
         return f
+
     return apply
 
 
 model_options = _options(
-    click.option("--model", "model_name", default="digits", show_default=True,
-                 help="Built-in model (see `list`) or a path to a .keras/.h5 file or SavedModel dir."),
+    click.option(
+        "--model",
+        "model_name",
+        default="digits",
+        show_default=True,
+        help="Built-in model (see `list`) or a path to a .keras/.h5 file or SavedModel dir.",
+    ),
     click.option("--input-size", type=int, default=None, help="Square input size (resnet18/34/50; default 224)."),
     click.option("--classes", type=int, default=None, help="Class count (resnet18/34/50; default 1000)."),
     click.option("--width", type=int, default=None, help="ResNet base width (resnet18/34/50; default 64)."),
-    click.option("--weights", type=click.Path(path_type=Path), default=None,
-                 help="Local weights file for keras:ResNet* (never downloaded; without it: random, speed only)."),
-    click.option("--trust-model", is_flag=True, default=False,
-                 help="Load a SavedModel or a model with Lambda layers: their code runs on this machine while "
-                      "loading. Only for files whose source you trust."))
+    click.option(
+        "--weights",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="Local weights file for keras:ResNet* (never downloaded; without it: random, speed only).",
+    ),
+    click.option(
+        "--trust-model",
+        is_flag=True,
+        default=False,
+        help="Load a SavedModel or a model with Lambda layers: their code runs on this machine while "
+        "loading. Only for files whose source you trust.",
+    ),
+)
 
 artifact_options = _options(
-    click.option("--calib", default=None, help="Calibration data: an image folder, a .npy/.npz, digits or synthetic "
-                 "(default: digits for the digits model, synthetic for untrained built-ins; your model needs yours)."),
-    click.option("--preprocess", default=None, help="Pixels to inputs: unit (x/255), raw, symmetric (x/127.5-1), "
-                 "imagenet-caffe, imagenet-torch (default: what the model says, else unit)."),
+    click.option(
+        "--calib",
+        default=None,
+        help="Calibration data: an image folder, a .npy/.npz, digits or synthetic "
+        "(default: digits for the digits model, synthetic for untrained built-ins; your model needs yours).",
+    ),
+    click.option(
+        "--preprocess",
+        default=None,
+        help="Pixels to inputs: unit (x/255), raw, symmetric (x/127.5-1), "
+        "imagenet-caffe, imagenet-torch (default: what the model says, else unit).",
+    ),
     click.option("--mean", default=None, help="Per-channel mean after scaling, e.g. 0.485,0.456,0.406."),
     click.option("--std", default=None, help="Per-channel std after scaling, e.g. 0.229,0.224,0.225."),
     click.option("--scale", type=float, default=None, help="Multiply pixels by this first, e.g. 0.00392156862745098."),
@@ -45,43 +69,89 @@ artifact_options = _options(
     click.option("--calib-size", type=int, default=None, help=f"Calibration samples (default {D['calib_size']})."),
     click.option("--seed", type=int, default=None, help=f"Seed of synthetic calibration data (default {D['seed']})."),
     click.option("--io-dtype", default=None, help=f"TFLite int8 model I/O: int8 or float (default {D['io_dtype']})."),
-    click.option("--calib-method", default=None, help="ONNX int8 activation ranges: minmax, entropy or percentile "
-                 f"(default {D['calib_method']})."),
-    click.option("--onnx-format", default=None, help="ONNX int8 format: auto (fastest for this CPU), qdq-u8s8, "
-                 "qdq-s8s8, qoperator-u8s8 (default auto)."),
-    click.option("--openvino-int8", default=None, help="OpenVINO int8 from: auto (the same export's ONNX int8 model "
-                 "when there is one: one calibration pass; else NNCF) or nncf (default auto)."),
+    click.option(
+        "--calib-method",
+        default=None,
+        help=f"ONNX int8 activation ranges: minmax, entropy or percentile (default {D['calib_method']}).",
+    ),
+    click.option(
+        "--onnx-format",
+        default=None,
+        help="ONNX int8 format: auto (fastest for this CPU), qdq-u8s8, qdq-s8s8, qoperator-u8s8 (default auto).",
+    ),
+    click.option(
+        "--openvino-int8",
+        default=None,
+        help="OpenVINO int8 from: auto (the same export's ONNX int8 model "
+        "when there is one: one calibration pass; else NNCF) or nncf (default auto).",
+    ),
     click.option("--opset", type=int, default=None, help=f"ONNX opset (default {D['opset']})."),
-    click.option("--device", default=None, help="The device the model is for: host (this machine), x86-vnni, "
-                 "x86-avx2 or arm64; decides the int8 formats, recorded in the manifest (default host)."),
-    click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True,
-                 help="Workspace: artifacts in OUT/<model>/<target>/<precision>/."))
+    click.option(
+        "--device",
+        default=None,
+        help="The device the model is for: host (this machine), x86-vnni, "
+        "x86-avx2 or arm64; decides the int8 formats, recorded in the manifest (default host).",
+    ),
+    click.option(
+        "--out",
+        type=click.Path(path_type=Path),
+        default=DEFAULT_OUT,
+        show_default=True,
+        help="Workspace: artifacts in OUT/<model>/<target>/<precision>/.",
+    ),
+)
 
 protocol_options = _options(
-    click.option("--warmup-s", type=float, default=None,
-                 help=f"Minimum warm-up seconds, and >= {DEFAULT_PROTOCOL['warmup_runs']} runs "
-                      f"(default {DEFAULT_PROTOCOL['warmup_s']})."),
-    click.option("--seconds", type=float, default=None,
-                 help=f"Minimum measured seconds, and >= {DEFAULT_PROTOCOL['runs']} runs "
-                      f"(default {DEFAULT_PROTOCOL['seconds']})."))
+    click.option(
+        "--warmup-s",
+        type=float,
+        default=None,
+        help=f"Minimum warm-up seconds, and >= {DEFAULT_PROTOCOL['warmup_runs']} runs "
+        f"(default {DEFAULT_PROTOCOL['warmup_s']}).",
+    ),
+    click.option(
+        "--seconds",
+        type=float,
+        default=None,
+        help=f"Minimum measured seconds, and >= {DEFAULT_PROTOCOL['runs']} runs "
+        f"(default {DEFAULT_PROTOCOL['seconds']}).",
+    ),
+)
 
 
 def _model(kw: dict, name: str | None = None):
     from resnet_deploy.models.source import ModelRef
 
     name = kw.pop("model_name") if name is None else name
-    return ModelRef(name, kw.pop("input_size"), kw.pop("classes"), kw.pop("width"), kw.pop("weights"),
-                    kw.pop("trust_model"))
+    return ModelRef(
+        name, kw.pop("input_size"), kw.pop("classes"), kw.pop("width"), kw.pop("weights"), kw.pop("trust_model")
+    )
 
 
 def _artifact_options(kw: dict):
     from resnet_deploy.inputs.contract import PreprocessOptions
     from resnet_deploy.requests import ArtifactOptions
 
-    pre = PreprocessOptions(kw.pop("preprocess"), kw.pop("mean"), kw.pop("std"), kw.pop("scale"),
-                            kw.pop("channel_order"), kw.pop("resize"))
-    return ArtifactOptions(**{k: kw.pop(k) for k in ("calib", "calib_size", "seed", "io_dtype", "calib_method",
-                                                     "onnx_format", "openvino_int8", "opset", "device")}, preprocess=pre)
+    pre = PreprocessOptions(
+        kw.pop("preprocess"), kw.pop("mean"), kw.pop("std"), kw.pop("scale"), kw.pop("channel_order"), kw.pop("resize")
+    )
+    return ArtifactOptions(
+        **{
+            k: kw.pop(k)
+            for k in (
+                "calib",
+                "calib_size",
+                "seed",
+                "io_dtype",
+                "calib_method",
+                "onnx_format",
+                "openvino_int8",
+                "opset",
+                "device",
+            )
+        },
+        preprocess=pre,
+    )
 
 
 def _budget(max_acc_drop: float | None, val: str | None, max_float_layers: int | None):

@@ -1,4 +1,5 @@
 """Commands that ship artifacts: package, deploy (a folder, SSH, a fleet), verify."""
+
 from __future__ import annotations
 
 import sys
@@ -8,62 +9,124 @@ import click
 
 from resnet_deploy.errors import DeployError, ParityError
 
-from resnet_deploy.cli.options import (_artifact_options, _model, _progress, artifact_options,
-                                       model_options, protocol_options)
+from resnet_deploy.cli.options import (
+    _artifact_options,
+    _model,
+    _progress,
+    artifact_options,
+    model_options,
+    protocol_options,
+)
 from resnet_deploy.cli.group import EXAMPLE, as_json_text, cli
 
 
-@cli.command(epilog=EXAMPLE.format("python cli.py package --model my_model.keras --data ./val_images --targets onnx --sign-key signing.key"))
+@cli.command(
+    epilog=EXAMPLE.format(
+        "python cli.py package --model my_model.keras --data ./val_images --targets onnx --sign-key signing.key"
+    )
+)
 @model_options
 @click.option("--targets", "--target", "targets", default="all", show_default=True, help="tflite,onnx,openvino or all.")
-@click.option("--precision", default="int8", show_default=True, help="The precision to package: int8, fp16, dynamic or fp32.")
-@click.option("--data", default=None, help="Reference inputs shipped in the bundle: an image folder, a .npz, "
-              "digits (held-out split; the default for digits) or synthetic (untrained built-ins).")
+@click.option(
+    "--precision", default="int8", show_default=True, help="The precision to package: int8, fp16, dynamic or fp32."
+)
+@click.option(
+    "--data",
+    default=None,
+    help="Reference inputs shipped in the bundle: an image folder, a .npz, "
+    "digits (held-out split; the default for digits) or synthetic (untrained built-ins).",
+)
 @click.option("--n", "n", type=int, default=200, show_default=True, help="Reference samples shipped in the bundle.")
-@click.option("--threads", type=int, default=2, show_default=True, help="Threads for the host's parity and latency check.")
+@click.option(
+    "--threads", type=int, default=2, show_default=True, help="Threads for the host's parity and latency check."
+)
 @artifact_options
 @click.option("--allow-low-accuracy", is_flag=True, help="Package even if Keras itself scores near chance (untrained).")
-@click.option("--sign-key", type=click.Path(path_type=Path), default=None,
-              help="Sign each bundle with this EC private key (OpenSSF model-signing; see README).")
+@click.option(
+    "--sign-key",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Sign each bundle with this EC private key (OpenSSF model-signing; see README).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print what was packaged as JSON on stdout.")
 def package(as_json: bool, **kw) -> None:
     """Write self-testing bundles (OUT/bundles/<model>-<target>-<precision>[.tar.gz]) per target."""
     from resnet_deploy.ship import bundle
     from resnet_deploy.requests import PackageRequest
 
-    req = PackageRequest(_model(kw), kw.pop("targets"), kw.pop("precision"), kw.pop("data"), kw.pop("n"),
-                         kw.pop("threads"), _artifact_options(kw), kw.pop("out"), kw.pop("allow_low_accuracy"),
-                         kw.pop("sign_key"))
+    req = PackageRequest(
+        _model(kw),
+        kw.pop("targets"),
+        kw.pop("precision"),
+        kw.pop("data"),
+        kw.pop("n"),
+        kw.pop("threads"),
+        _artifact_options(kw),
+        kw.pop("out"),
+        kw.pop("allow_low_accuracy"),
+        kw.pop("sign_key"),
+    )
     made = bundle.package(req, _progress())
     if as_json:
         click.echo(as_json_text(made))
         return
     for b in made:
         acc = b["host"]["parity"].get("accuracy")
-        click.echo(f"{b['tarball']}  {b['bytes'] / 1024:.0f} KiB  host p50 {b['host']['latency']['p50']:.2f} ms"
-                   + (f"  accuracy {acc * 100:.2f}%" if acc is not None else ""))
+        click.echo(
+            f"{b['tarball']}  {b['bytes'] / 1024:.0f} KiB  host p50 {b['host']['latency']['p50']:.2f} ms"
+            + (f"  accuracy {acc * 100:.2f}%" if acc is not None else "")
+        )
 
 
-@cli.command(epilog=EXAMPLE.format("python cli.py deploy artifacts/bundles/digits-onnx-int8.tar.gz --to ssh://pi@10.0.0.7:22/home/pi/models"))
+@cli.command(
+    epilog=EXAMPLE.format(
+        "python cli.py deploy artifacts/bundles/digits-onnx-int8.tar.gz --to ssh://pi@10.0.0.7:22/home/pi/models"
+    )
+)
 @click.argument("bundle_path", metavar="BUNDLE", type=click.Path(path_type=Path))
 @click.option("--to", "to", required=True, help="A folder, or ssh://user@host:port/path.")
-@click.option("--python", "python", default=None, help="The device's Python (default: python3 over SSH, this one locally).")
+@click.option(
+    "--python", "python", default=None, help="The device's Python (default: python3 over SSH, this one locally)."
+)
 @click.option("--threads", type=int, default=None, help="Runtime threads on the device (default: the host's).")
 @click.option("--identity", "-i", type=click.Path(path_type=Path), default=None, help="SSH private key.")
-@click.option("--ssh-option", "-o", "ssh_options", multiple=True, help="Extra ssh -o options, e.g. UserKnownHostsFile=FILE.")
-@click.option("--ssh-config", "-F", type=click.Path(path_type=Path), default=None,
-              help="An ssh config file (ssh -F): Host aliases, ProxyJump, keys; it reaches jump hosts too.")
+@click.option(
+    "--ssh-option", "-o", "ssh_options", multiple=True, help="Extra ssh -o options, e.g. UserKnownHostsFile=FILE."
+)
+@click.option(
+    "--ssh-config",
+    "-F",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="An ssh config file (ssh -F): Host aliases, ProxyJump, keys; it reaches jump hosts too.",
+)
 @click.option("--connect-timeout", type=int, default=10, show_default=True, help="Seconds to wait for the device.")
-@click.option("--allow-profile-mismatch", is_flag=True,
-              help="Deploy and self-test even if the device is not what the bundle was built for (--device).")
-@click.option("--verify-key", type=click.Path(path_type=Path), default=None,
-              help="Refuse (exit 6) a bundle this EC public key's owner did not sign, or that changed since.")
-@click.option("--inventory", type=click.Path(path_type=Path), default=None,
-              help="An Ansible inventory (INI or YAML): deploy to all its hosts; --to is then the folder on each.")
+@click.option(
+    "--allow-profile-mismatch",
+    is_flag=True,
+    help="Deploy and self-test even if the device is not what the bundle was built for (--device).",
+)
+@click.option(
+    "--verify-key",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Refuse (exit 6) a bundle this EC public key's owner did not sign, or that changed since.",
+)
+@click.option(
+    "--inventory",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="An Ansible inventory (INI or YAML): deploy to all its hosts; --to is then the folder on each.",
+)
 @click.option("--limit", default=None, help="Only these inventory hosts (an Ansible pattern, e.g. 'boards:!pi3').")
 @click.option("--max-parallel", type=int, default=8, show_default=True, help="Hosts worked on at once (--inventory).")
-@click.option("--host-timeout", type=float, default=900, show_default=True,
-              help="Seconds for one host's self-test (--inventory; per host: resnet_deploy_timeout).")
+@click.option(
+    "--host-timeout",
+    type=float,
+    default=900,
+    show_default=True,
+    help="Seconds for one host's self-test (--inventory; per host: resnet_deploy_timeout).",
+)
 @protocol_options
 @click.option("--json", "as_json", is_flag=True, help="Print the device's JSON result only.")
 def deploy(bundle_path, as_json: bool, **kw) -> None:

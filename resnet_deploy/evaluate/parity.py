@@ -2,6 +2,7 @@
 
 The harness sees Runners and arrays only; it never imports a backend.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -87,9 +88,17 @@ class BackendResult:
     artifact: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "precision": self.precision, "artifact": self.artifact, "ok": not self.breaches,
-                "metrics": self.metrics.to_dict(), "breaches": [asdict(b) for b in self.breaches],
-                "tolerance": self.tolerance, "runtime": self.info, "seconds": round(self.seconds, 3)}
+        return {
+            "name": self.name,
+            "precision": self.precision,
+            "artifact": self.artifact,
+            "ok": not self.breaches,
+            "metrics": self.metrics.to_dict(),
+            "breaches": [asdict(b) for b in self.breaches],
+            "tolerance": self.tolerance,
+            "runtime": self.info,
+            "seconds": round(self.seconds, 3),
+        }
 
 
 @dataclass
@@ -115,18 +124,41 @@ class ParityReport:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ParityReport":
         """Read back what to_dict() wrote (parity.json)."""
-        results = [BackendResult(r["name"], r["precision"],
-                                 Metrics(**{k: v for k, v in r["metrics"].items() if k != "acc_drop"}),
-                                 [Breach(**b) for b in r["breaches"]], r["runtime"], r["tolerance"], r["seconds"],
-                                 r["artifact"]) for r in d["results"]]
-        return cls(d["model"], d["samples"], d["data"], d["reference"], results, d["agreement"]["matrix"],
-                   d["agreement"]["metric"], d["environment"])
+        results = [
+            BackendResult(
+                r["name"],
+                r["precision"],
+                Metrics(**{k: v for k, v in r["metrics"].items() if k != "acc_drop"}),
+                [Breach(**b) for b in r["breaches"]],
+                r["runtime"],
+                r["tolerance"],
+                r["seconds"],
+                r["artifact"],
+            )
+            for r in d["results"]
+        ]
+        return cls(
+            d["model"],
+            d["samples"],
+            d["data"],
+            d["reference"],
+            results,
+            d["agreement"]["matrix"],
+            d["agreement"]["metric"],
+            d["environment"],
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "samples": self.samples, "ok": self.ok, "data": self.data,
-                "reference": self.reference, "results": [r.to_dict() for r in self.results],
-                "agreement": {"metric": self.agreement_metric, "matrix": self.agreement},
-                "environment": self.environment}
+        return {
+            "model": self.model,
+            "samples": self.samples,
+            "ok": self.ok,
+            "data": self.data,
+            "reference": self.reference,
+            "results": [r.to_dict() for r in self.results],
+            "agreement": {"metric": self.agreement_metric, "matrix": self.agreement},
+            "environment": self.environment,
+        }
 
 
 def _agreement(a: np.ndarray, b: np.ndarray) -> float:
@@ -135,9 +167,18 @@ def _agreement(a: np.ndarray, b: np.ndarray) -> float:
     return compare(a, b).cosine
 
 
-def evaluate(model: str, x: np.ndarray, labels: np.ndarray | None, reference: np.ndarray, reference_info: dict,
-             candidates: list[Candidate], tolerances: dict[str, Any], data: dict | None = None,
-             environment: dict | None = None, progress: Any = None) -> ParityReport:
+def evaluate(
+    model: str,
+    x: np.ndarray,
+    labels: np.ndarray | None,
+    reference: np.ndarray,
+    reference_info: dict,
+    candidates: list[Candidate],
+    tolerances: dict[str, Any],
+    data: dict | None = None,
+    environment: dict | None = None,
+    progress: Any = None,
+) -> ParityReport:
     """Run every candidate on the same inputs, in the same order, and judge it against the reference.
 
     tolerances: {precision: Tolerance}. A runner must already be active.
@@ -157,8 +198,9 @@ def evaluate(model: str, x: np.ndarray, labels: np.ndarray | None, reference: np
         outputs[c.name] = out
         tol = tolerances[c.precision]
         m = compare(reference, out, labels)
-        results.append(BackendResult(c.name, c.precision, m, check(m, tol), c.runner.info(), asdict(tol), seconds,
-                                     c.artifact))
+        results.append(
+            BackendResult(c.name, c.precision, m, check(m, tol), c.runner.info(), asdict(tol), seconds, c.artifact)
+        )
     names = list(outputs)
     matrix = {a: {b: _agreement(outputs[a], outputs[b]) for b in names} for a in names}
     metric = "top1_agreement" if _core.is_classifier_output(reference) else "cosine"

@@ -1,5 +1,6 @@
 """The `parity` command: the Keras reference (or a saved one) against every artifact, on the
 same inputs in the same order; writes OUT/<model>/parity.json (or --report-json)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -14,8 +15,17 @@ from resnet_deploy.evaluate.reference import Reference, make_reference
 from resnet_deploy.requests import ParityRequest
 from resnet_deploy.store.workspace import Workspace
 
-RECORDED_VERSIONS = ("resnet-deploy", "tensorflow-cpu", "keras", "ai-edge-litert", "tflite-runtime", "onnxruntime",
-                     "openvino", "nncf", "numpy")
+RECORDED_VERSIONS = (
+    "resnet-deploy",
+    "tensorflow-cpu",
+    "keras",
+    "ai-edge-litert",
+    "tflite-runtime",
+    "onnxruntime",
+    "openvino",
+    "nncf",
+    "numpy",
+)
 
 
 def _reference(req: ParityRequest, progress: Progress) -> tuple[Loaded, Reference]:
@@ -23,8 +33,10 @@ def _reference(req: ParityRequest, progress: Progress) -> tuple[Loaded, Referenc
     if req.reference_file is not None:
         ref = Reference.load(req.reference_file)
         if req.model is not None and req.model.workspace_name != ref.meta["model"]:
-            raise InputError(f"--model {req.model.name!r} but the reference file is for {ref.meta['model']!r}; "
-                             "drop --model or pick the right file.")
+            raise InputError(
+                f"--model {req.model.name!r} but the reference file is for {ref.meta['model']!r}; "
+                "drop --model or pick the right file."
+            )
         return Loaded(ref.meta["model"], None, ref.meta["source_sha256"], req.options), ref
     loaded = load(req.model or ModelRef(), req.options, progress, req.data)
     return loaded, make_reference(loaded, req.data, req.n, req.threads, progress, req.allow_low_accuracy)
@@ -68,8 +80,18 @@ def run_parity(req: ParityRequest, progress: Progress | None = None) -> ParityRe
                 runner.activate()
                 candidates.append(Candidate(f"{t}/{p.value}", p.value, runner, str(a.path)))
         tolerances = {p.value: tolerance_for(p, req.tolerance_overrides.get(p)) for p in req.precisions}
-        report = evaluate(name, ref.x, ref.labels, ref.outputs, ref.meta.get("keras", {}), candidates, tolerances,
-                          data=ref.meta.get("data"), environment=_environment(req.threads), progress=progress)
+        report = evaluate(
+            name,
+            ref.x,
+            ref.labels,
+            ref.outputs,
+            ref.meta.get("keras", {}),
+            candidates,
+            tolerances,
+            data=ref.meta.get("data"),
+            environment=_environment(req.threads),
+            progress=progress,
+        )
     finally:
         for c in candidates:
             c.runner.deactivate()

@@ -3,6 +3,7 @@
 Every number carries its reason. A breach of any of them fails the run (non-zero exit); none
 is ever downgraded to a warning. The CLI can override single entries (`--tol int8.cosine_min=0.97`).
 """
+
 from __future__ import annotations
 
 import math

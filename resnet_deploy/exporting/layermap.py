@@ -9,6 +9,7 @@ A Keras layer with no tensor of its own was fused away (a BatchNormalization fol
 convolution, a Conv2D whose output only exists after the BN/ReLU fused with it); it is listed
 as folded, with the layer that carries it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -138,8 +139,9 @@ def _score(cand: _Candidate, want: _Want, exact: bool) -> float | None:
     return c if c >= MIN_MATCH_COSINE else None
 
 
-def _best(want_array: np.ndarray, tensors: dict[str, np.ndarray], exact: bool,
-          cache: dict | None = None) -> tuple[str, str, float] | None:
+def _best(
+    want_array: np.ndarray, tensors: dict[str, np.ndarray], exact: bool, cache: dict | None = None
+) -> tuple[str, str, float] | None:
     """The tensor that is this Keras output; `cache` keeps candidates prepared across layers."""
     cache = {} if cache is None else cache
     want, found = None, []
@@ -160,8 +162,14 @@ def _best(want_array: np.ndarray, tensors: dict[str, np.ndarray], exact: bool,
     return [f for f in found if f[2] >= top - NEAR_BEST][-1]
 
 
-def build(backend: str, keras_out: dict[str, np.ndarray], tensors: dict[str, np.ndarray], order: list[str],
-          exact: bool = True, only: set[str] | None = None) -> LayerMap:
+def build(
+    backend: str,
+    keras_out: dict[str, np.ndarray],
+    tensors: dict[str, np.ndarray],
+    order: list[str],
+    exact: bool = True,
+    only: set[str] | None = None,
+) -> LayerMap:
     """Match Keras outputs to backend tensors. exact (fp32 artifacts): within 1e-3 of the peak;
     otherwise (int8) the best cosine >= 0.9, among the layers `only` (those the backend's fp32
     artifact has a tensor for, so fusion is decided exactly, not by similarity)."""
@@ -216,7 +224,9 @@ def open_probe(target: str, model_file: Path) -> Any:
 
     found = get_target(target)
     if not found.has("probe"):
-        raise InputError(f"diagnose does not support target {target!r}; it supports {', '.join(targets_with('probe'))}.")
+        raise InputError(
+            f"diagnose does not support target {target!r}; it supports {', '.join(targets_with('probe'))}."
+        )
     return found.probe(Path(model_file))
 
 
@@ -225,8 +235,9 @@ def probe_tensors(target: str, model_file: Path, x: np.ndarray) -> dict[str, np.
     return open_probe(target, model_file)(x)
 
 
-def for_artifact(model: Any, target: str, model_file: Path, x: np.ndarray, exact: bool,
-                 keras_out: Any = None) -> dict | None:
+def for_artifact(
+    model: Any, target: str, model_file: Path, x: np.ndarray, exact: bool, keras_out: Any = None
+) -> dict | None:
     """The map recorded in an artifact's manifest: every computing Keras layer, mapped to a
     tensor or listed as folded (exact for fp32; by similarity otherwise). None for targets we
     cannot probe (plugins); {"error": ...} if probing failed, so a map is never silently absent.
@@ -243,5 +254,8 @@ def for_artifact(model: Any, target: str, model_file: Path, x: np.ndarray, exact
         from resnet_deploy.errors import first_line
 
         return {"error": f"layer map not made: {first_line(e)}"}
-    return {"made": "by value" + (" (exact, fp32)" if exact else " (cosine >= 0.9)"),
-            "layers": {k: v["tensor"] for k, v in lm.layers.items()}, "folded": lm.folded}
+    return {
+        "made": "by value" + (" (exact, fp32)" if exact else " (cosine >= 0.9)"),
+        "layers": {k: v["tensor"] for k, v in lm.layers.items()},
+        "folded": lm.folded,
+    }

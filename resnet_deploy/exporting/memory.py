@@ -11,6 +11,7 @@ in `export --target all`, besides the collector's own full collections while the
 millions of objects. Almost all of them live for the whole export. `long_lived()` moves the
 objects alive when an export starts out of the collector's sight (gc.freeze, CPython's switch for
 exactly this) until it ends."""
+
 from __future__ import annotations
 
 import atexit

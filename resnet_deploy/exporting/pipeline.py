@@ -2,6 +2,7 @@
 built in a staging folder and published atomically; one failing target does not lose the
 others' artifacts. `ensure_artifacts` is how parity, bench and package get theirs: reuse a
 matching one, export a missing one, never replace one (see workspace.py)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -83,11 +84,20 @@ class Loaded:
             given = self.options.calib
             if given is None and self.ref is not None and self.ref.default_data is None and self.data is not None:
                 given = self.data
-                self.progress.log(f"calibrating on --data {self.data} (no --calib given); pass --calib to keep "
-                                  "calibration and evaluation images apart")
+                self.progress.log(
+                    f"calibrating on --data {self.data} (no --calib given); pass --calib to keep "
+                    "calibration and evaluation images apart"
+                )
             source = data_source(given, self.ref, "--calib")
-            self._calib.append(from_spec(source, self.model.input_shape, size=self.options.value("calib_size"),
-                                         seed=self.options.value("seed"), spec=self.spec))
+            self._calib.append(
+                from_spec(
+                    source,
+                    self.model.input_shape,
+                    size=self.options.value("calib_size"),
+                    seed=self.options.value("seed"),
+                    spec=self.spec,
+                )
+            )
             note = self._calib[0].shortfall("calibration")
             if note:
                 self.progress.log(note)
@@ -125,9 +135,17 @@ def _common_manifest(loaded: Loaded, calib: Any, progress: Progress) -> dict:
     model = loaded.model
     profile, why = resolve(loaded.options.value("device"))
     common: dict[str, Any] = {
-        "model": {"name": loaded.name, "source_sha256": loaded.source_sha, "input_shape": list(model.input_shape),
-                  "output_shape": list(model.output_shape), "trained": loaded.ref.trained if loaded.ref else None},
-        "preprocessing": loaded.preprocessing(), "calibration": None, "device_profile": profile.record(why)}
+        "model": {
+            "name": loaded.name,
+            "source_sha256": loaded.source_sha,
+            "input_shape": list(model.input_shape),
+            "output_shape": list(model.output_shape),
+            "trained": loaded.ref.trained if loaded.ref else None,
+        },
+        "preprocessing": loaded.preprocessing(),
+        "calibration": None,
+        "device_profile": profile.record(why),
+    }
     if calib is not None:
         if not calib.is_loaded:
             with progress.step(f"preparing calibration set ({len(calib)} samples)"):
@@ -147,8 +165,14 @@ def _start_boards(calib: Any, order: list[Any], config: ExportConfig, own_make: 
         stack.callback(board.start, False)
 
 
-def export_model(loaded: Loaded, targets: list[str], config: ExportConfig, ws: Workspace,
-                 progress: Progress | None = None, make: MakeArtifact | None = None) -> ExportResult:
+def export_model(
+    loaded: Loaded,
+    targets: list[str],
+    config: ExportConfig,
+    ws: Workspace,
+    progress: Progress | None = None,
+    make: MakeArtifact | None = None,
+) -> ExportResult:
     """Export a loaded model to every target. Configuration errors are raised before any work;
     a target's failure is recorded in the result and the other targets go on. `make(target,
     staging, progress)` replaces the target's own export (the accuracy budget drives export this
@@ -164,8 +188,9 @@ def export_model(loaded: Loaded, targets: list[str], config: ExportConfig, ws: W
         stack.enter_context(memory.long_lived())  # TF, Keras and the model: out of every collection's way
         if calib is not None:
             _start_boards(calib, order, config, make is not None, stack)
-        schedule = Schedule(loaded, config, calib, common, ws, progress, stack, worker, use_worker,
-                            [t.name for t in order], make)
+        schedule = Schedule(
+            loaded, config, calib, common, ws, progress, stack, worker, use_worker, [t.name for t in order], make
+        )
         for target in order:
             schedule.run(target)
         schedule.collect()
@@ -180,24 +205,33 @@ def export(req: ExportRequest, progress: Progress | None = None) -> ExportResult
     if req.budget is not None:
         raise InputError("an export within an accuracy budget is the budget's to run: call resnet_deploy.export.")
     progress = progress or Progress()
-    return export_model(load(req.model, req.options, progress), list(req.targets), req.options.config(req.precision),
-                        Workspace(req.out), progress)
+    return export_model(
+        load(req.model, req.options, progress),
+        list(req.targets),
+        req.options.config(req.precision),
+        Workspace(req.out),
+        progress,
+    )
 
 
 def _check_reusable(a: Artifact, target: str, loaded: Loaded) -> None:
     calibrated = loaded.model is not None and a.precision.needs_calibration
     fp = loaded.calibration().fingerprint if calibrated and loaded.options.calibration_given else None
     given = loaded.options.given_config() if loaded.model is not None else {}
-    diff = conflicts(a, get_target(target).options, given, loaded.source_sha, fp,
-                     loaded.preprocessing() if calibrated else None)
+    diff = conflicts(
+        a, get_target(target).options, given, loaded.source_sha, fp, loaded.preprocessing() if calibrated else None
+    )
     if diff:
-        raise InputError(f"{str(a.path)!r} was exported with {'; '.join(diff)}. It is not replaced behind your back: "
-                         f"pass the options it was made with, replace it with `export --target {target} --precision "
-                         f"{a.precision.value} ...`, or use another --out.")
+        raise InputError(
+            f"{str(a.path)!r} was exported with {'; '.join(diff)}. It is not replaced behind your back: "
+            f"pass the options it was made with, replace it with `export --target {target} --precision "
+            f"{a.precision.value} ...`, or use another --out."
+        )
 
 
-def ensure_artifacts(ws: Workspace, loaded: Loaded, targets: list[str] | tuple[str, ...], precision: str,
-                     progress: Progress) -> list[Artifact]:
+def ensure_artifacts(
+    ws: Workspace, loaded: Loaded, targets: list[str] | tuple[str, ...], precision: str, progress: Progress
+) -> list[Artifact]:
     """Each target's artifact under ws if it is intact and matches; the missing ones exported now,
     together (one calibration set, and what one target's export shares with another's:
     calibration/board.py), as `export --target` them all would. A saved-reference run, with no
@@ -209,9 +243,11 @@ def ensure_artifacts(ws: Workspace, loaded: Loaded, targets: list[str] | tuple[s
     missing = [t for t, a in found.items() if a is None]
     if missing and loaded.model is None:
         t = missing[0]
-        raise InputError(f"No {t} {precision} artifact at {str(ws.artifact_dir(loaded.name, t, precision))!r}; "
-                         f"run `export --target {t} --precision {precision}` first (a --reference run does not "
-                         "load Keras).")
+        raise InputError(
+            f"No {t} {precision} artifact at {str(ws.artifact_dir(loaded.name, t, precision))!r}; "
+            f"run `export --target {t} --precision {precision}` first (a --reference run does not "
+            "load Keras)."
+        )
     if missing:
         res = export_model(loaded, missing, loaded.options.config(precision), ws, progress)
         for t in missing:

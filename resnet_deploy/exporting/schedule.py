@@ -17,6 +17,7 @@ export with NNCF (convert_model + NNCF) peaks at ~1.5 GB and does. Since OpenVIN
 ONNX int8 model by default (targets/openvino/from_onnx.py), it waits for the tail instead, and the
 worker runs only when OpenVINO quantizes with NNCF.
 """
+
 from __future__ import annotations
 
 import os
@@ -114,8 +115,12 @@ class Worker:
             raise RuntimeError("the worker runs one tail at a time: take result() first")
         ctx = multiprocessing.get_context("spawn")
         self._conn, child = ctx.Pipe(duplex=False)
-        self._proc = ctx.Process(target=_child, args=(child, tail.fn, tail.kwargs, name, precision, str(out_dir)),
-                                 name=f"resnet-deploy {name} {precision}", daemon=True)
+        self._proc = ctx.Process(
+            target=_child,
+            args=(child, tail.fn, tail.kwargs, name, precision, str(out_dir)),
+            name=f"resnet-deploy {name} {precision}",
+            daemon=True,
+        )
         self._proc.start()
         child.close()
         self._label = f"{name} {precision}"
@@ -127,9 +132,11 @@ class Worker:
             status, value = conn.recv()
         except (EOFError, OSError):
             proc.join()
-            raise ExportError(f"{self._label} export failed: its worker process ended without a result "
-                              f"(exit code {proc.exitcode}: killed, or out of memory?); run again, or export "
-                              "this target on its own") from None
+            raise ExportError(
+                f"{self._label} export failed: its worker process ended without a result "
+                f"(exit code {proc.exitcode}: killed, or out of memory?); run again, or export "
+                "this target on its own"
+            ) from None
         finally:
             conn.close()
         proc.join()

@@ -1,6 +1,7 @@
 """One export_model call's targets, in the schedule's order (background.py): each staged, begun,
 its Tail run here or in the worker, mapped, given its manifest and published whole; a target's
 failure recorded and the others going on."""
+
 from __future__ import annotations
 
 import contextlib
@@ -42,9 +43,17 @@ class ExportResult:
         return not self.failures
 
     def to_dict(self) -> dict:
-        rows = [{"target": a.target, "precision": a.precision.value, "path": str(a.model_file),
-                 "bytes": a.manifest["files"][a.files[0]]["bytes"], "sha256": a.manifest["files"][a.files[0]]["sha256"],
-                 "seconds": a.manifest["export"]["seconds"]} for a in self.artifacts]
+        rows = [
+            {
+                "target": a.target,
+                "precision": a.precision.value,
+                "path": str(a.model_file),
+                "bytes": a.manifest["files"][a.files[0]]["bytes"],
+                "sha256": a.manifest["files"][a.files[0]]["sha256"],
+                "seconds": a.manifest["export"]["seconds"],
+            }
+            for a in self.artifacts
+        ]
         return {"artifacts": rows, "failures": {k: str(v) for k, v in self.failures.items()}}
 
 
@@ -79,8 +88,9 @@ def guard(result: ExportResult, name: str, fn: Callable[[], Any]) -> Any:
     return None
 
 
-def layer_map(loaded: Any, target: str, artifact: Artifact, config: ExportConfig, calib: Any,
-              keras_out: Any = None) -> dict | None:
+def layer_map(
+    loaded: Any, target: str, artifact: Artifact, config: ExportConfig, calib: Any, keras_out: Any = None
+) -> dict | None:
     """Keras layer -> tensor of this artifact (layermap.py), on one calibration sample or, without
     calibration, one seeded [0, 1) input. keras_out: KerasOnce, shared by one export's maps."""
     import numpy as np
@@ -92,8 +102,9 @@ def layer_map(loaded: Any, target: str, artifact: Artifact, config: ExportConfig
         x = calib.arrays()[0][:1]
     else:
         x = np.random.default_rng(0).random((1, *loaded.model.input_shape[1:]), dtype=np.float32)
-    return layermap.for_artifact(loaded.model, target, artifact.model_file, x, config.precision is Precision.FP32,
-                                 keras_out)
+    return layermap.for_artifact(
+        loaded.model, target, artifact.model_file, x, config.precision is Precision.FP32, keras_out
+    )
 
 
 class KerasOnce:
@@ -148,8 +159,10 @@ class Schedule:
             self.keras_out.drop()  # its peak must not carry the maps' Keras activations
         s = guard(self.result, target.name, lambda: self._begin(target))
         if s is not None and isinstance(s.done, Tail):
-            self.progress.log(f"{target.name} {self.config.precision.value}: {s.done.label} goes on in a worker "
-                              "process, beside the next target")
+            self.progress.log(
+                f"{target.name} {self.config.precision.value}: {s.done.label} goes on in a worker "
+                "process, beside the next target"
+            )
             self.worker.start(s.done, target.name, self.config.precision.value, s.staging)
             self.waiting = s
         elif s is not None:
@@ -187,18 +200,31 @@ class Schedule:
         config = self.config
         artifact = s.done.finish(tail_result or {}) if isinstance(s.done, Tail) else s.done
         with self.progress.step(f"mapping Keras layers to {s.target.name} {config.precision.value} tensors"):
-            artifact.details["layer_map"] = layer_map(self.loaded, s.target.name, artifact, config, self.calib,
-                                                      self.keras_out)
-        record = {"utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                  "seconds": round(time.perf_counter() - s.t0, 2), "host": platform.machine()}
+            artifact.details["layer_map"] = layer_map(
+                self.loaded, s.target.name, artifact, config, self.calib, self.keras_out
+            )
+        record = {
+            "utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "seconds": round(time.perf_counter() - s.t0, 2),
+            "host": platform.machine(),
+        }
         if isinstance(s.done, Tail):
-            record["worker_process"] = (f"{s.done.label}, beside the next target, on {WORKER_THREADS} thread at nice "
-                                        f"{WORKER_NICE} (background.py says why)")
-        artifact.write_manifest({
-            **self.common, "config": config_record(config),
-            "tool_versions": {"resnet-deploy": resnet_deploy.__version__, "python": platform.python_version(),
-                              **s.target.tool_versions()},
-            "export": record})
+            record["worker_process"] = (
+                f"{s.done.label}, beside the next target, on {WORKER_THREADS} thread at nice "
+                f"{WORKER_NICE} (background.py says why)"
+            )
+        artifact.write_manifest(
+            {
+                **self.common,
+                "config": config_record(config),
+                "tool_versions": {
+                    "resnet-deploy": resnet_deploy.__version__,
+                    "python": platform.python_version(),
+                    **s.target.tool_versions(),
+                },
+                "export": record,
+            }
+        )
         publish_dir(s.staging, s.final)
         artifact.path = s.final
         return artifact

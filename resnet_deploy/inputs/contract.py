@@ -3,6 +3,7 @@ which data a command may use by default. Declared by the user (--preprocess and 
 read from the model (a Rescaling/Normalization layer right after the input means it takes raw
 pixels; keras.applications ResNets have their own preset); never guessed silently: every
 command prints the choice and its reason, and the manifest records both."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -45,14 +46,17 @@ class PreprocessOptions:
             if values is not None and len(values) not in (1, 3):
                 raise InputError(f"--{name} has {len(values)} values; pass 1 (every channel) or 3 (RGB/BGR).")
         if self.channel_order is not None and self.channel_order not in CHANNEL_ORDERS:
-            raise InputError(f"Unrecognized channel order {self.channel_order!r}. Supported: {', '.join(CHANNEL_ORDERS)}.")
+            raise InputError(
+                f"Unrecognized channel order {self.channel_order!r}. Supported: {', '.join(CHANNEL_ORDERS)}."
+            )
         if self.resize is not None and self.resize not in RESIZE_MODES:
             raise InputError(f"Unrecognized resize={self.resize!r}. Supported: {', '.join(RESIZE_MODES)}.")
 
     @property
     def declared(self) -> bool:
-        return any(v is not None for v in (self.preset, self.mean, self.std, self.scale, self.channel_order,
-                                           self.resize))
+        return any(
+            v is not None for v in (self.preset, self.mean, self.std, self.scale, self.channel_order, self.resize)
+        )
 
 
 def first_layer_preprocessing(model: Any) -> Any:
@@ -67,15 +71,18 @@ def model_default(model: Any, model_name: str, trained_with: str | None) -> tupl
     """(preset, why) when the user declared none."""
     layer = first_layer_preprocessing(model)
     if layer is not None:
-        return "raw", (f"the model's first layer after its input is {type(layer).__name__} ({layer.name}): "
-                       "it takes raw 0..255 pixels")
+        return "raw", (
+            f"the model's first layer after its input is {type(layer).__name__} ({layer.name}): "
+            "it takes raw 0..255 pixels"
+        )
     if trained_with:
         return trained_with, f"the preprocessing {model_name} is made for"
     return "unit", "the default (x/255); state your model's with --preprocess"
 
 
-def resolve(options: PreprocessOptions, model: Any, model_name: str,
-            trained_with: str | None = None) -> tuple[PreprocessSpec | None, str]:
+def resolve(
+    options: PreprocessOptions, model: Any, model_name: str, trained_with: str | None = None
+) -> tuple[PreprocessSpec | None, str]:
     """The spec for this model and the reason it was chosen (None for a model whose input is not
     an image: its data must already be model inputs)."""
     if len(model.input_shape) != 4 and not options.declared:
@@ -87,10 +94,21 @@ def resolve(options: PreprocessOptions, model: Any, model_name: str,
     order, scale, mean, std, _ = PRESETS[preset]
     channels = int(model.input_shape[-1]) if len(model.input_shape) == 4 else 0
     if channels == 1 and (order == "bgr" or len(options.mean or mean) == 3 or len(options.std or std) == 3):
-        raise InputError(f"--preprocess {preset} is for 3-channel RGB models; {model_name} takes 1 channel: "
-                         "use unit, raw, symmetric or --mean/--std with one value.")
-    overrides = {k: v for k, v in (("scale", options.scale), ("mean", options.mean), ("std", options.std),
-                                   ("channels", options.channel_order), ("resize", options.resize)) if v is not None}
+        raise InputError(
+            f"--preprocess {preset} is for 3-channel RGB models; {model_name} takes 1 channel: "
+            "use unit, raw, symmetric or --mean/--std with one value."
+        )
+    overrides = {
+        k: v
+        for k, v in (
+            ("scale", options.scale),
+            ("mean", options.mean),
+            ("std", options.std),
+            ("channels", options.channel_order),
+            ("resize", options.resize),
+        )
+        if v is not None
+    }
     if overrides:
         why += "; " + ", ".join(f"{k}={v}" for k, v in overrides.items()) + " given"
     fields = {"scale": scale, "mean": mean, "std": std, "preset": preset, **overrides}
@@ -106,8 +124,9 @@ def describe(spec: PreprocessSpec | None) -> str:
     if spec is None:
         return "none"
     name = spec.preset or "custom"
-    return (f"{name} (scale {spec.scale:.6g}, mean {list(spec.mean)}, std {list(spec.std)}, {spec.channels}, "
-            f"{spec.resize})")
+    return (
+        f"{name} (scale {spec.scale:.6g}, mean {list(spec.mean)}, std {list(spec.std)}, {spec.channels}, {spec.resize})"
+    )
 
 
 def data_source(given: str | None, model_ref: Any, option: str) -> str:
@@ -116,8 +135,10 @@ def data_source(given: str | None, model_ref: Any, option: str) -> str:
         return given
     default = model_ref.default_data
     if default is None:
-        raise InputError(f"{model_ref.name} needs its own images: pass {option} DIR|FILE.npz (class subfolders or "
-                         "a .npz with 'labels' also give accuracy); the built-in digits are for the digits model only.")
+        raise InputError(
+            f"{model_ref.name} needs its own images: pass {option} DIR|FILE.npz (class subfolders or "
+            "a .npz with 'labels' also give accuracy); the built-in digits are for the digits model only."
+        )
     return default
 
 
@@ -125,10 +146,14 @@ def low_accuracy_hint(model: Any, spec: PreprocessSpec) -> str:
     """The likely fix when a model scores near chance on its own labelled data."""
     layer = first_layer_preprocessing(model)
     if layer is not None and spec.scale != 1.0:
-        return (f"the model has a {type(layer).__name__} layer after its input, so it takes raw pixels: "
-                "try --preprocess raw")
-    return ("check --preprocess (the model's own preprocessing), the channel order, and that the label order "
-            "matches the model's classes (class subfolders are numbered in natural order: 2 before 10)")
+        return (
+            f"the model has a {type(layer).__name__} layer after its input, so it takes raw pixels: "
+            "try --preprocess raw"
+        )
+    return (
+        "check --preprocess (the model's own preprocessing), the channel order, and that the label order "
+        "matches the model's classes (class subfolders are numbered in natural order: 2 before 10)"
+    )
 
 
 def check_labels(labels: Any, classes: int) -> None:
@@ -142,13 +167,17 @@ def check_labels(labels: Any, classes: int) -> None:
     if labels.size == 0:
         return
     if not whole_numbers(labels):
-        raise InputError(f"labels must be whole class numbers; got {labels.dtype} values such as {labels.ravel()[0]!r}: "
-                         "pass integer labels 0..classes-1.")
+        raise InputError(
+            f"labels must be whole class numbers; got {labels.dtype} values such as {labels.ravel()[0]!r}: "
+            "pass integer labels 0..classes-1."
+        )
     lo, hi = int(labels.min()), int(labels.max())
     if lo < 0 or hi >= classes:
         bad = lo if lo < 0 else hi
-        raise InputError(f"label {bad} is outside 0..{classes - 1} (the model has {classes} classes): "
-                         "fix the labels (or the class subfolders) to match the model's outputs.")
+        raise InputError(
+            f"label {bad} is outside 0..{classes - 1} (the model has {classes} classes): "
+            "fix the labels (or the class subfolders) to match the model's outputs."
+        )
 
 
 def check_reference_accuracy(outputs: Any, labels: Any, model: Any, spec: PreprocessSpec, allow: bool) -> None:
@@ -166,8 +195,10 @@ def check_reference_accuracy(outputs: Any, labels: Any, model: Any, spec: Prepro
     acc = 100.0 * float(np.mean(outputs.argmax(1) == labels))
     chance = 100.0 / classes
     if acc <= chance + LOW_ACCURACY_MARGIN:
-        raise InputError(f"the Keras model itself scores {acc:.1f}% on this labelled data (chance is {chance:.1f}%): "
-                         f"{low_accuracy_hint(model, spec)}. Pass --allow-low-accuracy for an untrained model.")
+        raise InputError(
+            f"the Keras model itself scores {acc:.1f}% on this labelled data (chance is {chance:.1f}%): "
+            f"{low_accuracy_hint(model, spec)}. Pass --allow-low-accuracy for an untrained model."
+        )
 
 
 def prediction_summary(outputs: Any) -> dict | None:
@@ -182,6 +213,10 @@ def prediction_summary(outputs: Any) -> dict | None:
     top1 = outputs.argmax(1)
     counts = np.bincount(top1, minlength=outputs.shape[1])
     order = np.argsort(-counts)[:5]
-    return {"classes": int(outputs.shape[1]), "distinct_top1": int((counts > 0).sum()),
-            "mean_entropy_bits": round(entropy, 4), "max_entropy_bits": round(float(np.log2(outputs.shape[1])), 4),
-            "top_classes": {int(c): int(counts[c]) for c in order if counts[c]}}
+    return {
+        "classes": int(outputs.shape[1]),
+        "distinct_top1": int((counts > 0).sum()),
+        "mean_entropy_bits": round(entropy, 4),
+        "max_entropy_bits": round(float(np.log2(outputs.shape[1])), 4),
+        "top_classes": {int(c): int(counts[c]) for c in order if counts[c]},
+    }

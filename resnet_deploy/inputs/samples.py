@@ -1,5 +1,6 @@
 """Which samples a set holds, by fingerprint: calibration, validation and parity data must stay
 disjoint, and each artifact records the fingerprints of the samples it was made with."""
+
 from __future__ import annotations
 
 import hashlib
@@ -20,5 +21,7 @@ def check_disjoint(x: np.ndarray, recorded: dict[str, list[str]], what: str) -> 
     for name, prints in recorded.items():
         shared = mine & set(prints)
         if shared:
-            raise InputError(f"{len(shared)} of the {what} samples are also {name} samples of this artifact; "
-                             f"pass {what} data that was not used for {name} (another split or folder).")
+            raise InputError(
+                f"{len(shared)} of the {what} samples are also {name} samples of this artifact; "
+                f"pass {what} data that was not used for {name} (another split or folder)."
+            )

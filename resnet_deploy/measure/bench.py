@@ -4,6 +4,7 @@ Why a process per (backend, precision, threads): thread pools (TensorFlow's abov
 be sized before their first use, and peak RSS is per process, so a shared process would report
 the largest runtime's memory for every backend. The worker prints one JSON line.
 """
+
 from __future__ import annotations
 
 import json
@@ -61,7 +62,14 @@ def _open(job: BenchJob) -> tuple[Any, int, str, str, tuple, dict]:
     a.verify()
     runner = get_target(a.target).runner(a, threads=job.threads)
     size = sum(rec["bytes"] for rec in a.manifest["files"].values())
-    return runner, size, a.target, a.precision.value, tuple(a.inputs[0].shape[1:]), a.manifest.get("accuracy_budget") or {}
+    return (
+        runner,
+        size,
+        a.target,
+        a.precision.value,
+        tuple(a.inputs[0].shape[1:]),
+        a.manifest.get("accuracy_budget") or {},
+    )
 
 
 def run_job(job: BenchJob) -> dict[str, Any]:
@@ -87,18 +95,35 @@ def run_job(job: BenchJob) -> dict[str, Any]:
 
                 stats["ops"] = op_counts(runner.executed_ops(x))
         info = runner.info()
-    return {"backend": backend, "precision": precision, "threads": job.threads, "threads_used": info.get("threads"),
-            "batch": job.batch, "load_ms": load_ms, "size_mb": size / 2**20, "runtime": info, **stats,
-            **({"float_fallback": {k: fallback.get(k) for k in ("float_layers", "latency")}}
-               if fallback.get("float_layers") else {})}
+    return {
+        "backend": backend,
+        "precision": precision,
+        "threads": job.threads,
+        "threads_used": info.get("threads"),
+        "batch": job.batch,
+        "load_ms": load_ms,
+        "size_mb": size / 2**20,
+        "runtime": info,
+        **stats,
+        **(
+            {"float_fallback": {k: fallback.get(k) for k in ("float_layers", "latency")}}
+            if fallback.get("float_layers")
+            else {}
+        ),
+    }
 
 
 def _profile(runner: Any, x: np.ndarray, protocol: Protocol, backend: str, precision: str, job: BenchJob) -> dict:
     """Per-op timings (mode "profile"), or why this runtime has none."""
     from resnet_deploy.backend.runner import ProfilingUnsupported
 
-    head = {"backend": backend, "precision": precision, "threads": job.threads, "batch": job.batch,
-            "artifact": job.artifact}
+    head = {
+        "backend": backend,
+        "precision": precision,
+        "threads": job.threads,
+        "batch": job.batch,
+        "artifact": job.artifact,
+    }
     try:
         return {**head, "supported": True, "executed": runner.profile(x, protocol.warmup_runs, protocol.runs)}
     except ProfilingUnsupported as e:
@@ -108,6 +133,30 @@ def _profile(runner: Any, x: np.ndarray, protocol: Protocol, backend: str, preci
 def _label(job: BenchJob) -> str:
     where = Path(str(job.artifact))
     return "keras fp32" if job.kind == "keras" else f"{where.parent.name} {where.name}"
+
+
+def _jobs(req: BenchRequest, artifacts: list, protocol: dict) -> list[BenchJob]:
+    """One measurement per batch, thread count and runtime (Keras first when asked)."""
+    jobs = []
+    for batch in req.batch:
+        for n in req.threads:
+            if req.keras:
+                jobs.append(
+                    BenchJob(
+                        "keras",
+                        n,
+                        batch,
+                        model=req.model.name,
+                        model_options=req.model.options,
+                        protocol=protocol,
+                        mode=req.mode,
+                    )
+                )
+            jobs += [
+                BenchJob("artifact", n, batch, artifact=str(a.path), protocol=protocol, mode=req.mode)
+                for a in artifacts
+            ]
+    return jobs
 
 
 def run_bench(req: BenchRequest, progress: Progress | None = None) -> dict[str, Any]:
@@ -124,36 +173,50 @@ def run_bench(req: BenchRequest, progress: Progress | None = None) -> dict[str, 
     name = loaded.name
     artifacts = [a for p in req.precisions for a in ensure_artifacts(ws, loaded, req.targets, p.value, progress)]
     protocol = asdict(req.protocol)
-    jobs = []
-    for batch in req.batch:
-        for n in req.threads:
-            if req.keras:
-                jobs.append(BenchJob("keras", n, batch, model=req.model.name, model_options=req.model.options,
-                                     protocol=protocol, mode=req.mode))
-            jobs += [BenchJob("artifact", n, batch, artifact=str(a.path), protocol=protocol, mode=req.mode)
-                     for a in artifacts]
+    jobs = _jobs(req, artifacts, protocol)
     rows = []
     for i, job in enumerate(jobs, 1):
-        with progress.step(f"[{i}/{len(jobs)}] {req.mode}: {_label(job)} at {job.threads} thread(s), batch {job.batch}"):
+        with progress.step(
+            f"[{i}/{len(jobs)}] {req.mode}: {_label(job)} at {job.threads} thread(s), batch {job.batch}"
+        ):
             rows.append(run_in_subprocess(job))
     add_speedups(rows)
-    result = {"model": name, "trained": req.model.trained, "mode": req.mode, "batch": req.batch[0],
-              "batches": list(req.batch), "protocol": protocol, "rows": rows,
-              "artifacts": {str(a.path): a.manifest["files"][a.files[0]]["sha256"] for a in artifacts},
-              "environment": {"cpu": cpu_info(), "versions": versions("resnet-deploy", "tensorflow-cpu", "keras",
-                                                                      "ai-edge-litert", "onnxruntime", "openvino")}}
+    result = {
+        "model": name,
+        "trained": req.model.trained,
+        "mode": req.mode,
+        "batch": req.batch[0],
+        "batches": list(req.batch),
+        "protocol": protocol,
+        "rows": rows,
+        "artifacts": {str(a.path): a.manifest["files"][a.files[0]]["sha256"] for a in artifacts},
+        "environment": {
+            "cpu": cpu_info(),
+            "versions": versions(
+                "resnet-deploy", "tensorflow-cpu", "keras", "ai-edge-litert", "onnxruntime", "openvino"
+            ),
+        },
+    }
     write_json_atomic(ws.throughput_json(name) if req.mode == "throughput" else ws.bench_json(name), result)
     if req.profile:
         from resnet_deploy.measure.profiling import keras_units
 
-        result["profile"] = profile_artifacts(name, artifacts, req.threads[0], req.batch[0], protocol, progress,
-                                              keras_units(loaded.model))
+        result["profile"] = profile_artifacts(
+            name, artifacts, req.threads[0], req.batch[0], protocol, progress, keras_units(loaded.model)
+        )
         write_json_atomic(ws.profile_json(name), result["profile"])
     return result
 
 
-def profile_artifacts(name: str, artifacts: list, threads: int, batch: int, protocol: dict, progress: Any,
-                      units: dict[str, str] | None = None) -> dict:
+def profile_artifacts(
+    name: str,
+    artifacts: list,
+    threads: int,
+    batch: int,
+    protocol: dict,
+    progress: Any,
+    units: dict[str, str] | None = None,
+) -> dict:
     """`bench --profile`: each artifact's per-op profile in a fresh process (as bench times it),
     mapped to Keras layers with the artifact's own layer map."""
     from resnet_deploy.backend.cpu import cpu_info
@@ -163,15 +226,26 @@ def profile_artifacts(name: str, artifacts: list, threads: int, batch: int, prot
     for i, a in enumerate(artifacts, 1):
         label = f"{a.target}/{a.precision.value}"
         with progress.step(f"[{i}/{len(artifacts)}] per-op profile of {label} at {threads} thread(s), batch {batch}"):
-            got = run_in_subprocess(BenchJob("artifact", threads, batch, artifact=str(a.path), protocol=protocol,
-                                             mode="profile"))
+            got = run_in_subprocess(
+                BenchJob("artifact", threads, batch, artifact=str(a.path), protocol=protocol, mode="profile")
+            )
         layer_map = a.manifest.get("layer_map") or {}
         if got["supported"] and "layers" not in layer_map:
             got = {"supported": False, "why": f"the artifact has no layer map ({layer_map.get('error', 'none')})"}
-        backends[label] = (by_layer(got["executed"], a.target, a.model_file, layer_map, units) if got["supported"]
-                           else {"supported": False, "why": got["why"]})
-    return {"model": name, "threads": threads, "batch": batch, "runs": protocol["runs"], "backends": backends,
-            "environment": {"cpu": cpu_info()}}
+        backends[label] = (
+            by_layer(got["executed"], a.target, a.model_file, layer_map, units)
+            if got["supported"]
+            else {"supported": False, "why": got["why"]}
+        )
+    return {
+        "model": name,
+        "threads": threads,
+        "batch": batch,
+        "runs": protocol["runs"],
+        "backends": backends,
+        "environment": {"cpu": cpu_info()},
+    }
+
 
 def run_in_subprocess(job: BenchJob, timeout: float = 900) -> dict[str, Any]:
     """Measure in a fresh interpreter; raise a DeployError with the worker's last words on failure."""
@@ -179,8 +253,13 @@ def run_in_subprocess(job: BenchJob, timeout: float = 900) -> dict[str, Any]:
     root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     try:
-        proc = subprocess.run([sys.executable, "-m", "resnet_deploy.measure.bench", json.dumps(asdict(job))],
-                              capture_output=True, text=True, timeout=timeout, env=env)
+        proc = subprocess.run(
+            [sys.executable, "-m", "resnet_deploy.measure.bench", json.dumps(asdict(job))],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+        )
     except subprocess.TimeoutExpired:
         raise DeployError(f"benchmark of {job.artifact or job.model} did not finish within {timeout:.0f} s.") from None
     if proc.returncode != 0:
@@ -197,8 +276,9 @@ def add_speedups(rows: list[dict[str, Any]]) -> None:
     base = {(r["threads"], r["batch"]): r for r in rows if r["backend"] == "keras"}
     for r in rows:
         b = base.get((r["threads"], r["batch"]))
-        r["speedup_vs_keras"] = None if b is None else (
-            b["p50"] / r["p50"] if "requests" not in r else r["throughput"] / b["throughput"])
+        r["speedup_vs_keras"] = (
+            None if b is None else (b["p50"] / r["p50"] if "requests" not in r else r["throughput"] / b["throughput"])
+        )
 
 
 def _worker_main() -> None:

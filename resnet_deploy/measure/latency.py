@@ -2,6 +2,7 @@
 `warmup_s`, then at least `runs` and `seconds`, each call timed with perf_counter_ns around the
 runtime's own call (Runner.run_raw) only. The loop itself is resnet_deploy/portable/protocol.py,
 which devices run too; the defaults are portable.constants.DEFAULT_PROTOCOL."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass

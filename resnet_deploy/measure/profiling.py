@@ -13,6 +13,7 @@ dequantize ops, the convolution a batch norm was folded into). Time of ops that 
 LiteRT has no op profiler in its Python API (ai-edge-litert's Interpreter and CompiledModel
 expose none; the op profiler is the C++ benchmark_model tool, not in the wheel): its rows say so.
 """
+
 from __future__ import annotations
 
 import re
@@ -80,8 +81,9 @@ def keras_units(model: Any) -> dict[str, str]:
     return unit
 
 
-def by_layer(executed: list[dict], target: str, path: Any, layer_map: dict,
-             units: dict[str, str] | None = None) -> dict[str, Any]:
+def by_layer(
+    executed: list[dict], target: str, path: Any, layer_map: dict, units: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Per-op timings -> per-unit table (keras_units; per layer without units): ms per run, share
     of the total, ops and their kinds."""
     ops = file_ops(target, path)
@@ -102,8 +104,12 @@ def by_layer(executed: list[dict], target: str, path: Any, layer_map: dict,
         r["pct"] = 100.0 * r["ms"] / total
         r["folded_in"] = [k for k, v in units.items() if v == r["layer"] and k != r["layer"]]
     rank = {name: i for i, name in enumerate(order + [RUNTIME_ADDED, AFTER_LAST])}
-    return {"supported": True, "total_ms": total, "layers": sorted(rows.values(), key=lambda r: rank.get(r["layer"], 1e9)),
-            "ops": executed}
+    return {
+        "supported": True,
+        "total_ms": total,
+        "layers": sorted(rows.values(), key=lambda r: rank.get(r["layer"], 1e9)),
+        "ops": executed,
+    }
 
 
 def top_layers(result: dict, n: int = TOP) -> list[str]:
@@ -114,8 +120,11 @@ def top_layers(result: dict, n: int = TOP) -> list[str]:
             lines.append(f"{name}: no per-op profile ({b.get('why')})")
             continue
         top = sorted(b["layers"], key=lambda r: -r["ms"])[:n]
-        lines.append(f"{name}: " + ", ".join(f"{r['layer']} {r['pct']:.1f}%" for r in top)
-                     + f" (of {b['total_ms']:.2f} ms per run)")
+        lines.append(
+            f"{name}: "
+            + ", ".join(f"{r['layer']} {r['pct']:.1f}%" for r in top)
+            + f" (of {b['total_ms']:.2f} ms per run)"
+        )
     return lines
 
 
@@ -124,6 +133,7 @@ def op_counts(ops: list[dict]) -> dict[str, Any]:
     from collections import Counter
 
     kinds = Counter(op["kind"] for op in ops)
-    return {**{k: kinds.get(k, 0) for k in KINDS},
-            "float_types": dict(Counter(op["type"] for op in ops if op["kind"] == "float"))}
-
+    return {
+        **{k: kinds.get(k, 0) for k in KINDS},
+        "float_types": dict(Counter(op["type"] for op in ops if op["kind"] == "float")),
+    }

@@ -19,6 +19,7 @@ MIN_REQUESTS_PER_STREAM). Throughput = inferences (requests x batch) of the coun
 the time from the end of warm-up to the last counted completion; latency percentiles are those of
 the counted requests under that load.
 """
+
 from __future__ import annotations
 
 import threading
@@ -39,10 +40,19 @@ def window_stats(spans: list[tuple[int, int]], t_warm: int, batch: int, streams:
         raise RuntimeError("no request completed after the warm-up; raise --seconds")
     ms = np.array([(e - s) / 1e6 for s, e in counted])
     elapsed_s = (max(e for _, e in counted) - t_warm) / 1e9
-    return {"requests": len(counted), "seconds": elapsed_s, "batch": batch, "streams": streams,
-            "throughput": len(counted) * batch / elapsed_s, "p50": float(np.percentile(ms, 50)),
-            "p90": float(np.percentile(ms, 90)), "p99": float(np.percentile(ms, 99)), "mean": float(ms.mean()),
-            "settings": settings, "peak_rss_mb": peak_rss_mb()}
+    return {
+        "requests": len(counted),
+        "seconds": elapsed_s,
+        "batch": batch,
+        "streams": streams,
+        "throughput": len(counted) * batch / elapsed_s,
+        "p50": float(np.percentile(ms, 50)),
+        "p90": float(np.percentile(ms, 90)),
+        "p99": float(np.percentile(ms, 99)),
+        "mean": float(ms.mean()),
+        "settings": settings,
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def drive(workers: list[Callable[[], Any]], batch: int, warmup_s: float, seconds: float, settings: dict) -> dict:

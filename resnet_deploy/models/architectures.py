@@ -2,6 +2,7 @@
 
 Keras is imported inside the functions so that `import resnet_deploy` stays cheap.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -101,8 +102,14 @@ def _bottleneck_block(x: Any, filters: int, stride: int, name: str) -> Any:
     return layers.ReLU(name=f"{name}_out")(y)
 
 
-def _resnet(name: str, block: Callable[..., Any], stages: tuple[int, ...], input_shape: tuple[int, int, int],
-            classes: int, width: int) -> Any:
+def _resnet(
+    name: str,
+    block: Callable[..., Any],
+    stages: tuple[int, ...],
+    input_shape: tuple[int, int, int],
+    classes: int,
+    width: int,
+) -> Any:
     keras = keras_module()
     layers = keras.layers
     if width < 1 or classes < 1:

@@ -5,6 +5,7 @@ output that is class scores (batch, classes) or a feature map (batch, H, W, C). 
 used to export "successfully" at fp32 with a manifest that was wrong (a dynamic input recorded
 as [1, 1, 1, 3], a vector declared NHWC, outputs in reverse order) and crash a later command;
 now it stops at load with one line saying what the model has and what to do."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -20,18 +21,28 @@ def check_model(model: Any, name: str) -> None:
     """Raise InputError unless `model` has one fixed-size image input and one supported output."""
     ins, outs = list(getattr(model, "inputs", None) or []), list(getattr(model, "outputs", None) or [])
     if len(ins) != 1:
-        raise InputError(f"model {name!r} has {len(ins)} inputs; resnet-deploy compiles single-input image models: "
-                         "export a model that takes one image tensor.")
+        raise InputError(
+            f"model {name!r} has {len(ins)} inputs; resnet-deploy compiles single-input image models: "
+            "export a model that takes one image tensor."
+        )
     if len(outs) != 1:
-        raise InputError(f"model {name!r} has {len(outs)} outputs; resnet-deploy compiles single-output models: "
-                         "wrap it in a keras.Model that returns only the class scores.")
+        raise InputError(
+            f"model {name!r} has {len(outs)} outputs; resnet-deploy compiles single-output models: "
+            "wrap it in a keras.Model that returns only the class scores."
+        )
     shape, out = _shape(ins[0]), _shape(outs[0])
     if len(shape) != 4:
-        raise InputError(f"model {name!r} takes inputs of shape {shape[1:]}, not an image (height, width, channels); "
-                         "resnet-deploy compiles image models.")
+        raise InputError(
+            f"model {name!r} takes inputs of shape {shape[1:]}, not an image (height, width, channels); "
+            "resnet-deploy compiles image models."
+        )
     if any(d is None for d in shape[1:]):
-        raise InputError(f"model {name!r} has a dynamic input size {shape[1:]}; re-save it with a fixed one, e.g. "
-                         "keras.Input((224, 224, 3)), so every backend compiles the same shape.")
+        raise InputError(
+            f"model {name!r} has a dynamic input size {shape[1:]}; re-save it with a fixed one, e.g. "
+            "keras.Input((224, 224, 3)), so every backend compiles the same shape."
+        )
     if len(out) not in (2, 4) or any(d is None for d in out[1:]):
-        raise InputError(f"model {name!r} outputs shape {out[1:]}; resnet-deploy supports class scores (classes,) "
-                         "or a fixed-size feature map (height, width, channels).")
+        raise InputError(
+            f"model {name!r} outputs shape {out[1:]}; resnet-deploy supports class scores (classes,) "
+            "or a fixed-size feature map (height, width, channels)."
+        )

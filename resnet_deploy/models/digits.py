@@ -7,6 +7,7 @@ Weights ship in resnet_deploy/data/ (about 120 KB). Re-train them with
 
 which prints the held-out accuracy and writes `digits.weights.h5` and `digits.json`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,8 +62,10 @@ def dataset(split: str) -> tuple[np.ndarray, np.ndarray]:
 def load_trained() -> Any:
     """The digits model with the shipped weights."""
     if not WEIGHTS.exists():
-        raise InputError(f"Shipped weights {str(WEIGHTS)!r} are missing; re-install the package or run "
-                         "`python -m resnet_deploy.models.digits --out resnet_deploy/data`.")
+        raise InputError(
+            f"Shipped weights {str(WEIGHTS)!r} are missing; re-install the package or run "
+            "`python -m resnet_deploy.models.digits --out resnet_deploy/data`."
+        )
     model = build()
     model.load_weights(WEIGHTS)
     return model
@@ -82,8 +85,11 @@ def train(epochs: int = 20, out: Path = DATA_DIR) -> dict:
     x_train, y_train = dataset("train")
     x_test, y_test = dataset("test")
     model = build()
-    model.compile(optimizer=keras.optimizers.Adam(2e-3),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.Adam(2e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
     t0 = time.perf_counter()
     model.fit(x_train, y_train, epochs=epochs, batch_size=32, shuffle=True, verbose=2)
     seconds = time.perf_counter() - t0
@@ -91,9 +97,16 @@ def train(epochs: int = 20, out: Path = DATA_DIR) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model.save_weights(out / WEIGHTS.name)
-    record = {"seed": SEED, "epochs": epochs, "train_images": len(y_train), "test_images": len(y_test),
-              "test_accuracy": round(test_acc, 4), "train_seconds": round(seconds, 1),
-              "tensorflow": tf.__version__, "keras": keras.__version__}
+    record = {
+        "seed": SEED,
+        "epochs": epochs,
+        "train_images": len(y_train),
+        "test_images": len(y_test),
+        "test_accuracy": round(test_acc, 4),
+        "train_seconds": round(seconds, 1),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+    }
     (out / RECORD.name).write_text(json.dumps(record, indent=2) + "\n")
     return record
 

@@ -4,6 +4,7 @@ carries instead of loose name/size/classes/width arguments.
 
 Keras is imported inside the functions so that `import resnet_deploy` stays cheap.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,9 +13,14 @@ from typing import Any, Callable
 
 from resnet_deploy.models import architectures as arch
 from resnet_deploy.models import keras_apps
-from resnet_deploy.models.architectures import (residual_block, resnet18, resnet34, resnet50, seed,  # noqa: F401
-                                         seed_nobias)
+from resnet_deploy.models.architectures import residual_block as residual_block  # the builders, re-exported
+from resnet_deploy.models.architectures import resnet18 as resnet18
+from resnet_deploy.models.architectures import resnet34 as resnet34
+from resnet_deploy.models.architectures import resnet50 as resnet50
+from resnet_deploy.models.architectures import seed as seed
+from resnet_deploy.models.architectures import seed_nobias as seed_nobias
 from resnet_deploy.errors import InputError, first_line
+
 
 def digits() -> Any:
     """The trained digits classifier (see resnet_deploy/models/digits.py), weights shipped in the package."""
@@ -42,14 +48,22 @@ BUILTIN_MODELS: dict[str, ModelSpec] = {
     "seed_nobias": ModelSpec("seed_nobias", arch.seed_nobias, "the seed network without conv bias before BN"),
     "resnet18": ModelSpec("resnet18", arch.resnet18, "ResNet-18, basic blocks (random init)", options=_RESNET),
     "resnet34": ModelSpec("resnet34", arch.resnet34, "ResNet-34, basic blocks (random init)", options=_RESNET),
-    "resnet50": ModelSpec("resnet50", arch.resnet50, "ResNet-50 v1.5, bottleneck blocks (random init)",
-                          options=_RESNET),
-    "digits": ModelSpec("digits", digits, "small ResNet trained on scikit-learn digits (32x32x3, 10 classes)", True,
-                        preprocess="unit"),
-    **{f"{keras_apps.PREFIX}{app}": ModelSpec(f"{keras_apps.PREFIX}{app}", keras_apps.build,
-                                              f"keras.applications.{app} (random init unless --weights FILE)",
-                                              preprocess=preset, options=("input_size", "classes", "weights"))
-       for app, preset in keras_apps.RESNETS.items()},
+    "resnet50": ModelSpec(
+        "resnet50", arch.resnet50, "ResNet-50 v1.5, bottleneck blocks (random init)", options=_RESNET
+    ),
+    "digits": ModelSpec(
+        "digits", digits, "small ResNet trained on scikit-learn digits (32x32x3, 10 classes)", True, preprocess="unit"
+    ),
+    **{
+        f"{keras_apps.PREFIX}{app}": ModelSpec(
+            f"{keras_apps.PREFIX}{app}",
+            keras_apps.build,
+            f"keras.applications.{app} (random init unless --weights FILE)",
+            preprocess=preset,
+            options=("input_size", "classes", "weights"),
+        )
+        for app, preset in keras_apps.RESNETS.items()
+    },
 }
 
 _USER_MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
@@ -61,7 +75,9 @@ def estimate_bytes(input_size: int, width: int, batch: int = 1) -> int:
     """Memory a built-in ResNet of this size needs, roughly: its float32 weights three times over
     (Keras, a converter's copy, its frozen graph) and ~4 live activations of the widest stage
     ((size/2)^2 x width floats each) per sample."""
-    return int(4 * 3 * PARAMS_AT_WIDTH_64 * (width / 64) ** 2 + 4 * input_size ** 2 * width * batch)
+    return int(4 * 3 * PARAMS_AT_WIDTH_64 * (width / 64) ** 2 + 4 * input_size**2 * width * batch)
+
+
 RANDOM_INIT_SEED = 0  # random-init built-ins get the same weights on every run: same artifacts, reusable
 
 
@@ -95,8 +111,9 @@ def _builtin_kwargs(key: str, spec: ModelSpec, given: dict[str, Any]) -> dict[st
     return kwargs
 
 
-def check_source(name_or_path: str | Path, weights: Path | None = None, trust: bool = False,
-                 given: dict[str, Any] | None = None) -> Path | None:
+def check_source(
+    name_or_path: str | Path, weights: Path | None = None, trust: bool = False, given: dict[str, Any] | None = None
+) -> Path | None:
     """Everything about the model that can be known without TensorFlow: a built-in's options and
     weights file, a user file's existence, kind and container, a SavedModel's trust. Returns the
     user's path (None for a built-in)."""
@@ -112,23 +129,39 @@ def check_source(name_or_path: str | Path, weights: Path | None = None, trust: b
     if not path.exists():
         looks_like_path = path.suffix or "/" in key or "\\" in key
         if looks_like_path:
-            raise InputError(f"Model file {str(path)!r} does not exist; pass an existing .keras/.h5 file or SavedModel directory.")
-        raise InputError(f"Unrecognized model={key!r}. Supported: {', '.join(BUILTIN_MODELS)}, or a path to a .keras/.h5 file or SavedModel directory.")
+            raise InputError(
+                f"Model file {str(path)!r} does not exist; pass an existing .keras/.h5 file or SavedModel directory."
+            )
+        raise InputError(
+            f"Unrecognized model={key!r}. Supported: {', '.join(BUILTIN_MODELS)}, or a path to a .keras/.h5 file or SavedModel directory."
+        )
     if path.is_dir():
         if not (path / "saved_model.pb").exists():
-            raise InputError(f"Directory {str(path)!r} is not a SavedModel (no saved_model.pb); pass a .keras/.h5 file or a SavedModel directory.")
+            raise InputError(
+                f"Directory {str(path)!r} is not a SavedModel (no saved_model.pb); pass a .keras/.h5 file or a SavedModel directory."
+            )
         if not trust:
-            raise InputError(f"{str(path)!r} is a SavedModel: loading one runs its graph, which can read and write "
-                             f"files on this machine; save the model as .keras, or {TRUST_HINT}.")
+            raise InputError(
+                f"{str(path)!r} is a SavedModel: loading one runs its graph, which can read and write "
+                f"files on this machine; save the model as .keras, or {TRUST_HINT}."
+            )
         return path
     if path.suffix.lower() not in _USER_MODEL_SUFFIXES:
-        raise InputError(f"Model file {str(path)!r} has an unsupported suffix; use .keras, .h5 or a SavedModel directory.")
+        raise InputError(
+            f"Model file {str(path)!r} has an unsupported suffix; use .keras, .h5 or a SavedModel directory."
+        )
     _check_container(path)
     return path
 
 
-def load_model(name_or_path: str | Path, input_size: int | None = None, classes: int | None = None,
-               width: int | None = None, weights: Path | None = None, trust: bool = False) -> tuple[str, Any]:
+def load_model(
+    name_or_path: str | Path,
+    input_size: int | None = None,
+    classes: int | None = None,
+    width: int | None = None,
+    weights: Path | None = None,
+    trust: bool = False,
+) -> tuple[str, Any]:
     """Return (model_name, keras.Model) for a built-in name or a user's model file.
 
     A user's `.keras` or `.h5` file loads with Keras safe_mode on, so it cannot run Python
@@ -159,7 +192,9 @@ def _check_container(path: Path) -> None:
     import zipfile
 
     if path.is_file() and path.suffix.lower() == ".keras" and not zipfile.is_zipfile(path):
-        raise InputError(f"{str(path)!r} is not a .keras file (not a zip archive); pass a model saved with model.save().")
+        raise InputError(
+            f"{str(path)!r} is not a .keras file (not a zip archive); pass a model saved with model.save()."
+        )
     if path.is_file() and path.suffix.lower() in (".h5", ".hdf5"):
         with open(path, "rb") as f:
             if f.read(8) == b"\x89HDF\r\n\x1a\n":
@@ -182,12 +217,14 @@ def _load_user_model(path: Path, trust: bool = False) -> Any:
             sig = loaded.signatures.get("serving_default")
             if sig is None:
                 raise InputError(f"SavedModel {str(path)!r} has no 'serving_default' signature; re-export it with one.")
-            (in_name, in_spec), = sig.structured_input_signature[1].items()
+            ((in_name, in_spec),) = sig.structured_input_signature[1].items()
             inp = keras.Input(tuple(in_spec.shape[1:]), name="input")
             out = keras.layers.TFSMLayer(str(path), call_endpoint="serving_default")(inp)
             if isinstance(out, dict):
                 if len(out) != 1:
-                    raise InputError(f"SavedModel {str(path)!r} has {len(out)} outputs; only single-output models are supported.")
+                    raise InputError(
+                        f"SavedModel {str(path)!r} has {len(out)} outputs; only single-output models are supported."
+                    )
                 out = next(iter(out.values()))
             return keras.Model(inp, out, name=path.name)
         return keras.models.load_model(path, compile=False, safe_mode=not trust)
@@ -195,10 +232,13 @@ def _load_user_model(path: Path, trust: bool = False) -> Any:
         raise
     except ValueError as e:
         if "safe_mode" not in str(e):
-            raise InputError(f"Could not load model {str(path)!r} ({first_line(e, 200)}); is it a valid Keras model "
-                             "file?") from e
-        raise InputError(f"{str(path)!r} holds a Lambda layer whose Python code would run on load; refused. Rebuild "
-                         f"it without Lambda layers, or {TRUST_HINT}.") from None
+            raise InputError(
+                f"Could not load model {str(path)!r} ({first_line(e, 200)}); is it a valid Keras model file?"
+            ) from e
+        raise InputError(
+            f"{str(path)!r} holds a Lambda layer whose Python code would run on load; refused. Rebuild "
+            f"it without Lambda layers, or {TRUST_HINT}."
+        ) from None
     except Exception as e:  # noqa: BLE001 - any loader failure on user data is a user error
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise InputError(f"Could not load model {str(path)!r} ({first[:200]}); is it a valid Keras model file?") from e
@@ -233,18 +273,26 @@ class ModelRef:
         size, width = self.input_size or DEFAULT_SIZE, self.width or DEFAULT_WIDTH
         if self.name == "digits" or self.builtin is None:
             size, width = self.input_size or 8, self.width or 1  # unknown here: the least a ResNet input can be
-        why = memory_problem(estimate_bytes(size, width, batch),
-                             f"a ResNet at --input-size {size} --width {width} with batch {batch}")
+        why = memory_problem(
+            estimate_bytes(size, width, batch), f"a ResNet at --input-size {size} --width {width} with batch {batch}"
+        )
         if why:
             raise InputError(f"{why}; use a smaller --input-size, --width or --batch.")
 
     @property
     def options(self) -> dict[str, int | str]:
         """The options that were given (for a worker process that loads the model again)."""
-        return {k: v for k, v in (("input_size", self.input_size), ("classes", self.classes),
-                                  ("width", self.width), ("weights", str(self.weights) if self.weights else None),
-                                  ("trust", self.trust or None))
-                if v is not None}
+        return {
+            k: v
+            for k, v in (
+                ("input_size", self.input_size),
+                ("classes", self.classes),
+                ("width", self.width),
+                ("weights", str(self.weights) if self.weights else None),
+                ("trust", self.trust or None),
+            )
+            if v is not None
+        }
 
     @property
     def workspace_name(self) -> str:
@@ -275,8 +323,12 @@ class ModelRef:
 
     def check(self) -> None:
         """Refuse, without TensorFlow, what load() would refuse after importing it (models.check_source)."""
-        check_source(self.name, self.weights, self.trust,
-                     {"input_size": self.input_size, "classes": self.classes, "width": self.width})
+        check_source(
+            self.name,
+            self.weights,
+            self.trust,
+            {"input_size": self.input_size, "classes": self.classes, "width": self.width},
+        )
 
     def load(self) -> tuple[str, Any]:
         """(model name, keras.Model)."""

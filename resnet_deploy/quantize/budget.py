@@ -8,6 +8,7 @@ is reached (then exit 5 naming the best drop and the layers tried). Validation s
 be calibration samples, and parity later refuses test data that is either (sample fingerprints
 are recorded in the manifest). The manifest records the float layers, the accuracies and why,
 and the latency of plain and budgeted int8 measured side by side at export."""
+
 from __future__ import annotations
 
 import math
@@ -41,7 +42,12 @@ class Budget:
         from resnet_deploy.values import positive_int
 
         drop = self.max_drop
-        if isinstance(drop, bool) or not isinstance(drop, (int, float)) or not math.isfinite(drop) or not 0 <= drop < 100:
+        if (
+            isinstance(drop, bool)
+            or not isinstance(drop, (int, float))
+            or not math.isfinite(drop)
+            or not 0 <= drop < 100
+        ):
             raise InputError(f"--max-acc-drop {drop!r} must be a number of accuracy points in [0, 100), e.g. 1.")
         object.__setattr__(self, "max_float_layers", positive_int(self.max_float_layers, "--max-float-layers"))
 
@@ -69,8 +75,10 @@ def load_validation(budget: Budget, loaded: Any, calib: Any, progress: Progress)
     ds = from_spec(budget.val, loaded.model.input_shape, size=VAL_SIZE, digits_split="val", spec=loaded.spec)
     x, y = ds.arrays()
     if y is None:
-        raise InputError(f"--val {budget.val!r} has no labels; --max-acc-drop needs labelled validation data "
-                         "(an image folder with class subfolders, an .npz with y, or digits).")
+        raise InputError(
+            f"--val {budget.val!r} has no labels; --max-acc-drop needs labelled validation data "
+            "(an image folder with class subfolders, an .npz with y, or digits)."
+        )
     calib_prints = sample_fingerprints(calib.arrays()[0])
     check_disjoint(x, {"calibration": calib_prints}, "validation")
     with progress.step(f"Keras accuracy on {len(x)} validation samples"):
@@ -90,17 +98,25 @@ def _latency_cost(target: Any, plain: Path, final: Any) -> dict:
     for name, art in (("plain_int8", replace(final, path=plain)), ("with_fallback", final)):
         with target.runner(art, threads=2) as r:
             p50[name] = round(measure(r, x, Protocol(**COST_PROTOCOL)).p50, 3)
-    return {"p50_ms": p50, "ratio": round(p50["with_fallback"] / p50["plain_int8"], 3), "threads": 2,
-            "cpu": cpu_info().get("model"), "measured": "at export, side by side, batch 1"}
+    return {
+        "p50_ms": p50,
+        "ratio": round(p50["with_fallback"] / p50["plain_int8"], 3),
+        "threads": 2,
+        "cpu": cpu_info().get("model"),
+        "measured": "at export, side by side, batch 1",
+    }
 
 
-def _attempt(target: Any, loaded: Any, config: Any, calib: Any, val: Validation, work: Path, k: int,
-             progress: Progress) -> tuple[Any, float]:
+def _attempt(
+    target: Any, loaded: Any, config: Any, calib: Any, val: Validation, work: Path, k: int, progress: Progress
+) -> tuple[Any, float]:
     out = work / f"attempt-{k}"
     out.mkdir()
     artifact = target.export(loaded.model, out, config, calib, progress)
-    with progress.step(f"{target.name} int8 accuracy on {len(val.y)} validation samples"
-                       + (f" ({len(config.quant.float_nodes)} ops in float)" if config.quant.float_nodes else "")):
+    with progress.step(
+        f"{target.name} int8 accuracy on {len(val.y)} validation samples"
+        + (f" ({len(config.quant.float_nodes)} ops in float)" if config.quant.float_nodes else "")
+    ):
         return artifact, val.accuracy(target.runner(artifact, threads=2))
 
 
@@ -128,8 +144,19 @@ def _next_layer(target: Any, fp32: Any, ranked: list[str], layers: list[str], no
     return None
 
 
-def _greedy(target: Any, loaded: Any, config: Any, calib: Any, budget: Budget, val: Validation, fp32: Any,
-            plain: tuple, work: Path, record: dict, progress: Progress) -> tuple[Any, float]:
+def _greedy(
+    target: Any,
+    loaded: Any,
+    config: Any,
+    calib: Any,
+    budget: Budget,
+    val: Validation,
+    fp32: Any,
+    plain: tuple,
+    work: Path,
+    record: dict,
+    progress: Progress,
+) -> tuple[Any, float]:
     """Keep one more layer in float at a time, the most harmful by a fresh diagnosis of the
     current model (an outlier breaks every layer after it; each fix shows the next), until the
     budget holds or max_float_layers is reached."""
@@ -140,8 +167,10 @@ def _greedy(target: Any, loaded: Any, config: Any, calib: Any, budget: Budget, v
         step = _next_layer(target, fp32, ranked, layers, nodes)
         if step is None:
             if not layers:
-                raise InputError(f"the {target.name} int8 model has no quantized layer that could be kept in float; "
-                                 "export fp32 or fp16 instead.")
+                raise InputError(
+                    f"the {target.name} int8 model has no quantized layer that could be kept in float; "
+                    "export fp32 or fp16 instead."
+                )
             break
         layers.append(step[0])
         nodes = step[1]
@@ -156,8 +185,17 @@ def _greedy(target: Any, loaded: Any, config: Any, calib: Any, budget: Budget, v
     _missed(target.name, val, best_acc, record, budget)
 
 
-def search(target: Any, loaded: Any, config: Any, calib: Any, budget: Budget, val: Validation, fp32: Any,
-           staging: Path, progress: Progress) -> Any:
+def search(
+    target: Any,
+    loaded: Any,
+    config: Any,
+    calib: Any,
+    budget: Budget,
+    val: Validation,
+    fp32: Any,
+    staging: Path,
+    progress: Progress,
+) -> Any:
     """Export `target` int8 into `staging` within the budget, or raise BudgetMissed."""
     import shutil
     import tempfile
@@ -167,19 +205,31 @@ def search(target: Any, loaded: Any, config: Any, calib: Any, budget: Budget, va
     work = Path(tempfile.mkdtemp(prefix=owned_prefix("budget", "work"), dir=staging.parent))
     try:
         plain = _attempt(target, loaded, config, calib, val, work, 0, progress)
-        record: dict[str, Any] = {"max_drop_pts": budget.max_drop, "validation": val.describe, "keras_accuracy": round(val.keras_accuracy, 3),
-                  "plain_int8_accuracy": round(plain[1], 3), "float_layers": [], "float_nodes": [], "tried": [],
-                  "sample_fingerprints": {"calibration": val.calibration_fingerprints,
-                                          "validation": val.fingerprints}}
+        record: dict[str, Any] = {
+            "max_drop_pts": budget.max_drop,
+            "validation": val.describe,
+            "keras_accuracy": round(val.keras_accuracy, 3),
+            "plain_int8_accuracy": round(plain[1], 3),
+            "float_layers": [],
+            "float_nodes": [],
+            "tried": [],
+            "sample_fingerprints": {"calibration": val.calibration_fingerprints, "validation": val.fingerprints},
+        }
         best, acc = plain
         if val.keras_accuracy - acc > budget.max_drop:
             best, acc = _greedy(target, loaded, config, calib, budget, val, fp32, plain, work, record, progress)
             record["latency"] = _latency_cost(target, plain[0].path, best)
         n = len(record["float_layers"])
-        record.update(accuracy=round(acc, 3), drop_pts=round(val.keras_accuracy - acc, 3), reason=(
-            "plain int8 meets the budget" if not n else
-            f"plain int8 lost {val.keras_accuracy - plain[1]:.2f} points; kept {n} layers in float, each the most "
-            f"harmful by a fresh diagnosis, until the drop was within {budget.max_drop} points"))
+        record.update(
+            accuracy=round(acc, 3),
+            drop_pts=round(val.keras_accuracy - acc, 3),
+            reason=(
+                "plain int8 meets the budget"
+                if not n
+                else f"plain int8 lost {val.keras_accuracy - plain[1]:.2f} points; kept {n} layers in float, each the most "
+                f"harmful by a fresh diagnosis, until the drop was within {budget.max_drop} points"
+            ),
+        )
         for f in best.files:
             shutil.move(str(best.path / f), str(staging / f))
         best.path = staging
@@ -226,4 +276,5 @@ def _missed(target: str, val: Validation, best_acc: float, record: dict, budget:
     raise BudgetMissed(
         f"{target} int8 misses the accuracy budget: best drop {val.keras_accuracy - best_acc:.2f} points "
         f"(budget {budget.max_drop}) with {len(tried)} layers in float ({', '.join(tried) or 'none'}); "
-        "raise --max-acc-drop or --max-float-layers, or export fp16/fp32.")
+        "raise --max-acc-drop or --max-float-layers, or export fp16/fp32."
+    )

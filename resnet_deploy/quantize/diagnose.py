@@ -7,6 +7,7 @@ activation of that layer: SQNR, cosine, max error relative to the peak, and the 
 adds on its own (its SQNR drop below the worst of the layers that feed it). Statistics are
 streamed sample by sample: one sample's intermediates are held at a time.
 """
+
 from __future__ import annotations
 
 import math
@@ -40,8 +41,7 @@ class _Stats:
     def result(self) -> dict:
         sqnr = math.inf if self.noise == 0 else 10 * math.log10(self.signal / self.noise) if self.signal else -math.inf
         den = math.sqrt(self.nr * self.no)
-        return {"sqnr_db": sqnr, "cosine": self.dot / den if den else 1.0,
-                "max_rel": self.max_err / (self.peak or 1.0)}
+        return {"sqnr_db": sqnr, "cosine": self.dot / den if den else 1.0, "max_rel": self.max_err / (self.peak or 1.0)}
 
 
 def _nsr(sqnr_db: float) -> float:
@@ -76,12 +76,13 @@ def diagnose_backend(model: Any, target: str, fp32: Any, int8_file: Any, x: np.n
     order = [layer.name for layer in layermap.computing_layers(model)]
     keras_run, probe = layermap.keras_probe(model), layermap.open_probe(target, int8_file)
     first, first_got = keras_run(x[:1]), probe(x[:1])
-    lm = layermap.build(f"{target}/int8", first, first_got, order, exact=False,
-                        only=_fp32_layers(target, fp32, first, x, order))
+    lm = layermap.build(
+        f"{target}/int8", first, first_got, order, exact=False, only=_fp32_layers(target, fp32, first, x, order)
+    )
     stats = {name: _Stats() for name in lm.layers}
     scales = {name: layermap.channel_scale(first[name]) for name in lm.layers}  # every channel counts alike
     for i in range(len(x)):  # one sample's intermediates at a time
-        ref, got = (first, first_got) if i == 0 else (keras_run(x[i:i + 1]), probe(x[i:i + 1]))
+        ref, got = (first, first_got) if i == 0 else (keras_run(x[i : i + 1]), probe(x[i : i + 1]))
         for name, rec in lm.layers.items():
             view = layermap.as_layout(got[rec["tensor"]], ref[name], rec["layout"])
             stats[name].add(ref[name] / scales[name], view / scales[name])
@@ -93,9 +94,17 @@ def _summarise(model: Any, lm: Any, results: dict[str, dict], sqnr_limit: float)
     for name, rec in lm.layers.items():
         r = results[name]
         added = max(0.0, _nsr(r["sqnr_db"]) - _feed_nsr(name, results, model, set()))
-        layers.append({"layer": name, "class": type(model.get_layer(name)).__name__, "tensor": rec["tensor"],
-                       "sqnr_db": round(r["sqnr_db"], 3), "cosine": round(r["cosine"], 6),
-                       "max_rel": round(r["max_rel"], 6), "added_noise_pct": round(100 * added, 4)})
+        layers.append(
+            {
+                "layer": name,
+                "class": type(model.get_layer(name)).__name__,
+                "tensor": rec["tensor"],
+                "sqnr_db": round(r["sqnr_db"], 3),
+                "cosine": round(r["cosine"], 6),
+                "max_rel": round(r["max_rel"], 6),
+                "added_noise_pct": round(100 * added, 4),
+            }
+        )
     bad = [lay["layer"] for lay in layers if lay["sqnr_db"] < sqnr_limit] + list(lm.lost)
     first = min(bad, key=lambda n: [layer.name for layer in model.layers].index(n)) if bad else None
     ranked = [lay["layer"] for lay in sorted(layers, key=lambda lay: -lay["added_noise_pct"])]

@@ -1,5 +1,6 @@
 """The `diagnose` command: the fp32 and int8 artifacts of each backend (reused or exported) and
 diagnose.py's per-layer comparison on N inputs, written to OUT/<model>/diagnose.json."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -27,12 +28,22 @@ def run_diagnose(req: Any, progress: Progress | None = None) -> dict:
     if bad:
         raise InputError(f"diagnose does not support target {bad[0]!r}; it supports {', '.join(probed)}.")
     loaded, ws = load(req.model, req.options, progress, req.data), Workspace(req.out)
-    ds = from_spec(data_source(req.data, loaded.ref, "--data"), loaded.model.input_shape, size=req.n,
-                   digits_split="test", spec=loaded.spec)
+    ds = from_spec(
+        data_source(req.data, loaded.ref, "--data"),
+        loaded.model.input_shape,
+        size=req.n,
+        digits_split="test",
+        spec=loaded.spec,
+    )
     x, _ = ds.arrays()
-    result: dict = {"model": loaded.name, "samples": int(len(x)), "sqnr_limit_db": req.sqnr_limit,
-                    "data": ds.describe(), "layers": [layer.name for layer in layermap.computing_layers(loaded.model)],
-                    "backends": {}}
+    result: dict = {
+        "model": loaded.name,
+        "samples": int(len(x)),
+        "sqnr_limit_db": req.sqnr_limit,
+        "data": ds.describe(),
+        "layers": [layer.name for layer in layermap.computing_layers(loaded.model)],
+        "backends": {},
+    }
     for t in req.targets:
         f32 = ensure_artifact(ws, loaded, t, "fp32", progress)
         i8 = ensure_artifact(ws, loaded, t, "int8", progress)

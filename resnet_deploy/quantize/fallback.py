@@ -7,6 +7,7 @@ puts the tensor back through an int8 quantizer with the same broken range. Names
 backend's fp32 artifact (its manifest's exact layer map, and the graph in its model file), in
 the backend's own naming: TFLite op output tensor names (QuantizationDebugger's denylisted
 nodes), ONNX node names (ORT's nodes_to_exclude), OpenVINO op names (NNCF's IgnoredScope)."""
+
 from __future__ import annotations
 
 import functools
@@ -25,8 +26,10 @@ def tensor_of(layer_map: dict, layer: str) -> str:
     layers, folded, seen = layer_map.get("layers") or {}, layer_map.get("folded") or {}, set()
     while layer not in layers:
         if layer in seen or layer not in folded:
-            raise InputError(f"layer {layer!r} is not in the fp32 artifact's layer map; "
-                             "name a layer that computes something (see `diagnose`).")
+            raise InputError(
+                f"layer {layer!r} is not in the fp32 artifact's layer map; "
+                "name a layer that computes something (see `diagnose`)."
+            )
         seen.add(layer)
         layer = folded[layer]
     return layers[layer].rsplit("#", 1)[0] if "#" in layers[layer] else layers[layer]
@@ -50,18 +53,24 @@ def float_nodes(target: str, fp32: Any, layers: list[str]) -> tuple[str, ...]:
     from resnet_deploy.backend.target import get_target, targets_with
 
     if not get_target(target).has("float_graph"):
-        raise InputError(f"keeping layers in float is not supported for target {target!r}; "
-                         f"it is for {', '.join(targets_with('float_graph'))}.")
+        raise InputError(
+            f"keeping layers in float is not supported for target {target!r}; "
+            f"it is for {', '.join(targets_with('float_graph'))}."
+        )
     if "layers" not in layer_map:
-        raise ExportError(f"the {target} fp32 artifact at {fp32.path} has no layer map "
-                          f"({layer_map.get('error', 'none recorded')}); re-export it with `export --precision fp32`.")
+        raise ExportError(
+            f"the {target} fp32 artifact at {fp32.path} has no layer map "
+            f"({layer_map.get('error', 'none recorded')}); re-export it with `export --precision fp32`."
+        )
     producer, consumers = _graph(target, str(fp32.model_file), fp32.model_file.stat().st_mtime_ns)
     names: list[str] = []
     for layer in layers:
         tensor = tensor_of(layer_map, layer)
         if tensor not in producer:
-            raise ExportError(f"the {target} fp32 graph has no tensor {tensor!r} for layer {layer!r}; "
-                              "re-export fp32 with this version.")
+            raise ExportError(
+                f"the {target} fp32 graph has no tensor {tensor!r} for layer {layer!r}; "
+                "re-export fp32 with this version."
+            )
         for node in [producer[tensor], *consumers.get(tensor, [])]:
             if node not in names:
                 names.append(node)

@@ -1,5 +1,6 @@
 """The report's charts (matplotlib, Agg): latency, speed-up, accuracy against latency, throughput
 per batch size, time per Keras layer, int8 SQNR per layer."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -46,8 +47,9 @@ def _speedup_chart(rows: list[dict], dest: Path) -> tuple[str, str]:
     fig, ax = plt.subplots(figsize=(max(6, 0.8 * len(rows)), 4))
     ax.bar(range(len(rows)), [r["speedup_vs_keras"] for r in rows], color="tab:green")
     ax.axhline(1.0, color="gray", lw=1)
-    ax.set_xticks(range(len(rows)), [_label(r["backend"], r["precision"], r["threads"]) for r in rows],
-                  rotation=45, ha="right")
+    ax.set_xticks(
+        range(len(rows)), [_label(r["backend"], r["precision"], r["threads"]) for r in rows], rotation=45, ha="right"
+    )
     ax.set_ylabel("speed-up over Keras fp32 (p50)")
     ax.set_title("Speed-up over Keras fp32 at the same thread count")
     _save(fig, dest / "speedup.png")
@@ -86,8 +88,14 @@ def _accuracy_chart(parity: dict, points: list, dest: Path) -> tuple[str, str]:
     return "accuracy_vs_latency.png", f"{metric} against p50 latency, per backend and precision"
 
 
-def _layer_lines(order: list[str], series: dict[str, dict[str, float]], ylabel: str, title: str,
-                 path: Path, limit: float | None = None) -> None:
+def _layer_lines(
+    order: list[str],
+    series: dict[str, dict[str, float]],
+    ylabel: str,
+    title: str,
+    path: Path,
+    limit: float | None = None,
+) -> None:
     """One line per backend over the Keras layers in graph order (a layer a backend lacks is skipped)."""
     import matplotlib.pyplot as plt
 
@@ -106,10 +114,18 @@ def _layer_lines(order: list[str], series: dict[str, dict[str, float]], ylabel: 
 
 def _sqnr_chart(diag: dict, dest: Path) -> tuple[str, str]:
     """SQNR per Keras layer, one line per backend (lost layers drawn at 0 dB)."""
-    series = {b: {**{lay["layer"]: lay["sqnr_db"] for lay in r["layers"]}, **{n: 0.0 for n in r.get("lost", [])}}
-              for b, r in diag["backends"].items()}
-    _layer_lines(diag["layers"], series, "int8 vs Keras fp32 SQNR (dB)", f"{diag['model']}: int8 SQNR per Keras layer",
-                 dest / "sqnr_per_layer.png", diag["sqnr_limit_db"])
+    series = {
+        b: {**{lay["layer"]: lay["sqnr_db"] for lay in r["layers"]}, **{n: 0.0 for n in r.get("lost", [])}}
+        for b, r in diag["backends"].items()
+    }
+    _layer_lines(
+        diag["layers"],
+        series,
+        "int8 vs Keras fp32 SQNR (dB)",
+        f"{diag['model']}: int8 SQNR per Keras layer",
+        dest / "sqnr_per_layer.png",
+        diag["sqnr_limit_db"],
+    )
     return "sqnr_per_layer.png", "int8 SQNR per Keras layer and backend (diagnose); lost layers at 0 dB"
 
 
@@ -150,8 +166,12 @@ def _throughput_chart(result: dict, dest: Path) -> tuple[str, str]:
     fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(names)), 4))
     for j, b in enumerate(batches):
         got = {_label(r["backend"], r["precision"], r["threads"]): r["throughput"] for r in rows if r["batch"] == b}
-        ax.bar([i + (j - (len(batches) - 1) / 2) * width for i in range(len(names))],
-               [got.get(n, 0.0) for n in names], width=width, label=f"batch {b}")
+        ax.bar(
+            [i + (j - (len(batches) - 1) / 2) * width for i in range(len(names))],
+            [got.get(n, 0.0) for n in names],
+            width=width,
+            label=f"batch {b}",
+        )
     ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
     ax.set_ylabel("inferences / s")
     ax.set_title(f"{result['model']}: throughput with requests in flight on every stream")
@@ -162,8 +182,11 @@ def _throughput_chart(result: dict, dest: Path) -> tuple[str, str]:
 
 def _profile_chart(profile: dict, dest: Path) -> tuple[str, str]:
     """Share of the time per Keras layer, one line per backend."""
-    series = {k: {r["layer"]: r["pct"] for r in b["layers"]} for k, b in profile["backends"].items() if b.get("supported")}
+    series = {
+        k: {r["layer"]: r["pct"] for r in b["layers"]} for k, b in profile["backends"].items() if b.get("supported")
+    }
     order = list(dict.fromkeys(layer for got in series.values() for layer in got))
-    _layer_lines(order, series, "share of the time (%)", f"{profile['model']}: time per Keras layer",
-                 dest / "time_per_layer.png")
+    _layer_lines(
+        order, series, "share of the time (%)", f"{profile['model']}: time per Keras layer", dest / "time_per_layer.png"
+    )
     return "time_per_layer.png", "share of the inference time per Keras layer and backend (bench --profile)"

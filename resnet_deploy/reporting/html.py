@@ -1,6 +1,7 @@
 """The `report` command: an offline HTML page (charts inlined) and report.md from the model's
 last results, found through the workspace: parity, latency, throughput, per-layer profile and
 diagnose tables, and the charts of report_charts.py."""
+
 from __future__ import annotations
 
 import base64
@@ -12,8 +13,13 @@ from resnet_deploy.errors import InputError
 from resnet_deploy.store.fsutil import publish_dir, staging_dir, write_text_atomic
 from resnet_deploy.models.source import ModelRef
 from resnet_deploy.evaluate.parity import ParityReport
-from resnet_deploy.reporting.markdown import (diagnose_markdown, latency_markdown, parity_markdown, profile_markdown,
-                                  throughput_markdown)
+from resnet_deploy.reporting.markdown import (
+    diagnose_markdown,
+    latency_markdown,
+    parity_markdown,
+    profile_markdown,
+    throughput_markdown,
+)
 from resnet_deploy.reporting.charts import plots
 from resnet_deploy.requests import ReportRequest
 from resnet_deploy.store.workspace import Workspace
@@ -27,11 +33,21 @@ def _md_table_to_html(md: str) -> str:
     def flush() -> None:
         if not table:
             return
-        rows = [[html.escape(c.strip()) for c in ln.strip().strip("|").split("|")] for ln in table
-                if not ln.startswith("|---")]
-        out.append("<table><thead><tr>" + "".join(f"<th>{c}</th>" for c in rows[0]) + "</tr></thead><tbody>"
-                   + "".join("<tr>" + "".join(f"<td class='{'fail' if c.startswith('FAIL') else ''}'>{c}</td>"
-                                              for c in r) + "</tr>" for r in rows[1:]) + "</tbody></table>")
+        rows = [
+            [html.escape(c.strip()) for c in ln.strip().strip("|").split("|")]
+            for ln in table
+            if not ln.startswith("|---")
+        ]
+        out.append(
+            "<table><thead><tr>"
+            + "".join(f"<th>{c}</th>" for c in rows[0])
+            + "</tr></thead><tbody>"
+            + "".join(
+                "<tr>" + "".join(f"<td class='{'fail' if c.startswith('FAIL') else ''}'>{c}</td>" for c in r) + "</tr>"
+                for r in rows[1:]
+            )
+            + "</tbody></table>"
+        )
         table.clear()
 
     for ln in md.splitlines():
@@ -53,21 +69,27 @@ th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}td.fail{colo
 figure{margin:1em 0}img{max-width:100%;border:1px solid #eee}"""
 
 # The tiny script only marks, for tests and people, that every chart decoded.
-_SCRIPT = ("<script>window.addEventListener('load',()=>{const i=[...document.images];"
-           "document.body.dataset.imagesOk=String(i.filter(x=>x.complete&&x.naturalWidth>0).length);"
-           "document.body.dataset.imagesTotal=String(i.length);});</script>")
+_SCRIPT = (
+    "<script>window.addEventListener('load',()=>{const i=[...document.images];"
+    "document.body.dataset.imagesOk=String(i.filter(x=>x.complete&&x.naturalWidth>0).length);"
+    "document.body.dataset.imagesTotal=String(i.length);});</script>"
+)
 
 
 def _page(model: str, sections_md: list[str], plots: list[tuple[str, str]], dest: Path) -> str:
     figs = []
     for name, cap in plots:
         data = base64.b64encode((dest / name).read_bytes()).decode()
-        figs.append(f"<figure><img alt='{html.escape(cap)}' src='data:image/png;base64,{data}'>"
-                    f"<figcaption>{html.escape(cap)}</figcaption></figure>")
+        figs.append(
+            f"<figure><img alt='{html.escape(cap)}' src='data:image/png;base64,{data}'>"
+            f"<figcaption>{html.escape(cap)}</figcaption></figure>"
+        )
     body = "\n".join(_md_table_to_html(s) for s in sections_md)
     title = f"resnet-deploy report: {html.escape(model)}"
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title><style>{_CSS}</style></head>"
-            f"<body><h1>{title}</h1>\n{body}\n" + "\n".join(figs) + _SCRIPT + "</body></html>\n")
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title><style>{_CSS}</style></head>"
+        f"<body><h1>{title}</h1>\n{body}\n" + "\n".join(figs) + _SCRIPT + "</body></html>\n"
+    )
 
 
 def render(results: dict[str, dict | None], dest: Path) -> dict[str, Any]:
@@ -75,20 +97,35 @@ def render(results: dict[str, dict | None], dest: Path) -> dict[str, Any]:
     into dest, built in a staging folder and swapped in whole. results: the model's parity,
     bench, throughput, diagnose and profile results (any may be None)."""
     model = next((r["model"] for r in results.values() if r), "model")
-    parts = (("parity", lambda d: parity_markdown(ParityReport.from_dict(d))), ("bench", latency_markdown),
-             ("throughput", throughput_markdown), ("profile", profile_markdown), ("diagnose", diagnose_markdown))
+    parts = (
+        ("parity", lambda d: parity_markdown(ParityReport.from_dict(d))),
+        ("bench", latency_markdown),
+        ("throughput", throughput_markdown),
+        ("profile", profile_markdown),
+        ("diagnose", diagnose_markdown),
+    )
     sections_md = [render_md(cast(dict, results[k])) for k, render_md in parts if results.get(k)]
     with staging_dir(dest) as staging:
         made = plots(results, staging)
-        write_text_atomic(staging / "report.md", f"# resnet-deploy report: {model}\n\n" + "\n".join(sections_md)
-                          + "\n" + "\n".join(f"![{cap}]({name})\n" for name, cap in made))
+        write_text_atomic(
+            staging / "report.md",
+            f"# resnet-deploy report: {model}\n\n"
+            + "\n".join(sections_md)
+            + "\n"
+            + "\n".join(f"![{cap}]({name})\n" for name, cap in made),
+        )
         write_text_atomic(staging / "index.html", _page(model, sections_md, made, staging))
         publish_dir(staging, dest)
     return {"html": str(dest / "index.html"), "markdown": str(dest / "report.md"), "images": [n for n, _ in made]}
 
 
-RESULT_FILES = {"parity": "parity.json", "bench": "bench.json", "throughput": "throughput.json",
-                "profile": "profile.json", "diagnose": "diagnose.json"}
+RESULT_FILES = {
+    "parity": "parity.json",
+    "bench": "bench.json",
+    "throughput": "throughput.json",
+    "profile": "profile.json",
+    "diagnose": "diagnose.json",
+}
 
 
 def write_report(req: ReportRequest) -> dict[str, Any]:
@@ -97,10 +134,13 @@ def write_report(req: ReportRequest) -> dict[str, Any]:
     name = ModelRef(req.model).workspace_name
     results = {kind: ws.read_result(ws.model_dir(name) / file, kind) for kind, file in RESULT_FILES.items()}
     if not any(results.values()):
-        raise InputError(f"No {', '.join(RESULT_FILES.values())} under {str(ws.model_dir(name))!r}; run "
-                         f"`parity --model {req.model}`, `bench` or `diagnose` first.")
+        raise InputError(
+            f"No {', '.join(RESULT_FILES.values())} under {str(ws.model_dir(name))!r}; run "
+            f"`parity --model {req.model}`, `bench` or `diagnose` first."
+        )
     try:
         return render(results, req.dest or ws.report_dir(name))
     except (KeyError, TypeError, ValueError) as e:
-        raise InputError(f"the results under {str(ws.model_dir(name))!r} are incomplete ({e}); "
-                         "re-run `parity` and `bench`.") from e
+        raise InputError(
+            f"the results under {str(ws.model_dir(name))!r} are incomplete ({e}); re-run `parity` and `bench`."
+        ) from e

@@ -6,6 +6,7 @@ the sha256 of every file, selftest.py and rd_portable/ (the numpy-only core it r
 device needs only Python, numpy and the runtime. An artifact that breaks its tolerance on the
 host is not packaged. Deploying bundles is deploy.py.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -49,17 +50,31 @@ def _host_check(a: Artifact, ref: Reference, req: PackageRequest, tol: Any, prog
 
     name = f"{a.target}/{a.precision.value}"
     with get_target(a.target).runner(a, threads=req.threads) as r:
-        report = evaluate(ref.meta["model"], ref.x, ref.labels, ref.outputs, ref.meta["keras"],
-                          [Candidate(name, a.precision.value, r, str(a.path))], {a.precision.value: tol},
-                          progress=progress)
+        report = evaluate(
+            ref.meta["model"],
+            ref.x,
+            ref.labels,
+            ref.outputs,
+            ref.meta["keras"],
+            [Candidate(name, a.precision.value, r, str(a.path))],
+            {a.precision.value: tol},
+            progress=progress,
+        )
     res = report.results[0]
     if res.breaches:
-        raise ParityError(f"{name} breaks its tolerance on the host ({'; '.join(map(str, res.breaches))}); "
-                          "not packaging an artifact that fails parity.")
+        raise ParityError(
+            f"{name} breaks its tolerance on the host ({'; '.join(map(str, res.breaches))}); "
+            "not packaging an artifact that fails parity."
+        )
     with progress.step(f"timing {name} on the host"):
         lat = run_in_subprocess(BenchJob("artifact", req.threads, 1, artifact=str(a.path)))
-    return {"threads": req.threads, "cpu": cpu_info(), "runtime": res.info, "parity": res.metrics.to_dict(),
-            "latency": {k: lat[k] for k in HOST_LATENCY_KEYS}}
+    return {
+        "threads": req.threads,
+        "cpu": cpu_info(),
+        "runtime": res.info,
+        "parity": res.metrics.to_dict(),
+        "latency": {k: lat[k] for k in HOST_LATENCY_KEYS},
+    }
 
 
 def _copy_payload(a: Artifact, ref: Reference, bundle: Path) -> list[str]:
@@ -75,24 +90,38 @@ def _copy_payload(a: Artifact, ref: Reference, bundle: Path) -> list[str]:
     return [*a.files, C.REFERENCE, C.SELFTEST, *(f"{C.PORTABLE_DIR}/{f}" for f in portable_files)]
 
 
-def _write_manifest(bundle: Path, a: Artifact, files: list[str], ref: Reference, tol: Any, host: dict,
-                    preprocessing: dict | None) -> dict:
+def _write_manifest(
+    bundle: Path, a: Artifact, files: list[str], ref: Reference, tol: Any, host: dict, preprocessing: dict | None
+) -> dict:
     from resnet_deploy.store.artifact import sha256_file
 
     m = {k: v for k, v in a.manifest.items() if k != "files"}
     manifest = {
-        **m, "preprocessing": preprocessing, "schema_version": C.SCHEMA_VERSION, "bundle": bundle.name, "model_file": a.files[0],
+        **m,
+        "preprocessing": preprocessing,
+        "schema_version": C.SCHEMA_VERSION,
+        "bundle": bundle.name,
+        "model_file": a.files[0],
         "files": {f: {"sha256": sha256_file(bundle / f), "bytes": (bundle / f).stat().st_size} for f in files},
         "tolerance": asdict(tol),
         "reference": {"samples": int(len(ref.x)), "data": ref.meta["data"], "keras": ref.meta["keras"]},
-        "host": host, "packaged_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+        "host": host,
+        "packaged_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
     write_json_atomic(bundle / C.MANIFEST, manifest)
     write_text_atomic(bundle / C.MANIFEST_SUM, f"{sha256_file(bundle / C.MANIFEST)}  {C.MANIFEST}\n")
     return manifest
 
 
-def _write_bundle(a: Artifact, ref: Reference, tol: Any, host: dict, out_dir: Path, preprocessing: dict | None,
-                  sign_key: Path | None = None) -> dict:
+def _write_bundle(
+    a: Artifact,
+    ref: Reference,
+    tol: Any,
+    host: dict,
+    out_dir: Path,
+    preprocessing: dict | None,
+    sign_key: Path | None = None,
+) -> dict:
     """Build the bundle and its tarball in staging, then publish both."""
     name = bundle_name(ref.meta["model"], a.target, a.precision.value)
     final_dir, final_tar = out_dir / name, out_dir / f"{name}.tar.gz"
@@ -109,8 +138,15 @@ def _write_bundle(a: Artifact, ref: Reference, tol: Any, host: dict, out_dir: Pa
             tar.add(bundle, arcname=name)
         (staging / f"{name}.tar.gz").replace(final_tar)
         publish_dir(bundle, final_dir)
-    return {"target": a.target, "precision": a.precision.value, "bundle": str(final_dir), "tarball": str(final_tar),
-            "bytes": final_tar.stat().st_size, "host": manifest["host"], "signed": sign_key is not None}
+    return {
+        "target": a.target,
+        "precision": a.precision.value,
+        "bundle": str(final_dir),
+        "tarball": str(final_tar),
+        "bytes": final_tar.stat().st_size,
+        "host": manifest["host"],
+        "signed": sign_key is not None,
+    }
 
 
 def package(req: PackageRequest, progress: Progress | None = None) -> list[dict[str, Any]]:

@@ -4,10 +4,10 @@ OpenSSH client), run its self-test there and put the device's numbers next to th
 No local shell is involved (every command is an argument list); the remote command is quoted
 with shlex for the device's shell.
 """
+
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import shutil
 import subprocess
@@ -16,12 +16,12 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from resnet_deploy.errors import DeployError, DeviceMismatch, DiskFull, InputError
+from resnet_deploy.errors import DeployError, DeviceMismatch, InputError
 from resnet_deploy.portable.constants import MANIFEST, SELFTEST
 from resnet_deploy.portable.metrics import breach_text
 from resnet_deploy.requests import DeployRequest
+from resnet_deploy.ship.ssh import SshDevice, _publish_on_device, device_paths, parse_ssh_url
 from resnet_deploy.ship.unpack import open_bundle
 
 
@@ -51,11 +51,22 @@ def _parse_selftest(stdout: str, stderr: str, code: int, where: str) -> dict:
     raise DeployError(f"the self-test on {where} printed no result (exit {code}): {tail[:300]}")
 
 
-def _selftest_args(script: str, bundle: str, threads: int | None, protocol: dict | None,
-                   allow_mismatch: bool = False, verify_key: str | None = None) -> list[str]:
+def _selftest_args(
+    script: str,
+    bundle: str,
+    threads: int | None,
+    protocol: dict | None,
+    allow_mismatch: bool = False,
+    verify_key: str | None = None,
+) -> list[str]:
     """The self-test's command line; verify_key is the public key's path on the device."""
-    args = [script, "--bundle", bundle, *(["--allow-profile-mismatch"] if allow_mismatch else []),
-            *(["--verify-key", verify_key] if verify_key else [])]
+    args = [
+        script,
+        "--bundle",
+        bundle,
+        *(["--allow-profile-mismatch"] if allow_mismatch else []),
+        *(["--verify-key", verify_key] if verify_key else []),
+    ]
     if threads:
         args += ["--threads", str(threads)]
     for key in ("warmup_s", "seconds"):
@@ -72,8 +83,9 @@ def _check_device(probed: subprocess.CompletedProcess, where: str, manifest: dic
         facts = json.loads(probed.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
         tail = (probed.stderr.strip().splitlines() or ["no output"])[-1]
-        raise DeployError(f"could not probe {where} with its Python (exit {probed.returncode}): {tail[:200]}; "
-                          "check --python.") from None
+        raise DeployError(
+            f"could not probe {where} with its Python (exit {probed.returncode}): {tail[:200]}; check --python."
+        ) from None
     try:
         check_profile(manifest.get("device_profile"), allow, device=facts)
     except ProfileMismatch as e:
@@ -88,9 +100,16 @@ def _local_python(python: str | None) -> str:
     return py
 
 
-def deploy_local(bundle: Path, dest: Path, python: str | None = None, threads: int | None = None,
-                 protocol: dict | None = None, timeout: float = 900, allow_mismatch: bool = False,
-                 verify_key: Path | None = None) -> dict:
+def deploy_local(
+    bundle: Path,
+    dest: Path,
+    python: str | None = None,
+    threads: int | None = None,
+    protocol: dict | None = None,
+    timeout: float = 900,
+    allow_mismatch: bool = False,
+    verify_key: Path | None = None,
+) -> dict:
     """Probe this machine with the device's Python, copy the bundle into dest/<name> (staged,
     then renamed into place) and run its self-test there (checking the signature too with
     `verify_key` if the device's Python has model-signing)."""
@@ -108,8 +127,13 @@ def deploy_local(bundle: Path, dest: Path, python: str | None = None, threads: i
         publish_dir(staging / bundle.name, dest)
     try:
         key = str(Path(verify_key).resolve()) if verify_key else None
-        proc = subprocess.run([py, *_selftest_args(str(dest / SELFTEST), str(dest), threads, protocol, allow_mismatch, key)],
-                              capture_output=True, text=True, timeout=timeout, cwd=dest)
+        proc = subprocess.run(
+            [py, *_selftest_args(str(dest / SELFTEST), str(dest), threads, protocol, allow_mismatch, key)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=dest,
+        )
     except subprocess.TimeoutExpired:
         raise DeployError(f"the self-test in {str(dest)!r} did not finish within {timeout:.0f} s.") from None
     return {**_parse_selftest(proc.stdout, proc.stderr, proc.returncode, str(dest)), "probe": facts}
@@ -119,136 +143,18 @@ def _manifest(bundle: Path) -> dict:
     return json.loads((bundle / MANIFEST).read_text())  # verified by open_bundle
 
 
-def parse_ssh_url(url: str) -> tuple[str, int | None, str]:
-    """ssh://user@host:port/path -> ("user@host", port, "/path"); the port is None when the URL
-    names none, so ssh's own config (an alias's Port) decides."""
-    u = urlsplit(url)
-    if u.scheme != "ssh" or not u.hostname or not u.path or u.path == "/":
-        raise InputError(f"--to {url!r} is not ssh://[user@]host[:port]/path; e.g. ssh://pi@10.0.0.7:22/home/pi/models.")
-    try:
-        port = u.port
-    except ValueError:
-        raise InputError(f"--to {url!r} has an invalid port.") from None
-    dest = f"{u.username}@{u.hostname}" if u.username else u.hostname
-    if dest.startswith("-") or any(c.isspace() for c in dest):
-        raise InputError(f"--to {url!r}: the user or host {dest!r} is not an SSH address; e.g. ssh://pi@10.0.0.7/home/pi/models.")
-    return dest, port, device_folder(u.path, "--to's folder")
-
-
-def device_folder(path: str, what: str) -> str:
-    """A folder on a device: absolute and made of safe characters only (it reaches the device's
-    shell through scp's classic protocol and Ansible's templating), else one line naming the
-    character."""
-    from resnet_deploy.portable.names import UnsafeName, check_folder
-
-    try:
-        return check_folder(path, what)
-    except UnsafeName as e:
-        raise InputError(f"{e}; choose another folder.") from None
-
-
-class SshDevice:
-    """One device reached with the OpenSSH client. BatchMode means no password prompts: use a key."""
-
-    def __init__(self, url: str, ssh_args: list[str], connect_timeout: int) -> None:
-        """`ssh_args`: the user's own (DeployRequest.ssh_args: -F, -i, -o), after our defaults."""
-        self.host, port, self.path = parse_ssh_url(url)
-        self.where = f"{self.host}:{port}" if port else self.host
-        self.opts = ["-o", "BatchMode=yes", "-o", f"ConnectTimeout={connect_timeout}",
-                     "-o", "StrictHostKeyChecking=accept-new", "-o", "ServerAliveInterval=5",
-                     "-o", "ServerAliveCountMax=3", *ssh_args]
-        self.port = [str(port)] if port else []  # no port in the URL: ssh_config's Port, else 22
-        # a step that only talks to sshd: connect (<= connect_timeout) plus a few round trips
-        self.step_limit = connect_timeout + 20
-        for tool in ("ssh", "scp"):
-            if shutil.which(tool) is None:
-                raise DeployError(f"the OpenSSH client ({tool}) is not installed; apt-get install openssh-client.")
-
-    def run(self, cmd: list[str], step: str, limit: float) -> subprocess.CompletedProcess:
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=limit)
-        except subprocess.TimeoutExpired:
-            raise DeployError(f"{step} on {self.where} did not finish within {limit:.0f} s; "
-                              "is the device reachable?") from None
-        if proc.returncode == 255:  # ssh's own failure: connection, auth, host key
-            tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-            raise DeployError(f"cannot reach {self.where} over SSH ({tail[:200]}); check the address, port, key "
-                              "and that sshd runs.")
-        return proc
-
-    def ssh(self, remote_command: str, step: str, limit: float) -> subprocess.CompletedProcess:
-        return self.run(["ssh", *(["-p", *self.port] if self.port else []), *self.opts, "--", self.host, remote_command], step, limit)
-
-    def copy(self, local: Path, remote: str, limit: float) -> None:
-        """scp -r local to remote on the device (a folder ending in / or a file's path); the classic
-        protocol (-O) as a retry for devices without an sftp subsystem (dropbear, minimal images:
-        OpenSSH 9's scp speaks SFTP)."""
-        scp = ["scp", "-q", "-r", *(["-P", *self.port] if self.port else []), *self.opts, "--", str(local.resolve()), f"{self.host}:{remote}"]
-        try:
-            proc = self.run(scp, "copying the bundle", limit)
-        except DeployError:
-            proc = self.run([scp[0], "-O", *scp[1:]], "copying the bundle (classic scp protocol)", limit)
-        if proc.returncode != 0:
-            said = "; ".join(ln.strip() for ln in proc.stderr.strip().splitlines())[:200]
-            full = self.full_disk(local)
-            raise (DiskFull if full else DeployError)(f"copying the bundle to {self.where}:{self.path} failed{full}: {said}")
-
-    def full_disk(self, local: Path) -> str:
-        """" (the device's disk is full: ...)" when df on the device says the bundle does not fit."""
-        need = sum(p.stat().st_size for p in local.rglob("*") if p.is_file()) // 1024 + 1
-        proc = self.ssh(f"df -Pk {shlex.quote(self.path)} | tail -n 1", "checking free space", self.step_limit)
-        fields = proc.stdout.split()
-        free = int(fields[3]) if proc.returncode == 0 and len(fields) > 3 and fields[3].isdigit() else None
-        if free is None or free >= need:
-            return ""
-        return f" (the device's disk is full: {free} KiB free, the bundle needs {need} KiB; free space there)"
-
-
-def device_paths(base: str, name: str, tag: str) -> dict[str, str]:
-    """Where a bundle goes on a device: its final folder, a staging folder beside it (removed
-    whatever happens) and the place the previous version waits while the new one moves in."""
-    base = base.rstrip("/") or "/"
-    return {"final": f"{base}/{name}", "staging": f"{base}/.{name}.partial-{tag}", "old": f"{base}/.{name}.old-{tag}",
-            "key": f"{base}/{name}.verify-key.pub"}  # the public key the self-test checks the signature with
-
-
-def prepare_command(paths: dict[str, str]) -> str:
-    return f"rm -rf {shlex.quote(paths['staging'])} && mkdir -p {shlex.quote(paths['staging'])}"
-
-
-def cleanup_command(paths: dict[str, str]) -> str:
-    return f"rm -rf {shlex.quote(paths['staging'])}"
-
-
-def swap_command(paths: dict[str, str], name: str) -> str:
-    """Move staging/<name> into place; the previous version is removed only once the new one is in."""
-    q = {k: shlex.quote(v) for k, v in {**paths, "staged": f"{paths['staging']}/{name}"}.items()}
-    return (f"rm -rf {q['old']} && {{ [ ! -e {q['final']} ] || mv {q['final']} {q['old']}; }} && "
-            f"mv {q['staged']} {q['final']} && rm -rf {q['staging']} {q['old']}")
-
-
-def _publish_on_device(dev: SshDevice, bundle: Path) -> str:
-    """Copy into a staging folder beside the bundle's place on the device, then swap it in: a
-    failed copy (full disk, dropped link) is removed and leaves the previous bundle as it was."""
-    paths = device_paths(dev.path, bundle.name, str(os.getpid()))
-    proc = dev.ssh(prepare_command(paths), "preparing the folder", dev.step_limit)
-    if proc.returncode != 0:
-        raise DeployError(f"could not create {dev.path!r} on {dev.where}: {proc.stderr.strip()[:200]}")
-    try:
-        dev.copy(bundle, paths["staging"] + "/", dev.step_limit + 300)
-    except DeployError:
-        dev.ssh(cleanup_command(paths), "removing the partial copy", dev.step_limit)
-        raise
-    proc = dev.ssh(swap_command(paths, bundle.name), "putting the bundle in place", dev.step_limit)
-    if proc.returncode != 0:
-        dev.ssh(cleanup_command(paths), "removing the partial copy", dev.step_limit)
-        raise DeployError(f"could not put the bundle in place on {dev.where}: {proc.stderr.strip()[:200]}")
-    return paths["final"]
-
-
-def deploy_ssh(bundle: Path, url: str, python: str = "python3", threads: int | None = None,
-               protocol: dict | None = None, ssh_args: tuple[str, ...] = (), connect_timeout: int = 10,
-               timeout: float = 900, allow_mismatch: bool = False, verify_key: Path | None = None) -> dict:
+def deploy_ssh(
+    bundle: Path,
+    url: str,
+    python: str = "python3",
+    threads: int | None = None,
+    protocol: dict | None = None,
+    ssh_args: tuple[str, ...] = (),
+    connect_timeout: int = 10,
+    timeout: float = 900,
+    allow_mismatch: bool = False,
+    verify_key: Path | None = None,
+) -> dict:
     """Probe the device (one round trip), copy the bundle with scp (and the public key, so the
     device checks the signature too if it has model-signing), run its self-test there, return
     its JSON."""
@@ -261,8 +167,9 @@ def deploy_ssh(bundle: Path, url: str, python: str = "python3", threads: int | N
     key = device_paths(dev.path, bundle.name, "")["key"] if verify_key else None
     if key and verify_key:
         dev.copy(Path(verify_key), key, dev.step_limit)
-    remote = shlex.join([python, *_selftest_args(f"{remote_dir}/{SELFTEST}", remote_dir, threads, protocol,
-                                                 allow_mismatch, key)])
+    remote = shlex.join(
+        [python, *_selftest_args(f"{remote_dir}/{SELFTEST}", remote_dir, threads, protocol, allow_mismatch, key)]
+    )
     proc = dev.ssh(remote, "the self-test", timeout)
     return {**_parse_selftest(proc.stdout, proc.stderr, proc.returncode, dev.where), "probe": facts}
 
@@ -278,16 +185,24 @@ def comparison_markdown(result: dict) -> str:
             return "-"
         return f"{v * 100:.2f}%" if fmt == "%" else format(v, fmt)
 
-    rows = [("accuracy", hp.get("accuracy"), dm.get("accuracy"), "%"),
-            ("top-1 agreement", hp.get("top1_agreement"), dm.get("top1_agreement"), "%"),
-            ("cosine", hp.get("cosine"), dm.get("cosine"), ".6f"), ("max abs", hp.get("max_abs"), dm.get("max_abs"), ".4g"),
-            ("SQNR dB", hp.get("sqnr_db"), dm.get("sqnr_db"), ".1f"),
-            ("p50 ms", hl.get("p50"), dl.get("p50"), ".3f"), ("p90 ms", hl.get("p90"), dl.get("p90"), ".3f"),
-            ("peak RSS MB", hl.get("peak_rss_mb"), dl.get("peak_rss_mb"), ".0f")]
+    rows = [
+        ("accuracy", hp.get("accuracy"), dm.get("accuracy"), "%"),
+        ("top-1 agreement", hp.get("top1_agreement"), dm.get("top1_agreement"), "%"),
+        ("cosine", hp.get("cosine"), dm.get("cosine"), ".6f"),
+        ("max abs", hp.get("max_abs"), dm.get("max_abs"), ".4g"),
+        ("SQNR dB", hp.get("sqnr_db"), dm.get("sqnr_db"), ".1f"),
+        ("p50 ms", hl.get("p50"), dl.get("p50"), ".3f"),
+        ("p90 ms", hl.get("p90"), dl.get("p90"), ".3f"),
+        ("peak RSS MB", hl.get("peak_rss_mb"), dl.get("peak_rss_mb"), ".0f"),
+    ]
     rt = result.get("runtime", {})
-    lines = [f"### {result.get('bundle')}: {'OK' if result.get('ok') else 'FAILED'} on the device "
-             f"({rt.get('runtime', '?')} {rt.get('version', '')}, Python {result.get('python')}, numpy {result.get('numpy')})",
-             "", "| | host | device |", "|---|---|---|"]
+    lines = [
+        f"### {result.get('bundle')}: {'OK' if result.get('ok') else 'FAILED'} on the device "
+        f"({rt.get('runtime', '?')} {rt.get('version', '')}, Python {result.get('python')}, numpy {result.get('numpy')})",
+        "",
+        "| | host | device |",
+        "|---|---|---|",
+    ]
     lines += [f"| {name} | {f(h, fmt)} | {f(d, fmt)} |" for name, h, d, fmt in rows]
     if result.get("error"):
         lines += ["", f"error: {result['error']}"]
@@ -307,12 +222,27 @@ def deploy(req: DeployRequest) -> dict:
         bundle = open_bundle(req.bundle, Path(work), req.verify_key)
         t0 = time.perf_counter()
         if req.to.startswith("ssh://"):
-            result = deploy_ssh(bundle, req.to, req.python or "python3", req.threads, req.protocol, req.ssh_args,
-                                req.connect_timeout, allow_mismatch=req.allow_profile_mismatch,
-                                verify_key=req.verify_key)
+            result = deploy_ssh(
+                bundle,
+                req.to,
+                req.python or "python3",
+                req.threads,
+                req.protocol,
+                req.ssh_args,
+                req.connect_timeout,
+                allow_mismatch=req.allow_profile_mismatch,
+                verify_key=req.verify_key,
+            )
         else:
-            result = deploy_local(bundle, Path(req.to), req.python, req.threads, req.protocol,
-                                  allow_mismatch=req.allow_profile_mismatch, verify_key=req.verify_key)
+            result = deploy_local(
+                bundle,
+                Path(req.to),
+                req.python,
+                req.threads,
+                req.protocol,
+                allow_mismatch=req.allow_profile_mismatch,
+                verify_key=req.verify_key,
+            )
         result["deploy_seconds"] = round(time.perf_counter() - t0, 2)
         result["to"] = req.to
         return result

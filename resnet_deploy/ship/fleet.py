@@ -13,6 +13,7 @@ and a failing host stops only itself. What we add around it:
   profile there: a device that does not fit gets nothing copied;
 - one row per host (arch, runtime, accuracy, agreement, cosine, p50, status) and one JSON.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,7 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from resnet_deploy.ship.deploy import _manifest, _selftest_args, cleanup_command, device_paths, prepare_command, swap_command
+from resnet_deploy.ship.deploy import _manifest, _selftest_args
+from resnet_deploy.ship.ssh import cleanup_command, device_paths, prepare_command, swap_command
 from resnet_deploy.errors import DeployError, InputError
 from resnet_deploy.ship.fleet_result import host_row
 from resnet_deploy.ship.inventory import FleetHost, check_resolves, load
@@ -61,17 +63,30 @@ def _host_vars(h: FleetHost, req: DeployRequest, name: str, profile: dict | None
     python = h.python or req.python or "python3"
     paths = device_paths(h.path or req.to, name, f"{os.getpid()}-{h.name}")
     key_dest = paths["key"] if req.verify_key else ""
-    args = _selftest_args(f"{paths['final']}/{SELFTEST}", paths["final"], req.threads, req.protocol,
-                          req.allow_profile_mismatch, key_dest or None)
+    args = _selftest_args(
+        f"{paths['final']}/{SELFTEST}",
+        paths["final"],
+        req.threads,
+        req.protocol,
+        req.allow_profile_mismatch,
+        key_dest or None,
+    )
     timeout = h.timeout or req.host_timeout
-    hv = {"rd_probe_command": shlex.join([python, "-c", probe_program(profile, req.allow_profile_mismatch)]),
-          "rd_prepare_command": prepare_command(paths), "rd_staging": paths["staging"],
-          "rd_unpack_command": f"tar -xf {shlex.quote(paths['staging'] + '/bundle.tar')} -C "
-                               f"{shlex.quote(paths['staging'])} && rm -f {shlex.quote(paths['staging'] + '/bundle.tar')}",
-          "rd_swap_command": swap_command(paths, name), "rd_cleanup_command": cleanup_command(paths),
-          "rd_selftest_command": shlex.join([python, *args]), "rd_timeout": int(timeout) + 1,
-          "rd_step_timeout": req.connect_timeout + STEP_SECONDS, "rd_copy_timeout": req.connect_timeout + 300,
-          "rd_key_dest": key_dest, "rd_verify_key": str(Path(req.verify_key).resolve()) if req.verify_key else ""}
+    hv = {
+        "rd_probe_command": shlex.join([python, "-c", probe_program(profile, req.allow_profile_mismatch)]),
+        "rd_prepare_command": prepare_command(paths),
+        "rd_staging": paths["staging"],
+        "rd_unpack_command": f"tar -xf {shlex.quote(paths['staging'] + '/bundle.tar')} -C "
+        f"{shlex.quote(paths['staging'])} && rm -f {shlex.quote(paths['staging'] + '/bundle.tar')}",
+        "rd_swap_command": swap_command(paths, name),
+        "rd_cleanup_command": cleanup_command(paths),
+        "rd_selftest_command": shlex.join([python, *args]),
+        "rd_timeout": int(timeout) + 1,
+        "rd_step_timeout": req.connect_timeout + STEP_SECONDS,
+        "rd_copy_timeout": req.connect_timeout + 300,
+        "rd_key_dest": key_dest,
+        "rd_verify_key": str(Path(req.verify_key).resolve()) if req.verify_key else "",
+    }
     if not h.python:  # Ansible's own modules (copy) use the same Python as the self-test
         hv["ansible_python_interpreter"] = python
     return hv
@@ -103,15 +118,32 @@ def unsafe_yaml(doc: Any) -> str:
 def _environment(req: DeployRequest, work: Path) -> dict[str, str]:
     """Ansible's settings for this run: our ssh defaults (no prompts, new host keys accepted and
     recorded, the connect timeout), its state inside `work`, no retry files, no colour."""
-    ssh = ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new", "-o", "ServerAliveInterval=5",
-           "-o", "ServerAliveCountMax=3", *req.ssh_args]
-    env = {"ANSIBLE_SSH_COMMON_ARGS": shlex.join(ssh), "ANSIBLE_TIMEOUT": str(req.connect_timeout),
-           "ANSIBLE_HOME": str(work / "ansible"), "ANSIBLE_LOCAL_TEMP": str(work / "ansible" / "tmp"),
-           "ANSIBLE_SSH_CONTROL_PATH_DIR": str(work / "cp"), "ANSIBLE_RETRY_FILES_ENABLED": "False",
-           "ANSIBLE_NOCOLOR": "True", "ANSIBLE_DEPRECATION_WARNINGS": "False", "ANSIBLE_HOST_KEY_CHECKING": "True",
-           "ANSIBLE_SSH_RETRIES": "0", "ANSIBLE_INVENTORY_UNPARSED_WARNING": "False",
-           # ansible-playbook beside this Python (a venv that is not activated)
-           "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
+    ssh = [
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=accept-new",
+        "-o",
+        "ServerAliveInterval=5",
+        "-o",
+        "ServerAliveCountMax=3",
+        *req.ssh_args,
+    ]
+    env = {
+        "ANSIBLE_SSH_COMMON_ARGS": shlex.join(ssh),
+        "ANSIBLE_TIMEOUT": str(req.connect_timeout),
+        "ANSIBLE_HOME": str(work / "ansible"),
+        "ANSIBLE_LOCAL_TEMP": str(work / "ansible" / "tmp"),
+        "ANSIBLE_SSH_CONTROL_PATH_DIR": str(work / "cp"),
+        "ANSIBLE_RETRY_FILES_ENABLED": "False",
+        "ANSIBLE_NOCOLOR": "True",
+        "ANSIBLE_DEPRECATION_WARNINGS": "False",
+        "ANSIBLE_HOST_KEY_CHECKING": "True",
+        "ANSIBLE_SSH_RETRIES": "0",
+        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "False",
+        # ansible-playbook beside this Python (a venv that is not activated)
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+    }
     if "utf" not in (locale.getpreferredencoding(False) or "").lower():
         env["LC_ALL"] = "C.UTF-8"  # Ansible refuses to start in a non-UTF-8 locale
     return env
@@ -157,8 +189,10 @@ class Collector:
 
     def timeline(self, host: str, t0: float) -> list[dict]:
         """The host's steps with start and end in seconds from t0."""
-        return [{**s, "start": round(s["start"] - t0, 3), "end": None if s["end"] is None else round(s["end"] - t0, 3)}
-                for s in self.steps.get(host, [])]
+        return [
+            {**s, "start": round(s["start"] - t0, 3), "end": None if s["end"] is None else round(s["end"] - t0, 3)}
+            for s in self.steps.get(host, [])
+        ]
 
 
 def deploy_fleet(req: DeployRequest, progress: Progress | None = None) -> dict:
@@ -174,8 +208,9 @@ def deploy_fleet(req: DeployRequest, progress: Progress | None = None) -> dict:
         bundle = open_bundle(req.bundle, work, req.verify_key)
         manifest = _manifest(bundle)
         tarball = _tar(bundle, work / "bundle.tar")
-        ours = {"all": {"hosts": {h.name: _host_vars(h, req, bundle.name, manifest.get("device_profile"))
-                                  for h in hosts}}}
+        ours = {
+            "all": {"hosts": {h.name: _host_vars(h, req, bundle.name, manifest.get("device_profile")) for h in hosts}}
+        }
         for h in ours["all"]["hosts"].values():
             h["rd_tarball"] = str(tarball)
         (work / "ours.yml").write_text(unsafe_yaml(ours))
@@ -184,11 +219,23 @@ def deploy_fleet(req: DeployRequest, progress: Progress | None = None) -> dict:
         with progress.step(f"deploying {bundle.name} to {len(hosts)} hosts ({req.max_parallel} at a time)"):
             final, stdout = _run_playbook(work, req, hosts, events)
         seconds = time.monotonic() - t0
-    rows = [host_row(h, events.results.get(h.name, {}), events.timeline(h.name, wall0), stdout,
-                     h.timeout or req.host_timeout) for h in hosts]
-    return {"bundle": bundle.name, "inventory": str(req.inventory), "to": req.to, "engine": _engine(final, req),
-            "hosts": rows, "passed": sum(r["ok"] for r in rows), "failed": sum(not r["ok"] for r in rows),
-            "ok": all(r["ok"] for r in rows), "seconds": round(seconds, 2)}
+    rows = [
+        host_row(
+            h, events.results.get(h.name, {}), events.timeline(h.name, wall0), stdout, h.timeout or req.host_timeout
+        )
+        for h in hosts
+    ]
+    return {
+        "bundle": bundle.name,
+        "inventory": str(req.inventory),
+        "to": req.to,
+        "engine": _engine(final, req),
+        "hosts": rows,
+        "passed": sum(r["ok"] for r in rows),
+        "failed": sum(not r["ok"] for r in rows),
+        "ok": all(r["ok"] for r in rows),
+        "seconds": round(seconds, 2),
+    }
 
 
 ENGINE_ENV = ("HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TMPDIR", "SSH_AUTH_SOCK")  # all the engine inherits
@@ -199,14 +246,25 @@ def _run_playbook(work: Path, req: DeployRequest, hosts: list[FleetHost], events
     fleet_engine.py in a fresh Python with a minimal environment; its events go to `events` as
     they come. If Ansible itself failed (no host has any result), one line with what it said."""
     (work / "runner").mkdir()
-    job: dict[str, Any] = {"private_data_dir": str(work / "runner"), "playbook": str(PLAYBOOK), "forks": req.max_parallel,
-           "inventory": [str(Path(str(req.inventory)).resolve()), str(work / "ours.yml")],
-           "limit": ",".join(h.name for h in hosts), "envvars": _environment(req, work)}
+    job: dict[str, Any] = {
+        "private_data_dir": str(work / "runner"),
+        "playbook": str(PLAYBOOK),
+        "forks": req.max_parallel,
+        "inventory": [str(Path(str(req.inventory)).resolve()), str(work / "ours.yml")],
+        "limit": ",".join(h.name for h in hosts),
+        "envvars": _environment(req, work),
+    }
     (work / "job.json").write_text(json.dumps(job))
     env = {k: os.environ[k] for k in ENGINE_ENV if k in os.environ}
     env.update(PATH=job["envvars"]["PATH"], PYTHONPATH=str(Path(__file__).resolve().parents[2]))
-    proc = subprocess.Popen([sys.executable, "-m", "resnet_deploy.ship.fleet_engine", str(work / "job.json")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=work)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "resnet_deploy.ship.fleet_engine", str(work / "job.json")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=work,
+    )
     final = None
     assert proc.stdout is not None and proc.stderr is not None  # both are PIPEs
     for line in proc.stdout:
@@ -221,13 +279,22 @@ def _run_playbook(work: Path, req: DeployRequest, hosts: list[FleetHost], events
     if final is None or not events.results:
         said = [ln.strip() for ln in output.splitlines() if ln.strip()]
         said = [ln for ln in said if "ERROR" in ln or "Error" in ln] or said[-1:] or ["no output"]
-        raise DeployError(f"ansible-playbook failed before reaching any host (status {(final or {}).get('status')}, "
-                          f"exit {(final or {}).get('rc', proc.returncode)}): {said[0][:300]}")
+        raise DeployError(
+            f"ansible-playbook failed before reaching any host (status {(final or {}).get('status')}, "
+            f"exit {(final or {}).get('rc', proc.returncode)}): {said[0][:300]}"
+        )
     return final, output
 
 
 def _engine(final: dict, req: DeployRequest) -> dict:
     from importlib.metadata import version
 
-    return {"name": "ansible", "ansible-core": version("ansible-core"), "ansible-runner": version("ansible-runner"),
-            "forks": req.max_parallel, "strategy": "free", "status": final["status"], "rc": final["rc"]}
+    return {
+        "name": "ansible",
+        "ansible-core": version("ansible-core"),
+        "ansible-runner": version("ansible-runner"),
+        "forks": req.max_parallel,
+        "strategy": "free",
+        "status": final["status"],
+        "rc": final["rc"],
+    }

@@ -11,6 +11,7 @@ fresh interpreter with a minimal environment, and streams Ansible's events back 
 stdout: one JSON object per event ({"event", "event_data": {"host", "task", "res"}, "created"}),
 then {"final": {"status", "rc", "output"}}.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,13 @@ def _event(emit: Any) -> Any:
     def handle(event: dict) -> bool:
         data = event.get("event_data") or {}
         if data.get("host") and data.get("task"):
-            emit({"event": event.get("event"), "created": event.get("created"),
-                  "event_data": {k: data.get(k) for k in KEEP}})
+            emit(
+                {
+                    "event": event.get("event"),
+                    "created": event.get("created"),
+                    "event_data": {k: data.get(k) for k in KEEP},
+                }
+            )
         return True
 
     return handle
@@ -40,8 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(json.dumps(obj, default=str) + "\n")
         sys.stdout.flush()
 
-    run = ansible_runner.run(**job, quiet=True, event_handler=_event(emit),
-                             settings={"suppress_ansible_output": True})
+    run = ansible_runner.run(**job, quiet=True, event_handler=_event(emit), settings={"suppress_ansible_output": True})
     output = run.stdout.read() if run.stdout else ""
     emit({"final": {"status": run.status, "rc": run.rc, "output": output[-20000:]}})
     return 0

@@ -4,6 +4,7 @@ A row's status is the first thing that went wrong on that host, in the order the
 unreachable / login refused (ssh), no Python or profile mismatch (probe), copy failed
 (nothing left behind), self-test timed out or failed, or ok.
 """
+
 from __future__ import annotations
 
 import re
@@ -22,8 +23,11 @@ SSH_NOTES = ("Warning: Permanently added", "ControlSocket ")
 
 def _lines(res: dict) -> list[str]:
     text = "\n".join(str(res.get(k) or "") for k in ("stdout", "stderr"))
-    return [ln.strip() for ln in text.replace("\r", "").splitlines()  # ssh's own notes are not the step's
-            if ln.strip() and not ln.startswith(SSH_NOTES) and "disabling multiplexing" not in ln]
+    return [
+        ln.strip()
+        for ln in text.replace("\r", "").splitlines()  # ssh's own notes are not the step's
+        if ln.strip() and not ln.startswith(SSH_NOTES) and "disabling multiplexing" not in ln
+    ]
 
 
 def json_line(res: dict) -> dict | None:
@@ -67,7 +71,10 @@ def _selftest_status(res: dict | None, result: dict | None, timeout: Any) -> tup
         return _connection(res)
     if result is None:
         if "time frame" in str(res.get("msg", "")) or "timed out" in str(res.get("msg", "")).lower():
-            return "timed out", f"the self-test did not finish within {timeout} s (resnet_deploy_timeout / --host-timeout)"
+            return (
+                "timed out",
+                f"the self-test did not finish within {timeout} s (resnet_deploy_timeout / --host-timeout)",
+            )
         return "self-test failed", said(res)
     if result.get("ok"):
         return "ok", None
@@ -77,19 +84,41 @@ def _selftest_status(res: dict | None, result: dict | None, timeout: Any) -> tup
 
 def _metrics(row: dict, result: dict) -> None:
     m, lat, rt = result.get("metrics") or {}, result.get("latency") or {}, result.get("runtime") or {}
-    row.update(accuracy=m.get("accuracy"), agreement=m.get("top1_agreement"), cosine=m.get("cosine"),
-               p50=lat.get("p50"), runtime=" ".join(str(v) for v in (rt.get("runtime"), rt.get("version")) if v) or None,
-               signature=(result.get("signature") or {}).get("checked"))
+    row.update(
+        accuracy=m.get("accuracy"),
+        agreement=m.get("top1_agreement"),
+        cosine=m.get("cosine"),
+        p50=lat.get("p50"),
+        runtime=" ".join(str(v) for v in (rt.get("runtime"), rt.get("version")) if v) or None,
+        signature=(result.get("signature") or {}).get("checked"),
+    )
 
 
 def host_row(h: FleetHost, results: dict[str, dict], steps: list[dict], ansible_stdout: str, timeout: float) -> dict:
     """The host's row: where it is, what it is, what its self-test measured, its status, and
     its steps (start and end, seconds from the start of the run)."""
-    row: dict[str, Any] = {"host": h.name, "address": h.address, "port": h.port, "user": h.user,
-                           "groups": list(h.groups), "python": h.python, "arch": None, "runtime": None,
-                           "accuracy": None, "agreement": None, "cosine": None, "p50": None, "signature": None,
-                           "status": None, "ok": False, "error": None, "seconds": None, "steps": steps,
-                           "device": None, "selftest": None}
+    row: dict[str, Any] = {
+        "host": h.name,
+        "address": h.address,
+        "port": h.port,
+        "user": h.user,
+        "groups": list(h.groups),
+        "python": h.python,
+        "arch": None,
+        "runtime": None,
+        "accuracy": None,
+        "agreement": None,
+        "cosine": None,
+        "p50": None,
+        "signature": None,
+        "status": None,
+        "ok": False,
+        "error": None,
+        "seconds": None,
+        "steps": steps,
+        "device": None,
+        "selftest": None,
+    }
     ends = [s["end"] for s in steps if s["end"] is not None]
     if steps and ends:
         row["seconds"] = round(max(ends) - min(s["start"] for s in steps), 2)
@@ -102,8 +131,10 @@ def host_row(h: FleetHost, results: dict[str, dict], steps: list[dict], ansible_
     row["device"] = facts
     row["arch"] = (facts or {}).get("arch")
     bad: tuple[str, str | None] | None = _probe_status(probe, h.python or "python3")
-    failed = next((t for t in PUBLISH_TASKS if results.get(t, {}).get("event") in ("runner_on_failed",
-                                                                                    "runner_on_unreachable")), None)
+    failed = next(
+        (t for t in PUBLISH_TASKS if results.get(t, {}).get("event") in ("runner_on_failed", "runner_on_unreachable")),
+        None,
+    )
     if bad is None and failed:
         bad = ("copy failed", f"{failed}: {said(results[failed])}; the partial copy was removed")
     if bad is None:
@@ -125,13 +156,19 @@ def _cell(v: Any, fmt: str) -> str:
 
 def fleet_markdown(result: dict) -> str:
     """The fleet table: one row per host, then one line per failure."""
-    lines = [f"### {result['bundle']} on {len(result['hosts'])} hosts: {result['passed']} ok, {result['failed']} failed "
-             f"({result['seconds']:.1f} s, {result['engine']['name']} {result['engine']['ansible-core']}, "
-             f"{result['engine']['forks']} at a time)", "",
-             "| host | arch | runtime | accuracy | agreement | cosine | p50 ms | status |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"### {result['bundle']} on {len(result['hosts'])} hosts: {result['passed']} ok, {result['failed']} failed "
+        f"({result['seconds']:.1f} s, {result['engine']['name']} {result['engine']['ansible-core']}, "
+        f"{result['engine']['forks']} at a time)",
+        "",
+        "| host | arch | runtime | accuracy | agreement | cosine | p50 ms | status |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in result["hosts"]:
-        lines.append(f"| {r['host']} | {r['arch'] or '-'} | {r['runtime'] or '-'} | {_cell(r['accuracy'], '%')} | "
-                     f"{_cell(r['agreement'], '%')} | {_cell(r['cosine'], '.6f')} | {_cell(r['p50'], '.3f')} | "
-                     f"{r['status']} |")
+        lines.append(
+            f"| {r['host']} | {r['arch'] or '-'} | {r['runtime'] or '-'} | {_cell(r['accuracy'], '%')} | "
+            f"{_cell(r['agreement'], '%')} | {_cell(r['cosine'], '.6f')} | {_cell(r['p50'], '.3f')} | "
+            f"{r['status']} |"
+        )
     errors = [f"{r['host']}: {r['status']}: {r['error']}" for r in result["hosts"] if r["error"]]
     return "\n".join(lines + ([""] + errors if errors else [])) + "\n"

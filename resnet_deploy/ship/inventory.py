@@ -9,6 +9,7 @@ Per-host variables we read (Ansible's names, plus ours):
   resnet_deploy_path                         the folder on the device (default: --to)
   resnet_deploy_timeout                      seconds for the self-test on this host (default: --host-timeout)
 """
+
 from __future__ import annotations
 
 import math
@@ -75,6 +76,7 @@ def _ini_plugin():
 
     class Ini(InventoryModule):
         """Ansible's INI parser, remembering the line it failed on (its error does not say)."""
+
         failed_line: int | None = None
 
         def _parse(self, lines):
@@ -105,8 +107,9 @@ def check_syntax(path: Path, loader) -> None:
         line = getattr(plugin, "failed_line", None)
         if line:
             text = path.read_text(errors="replace").splitlines()[line - 1].strip()
-            raise InputError(f"inventory {path} line {line} ({text[:80]!r}): {why}; fix that line "
-                             "(Ansible INI format).") from None
+            raise InputError(
+                f"inventory {path} line {line} ({text[:80]!r}): {why}; fix that line (Ansible INI format)."
+            ) from None
         raise InputError(f"inventory {path}: {why}; fix the inventory (Ansible INI or YAML format).") from None
 
 
@@ -127,11 +130,13 @@ def _number(value, kind: type, what: str, host: str, path: str) -> int | float |
     try:
         v = kind(str(value))
     except ValueError:
-        raise InputError(f"inventory {_where(path, what, value)}: {what} of host {host!r} is {value!r}, not a number; "
-                         "fix it.") from None
+        raise InputError(
+            f"inventory {_where(path, what, value)}: {what} of host {host!r} is {value!r}, not a number; fix it."
+        ) from None
     if not (math.isfinite(v) and v > 0):
-        raise InputError(f"inventory {_where(path, what, value)}: {what} of host {host!r} is {value!r}; pass a finite "
-                         "number > 0.")
+        raise InputError(
+            f"inventory {_where(path, what, value)}: {what} of host {host!r} is {value!r}; pass a finite number > 0."
+        )
     return v
 
 
@@ -153,12 +158,16 @@ def _safe(value, what: str, host: str, path: str, folder: bool) -> str | None:
 
 
 def _host(h, hv: dict, where: str) -> FleetHost:
-    return FleetHost(h.name, str(hv.get("ansible_host") or h.name),
-                     cast("int | None", _number(hv.get("ansible_port"), int, "ansible_port", h.name, where)), _text(hv.get("ansible_user")),
-                     _safe(hv.get("ansible_python_interpreter"), "ansible_python_interpreter", h.name, where, False),
-                     _safe(hv.get("resnet_deploy_path"), "resnet_deploy_path", h.name, where, True),
-                     _number(hv.get("resnet_deploy_timeout"), float, "resnet_deploy_timeout", h.name, where),
-                     tuple(str(g) for g in hv.get("group_names", ())))
+    return FleetHost(
+        h.name,
+        str(hv.get("ansible_host") or h.name),
+        cast("int | None", _number(hv.get("ansible_port"), int, "ansible_port", h.name, where)),
+        _text(hv.get("ansible_user")),
+        _safe(hv.get("ansible_python_interpreter"), "ansible_python_interpreter", h.name, where, False),
+        _safe(hv.get("resnet_deploy_path"), "resnet_deploy_path", h.name, where, True),
+        _number(hv.get("resnet_deploy_timeout"), float, "resnet_deploy_timeout", h.name, where),
+        tuple(str(g) for g in hv.get("group_names", ())),
+    )
 
 
 def _check_text(path: Path) -> None:
@@ -171,8 +180,10 @@ def _check_text(path: Path) -> None:
         zero = e.start if zero < 0 else min(zero, e.start)
     if zero >= 0:
         line = data[:zero].count(b"\n") + 1
-        raise InputError(f"inventory {path} line {line}: byte {zero} (0x{data[zero]:02x}) is not UTF-8 text; "
-                         "pass an Ansible inventory (INI or YAML text).")
+        raise InputError(
+            f"inventory {path} line {line}: byte {zero} (0x{data[zero]:02x}) is not UTF-8 text; "
+            "pass an Ansible inventory (INI or YAML text)."
+        )
 
 
 def load(path: Path, limit: str | None = None) -> list[FleetHost]:
@@ -191,16 +202,18 @@ def load(path: Path, limit: str | None = None) -> list[FleetHost]:
     variables = VariableManager(loader=loader, inventory=inv)
     hosts = inv.get_hosts(limit or "all")
     if not hosts:
-        raise InputError(f"inventory {path} has no hosts" + (f" matching --limit {limit!r}" if limit else "")
-                         + "; add hosts or fix the pattern.")
+        raise InputError(
+            f"inventory {path} has no hosts"
+            + (f" matching --limit {limit!r}" if limit else "")
+            + "; add hosts or fix the pattern."
+        )
     return [_host(h, variables.get_vars(host=h, include_hostvars=False), str(path)) for h in hosts]
 
 
 def ssh_hostname(address: str, ssh_args: tuple[str, ...] = ()) -> str:
     """The name ssh would connect to (an alias in ~/.ssh/config or -F's file becomes its HostName)."""
     try:
-        proc = subprocess.run(["ssh", "-G", *ssh_args, "--", address],
-                              capture_output=True, text=True, timeout=10)
+        proc = subprocess.run(["ssh", "-G", *ssh_args, "--", address], capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return address
     for line in proc.stdout.splitlines():
@@ -222,5 +235,7 @@ def check_resolves(hosts: list[FleetHost], ssh_args: tuple[str, ...] = ()) -> No
             bad.append((h.name, name))
     if bad:
         said = ", ".join(f"{n!r}" + (f" ({a})" if a != n else "") for n, a in bad)
-        raise InputError(f"host address does not resolve: {said}; fix the inventory's ansible_host (or DNS), "
-                         f"or leave the host out with --limit 'all:!{bad[0][0]}'.")
+        raise InputError(
+            f"host address does not resolve: {said}; fix the inventory's ansible_host (or DNS), "
+            f"or leave the host out with --limit 'all:!{bad[0][0]}'."
+        )

@@ -11,6 +11,7 @@ Make a key pair (P-256) with OpenSSL:
     openssl ecparam -name prime256v1 -genkey -noout -out signing.key
     openssl ec -in signing.key -pubout -out signing.pub
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -36,12 +37,17 @@ def check_key(path: Path, private: bool) -> None:
     except OSError as e:
         raise InputError(f"{what} {str(path)!r} cannot be read ({e.strerror}); {KEYGEN}.") from None
     try:
-        key = (serialization.load_pem_private_key(data, password=None) if private
-               else serialization.load_pem_public_key(data))
+        key = (
+            serialization.load_pem_private_key(data, password=None)
+            if private
+            else serialization.load_pem_public_key(data)
+        )
     except (ValueError, TypeError) as e:
-        raise InputError(f"{str(path)!r} is not a PEM {what} ({first_line(e, 120)}); {KEYGEN}"
-                         + (", then `openssl ec -in signing.key -pubout -out signing.pub`" if not private else "")
-                         + ".") from None
+        raise InputError(
+            f"{str(path)!r} is not a PEM {what} ({first_line(e, 120)}); {KEYGEN}"
+            + (", then `openssl ec -in signing.key -pubout -out signing.pub`" if not private else "")
+            + "."
+        ) from None
     if not isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)):
         raise InputError(f"{str(path)!r} is a {type(key).__name__}, not an elliptic-curve key; {KEYGEN}.")
 
@@ -55,7 +61,8 @@ def sign_bundle(bundle: Path, key: Path) -> Path:
 
     sig = Path(bundle) / SIGNATURE_FILE
     model_signing.signing.Config().use_elliptic_key_signer(private_key=key).set_hashing_config(
-        signature_hashing(model_signing)).sign(bundle, sig)
+        signature_hashing(model_signing)
+    ).sign(bundle, sig)
     return sig
 
 

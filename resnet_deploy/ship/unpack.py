@@ -2,6 +2,7 @@
 is trusted: only what its manifest lists is ever written, each file no larger than the manifest
 says, the whole within a size cap; the checks name the tarball the user gave, never our
 temporary folders."""
+
 from __future__ import annotations
 
 import shutil
@@ -36,8 +37,10 @@ def index_members(tar_path: Path, tar: tarfile.TarFile) -> tuple[str, dict[str, 
         parts = _check_member(tar_path, m)
         total += m.size
         if total > MAX_BUNDLE_BYTES:
-            raise IntegrityError(f"{str(tar_path)!r} declares more than {MAX_BUNDLE_BYTES >> 30} GiB of files "
-                                 f"(member {m.name!r} reaches {total >> 20} MiB); refused before unpacking.")
+            raise IntegrityError(
+                f"{str(tar_path)!r} declares more than {MAX_BUNDLE_BYTES >> 30} GiB of files "
+                f"(member {m.name!r} reaches {total >> 20} MiB); refused before unpacking."
+            )
         tops.add(parts[0] if parts else "")
         if m.isfile() and len(parts) > 1:
             files["/".join(parts[1:])] = m
@@ -73,8 +76,9 @@ def _listed(tar_path: Path, manifest: dict, files: dict[str, tarfile.TarInfo]) -
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise IntegrityError(f"{str(tar_path)!r}: the manifest gives no size for {name!r}; re-run `package`.")
         if name not in files:
-            raise IntegrityError(f"{str(tar_path)!r}: {name} listed in the manifest is missing from the tarball; "
-                                 "re-run `package`.")
+            raise IntegrityError(
+                f"{str(tar_path)!r}: {name} listed in the manifest is missing from the tarball; re-run `package`."
+            )
         out.append((name, size))
     return out
 
@@ -84,8 +88,9 @@ def _extract_listed(tar_path: Path, tar: tarfile.TarFile, dest: Path) -> Path:
     bundle = dest / top
     for meta in (MANIFEST, MANIFEST_SUM):
         if meta not in files:
-            raise IntegrityError(f"{str(tar_path)!r}: {meta} is missing: not a complete resnet-deploy bundle; "
-                                 "re-run `package`.")
+            raise IntegrityError(
+                f"{str(tar_path)!r}: {meta} is missing: not a complete resnet-deploy bundle; re-run `package`."
+            )
         _write_member(tar, files[meta], bundle / meta, MAX_META_BYTES, f"{str(tar_path)!r}: {meta}")
     try:
         manifest = integrity.read_manifest(str(bundle))
@@ -96,8 +101,9 @@ def _extract_listed(tar_path: Path, tar: tarfile.TarFile, dest: Path) -> Path:
     for name, size in listed:
         _write_member(tar, files[name], bundle / name, size, f"{str(tar_path)!r}: {name}")
     if SIGNATURE_FILE in files and SIGNATURE_FILE not in dict(listed):
-        _write_member(tar, files[SIGNATURE_FILE], bundle / SIGNATURE_FILE, MAX_META_BYTES,
-                      f"{str(tar_path)!r}: {SIGNATURE_FILE}")
+        _write_member(
+            tar, files[SIGNATURE_FILE], bundle / SIGNATURE_FILE, MAX_META_BYTES, f"{str(tar_path)!r}: {SIGNATURE_FILE}"
+        )
     return bundle
 
 
@@ -111,11 +117,14 @@ def safe_extract(tar_path: Path, dest: Path) -> Path:
             dest.mkdir(parents=True, exist_ok=True)
             return _extract_listed(Path(tar_path), tar, dest)
     except (NotADirectoryError, IsADirectoryError, FileExistsError) as e:  # members that collide
-        raise IntegrityError(f"{str(tar_path)!r}: member paths collide ({e.strerror}: {Path(str(e.filename)).name}); "
-                             "re-run `package`.") from e
+        raise IntegrityError(
+            f"{str(tar_path)!r}: member paths collide ({e.strerror}: {Path(str(e.filename)).name}); re-run `package`."
+        ) from e
     except (tarfile.TarError, EOFError, zlib.error) as e:  # EOFError: a truncated gzip stream
-        raise InputError(f"{str(tar_path)!r} is not a whole .tar.gz bundle ({first_line(e, 120) or 'truncated'}); "
-                         "copy it again or re-run `package`.") from e
+        raise InputError(
+            f"{str(tar_path)!r} is not a whole .tar.gz bundle ({first_line(e, 120) or 'truncated'}); "
+            "copy it again or re-run `package`."
+        ) from e
 
 
 def verified(bundle: Path, shown: Path) -> dict:

@@ -1,4 +1,5 @@
 """Artifact: an exported model directory and its manifest.json (read, write, verify sha256)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -24,8 +25,13 @@ class TensorSpec:
     quant: dict | None = None  # {"scale": float, "zero_point": int} for quantized tensors
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape), "layout": self.layout,
-                "quant": self.quant}
+        return {
+            "name": self.name,
+            "dtype": self.dtype,
+            "shape": list(self.shape),
+            "layout": self.layout,
+            "quant": self.quant,
+        }
 
 
 @dataclass
@@ -83,12 +89,18 @@ class Artifact:
         m = read_checked(mpath, "manifest", "re-export the artifact")
         try:
             return cls(
-                target=m["target"], precision=Precision.parse(m["precision"]), path=path, files=list(m["files"]),
-                inputs=[TensorSpec(**t) for t in m["inputs"]], outputs=[TensorSpec(**t) for t in m["outputs"]],
+                target=m["target"],
+                precision=Precision.parse(m["precision"]),
+                path=path,
+                files=list(m["files"]),
+                inputs=[TensorSpec(**t) for t in m["inputs"]],
+                outputs=[TensorSpec(**t) for t in m["outputs"]],
                 manifest=m,
             )
         except (KeyError, TypeError, AttributeError, DeployError) as e:
-            raise IntegrityError(f"{str(mpath)!r} is not a resnet-deploy manifest ({e}); re-export the artifact.") from e
+            raise IntegrityError(
+                f"{str(mpath)!r} is not a resnet-deploy manifest ({e}); re-export the artifact."
+            ) from e
 
     def verify(self) -> None:
         """Raise IntegrityError unless every file matches the sha256 in the manifest."""
@@ -103,5 +115,7 @@ class Artifact:
                 raise IntegrityError(f"{str(f)!r} listed in the manifest is missing; re-export the artifact.")
             actual = sha256_file(f)
             if actual != rec["sha256"]:
-                raise IntegrityError(f"{str(f)!r} sha256 {actual[:12]}... does not match the manifest's "
-                                     f"{rec['sha256'][:12]}...; the file was changed or corrupted, re-export it.")
+                raise IntegrityError(
+                    f"{str(f)!r} sha256 {actual[:12]}... does not match the manifest's "
+                    f"{rec['sha256'][:12]}...; the file was changed or corrupted, re-export it."
+                )

@@ -7,6 +7,7 @@ longer runs (killed with -9, a power cut) is removed by the next staging in that
 process's is never touched. Converters' temporary files go inside the staging folder
 (redirect_tempdir), so a killed run leaves nothing in TMPDIR either.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -162,7 +163,7 @@ def private_tempdir() -> Path:
 
     base = Path(tempfile.gettempdir())
     for old in base.glob(f"{PRIVATE_TMP}*"):
-        pid = old.name[len(PRIVATE_TMP):].split("-", 1)[0]
+        pid = old.name[len(PRIVATE_TMP) :].split("-", 1)[0]
         if old.is_dir() and pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
             shutil.rmtree(old, ignore_errors=True)
     mine = Path(tempfile.mkdtemp(prefix=f"{PRIVATE_TMP}{os.getpid()}-", dir=base))

@@ -3,6 +3,7 @@ results), as JSON Schemas checked with the `jsonschema` library: a file of the w
 with one line naming the file, the first place it is wrong and what to do, instead of a
 KeyError three functions later. (Bundles are checked by portable/integrity.py, which must run on
 devices with numpy only.)"""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,91 +22,249 @@ def _obj(required: dict[str, Any], optional: dict[str, Any] | None = None) -> di
     return {"type": "object", "required": list(required), "properties": {**required, **(optional or {})}}
 
 
-_TENSOR = _obj({"name": _STR, "dtype": _STR, "shape": {"type": "array", "items": {"type": "integer"}}},
-               {"layout": _STR, "quant": {"type": ["object", "null"]}})
+_TENSOR = _obj(
+    {"name": _STR, "dtype": _STR, "shape": {"type": "array", "items": {"type": "integer"}}},
+    {"layout": _STR, "quant": {"type": ["object", "null"]}},
+)
 
-MANIFEST = _obj({
-    "target": _STR, "precision": _STR,
-    "files": {"type": "object", "minProperties": 1, "additionalProperties": _obj(
-        {"sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"}, "bytes": _INT0})},
-    "inputs": {"type": "array", "minItems": 1, "items": _TENSOR},
-    "outputs": {"type": "array", "minItems": 1, "items": _TENSOR},
-}, {"model": {"type": "object"}, "config": {"type": "object"}, "layer_map": {"type": ["object", "null"]},
-    "accuracy_budget": {"type": "object"}})
+MANIFEST = _obj(
+    {
+        "target": _STR,
+        "precision": _STR,
+        "files": {
+            "type": "object",
+            "minProperties": 1,
+            "additionalProperties": _obj({"sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"}, "bytes": _INT0}),
+        },
+        "inputs": {"type": "array", "minItems": 1, "items": _TENSOR},
+        "outputs": {"type": "array", "minItems": 1, "items": _TENSOR},
+    },
+    {
+        "model": {"type": "object"},
+        "config": {"type": "object"},
+        "layer_map": {"type": ["object", "null"]},
+        "accuracy_budget": {"type": "object"},
+    },
+)
 
-_METRICS = ("max_abs", "mean_abs", "max_abs_rel", "cosine", "sqnr_db", "top1_agreement", "top5_overlap",
-            "accuracy", "ref_accuracy")
+_METRICS = (
+    "max_abs",
+    "mean_abs",
+    "max_abs_rel",
+    "cosine",
+    "sqnr_db",
+    "top1_agreement",
+    "top5_overlap",
+    "accuracy",
+    "ref_accuracy",
+)
 _BREACH = _obj({"metric": _STR, "value": _NUM, "limit": _NUM, "kind": {"enum": ["max", "min"]}})
 _OBJ = {"type": "object"}
 
-_REFERENCE = _obj({}, {
-    "trained": {"type": ["boolean", "null"]},
-    "preprocessing": {"type": ["object", "null"], "required": ["scale", "mean", "std", "channels", "resize"],
-                      "properties": {"scale": _NUM, "preset": {"type": ["string", "null"]}}},
-    "predictions": {"type": ["object", "null"], "required": ["distinct_top1", "classes", "mean_entropy_bits",
-                                                             "max_entropy_bits", "top_classes"]}})
+_REFERENCE = _obj(
+    {},
+    {
+        "trained": {"type": ["boolean", "null"]},
+        "preprocessing": {
+            "type": ["object", "null"],
+            "required": ["scale", "mean", "std", "channels", "resize"],
+            "properties": {"scale": _NUM, "preset": {"type": ["string", "null"]}},
+        },
+        "predictions": {
+            "type": ["object", "null"],
+            "required": ["distinct_top1", "classes", "mean_entropy_bits", "max_entropy_bits", "top_classes"],
+        },
+    },
+)
 
-PARITY = _obj({
-    "model": _STR, "samples": _INT0, "data": _obj({}, {"source": _OBJ}), "reference": _REFERENCE,
-    "agreement": _obj({"metric": _STR, "matrix": {"type": "object", "additionalProperties": {
-        "type": "object", "additionalProperties": _NUM_OR_NULL}}}),
-    "environment": _obj({}, {"cpu": _obj({}, {"features": _OBJ, "model": _STR, "arch": _STR}), "versions": _OBJ}),
-    "results": {"type": "array", "items": _obj({
-        "name": {"type": "string", "pattern": "^[^/]+/[^/]+$"}, "precision": _STR,
-        "metrics": {**_obj({m: _NUM_OR_NULL for m in _METRICS}, {"acc_drop": _NUM_OR_NULL}), "additionalProperties": False},
-        "breaches": {"type": "array", "items": _BREACH}, "runtime": _OBJ, "tolerance": _OBJ, "seconds": _NUM,
-        "artifact": {"type": ["string", "null"]}})},
-})
+PARITY = _obj(
+    {
+        "model": _STR,
+        "samples": _INT0,
+        "data": _obj({}, {"source": _OBJ}),
+        "reference": _REFERENCE,
+        "agreement": _obj(
+            {
+                "metric": _STR,
+                "matrix": {
+                    "type": "object",
+                    "additionalProperties": {"type": "object", "additionalProperties": _NUM_OR_NULL},
+                },
+            }
+        ),
+        "environment": _obj({}, {"cpu": _obj({}, {"features": _OBJ, "model": _STR, "arch": _STR}), "versions": _OBJ}),
+        "results": {
+            "type": "array",
+            "items": _obj(
+                {
+                    "name": {"type": "string", "pattern": "^[^/]+/[^/]+$"},
+                    "precision": _STR,
+                    "metrics": {
+                        **_obj({m: _NUM_OR_NULL for m in _METRICS}, {"acc_drop": _NUM_OR_NULL}),
+                        "additionalProperties": False,
+                    },
+                    "breaches": {"type": "array", "items": _BREACH},
+                    "runtime": _OBJ,
+                    "tolerance": _OBJ,
+                    "seconds": _NUM,
+                    "artifact": {"type": ["string", "null"]},
+                }
+            ),
+        },
+    }
+)
 
-_ROW = _obj({k: _NUM for k in ("threads", "load_ms", "first_ms", "p50", "p90", "p99", "mean", "std", "throughput",
-                                "peak_rss_mb", "size_mb")}
-            | {"backend": _STR, "precision": _STR, "threads_used": {"type": ["integer", "string", "null"]}},
-            {"speedup_vs_keras": _NUM_OR_NULL,
-             "ops": _obj({"int8": _INT0, "float": _INT0, "convert": _INT0},
-                         {"float_types": {"type": "object", "additionalProperties": _INT0}}),
-             "float_fallback": _obj({"float_layers": _STRS}, {"latency": {"type": ["object", "null"]}})})
+_ROW = _obj(
+    {
+        k: _NUM
+        for k in (
+            "threads",
+            "load_ms",
+            "first_ms",
+            "p50",
+            "p90",
+            "p99",
+            "mean",
+            "std",
+            "throughput",
+            "peak_rss_mb",
+            "size_mb",
+        )
+    }
+    | {"backend": _STR, "precision": _STR, "threads_used": {"type": ["integer", "string", "null"]}},
+    {
+        "speedup_vs_keras": _NUM_OR_NULL,
+        "ops": _obj(
+            {"int8": _INT0, "float": _INT0, "convert": _INT0},
+            {"float_types": {"type": "object", "additionalProperties": _INT0}},
+        ),
+        "float_fallback": _obj({"float_layers": _STRS}, {"latency": {"type": ["object", "null"]}}),
+    },
+)
 
-BENCH = _obj({"model": _STR, "batch": {"type": "integer", "minimum": 1}, "rows": {"type": "array", "items": _ROW}},
-             {"protocol": _obj({}, {k: _NUM for k in ("warmup_runs", "warmup_s", "runs", "seconds", "max_runs")}),
-              "trained": {"type": ["boolean", "null"]}})
+BENCH = _obj(
+    {"model": _STR, "batch": {"type": "integer", "minimum": 1}, "rows": {"type": "array", "items": _ROW}},
+    {
+        "protocol": _obj({}, {k: _NUM for k in ("warmup_runs", "warmup_s", "runs", "seconds", "max_runs")}),
+        "trained": {"type": ["boolean", "null"]},
+    },
+)
 
-_THROUGHPUT_ROW = _obj({k: _NUM for k in ("threads", "batch", "throughput", "p50", "p90", "p99", "mean", "requests",
-                                           "seconds", "streams", "load_ms", "size_mb", "peak_rss_mb")}
-                       | {"backend": _STR, "precision": _STR, "settings": {"type": "object"}},
-                       {"speedup_vs_keras": _NUM_OR_NULL})
+_THROUGHPUT_ROW = _obj(
+    {
+        k: _NUM
+        for k in (
+            "threads",
+            "batch",
+            "throughput",
+            "p50",
+            "p90",
+            "p99",
+            "mean",
+            "requests",
+            "seconds",
+            "streams",
+            "load_ms",
+            "size_mb",
+            "peak_rss_mb",
+        )
+    }
+    | {"backend": _STR, "precision": _STR, "settings": {"type": "object"}},
+    {"speedup_vs_keras": _NUM_OR_NULL},
+)
 
-THROUGHPUT = _obj({"model": _STR, "mode": {"const": "throughput"}, "batches": {"type": "array", "minItems": 1,
-                                                                              "items": {"type": "integer", "minimum": 1}},
-                   "rows": {"type": "array", "items": _THROUGHPUT_ROW}},
-                  {"protocol": _obj({}, {k: _NUM for k in ("warmup_s", "seconds")}), "trained": {"type": ["boolean", "null"]}})
+THROUGHPUT = _obj(
+    {
+        "model": _STR,
+        "mode": {"const": "throughput"},
+        "batches": {"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 1}},
+        "rows": {"type": "array", "items": _THROUGHPUT_ROW},
+    },
+    {"protocol": _obj({}, {k: _NUM for k in ("warmup_s", "seconds")}), "trained": {"type": ["boolean", "null"]}},
+)
 
-_PROFILE_LAYER = _obj({"layer": _STR, "ms": _NUM, "pct": _NUM, "ops": _STRS, "int8": _INT0, "float": _INT0,
-                       "convert": _INT0}, {"folded_in": _STRS})
+_PROFILE_LAYER = _obj(
+    {"layer": _STR, "ms": _NUM, "pct": _NUM, "ops": _STRS, "int8": _INT0, "float": _INT0, "convert": _INT0},
+    {"folded_in": _STRS},
+)
 
-PROFILE = _obj({"model": _STR, "threads": {"type": "integer"}, "batch": {"type": "integer"}, "runs": {"type": "integer"},
-                "backends": {"type": "object", "additionalProperties": {
-                    "oneOf": [_obj({"supported": {"const": True}, "total_ms": _NUM,
-                                    "layers": {"type": "array", "items": _PROFILE_LAYER}}),
-                              _obj({"supported": {"const": False}, "why": _STR})]}}})
+PROFILE = _obj(
+    {
+        "model": _STR,
+        "threads": {"type": "integer"},
+        "batch": {"type": "integer"},
+        "runs": {"type": "integer"},
+        "backends": {
+            "type": "object",
+            "additionalProperties": {
+                "oneOf": [
+                    _obj(
+                        {
+                            "supported": {"const": True},
+                            "total_ms": _NUM,
+                            "layers": {"type": "array", "items": _PROFILE_LAYER},
+                        }
+                    ),
+                    _obj({"supported": {"const": False}, "why": _STR}),
+                ]
+            },
+        },
+    }
+)
 
-_GATE_ENTRY = _obj({}, {m: _NUM_OR_NULL for m in ("accuracy", "top1_agreement", "sqnr_db", "latency_ratio")}
-                   | {"parity_ok": {"type": "boolean"}})
+_GATE_ENTRY = _obj(
+    {},
+    {m: _NUM_OR_NULL for m in ("accuracy", "top1_agreement", "sqnr_db", "latency_ratio")}
+    | {"parity_ok": {"type": "boolean"}},
+)
 
-GATE = _obj({"kind": _STR, "schema_version": {"type": "integer"}, "model": _STR, "samples": _INT0,
-             "entries": {"type": "object", "additionalProperties": _GATE_ENTRY}},
-            {"data": {"type": ["object", "null"]}, "cpu": {"type": ["string", "null"]}, "utc": _STR})
+GATE = _obj(
+    {
+        "kind": _STR,
+        "schema_version": {"type": "integer"},
+        "model": _STR,
+        "samples": _INT0,
+        "entries": {"type": "object", "additionalProperties": _GATE_ENTRY},
+    },
+    {"data": {"type": ["object", "null"]}, "cpu": {"type": ["string", "null"]}, "utc": _STR},
+)
 
-DIAGNOSE = _obj({
-    "model": _STR, "layers": _STRS, "sqnr_limit_db": _NUM, "samples": _INT0,
-    "backends": {"type": "object", "additionalProperties": _obj({
-        "first_divergent": {"type": ["string", "null"]}, "ranked": _STRS, "lost": _STRS,
-        "folded": {"type": "object", "additionalProperties": {"type": ["string", "null"]}},
-        "layers": {"type": "array", "items": _obj({"layer": _STR, "class": _STR, "sqnr_db": _NUM, "cosine": _NUM,
-                                                   "added_noise_pct": _NUM}, {"max_rel": _NUM})}})},
-})
+DIAGNOSE = _obj(
+    {
+        "model": _STR,
+        "layers": _STRS,
+        "sqnr_limit_db": _NUM,
+        "samples": _INT0,
+        "backends": {
+            "type": "object",
+            "additionalProperties": _obj(
+                {
+                    "first_divergent": {"type": ["string", "null"]},
+                    "ranked": _STRS,
+                    "lost": _STRS,
+                    "folded": {"type": "object", "additionalProperties": {"type": ["string", "null"]}},
+                    "layers": {
+                        "type": "array",
+                        "items": _obj(
+                            {"layer": _STR, "class": _STR, "sqnr_db": _NUM, "cosine": _NUM, "added_noise_pct": _NUM},
+                            {"max_rel": _NUM},
+                        ),
+                    },
+                }
+            ),
+        },
+    }
+)
 
-SCHEMAS = {"manifest": MANIFEST, "parity": PARITY, "bench": BENCH, "throughput": THROUGHPUT, "profile": PROFILE,
-           "gate": GATE, "diagnose": DIAGNOSE}
+SCHEMAS = {
+    "manifest": MANIFEST,
+    "parity": PARITY,
+    "bench": BENCH,
+    "throughput": THROUGHPUT,
+    "profile": PROFILE,
+    "gate": GATE,
+    "diagnose": DIAGNOSE,
+}
 
 
 def _cross_check(data: dict, kind: str) -> str | None:

@@ -11,6 +11,7 @@ what they were asked for, export one when there is none, and stop with one line 
 asked for something the existing artifact is not: artifacts are never overwritten behind the
 user's back.
 """
+
 from __future__ import annotations
 
 import json
@@ -70,8 +71,14 @@ class Workspace:
         return read_checked(path, kind, f"re-run `{kind}`")
 
 
-def conflicts(artifact: Artifact, target_options: tuple[str, ...], given: dict[str, Any], source_sha: str | None,
-              calib_fingerprint: str | None, preprocessing: dict | None = None) -> list[str]:
+def conflicts(
+    artifact: Artifact,
+    target_options: tuple[str, ...],
+    given: dict[str, Any],
+    source_sha: str | None,
+    calib_fingerprint: str | None,
+    preprocessing: dict | None = None,
+) -> list[str]:
     """What in the artifact differs from what a command asked for, one phrase per difference.
 
     given: {config_record key: value} for options the user gave; only the keys this target
@@ -94,8 +101,10 @@ def conflicts(artifact: Artifact, target_options: tuple[str, ...], given: dict[s
         have_pp = {k: v for k, v in (m.get("preprocessing") or {}).items() if k != "why"}
         want_pp = {k: v for k, v in json.loads(json.dumps(preprocessing)).items() if k != "why"}
         if have_pp != want_pp:
-            out.append(f"preprocessing {have_pp.get('preset') or 'custom'} (now: {want_pp.get('preset') or 'custom'}; "
-                       "pass --preprocess to match)")
+            out.append(
+                f"preprocessing {have_pp.get('preset') or 'custom'} (now: {want_pp.get('preset') or 'custom'}; "
+                "pass --preprocess to match)"
+            )
     if calib_fingerprint is not None and artifact.precision.needs_calibration:
         have_fp = (m.get("calibration") or {}).get("fingerprint_sha256")
         if have_fp != calib_fingerprint:

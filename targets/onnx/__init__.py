@@ -1,5 +1,6 @@
 """ONNX / ONNX Runtime: tf2onnx conversion (explicit input signature, NHWC kept), fp32, fp16 and
 static int8 via onnxruntime.quantization, and OrtRunner."""
+
 from __future__ import annotations
 
 import functools
@@ -22,8 +23,13 @@ from resnet_deploy.progress import Progress
 from resnet_deploy.backend.runner import Runner
 from resnet_deploy.backend.target import FileOps, Graph, Probe, Tail, Target
 from resnet_deploy.versions import versions
-from resnet_deploy.targets.onnx.calibrate import (measured_ranges, optimized_session, probe_prints, record as calibration_record,
-                                    share_problem)
+from resnet_deploy.targets.onnx.calibrate import (
+    measured_ranges,
+    optimized_session,
+    probe_prints,
+    record as calibration_record,
+    share_problem,
+)
 from resnet_deploy.targets.onnx.convert import keras_to_onnx
 
 MODEL_FILE = "model.onnx"
@@ -106,8 +112,10 @@ def _check_nodes(path: Path, names: tuple[str, ...]) -> None:
         have = {n.name for n in onnx.load(str(path), load_external_data=False).graph.node}
         missing = [n for n in names if n not in have]
         if missing:
-            raise ExportError(f"the ONNX graph to quantize has no node {missing[0]!r} to keep in float; "
-                              "re-export fp32 so that its layer map matches this converter.")
+            raise ExportError(
+                f"the ONNX graph to quantize has no node {missing[0]!r} to keep in float; "
+                "re-export fp32 so that its layer map matches this converter."
+            )
 
 
 def _finish(out_dir: Path, work: Path, precision: Precision, details: dict, quantization: dict | None) -> Artifact:
@@ -129,8 +137,34 @@ def _offer(finish: Any, model: Any, calib: Any, quantization: dict) -> Artifact:
     return artifact
 
 
-def quantize(fp32_path: str, out: str, samples: str, choice: OrtQuantChoice, quant: QuantConfig,
-             progress: Progress, threads: int | None = None, share_ranges: bool = False) -> dict:
+def _record(choice: OrtQuantChoice, quant: QuantConfig, samples: int) -> dict:
+    """What the manifest says about the quantization."""
+    return {
+        "format": choice.fmt,
+        "activations": choice.activation,
+        "weights": choice.weight,
+        "name": choice.name,
+        "per_channel": quant.per_channel,
+        "reduce_range": choice.reduce_range,
+        "calibration_method": quant.method.value,
+        "calibration_samples": samples,
+        "reason": choice.reason,
+        "io_dtype": "float32",
+        "float_nodes": list(quant.float_nodes),
+        **calibration_record(),
+    }
+
+
+def quantize(
+    fp32_path: str,
+    out: str,
+    samples: str,
+    choice: OrtQuantChoice,
+    quant: QuantConfig,
+    progress: Progress,
+    threads: int | None = None,
+    share_ranges: bool = False,
+) -> dict:
     """ORT static quantization of fp32_path into out, calibrated on the samples saved in `samples`
     (.npy) on `threads` threads (None: all cores). No TensorFlow: this is the Tail a worker
     process runs. share_ranges: the record's "measured_ranges" holds the calibration's ranges for
@@ -140,8 +174,11 @@ def quantize(fp32_path: str, out: str, samples: str, choice: OrtQuantChoice, qua
 
     pre = Path(fp32_path).with_name("pre.onnx")
     quant_pre_process(fp32_path, str(pre))  # shape inference + folding, as ORT recommends
-    method = {CalibMethod.MINMAX: CalibrationMethod.MinMax, CalibMethod.ENTROPY: CalibrationMethod.Entropy,
-              CalibMethod.PERCENTILE: CalibrationMethod.Percentile}[quant.method]
+    method = {
+        CalibMethod.MINMAX: CalibrationMethod.MinMax,
+        CalibMethod.ENTROPY: CalibrationMethod.Entropy,
+        CalibMethod.PERCENTILE: CalibrationMethod.Percentile,
+    }[quant.method]
     calib = np.load(samples, mmap_mode="r")
     _check_nodes(pre, quant.float_nodes)
     qtype = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
@@ -152,22 +189,23 @@ def quantize(fp32_path: str, out: str, samples: str, choice: OrtQuantChoice, qua
     try:  # (Entropy/Percentile calibrators print histograms: converting() captures them)
         with optimized_session(threads):
             quantize_static(
-                str(pre), out, OrtDataReader(calib, INPUT_NAME, progress, "calibrating ONNX"),
+                str(pre),
+                out,
+                OrtDataReader(calib, INPUT_NAME, progress, "calibrating ONNX"),
                 quant_format=QuantFormat.QDQ if choice.fmt == "qdq" else QuantFormat.QOperator,
-                per_channel=quant.per_channel, reduce_range=choice.reduce_range,
-                activation_type=qtype[choice.activation], weight_type=qtype[choice.weight],
-                calibrate_method=method, calibration_providers=["CPUExecutionProvider"],
+                per_channel=quant.per_channel,
+                reduce_range=choice.reduce_range,
+                activation_type=qtype[choice.activation],
+                weight_type=qtype[choice.weight],
+                calibrate_method=method,
+                calibration_providers=["CPUExecutionProvider"],
                 extra_options={"CalibTensorRangeSymmetric": False},
                 nodes_to_exclude=list(quant.float_nodes),
                 **({} if why_not else {"calibration_cache_path": str(cache)}),
             )
     except Exception as e:  # noqa: BLE001
         raise ExportError(f"onnxruntime static quantization failed: {first_line(e)}") from e
-    record = {"format": choice.fmt, "activations": choice.activation, "weights": choice.weight,
-              "name": choice.name, "per_channel": quant.per_channel, "reduce_range": choice.reduce_range,
-              "calibration_method": quant.method.value, "calibration_samples": len(calib),
-              "reason": choice.reason, "io_dtype": "float32", "float_nodes": list(quant.float_nodes),
-              **calibration_record()}
+    record = _record(choice, quant, len(calib))
     if share_ranges:
         record["measured_ranges"] = why_not or measured_ranges(cache, prints, calib[:PROBES], len(calib))
     return record
@@ -202,13 +240,20 @@ class OnnxTarget(Target):
     def has_tail(self, config: ExportConfig) -> bool:
         return config.precision is Precision.INT8
 
-    def begin_impl(self, model: Any, out_dir: Path, config: ExportConfig, calib: Any,
-                   progress: Progress) -> Artifact | Tail:
+    def begin_impl(
+        self, model: Any, out_dir: Path, config: ExportConfig, calib: Any, progress: Progress
+    ) -> Artifact | Tail:
         """tf2onnx here; int8 returns ORT's quantization as a Tail (no TensorFlow, no model)."""
         p = config.precision
         out = out_dir / MODEL_FILE
-        details: dict[str, Any] = {"onnx": {"opset": config.opset, "execution_precision": p.value,
-                                            "execution_provider": "CPUExecutionProvider"}, "quantization": None}
+        details: dict[str, Any] = {
+            "onnx": {
+                "opset": config.opset,
+                "execution_precision": p.value,
+                "execution_provider": "CPUExecutionProvider",
+            },
+            "quantization": None,
+        }
         work = Path(tempfile.mkdtemp(prefix="onnx-", dir=out_dir))
         fp32_path = work / "fp32.onnx"
         details["onnx"]["tf2onnx"] = keras_to_onnx(model, fp32_path, config.opset)
@@ -217,10 +262,19 @@ class OnnxTarget(Target):
             samples = work / "calibration.npy"
             np.save(samples, calib.arrays()[0])
             choice = choose_quant_format(config.quant.onnx_format, config.device)
-            return Tail("ONNX Runtime int8 quantization", quantize, {
-                "fp32_path": str(fp32_path), "out": str(out), "samples": str(samples), "choice": choice,
-                "quant": config.quant, "share_ranges": calib.ranges.wanted},
-                functools.partial(_offer, finish, model, calib))
+            return Tail(
+                "ONNX Runtime int8 quantization",
+                quantize,
+                {
+                    "fp32_path": str(fp32_path),
+                    "out": str(out),
+                    "samples": str(samples),
+                    "choice": choice,
+                    "quant": config.quant,
+                    "share_ranges": calib.ranges.wanted,
+                },
+                functools.partial(_offer, finish, model, calib),
+            )
         if p is Precision.FP32:
             shutil.move(str(fp32_path), out)
             return finish(None)
@@ -235,8 +289,21 @@ class OnnxTarget(Target):
 
 
 ORT_INT8_OPS = ("QLinear", "QGemm", "MatMulInteger", "ConvInteger", "DynamicQuantize", "QAttention")
-ORT_CONVERT_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "Transpose", "Reshape", "Squeeze", "Unsqueeze",
-                             "Flatten", "Identity", "Cast", "ReorderInput", "ReorderOutput"})
+ORT_CONVERT_OPS = frozenset(
+    {
+        "QuantizeLinear",
+        "DequantizeLinear",
+        "Transpose",
+        "Reshape",
+        "Squeeze",
+        "Unsqueeze",
+        "Flatten",
+        "Identity",
+        "Cast",
+        "ReorderInput",
+        "ReorderOutput",
+    }
+)
 
 
 def ort_kind(op_type: str) -> str:
@@ -261,8 +328,9 @@ class OrtRunner(Runner):
         try:
             self._sess = ort_session(self.model_path, self.threads)
         except Exception as e:  # noqa: BLE001 - ORT raises its own exception types
-            raise InputError(f"{str(self.model_path)!r} is not a loadable ONNX model ({first_line(e, 200)}); "
-                             "re-export it.") from e
+            raise InputError(
+                f"{str(self.model_path)!r} is not a loadable ONNX model ({first_line(e, 200)}); re-export it."
+            ) from e
         ins, outs = self._sess.get_inputs(), self._sess.get_outputs()
         self.require_single_io(len(ins), len(outs))
         self._in_name, self._out_name = ins[0].name, outs[0].name
@@ -283,8 +351,13 @@ class OrtRunner(Runner):
         x = self.check_input(x)
         sess = ort_session(self.model_path, 1)
         feed, out = {self._in_name: x}, [self._out_name]
-        return drive([lambda: sess.run(out, feed)] * streams, int(x.shape[0]), warmup_s, seconds,
-                     {"how": f"one session, {streams} concurrent run() calls", "intra_op_threads_per_stream": 1})
+        return drive(
+            [lambda: sess.run(out, feed)] * streams,
+            int(x.shape[0]),
+            warmup_s,
+            seconds,
+            {"how": f"one session, {streams} concurrent run() calls", "intra_op_threads_per_stream": 1},
+        )
 
     def profile(self, x: np.ndarray, warmup: int, runs: int) -> list[dict[str, Any]]:
         """ORT's profiler (a session with enable_profiling): node events of the runs after the
@@ -313,5 +386,10 @@ class OrtRunner(Runner):
     def info(self) -> dict[str, Any]:
         sess = getattr(self, "_sess", None)
         used = sess.get_session_options().intra_op_num_threads if sess else None
-        return {"runner": self.name, "threads": used or "default (all cores)", "provider": "CPUExecutionProvider",
-                "precision": self.precision, **versions("onnxruntime")}
+        return {
+            "runner": self.name,
+            "threads": used or "default (all cores)",
+            "provider": "CPUExecutionProvider",
+            "precision": self.precision,
+            **versions("onnxruntime"),
+        }

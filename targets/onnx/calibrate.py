@@ -17,6 +17,7 @@ The same pass can serve a second backend (calibration/ranges.py): probe_prints f
 tensor on the first samples, ORT writes its ranges to its calibration cache, measured_ranges
 reads them back (checked: per-tensor, finite) with the fingerprints of those tensors.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -36,9 +37,11 @@ def enabled() -> bool:
 def record() -> dict:
     """The manifest's note of the calibration session, and why."""
     if enabled():
-        return {"calibration_session": "ORT_ENABLE_ALL", "calibration_session_why":
-                f"ORT's calibrator session runs unoptimised (ORT_DISABLE_ALL), and reduces each Relu output "
-                f"that min/max of its input give exactly; {ENV}=ort for ORT's own"}
+        return {
+            "calibration_session": "ORT_ENABLE_ALL",
+            "calibration_session_why": f"ORT's calibrator session runs unoptimised (ORT_DISABLE_ALL), and reduces each Relu output "
+            f"that min/max of its input give exactly; {ENV}=ort for ORT's own",
+        }
     return {"calibration_session": "ORT_DISABLE_ALL (ORT's own)", "calibration_session_why": f"{ENV}=ort"}
 
 
@@ -61,8 +64,9 @@ def optimized_session(threads: int | None = None) -> Iterator[None]:
         if threads:
             options.intra_op_num_threads = threads
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.infer_session = ort.InferenceSession(self.augmented_model_path, sess_options=options,
-                                                  providers=self.execution_providers)
+        self.infer_session = ort.InferenceSession(
+            self.augmented_model_path, sess_options=options, providers=self.execution_providers
+        )
 
     calibrate.CalibraterBase.create_inference_session = create_inference_session
     try:
@@ -92,8 +96,9 @@ def _relu_ranges_derived(minmax: Any) -> Iterator[None]:
         ranges = compute(self)
         for out, src in relus.items() if ranges is not None else ():
             lo, hi = ranges[src].range_value
-            ranges.data[out] = TensorData(lowest=np.maximum(lo, np.zeros_like(lo)),
-                                          highest=np.maximum(hi, np.zeros_like(hi)))
+            ranges.data[out] = TensorData(
+                lowest=np.maximum(lo, np.zeros_like(lo)), highest=np.maximum(hi, np.zeros_like(hi))
+            )
         return ranges
 
     own = dict(vars(minmax))  # select_tensors_to_calibrate is CalibraterBase's: deleted again, not copied down
@@ -166,8 +171,9 @@ def _probe_prints(model_path: Path, probes: np.ndarray, threads: int | None) -> 
 
     model = onnx.load(str(model_path))
     have = {o.name for o in model.graph.output}
-    model.graph.output.extend(onnx.ValueInfoProto(name=o) for n in model.graph.node for o in n.output
-                              if o and o not in have)
+    model.graph.output.extend(
+        onnx.ValueInfoProto(name=o) for n in model.graph.node for o in n.output if o and o not in have
+    )
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
@@ -193,8 +199,13 @@ def measured_ranges(cache: Path, prints: dict[str, list], probes: np.ndarray, sa
     if ranges is None:
         return "ONNX Runtime's calibration gave no per-tensor ranges to share"
     ranges = {n: r for n, r in ranges.items() if n in prints}
-    return MeasuredRanges("ONNX Runtime MinMax calibration of the ONNX export's fp32 model", samples,
-                          probe_digest(probes), ranges, {n: prints[n] for n in ranges}).to_dict()
+    return MeasuredRanges(
+        "ONNX Runtime MinMax calibration of the ONNX export's fp32 model",
+        samples,
+        probe_digest(probes),
+        ranges,
+        {n: prints[n] for n in ranges},
+    ).to_dict()
 
 
 def share_problem(method: str) -> str | None:

@@ -9,6 +9,7 @@ runs the optimizers without the copies and skips re-writing an unchanged Const: 
 and a byte-identical file. If an optimizer raises in that mode, the conversion is redone with
 tf2onnx's own rollback (the manifest says which ran). RESNET_DEPLOY_TF2ONNX_LEAN=0 always uses tf2onnx's own
 loop."""
+
 from __future__ import annotations
 
 import contextlib
@@ -22,7 +23,9 @@ from resnet_deploy._tf import frozen_graph_def, inference_function
 from resnet_deploy.errors import BackendUnavailable, ExportError, first_line
 from resnet_deploy.exporting.memory import release
 
-LEAN_ENV = "RESNET_DEPLOY_TF2ONNX_LEAN"  # "0": tf2onnx's own optimizer loop (the escape hatch, and the benchmark's "before")
+LEAN_ENV = (
+    "RESNET_DEPLOY_TF2ONNX_LEAN"  # "0": tf2onnx's own optimizer loop (the escape hatch, and the benchmark's "before")
+)
 
 
 _COUNTED = re.compile(r"(?<=[A-Za-z0-9_])__\d+(?![0-9])")
@@ -102,8 +105,12 @@ def _lean(tf2onnx: Any) -> Iterator[None]:
             return update_proto(self, external_tensor_storage)
         now = (tuple(self.attr.values()), tuple(self.input), tuple(self.output))
         last = getattr(self, "_rd_written", None)
-        if last is not None and len(last[0]) == len(now[0]) and all(a is b for a, b in zip(last[0], now[0])) \
-                and last[1:] == now[1:]:
+        if (
+            last is not None
+            and len(last[0]) == len(now[0])
+            and all(a is b for a, b in zip(last[0], now[0]))
+            and last[1:] == now[1:]
+        ):
             return None  # the NodeProto already holds exactly these attribute objects
         update_proto(self, external_tensor_storage)
         self._rd_written = now

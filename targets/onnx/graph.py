@@ -1,5 +1,6 @@
 """The ONNX graph: which op produces each tensor and which ops read it, for keeping layers in float
 (quantize/fallback.py) and profiling: ONNX node names (ORT's nodes_to_exclude)."""
+
 from __future__ import annotations
 
 from pathlib import Path

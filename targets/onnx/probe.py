@@ -1,6 +1,7 @@
 """Every intermediate tensor of an ONNX file, as float32 (integers dequantized with their own scale
 and zero point), for diagnose and the layer map: every node output added as a graph output, graph optimizations off. The probe loads the file once and then
 runs one batch at a time."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -6,6 +6,7 @@ Why from Keras and not from the ONNX file: measured here on ResNet-18 @224, conv
 Keras model took 1.4 s (74 ops, p50 16.5 ms f32) against 9.5 s through tf2onnx + ONNX (76 ops,
 p50 18.9 ms), with identical outputs; it also keeps OpenVINO working without tf2onnx.
 """
+
 from __future__ import annotations
 
 import re
@@ -101,8 +102,7 @@ class OpenVINOTarget(Target):
     def takes(self, config: ExportConfig, names: Sequence[str]) -> frozenset[str]:
         return frozenset({"int8_onnx"}) if from_onnx.takes(config, names) else frozenset()
 
-    def export_impl(self, model: Any, out_dir: Path, config: ExportConfig, calib: Any,
-                    progress: Progress) -> Artifact:
+    def export_impl(self, model: Any, out_dir: Path, config: ExportConfig, calib: Any, progress: Progress) -> Artifact:
         ov = _ov()
         p = config.precision
         offered = None
@@ -122,9 +122,14 @@ class OpenVINOTarget(Target):
                 quantization["why"] = f"NNCF: {offered}"
         ov_model.inputs[0].get_tensor().set_names({INPUT_NAME})
         canonical_names(ov_model)
-        details: dict[str, Any] = {"openvino": {"converted_from": source, "weights_compressed_to_fp16": p is Precision.FP16,
-                                                "execution_precision": EXECUTION_PRECISION[p]},
-                                   "quantization": quantization}
+        details: dict[str, Any] = {
+            "openvino": {
+                "converted_from": source,
+                "weights_compressed_to_fp16": p is Precision.FP16,
+                "execution_precision": EXECUTION_PRECISION[p],
+            },
+            "quantization": quantization,
+        }
         ov.save_model(ov_model, str(out_dir / MODEL_FILE), compress_to_fp16=p is Precision.FP16)
         inputs = [_spec(ov_model.inputs[0], "NHWC")]
         outputs = [_spec(ov_model.outputs[0], "NHWC" if len(model.output_shape) == 4 else "NC")]
@@ -139,7 +144,9 @@ class OpenVINOTarget(Target):
             with warnings.catch_warnings():
                 # OpenVINO's TensorFlow frontend traces the model with its inputs as a 1-tuple where
                 # Keras expects the bare tensor; Keras unpacks it and warns. Same tensor, same graph.
-                warnings.filterwarnings("ignore", message="The structure of `inputs` doesn't match", category=UserWarning)
+                warnings.filterwarnings(
+                    "ignore", message="The structure of `inputs` doesn't match", category=UserWarning
+                )
                 ov_model = ov.convert_model(model, example_input=example)
         except Exception as e:  # noqa: BLE001
             raise ExportError(f"openvino.convert_model failed: {first_line(e)}") from e
@@ -147,7 +154,9 @@ class OpenVINOTarget(Target):
         canonical_names(ov_model)
         return ov_model
 
-    def _quantize(self, ov_model: Any, calib: Any, float_nodes: tuple[str, ...], progress: Progress) -> tuple[Any, dict]:
+    def _quantize(
+        self, ov_model: Any, calib: Any, float_nodes: tuple[str, ...], progress: Progress
+    ) -> tuple[Any, dict]:
         try:
             import nncf
         except ImportError as e:
@@ -157,22 +166,53 @@ class OpenVINOTarget(Target):
         try:
             # Full bias correction: measured on digits it lifts SQNR from 17.6 to 24.7 dB and
             # accuracy from 99.33% to 99.78%, for +4% quantization time on ResNet-18.
-            q = nncf.quantize(ov_model, dataset, subset_size=len(samples), fast_bias_correction=False,
-                              preset=nncf.QuantizationPreset.PERFORMANCE, target_device=nncf.TargetDevice.CPU,
-                              ignored_scope=nncf.IgnoredScope(names=list(float_nodes), validate=True))
+            q = nncf.quantize(
+                ov_model,
+                dataset,
+                subset_size=len(samples),
+                fast_bias_correction=False,
+                preset=nncf.QuantizationPreset.PERFORMANCE,
+                target_device=nncf.TargetDevice.CPU,
+                ignored_scope=nncf.IgnoredScope(names=list(float_nodes), validate=True),
+            )
         except Exception as e:  # noqa: BLE001
             raise ExportError(f"nncf.quantize failed: {first_line(e)}") from e
-        return q, {"tool": "nncf", "preset": "performance", "bias_correction": "full", "weights": "int8 per-channel symmetric",
-                   "activations": "int8 per-tensor symmetric (uint8 after ReLU)", "calibration_samples": len(samples),
-                   "io_dtype": "float32", "float_nodes": list(float_nodes)}
+        return q, {
+            "tool": "nncf",
+            "preset": "performance",
+            "bias_correction": "full",
+            "weights": "int8 per-channel symmetric",
+            "activations": "int8 per-tensor symmetric (uint8 after ReLU)",
+            "calibration_samples": len(samples),
+            "io_dtype": "float32",
+            "float_nodes": list(float_nodes),
+        }
 
     def runner(self, artifact: Artifact, threads: int | None = None) -> "OpenVINORunner":
-        return OpenVINORunner(artifact.model_file, threads=threads, precision=artifact.precision,
-                              inference_precision=EXECUTION_PRECISION[artifact.precision])
+        return OpenVINORunner(
+            artifact.model_file,
+            threads=threads,
+            precision=artifact.precision,
+            inference_precision=EXECUTION_PRECISION[artifact.precision],
+        )
 
 
-OV_CONVERT_OPS = frozenset({"Reorder", "Transpose", "Reshape", "FakeQuantize", "Convert", "Squeeze", "Unsqueeze",
-                            "Parameter", "Result", "Input", "Output", "Constant"})
+OV_CONVERT_OPS = frozenset(
+    {
+        "Reorder",
+        "Transpose",
+        "Reshape",
+        "FakeQuantize",
+        "Convert",
+        "Squeeze",
+        "Unsqueeze",
+        "Parameter",
+        "Result",
+        "Input",
+        "Output",
+        "Constant",
+    }
+)
 
 
 def ov_kind(node_type: str, exec_type: str) -> str:
@@ -206,8 +246,13 @@ class OpenVINORunner(Runner):
 
     name = "openvino"
 
-    def __init__(self, model_path: Path, threads: int | None = None, precision: Precision | str | None = None,
-                 inference_precision: str | None = "f32") -> None:
+    def __init__(
+        self,
+        model_path: Path,
+        threads: int | None = None,
+        precision: Precision | str | None = None,
+        inference_precision: str | None = "f32",
+    ) -> None:
         super().__init__(model_path, threads, precision)
         self.inference_precision = inference_precision
         self._compiled: Any = None
@@ -219,8 +264,9 @@ class OpenVINORunner(Runner):
         try:
             model = core.read_model(str(self.model_path))
         except Exception as e:  # noqa: BLE001
-            raise InputError(f"{str(self.model_path)!r} is not a readable OpenVINO IR ({first_line(e, 200)}); "
-                             "re-export it.") from e
+            raise InputError(
+                f"{str(self.model_path)!r} is not a readable OpenVINO IR ({first_line(e, 200)}); re-export it."
+            ) from e
         self.require_single_io(len(model.inputs), len(model.outputs))
         self._core, self._model = core, model
         self._compiled_batch: int | None = None
@@ -239,11 +285,14 @@ class OpenVINORunner(Runner):
         """Compile, and refuse a compiled model that runs in another precision than asked for."""
         from resnet_deploy.portable.runtimes import ov_compile, precision_mismatch
 
-        compiled, actual = ov_compile(self._core, self._model, batch, self.threads, self.inference_precision,
-                                      performance_hint, perf_count)
+        compiled, actual = ov_compile(
+            self._core, self._model, batch, self.threads, self.inference_precision, performance_hint, perf_count
+        )
         got = actual["inference_precision"]
         if self.inference_precision and got != self.inference_precision:
-            raise PrecisionMismatch(str(precision_mismatch(Path(str(self.model_path)).name, got, self.inference_precision)))
+            raise PrecisionMismatch(
+                str(precision_mismatch(Path(str(self.model_path)).name, got, self.inference_precision))
+            )
         return compiled, actual
 
     def deactivate_impl(self) -> None:
@@ -297,10 +346,19 @@ class OpenVINORunner(Runner):
             counted, total = counted + (started >= t_warm), total + 1
         queue.wait_all()
         _callbacks_done(spans, total)
-        return window_stats(spans, t_warm, int(x.shape[0]), actual["streams"],
-                            {"how": f"PERFORMANCE_HINT=THROUGHPUT, AsyncInferQueue of {nireq} requests",
-                             "streams": actual["streams"], "infer_requests": nireq, "threads": actual["threads"],
-                             "inference_precision": actual["inference_precision"]})
+        return window_stats(
+            spans,
+            t_warm,
+            int(x.shape[0]),
+            actual["streams"],
+            {
+                "how": f"PERFORMANCE_HINT=THROUGHPUT, AsyncInferQueue of {nireq} requests",
+                "streams": actual["streams"],
+                "infer_requests": nireq,
+                "threads": actual["threads"],
+                "inference_precision": actual["inference_precision"],
+            },
+        )
 
     def profile(self, x: np.ndarray, warmup: int, runs: int) -> list[dict[str, Any]]:
         """OpenVINO's performance counters (PERF_COUNT) of each run after the warm-up, summed per
@@ -316,12 +374,24 @@ class OpenVINORunner(Runner):
                 continue
             for p in request.get_profiling_info():
                 if p.status.name == "EXECUTED":
-                    op = ops.setdefault(p.node_name, {"name": p.node_name, "type": p.node_type,
-                                                      "kind": ov_kind(p.node_type, p.exec_type), "ms": 0.0,
-                                                      "exec_type": p.exec_type})
+                    op = ops.setdefault(
+                        p.node_name,
+                        {
+                            "name": p.node_name,
+                            "type": p.node_type,
+                            "kind": ov_kind(p.node_type, p.exec_type),
+                            "ms": 0.0,
+                            "exec_type": p.exec_type,
+                        },
+                    )
                     op["ms"] += p.real_time.total_seconds() * 1000.0 / runs
         return list(ops.values())
 
     def info(self) -> dict[str, Any]:
-        return {"runner": self.name, "precision": self.precision, "requested_precision": self.inference_precision,
-                **self.actual, **versions("openvino")}
+        return {
+            "runner": self.name,
+            "precision": self.precision,
+            "requested_precision": self.inference_precision,
+            **self.actual,
+            **versions("openvino"),
+        }

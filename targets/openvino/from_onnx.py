@@ -21,6 +21,7 @@ without reduce_range saturates on AVX2); the arm64 profile (S8S8 for ARM's sdot:
 OpenVINO ran it at 10.3 dB against Keras on digits, NNCF's IR passes); layers kept in float (an
 accuracy budget searches each backend on its own); no ONNX int8 in the export, or it failed.
 """
+
 from __future__ import annotations
 
 import io
@@ -30,10 +31,21 @@ from resnet_deploy.calibration.board import Int8Onnx
 from resnet_deploy.config import ExportConfig, OnnxFormat, OpenVinoInt8, Precision
 
 # The ONNX quantization record's fields that describe what the OpenVINO IR computes too.
-INHERITED = ("format", "activations", "weights", "name", "per_channel", "reduce_range", "calibration_method",
-             "calibration_samples", "reason")
-WHY = ("one calibration pass for ONNX and OpenVINO: OpenVINO reads the ONNX int8 model's Q/DQ pairs as "
-       "FakeQuantize (targets/openvino/from_onnx.py)")
+INHERITED = (
+    "format",
+    "activations",
+    "weights",
+    "name",
+    "per_channel",
+    "reduce_range",
+    "calibration_method",
+    "calibration_samples",
+    "reason",
+)
+WHY = (
+    "one calibration pass for ONNX and OpenVINO: OpenVINO reads the ONNX int8 model's Q/DQ pairs as "
+    "FakeQuantize (targets/openvino/from_onnx.py)"
+)
 
 
 def why_not(config: ExportConfig) -> str | None:
@@ -47,8 +59,10 @@ def why_not(config: ExportConfig) -> str | None:
     if config.quant.float_nodes:
         return "layers kept in float are chosen per backend"
     if config.quant.onnx_format is not OnnxFormat.AUTO:
-        return (f"--onnx-format {config.quant.onnx_format.value} is the ONNX model's, not a device profile's "
-                "choice for OpenVINO")
+        return (
+            f"--onnx-format {config.quant.onnx_format.value} is the ONNX model's, not a device profile's "
+            "choice for OpenVINO"
+        )
     profile, _ = resolve(config.device)
     if profile.arch != "x86_64":
         return f"the ONNX int8 model is made for {profile.name} ({profile.arch}); OpenVINO's is for x86"
@@ -64,6 +78,12 @@ def convert(ov: Any, offered: Int8Onnx) -> tuple[Any, dict]:
     """The OpenVINO model of the ONNX int8 model, and its quantization record."""
     ov_model = ov.convert_model(io.BytesIO(offered.data))
     q = offered.quantization
-    record = {"tool": "onnxruntime, read by OpenVINO", "from_onnx_sha256": offered.sha256,
-              **{k: q[k] for k in INHERITED if k in q}, "io_dtype": "float32", "float_nodes": [], "why": WHY}
+    record = {
+        "tool": "onnxruntime, read by OpenVINO",
+        "from_onnx_sha256": offered.sha256,
+        **{k: q[k] for k in INHERITED if k in q},
+        "io_dtype": "float32",
+        "float_nodes": [],
+        "why": WHY,
+    }
     return ov_model, record

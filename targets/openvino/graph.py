@@ -1,5 +1,6 @@
 """The OpenVINO IR's op graph: which op produces each tensor and which ops read it, for keeping layers in float
 (quantize/fallback.py) and profiling: op names (NNCF's IgnoredScope)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -48,6 +49,11 @@ def file_ops(path: Path) -> FileOps:
     import openvino as ov
 
     ops = ov.Core().read_model(str(path)).get_ordered_ops()
-    return [(op.get_friendly_name(), [op.input_value(i).get_node().get_friendly_name()
-                                      for i in range(op.get_input_size())], [op.get_friendly_name()])
-            for op in ops]
+    return [
+        (
+            op.get_friendly_name(),
+            [op.input_value(i).get_node().get_friendly_name() for i in range(op.get_input_size())],
+            [op.get_friendly_name()],
+        )
+        for op in ops
+    ]

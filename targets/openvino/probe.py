@@ -1,6 +1,7 @@
 """Every intermediate tensor of an OpenVINO IR, as float32 (integers dequantized with their own scale
 and zero point), for diagnose and the layer map: add_outputs on every real-valued op, compiled in f32. The probe loads the file once and then
 runs one batch at a time."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,9 +23,13 @@ def probe(path: Path) -> Probe:
 
     core = ov.Core()
     m = core.read_model(str(path))
-    ports = [op.output(0) for op in m.get_ordered_ops()
-             if op.get_type_name() not in ("Constant", "Parameter", "Result", "Convert", "ShapeOf")
-             and op.get_output_size() == 1 and op.output(0).get_element_type().is_real()]
+    ports = [
+        op.output(0)
+        for op in m.get_ordered_ops()
+        if op.get_type_name() not in ("Constant", "Parameter", "Result", "Convert", "ShapeOf")
+        and op.get_output_size() == 1
+        and op.output(0).get_element_type().is_real()
+    ]
     m.add_outputs(ports)
     names = [f"{_producer(o).get_friendly_name()}#{i}" for i, o in enumerate(m.outputs)]
     shape = [d.get_length() for d in list(m.inputs[0].get_partial_shape())[1:]]

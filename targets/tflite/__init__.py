@@ -1,5 +1,6 @@
 """TFLite / LiteRT: TFLiteConverter export (fp32, fp16, dynamic-range, full int8) and a runner
 on ai_edge_litert, else tflite_runtime, else tf.lite."""
+
 from __future__ import annotations
 
 import warnings
@@ -28,8 +29,13 @@ TFLITE_CONVERT_OPS = frozenset({"QUANTIZE", "DEQUANTIZE", "RESHAPE", "TRANSPOSE"
 def _tensor_spec(detail: dict, layout: str) -> TensorSpec:
     scale, zero_point = detail["quantization"]
     quant = {"scale": float(scale), "zero_point": int(zero_point)} if scale else None
-    return TensorSpec(name=detail["name"], dtype=np.dtype(detail["dtype"]).name,
-                      shape=[int(s) for s in detail["shape"]], layout=layout, quant=quant)
+    return TensorSpec(
+        name=detail["name"],
+        dtype=np.dtype(detail["dtype"]).name,
+        shape=[int(s) for s in detail["shape"]],
+        layout=layout,
+        quant=quant,
+    )
 
 
 def _configure(converter: Any, tf: Any, config: ExportConfig, calib: Any, progress: Progress) -> dict | None:
@@ -54,8 +60,12 @@ def _configure(converter: Any, tf: Any, config: ExportConfig, calib: Any, progre
     if config.quant.io_dtype is IODtype.INT8:
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
-    return {"weights": "int8 per-channel (symmetric)", "activations": "int8 per-tensor (asymmetric)",
-            "io_dtype": config.quant.io_dtype.value, "calibration_samples": len(samples)}
+    return {
+        "weights": "int8 per-channel (symmetric)",
+        "activations": "int8 per-tensor (asymmetric)",
+        "io_dtype": config.quant.io_dtype.value,
+        "calibration_samples": len(samples),
+    }
 
 
 def _convert_keeping_float(converter: Any, tf: Any, config: ExportConfig, nodes: tuple[str, ...]) -> bytes:
@@ -72,12 +82,19 @@ def _convert_keeping_float(converter: Any, tf: Any, config: ExportConfig, nodes:
     have = {d["name"] for d in interp_cls(model_content=calibrated).get_tensor_details()}
     missing = [n for n in nodes if n not in have]
     if missing:  # the quantizer ignores names it does not know
-        raise ExportError(f"the TFLite graph to quantize has no op {missing[0]!r} to keep in float; "
-                          "re-export fp32 so that its layer map matches this converter.")
+        raise ExportError(
+            f"the TFLite graph to quantize has no op {missing[0]!r} to keep in float; "
+            "re-export fp32 so that its layer map matches this converter."
+        )
     io = tf.int8 if config.quant.io_dtype is IODtype.INT8 else tf.float32
     try:
-        return convert.mlir_quantize(calibrated, fully_quantize=io == tf.int8, input_data_type=io,
-                                     output_data_type=io, denylisted_nodes=list(nodes))
+        return convert.mlir_quantize(
+            calibrated,
+            fully_quantize=io == tf.int8,
+            input_data_type=io,
+            output_data_type=io,
+            denylisted_nodes=list(nodes),
+        )
     except Exception as e:  # noqa: BLE001 - the MLIR quantizer raises its own types
         raise ExportError(f"TFLite selective quantization failed: {first_line(e)}") from e
 
@@ -122,8 +139,7 @@ class TFLiteTarget(Target):
 
         return {"tensorflow": tf.__version__, **versions("keras", "ai-edge-litert", "tflite-runtime")}
 
-    def export_impl(self, model: Any, out_dir: Path, config: ExportConfig, calib: Any,
-                    progress: Progress) -> Artifact:
+    def export_impl(self, model: Any, out_dir: Path, config: ExportConfig, calib: Any, progress: Progress) -> Artifact:
         from resnet_deploy._tf import quiet_tf
 
         quiet_tf()
@@ -134,12 +150,17 @@ class TFLiteTarget(Target):
         nodes = config.quant.float_nodes if config.precision is Precision.INT8 else ()
         interp_cls, _ = load_interpreter_class()
         measured = calib.ranges.for_model(model) if calib is not None else None
-        with tf_calibrator(interp_cls, measured=measured) as calibrator, lean_conversion(converter), warnings.catch_warnings():
+        with (
+            tf_calibrator(interp_cls, measured=measured) as calibrator,
+            lean_conversion(converter),
+            warnings.catch_warnings(),
+        ):
             # int8 I/O after post-training calibration: the input's scale comes from the calibration set;
             # quantized_input_stats, which TF warns are missing, are for quantization-aware models only
             warnings.filterwarnings("ignore", message="Statistics for quantized inputs", category=UserWarning)
-            (out_dir / MODEL_FILE).write_bytes(_convert_keeping_float(converter, tf, config, nodes) if nodes
-                                               else converter.convert())
+            (out_dir / MODEL_FILE).write_bytes(
+                _convert_keeping_float(converter, tf, config, nodes) if nodes else converter.convert()
+            )
         if config.precision is Precision.INT8:
             details["quantization"].update(calibration_record(calibrator))
         if nodes:
@@ -169,8 +190,9 @@ class TFLiteRunner(Runner):
                 self._interp = interp_cls(model_path=str(self.model_path), num_threads=self.threads)
                 self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as e:
-            raise InputError(f"{str(self.model_path)!r} is not a valid TFLite model ({first_line(e, 200)}); "
-                             "re-export it.") from e
+            raise InputError(
+                f"{str(self.model_path)!r} is not a valid TFLite model ({first_line(e, 200)}); re-export it."
+            ) from e
         ins, outs = self._interp.get_input_details(), self._interp.get_output_details()
         self.require_single_io(len(ins), len(outs))
         self._in, self._out = ins[0], outs[0]
@@ -224,16 +246,24 @@ class TFLiteRunner(Runner):
             def request() -> None:
                 interp.set_tensor(self._in["index"], xq)
                 interp.invoke()
+
             return request
 
-        return drive([stream() for _ in range(streams)], int(x.shape[0]), warmup_s, seconds,
-                     {"how": f"{streams} interpreters, one per stream", "threads_per_stream": 1})
+        return drive(
+            [stream() for _ in range(streams)],
+            int(x.shape[0]),
+            warmup_s,
+            seconds,
+            {"how": f"{streams} interpreters, one per stream", "threads_per_stream": 1},
+        )
 
     def profile(self, x: np.ndarray, warmup: int, runs: int) -> list[dict[str, Any]]:
         from resnet_deploy.backend.runner import ProfilingUnsupported
 
-        raise ProfilingUnsupported("LiteRT's Python API exposes no op profiler; its op profiler is the C++ "
-                                   "benchmark_model tool, which the ai-edge-litert wheel does not ship")
+        raise ProfilingUnsupported(
+            "LiteRT's Python API exposes no op profiler; its op profiler is the C++ "
+            "benchmark_model tool, which the ai-edge-litert wheel does not ship"
+        )
 
     def executed_ops(self, x: np.ndarray) -> list[dict[str, Any]]:
         """The model's ops and their kind from the file: an op computing int8 tensors is int8.
@@ -242,12 +272,23 @@ class TFLiteRunner(Runner):
         out = []
         for op in self._interp._get_ops_details():  # noqa: SLF001 - LiteRT's only listing of ops
             name, dtype = op["op_name"], np.dtype(details[op["outputs"][0]]["dtype"])
-            kind = ("convert" if name in TFLITE_CONVERT_OPS else
-                    "int8" if dtype in (np.int8, np.uint8, np.int16) else "float")
+            kind = (
+                "convert"
+                if name in TFLITE_CONVERT_OPS
+                else "int8"
+                if dtype in (np.int8, np.uint8, np.int16)
+                else "float"
+            )
             out.append({"name": details[op["outputs"][0]]["name"], "type": name, "kind": kind})
         return out
 
     def info(self) -> dict[str, Any]:
         in_dtype = np.dtype(self._in["dtype"]).name if getattr(self, "_interp", None) else None
-        return {"runner": self.name, "interpreter": getattr(self, "_source", None), "threads": self.threads or "default",
-                "precision": self.precision, "io_dtype": in_dtype, **versions("ai-edge-litert", "tflite-runtime")}
+        return {
+            "runner": self.name,
+            "interpreter": getattr(self, "_source", None),
+            "threads": self.threads or "default",
+            "precision": self.precision,
+            "io_dtype": in_dtype,
+            **versions("ai-edge-litert", "tflite-runtime"),
+        }

@@ -17,6 +17,7 @@ RESNET_DEPLOY_TFLITE_CALIBRATOR=tf. When the same export measured the ranges alr
 Runtime's pass, calibration/ranges.py), the float model runs on the first samples only, to find
 each tensor among the measured ones; it falls back to the whole pass if any is missing.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -48,6 +49,7 @@ def _loggable(model: Any) -> list[int] | None:
         t = sg.tensors[i]
         data = model.buffers[t.buffer].data if t.buffer < len(model.buffers) else None
         return t.type == FLOAT32 and not t.isVariable and (data is None or len(data) == 0)
+
     return sorted(i for i in used if is_activation(i))
 
 
@@ -152,8 +154,9 @@ def with_ranges(model: Any, ranges: dict[int, tuple[float, float]]) -> bytes:
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
-def calibrate(cls: type, model_bytes: bytes, samples: Iterator[Any], threads: int | None = None,
-              measured: Any = None) -> tuple[bytes | None, dict]:
+def calibrate(
+    cls: type, model_bytes: bytes, samples: Iterator[Any], threads: int | None = None, measured: Any = None
+) -> tuple[bytes | None, dict]:
     """The calibrated model (float model + min/max per activation), or None if this model needs
     TF's own calibrator; and a note: "shared" = whose ranges were taken from `measured` (a
     resnet_deploy.calibration.ranges.MeasuredRanges, or why there are none), "how" = how they matched, or why not."""
@@ -182,15 +185,19 @@ def enabled() -> bool:
 def record(state: dict) -> dict:
     """The manifest's note of which calibrator produced the ranges, and why."""
     if state["shared"]:
-        return {"calibrator": f"shared: {state['shared']}",
-                "calibrator_why": "one pass over the calibration set for two backends: the same statistic (float32 "
-                                  "min/max of every activation over every sample), each TFLite tensor found in the "
-                                  f"other graph by its values ({state['how']}); {RANGES_ENV}=0 to calibrate here"}
+        return {
+            "calibrator": f"shared: {state['shared']}",
+            "calibrator_why": "one pass over the calibration set for two backends: the same statistic (float32 "
+            "min/max of every activation over every sample), each TFLite tensor found in the "
+            f"other graph by its values ({state['how']}); {RANGES_ENV}=0 to calibrate here",
+        }
     out = {"calibrator": "tensorflow (TFLiteConverter's own)", "calibrator_why": f"{ENV}=tf"}
     if state["used"]:
-        out = {"calibrator": "resnet-deploy (LiteRT XNNPACK float model, every activation an output)",
-               "calibrator_why": "TF's calibrator is single-threaded and logs inputs after in-place ops overwrote "
-                                 f"them (tensorflow/tensorflow#127842); {ENV}=tf for TF's own"}
+        out = {
+            "calibrator": "resnet-deploy (LiteRT XNNPACK float model, every activation an output)",
+            "calibrator_why": "TF's calibrator is single-threaded and logs inputs after in-place ops overwrote "
+            f"them (tensorflow/tensorflow#127842); {ENV}=tf for TF's own",
+        }
     elif enabled():
         out["calibrator_why"] = "the model has several subgraphs or ops with intermediate tensors"
     if state["how"]:
@@ -216,8 +223,11 @@ def tf_calibrator(cls: type, threads: int | None = None, measured: Any = None) -
             self._args = (model_content, *args)
 
         def calibrate(self, dataset_gen: Any) -> bytes:
-            out, note = calibrate(cls, self._args[0], dataset_gen(), threads, measured) if enabled() \
+            out, note = (
+                calibrate(cls, self._args[0], dataset_gen(), threads, measured)
+                if enabled()
                 else (None, {"shared": None, "how": None})
+            )
             state.update(used=out is not None, **note)
             return out if out is not None else real(*self._args).calibrate(dataset_gen)
 

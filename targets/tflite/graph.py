@@ -1,5 +1,6 @@
 """The TFLite file's op graph: which op produces each tensor and which ops read it, for keeping layers in float
 (quantize/fallback.py) in TFLite's naming: op output tensor names (QuantizationDebugger's denylisted nodes)."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,5 +1,6 @@
 """The LiteRT interpreter this machine has, found in the device's order (ai-edge-litert,
 tflite-runtime, then TensorFlow's own)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -10,6 +11,7 @@ from resnet_deploy.portable.runtimes import tflite_interpreter_class
 
 def load_interpreter_class() -> tuple[Any, str]:
     """The LiteRT Interpreter class and where it came from (the device's order)."""
+
     def quiet_tensorflow():
         from resnet_deploy._tf import quiet_tf
 

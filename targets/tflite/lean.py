@@ -13,6 +13,7 @@ _construct_concrete_function takes them. The converter runs the same calls on th
 the same file (tests). It steps aside when grappler is to run (it reads the frozen function) and
 when RESNET_DEPLOY_TFLITE_LEAN=0; with a function library in the GraphDef the function is built
 (TF then de-registers those functions) from the GraphDef made once, and let go."""
+
 from __future__ import annotations
 
 import contextlib

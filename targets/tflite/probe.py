@@ -1,6 +1,7 @@
 """Every intermediate tensor of a TFLite file, as float32 (integers dequantized with their own scale
 and zero point), for diagnose and the layer map: LiteRT's preserve-all-tensors interpreter. The probe loads the file once and then
 runs one batch at a time."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -27,8 +28,11 @@ def probe(path: Path) -> Probe:
         interp = cls(model_path=str(path), experimental_preserve_all_tensors=True)
         interp.allocate_tensors()
     inp = interp.get_input_details()[0]
-    outputs = [(idx, interp._get_tensor_details(idx, 0))  # noqa: SLF001 - the only way to list op outputs
-               for op in interp._get_ops_details() for idx in op["outputs"]]  # noqa: SLF001
+    outputs = [
+        (idx, interp._get_tensor_details(idx, 0))  # noqa: SLF001 - the only way to list op outputs
+        for op in interp._get_ops_details()
+        for idx in op["outputs"]
+    ]  # noqa: SLF001
 
     def run(x: np.ndarray) -> dict[str, np.ndarray]:
         scale, zp = inp["quantization"]

@@ -1,4 +1,5 @@
 """The Python API: every command's function from `resnet_deploy`, loaded lazily."""
+
 from __future__ import annotations
 
 import subprocess
@@ -14,9 +15,11 @@ COMMANDS = ("export", "parity", "bench", "diagnose", "package", "deploy", "gate"
 
 
 def test_every_command_is_one_function_and_naming_them_loads_no_framework():
-    code = ("import sys\nfrom resnet_deploy import " + ", ".join(COMMANDS) + ", ModelRef, ExportRequest\n"
-            "heavy = [m for m in ('tensorflow', 'keras', 'onnxruntime', 'openvino', 'nncf') if m in sys.modules]\n"
-            "assert not heavy, heavy\nassert all(callable(f) for f in (" + ", ".join(COMMANDS) + "))")
+    code = (
+        "import sys\nfrom resnet_deploy import " + ", ".join(COMMANDS) + ", ModelRef, ExportRequest\n"
+        "heavy = [m for m in ('tensorflow', 'keras', 'onnxruntime', 'openvino', 'nncf') if m in sys.modules]\n"
+        "assert not heavy, heavy\nassert all(callable(f) for f in (" + ", ".join(COMMANDS) + "))"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
     assert set(COMMANDS) <= set(dir(resnet_deploy))
     with pytest.raises(AttributeError):

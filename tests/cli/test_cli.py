@@ -1,4 +1,5 @@
 """The CLI: real exports, manifests, and one clear line for every user error."""
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,13 @@ REPO = Path(__file__).resolve().parents[2]
 def test_default_export_from_the_repo_root(tmp_path):
     """README's main job, as a user runs it: a real process, the default int8 digits model."""
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "cli.py", "export", "--target", "tflite", "--out", str(tmp_path)],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "cli.py", "export", "--target", "tflite", "--out", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     seconds = time.perf_counter() - t0
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
@@ -42,7 +48,9 @@ def test_default_export_from_the_repo_root(tmp_path):
 
 
 def test_export_fp32_seed_and_verify(tmp_path, capsys):
-    code, out, err = run_cli(capsys, "export", "--model", "seed", "--precision", "fp32", "--out", str(tmp_path), "--json")
+    code, out, err = run_cli(
+        capsys, "export", "--model", "seed", "--precision", "fp32", "--out", str(tmp_path), "--json"
+    )
     assert code == 0, err
     rec = json.loads(out)["artifacts"][0]
     a = Artifact.load(Path(rec["path"]).parent)
@@ -75,24 +83,27 @@ def _corrupt_model(tmp_path):
     return str(tmp_path / "broken.keras")
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["--target", "tflite2"], "Unrecognized target='tflite2'"),
-    (["--model", "resnet99"], "Unrecognized model='resnet99'"),
-    (["--precision", "int4"], "Unrecognized precision='int4'"),
-    (["--calib", "{tmp}/missing"], "does not exist"),
-    (["--calib", "{tmp}/empty"], "holds no .jpg/.png images"),
-    (["--calib", "NAN"], "contains NaN"),
-    (["--model", "{tmp}/missing.keras"], "does not exist"),
-    (["--model", "CORRUPT"], "is not a .keras file (not a zip archive)"),
-    (["--calib-size", "0"], "--calib-size 0 must be"),
-    (["--opset", "99"], "opset=99 is outside"),
-    (["--onnx-format", "qdq-u4"], "Unrecognized onnx format"),
-    (["--preprocess", "imagenet"], "Unrecognized preprocess='imagenet'"),
-    (["--mean", "0.5,0.5"], "--mean has 2 values; pass 1 (every channel) or 3 (RGB/BGR)"),
-    (["--resize", "center-crop"], "Image of 8x8 is smaller than the 32x32 center crop"),
-    (["--io-dtype", "int16"], "Unrecognized io dtype"),
-    (["--bogus"], "No such option"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--target", "tflite2"], "Unrecognized target='tflite2'"),
+        (["--model", "resnet99"], "Unrecognized model='resnet99'"),
+        (["--precision", "int4"], "Unrecognized precision='int4'"),
+        (["--calib", "{tmp}/missing"], "does not exist"),
+        (["--calib", "{tmp}/empty"], "holds no .jpg/.png images"),
+        (["--calib", "NAN"], "contains NaN"),
+        (["--model", "{tmp}/missing.keras"], "does not exist"),
+        (["--model", "CORRUPT"], "is not a .keras file (not a zip archive)"),
+        (["--calib-size", "0"], "--calib-size 0 must be"),
+        (["--opset", "99"], "opset=99 is outside"),
+        (["--onnx-format", "qdq-u4"], "Unrecognized onnx format"),
+        (["--preprocess", "imagenet"], "Unrecognized preprocess='imagenet'"),
+        (["--mean", "0.5,0.5"], "--mean has 2 values; pass 1 (every channel) or 3 (RGB/BGR)"),
+        (["--resize", "center-crop"], "Image of 8x8 is smaller than the 32x32 center crop"),
+        (["--io-dtype", "int16"], "Unrecognized io dtype"),
+        (["--bogus"], "No such option"),
+    ],
+)
 def test_user_errors_are_one_line_with_exit_2(tmp_path, capsys, args, needle):
     (tmp_path / "empty").mkdir()
     out_dir = tmp_path / "out"
@@ -111,14 +122,33 @@ def test_user_errors_are_one_line_with_exit_2(tmp_path, capsys, args, needle):
 
 
 def test_onnx_options_reach_the_manifest(tmp_path, capsys):
-    code, out, err = run_cli(capsys, "export", "--target", "onnx", "--opset", "15", "--calib-method", "entropy",
-                             "--onnx-format", "qdq-s8s8", "--calib-size", "50", "--out", str(tmp_path), "--json")
+    code, out, err = run_cli(
+        capsys,
+        "export",
+        "--target",
+        "onnx",
+        "--opset",
+        "15",
+        "--calib-method",
+        "entropy",
+        "--onnx-format",
+        "qdq-s8s8",
+        "--calib-size",
+        "50",
+        "--out",
+        str(tmp_path),
+        "--json",
+    )
     assert code == 0, err
     m = json.loads((Path(json.loads(out)["artifacts"][0]["path"]).parent / "manifest.json").read_text())
     assert m["onnx"]["opset"] == 15
     q = m["quantization"]
-    assert (q["calibration_method"], q["name"], q["activations"], q["reason"]) == ("entropy", "qdq-s8s8", "int8",
-                                                                                   "requested by the user")
+    assert (q["calibration_method"], q["name"], q["activations"], q["reason"]) == (
+        "entropy",
+        "qdq-s8s8",
+        "int8",
+        "requested by the user",
+    )
     assert {"tf2onnx", "onnx", "onnxruntime"} <= set(m["tool_versions"])
     from tests.support.artifact_facts import onnx_quant_facts
 
@@ -138,13 +168,15 @@ def test_export_all_with_one_failing_target_keeps_the_others_and_exits_3(tmp_pat
 
     register("broken", Broken)
     try:
-        code, out, err = run_cli(capsys, "export", "--target", "tflite,broken", "--precision", "fp32",
-                                 "--out", str(tmp_path), "--json")
+        code, out, err = run_cli(
+            capsys, "export", "--target", "tflite,broken", "--precision", "fp32", "--out", str(tmp_path), "--json"
+        )
     finally:
         unregister("broken")
     assert code == 3, err
     assert [ln for ln in err.splitlines() if ln.startswith("error:")] == [
-        "error: broken fp32 export failed: converter exploded"]
+        "error: broken fp32 export failed: converter exploded"
+    ]
     rep = json.loads(out)
     assert [a["target"] for a in rep["artifacts"]] == ["tflite"] and "broken" in rep["failures"]
     Artifact.load(tmp_path / "digits" / "tflite" / "fp32").verify()
@@ -152,8 +184,13 @@ def test_export_all_with_one_failing_target_keeps_the_others_and_exits_3(tmp_pat
 
 
 def test_progress_goes_to_stderr_and_results_to_stdout(tmp_path):
-    proc = subprocess.run([sys.executable, "cli.py", "export", "--precision", "fp32", "--out", str(tmp_path), "--json"],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "cli.py", "export", "--precision", "fp32", "--out", str(tmp_path), "--json"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "loading model digits" in proc.stderr and "✓ exporting digits -> tflite fp32" in proc.stderr
     assert "exporting" not in proc.stdout and json.loads(proc.stdout)["artifacts"][0]["target"] == "tflite"
@@ -192,5 +229,7 @@ def test_a_full_disk_is_its_own_exit_code(capsys, monkeypatch):
         cli.commands.pop("fill")
     err = capsys.readouterr().err
     assert e.value.code == 7 == exits.EXIT_DISK_FULL
-    assert err.strip() == "error: the disk is full (the one mounted at '/'): could not write '/data/out/model.tflite'; " \
-                          "free space there or pass --out on another disk."
+    assert (
+        err.strip() == "error: the disk is full (the one mounted at '/'): could not write '/data/out/model.tflite'; "
+        "free space there or pass --out on another disk."
+    )

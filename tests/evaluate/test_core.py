@@ -1,4 +1,5 @@
 """Core pieces without any backend: cheap import, registry, tolerances, metrics."""
+
 from __future__ import annotations
 
 import subprocess
@@ -15,10 +16,12 @@ from resnet_deploy.evaluate.tolerances import TOLERANCES, parse_overrides, toler
 
 
 def test_import_is_cheap():
-    code = ("import sys, resnet_deploy, resnet_deploy.cli.main, resnet_deploy.exporting.pipeline, resnet_deploy.evaluate.parity, "
-            "resnet_deploy.backend.target, resnet_deploy.calibration, resnet_deploy.targets\n"
-            "heavy = [m for m in ('tensorflow', 'keras', 'onnxruntime', 'openvino', 'nncf', 'tf2onnx', 'onnx') "
-            "if m in sys.modules]\nassert not heavy, heavy")
+    code = (
+        "import sys, resnet_deploy, resnet_deploy.cli.main, resnet_deploy.exporting.pipeline, resnet_deploy.evaluate.parity, "
+        "resnet_deploy.backend.target, resnet_deploy.calibration, resnet_deploy.targets\n"
+        "heavy = [m for m in ('tensorflow', 'keras', 'onnxruntime', 'openvino', 'nncf', 'tf2onnx', 'onnx') "
+        "if m in sys.modules]\nassert not heavy, heavy"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
@@ -50,8 +53,11 @@ def test_metrics_and_breaches():
 def test_tolerance_overrides():
     ov = parse_overrides(["int8.cosine_min=0.5", "fp32.max_abs_rel=1e-3"])
     assert tolerance_for("int8", ov[Precision.INT8]).cosine_min == 0.5
-    with pytest.raises(InputError, match=r"^Unknown tolerance field\(s\) \['cosin_min'\]. Known: acc_drop_max, "
-                                         r"cosine_min, max_abs_rel, sqnr_min_db, top1_min.$"):
+    with pytest.raises(
+        InputError,
+        match=r"^Unknown tolerance field\(s\) \['cosin_min'\]. Known: acc_drop_max, "
+        r"cosine_min, max_abs_rel, sqnr_min_db, top1_min.$",
+    ):
         parse_overrides(["int8.cosin_min=0.5"])
     with pytest.raises(InputError, match=r"^Tolerance override 'int8=0.5' is not PRECISION.FIELD=VALUE"):
         parse_overrides(["int8=0.5"])
@@ -70,33 +76,49 @@ def test_non_finite_tolerance_overrides_are_refused():
     with pytest.raises(InputError, match="is not a number"):
         parse_overrides(["int8.cosine_min=high"])
     assert parse_overrides(["fp16.top1_min=0.5", "fp16.cosine_min=0.9"]) == {
-        Precision.FP16: {"top1_min": 0.5, "cosine_min": 0.9}}
+        Precision.FP16: {"top1_min": 0.5, "cosine_min": 0.9}
+    }
 
 
-@pytest.mark.parametrize("exc,code,line", [
-    ("InputError('bad --x; pass --x 1.')", 2, "error: bad --x; pass --x 1."),
-    ("ExportError('tflite int8 export failed: boom')", 3, "error: tflite int8 export failed: boom"),
-    ("BackendUnavailable('no onnxruntime')", 4, "error: no onnxruntime"),
-    ("PrecisionMismatch('compiled in bf16')", 4, "error: compiled in bf16"),
-    ("ParityError('parity breach: x')", 5, "error: parity breach: x"),
-    ("IntegrityError('sha256 differs')", 6, "error: sha256 differs"),
-    ("DeployError('device gone')", 1, "error: device gone"),
-    ("click.BadParameter('nope')", 2, "error: Invalid value: nope"),
-    ("click.Abort()", 130, "error: aborted"),
-    ("KeyboardInterrupt()", 130, "error: interrupted"),
-    ("click.ClickException('two\\nlines')", 1, "error: two lines"),
-    ("OSError(28, 'No space left on device', '/d/m.tflite')", 7,
-     "error: the disk is full (the one mounted at '/'): could not write '/d/m.tflite'; free space there or pass --out "
-     "on another disk."),
-    ("OSError(13, 'Permission denied', '/d')", 2,
-     "error: permission denied for '/d' (Permission denied); pass a writable --out (or fix its permissions)."),
-    ("OSError(30, 'Read-only file system', '/ro')", 2,
-     "error: permission denied for '/ro' (Read-only file system); pass a writable --out (or fix its permissions)."),
-    ("OSError(20, 'Not a directory', '/f/x')", 2,
-     "error: cannot use '/f/x': Not a directory; check the path (a folder that is a file, a missing parent...)."),
-    ("OSError('odd')", 2, "error: cannot use: odd; check the path (a folder that is a file, a missing parent...)."),
-    ("click.exceptions.Exit(3)", 3, None),
-])
+@pytest.mark.parametrize(
+    "exc,code,line",
+    [
+        ("InputError('bad --x; pass --x 1.')", 2, "error: bad --x; pass --x 1."),
+        ("ExportError('tflite int8 export failed: boom')", 3, "error: tflite int8 export failed: boom"),
+        ("BackendUnavailable('no onnxruntime')", 4, "error: no onnxruntime"),
+        ("PrecisionMismatch('compiled in bf16')", 4, "error: compiled in bf16"),
+        ("ParityError('parity breach: x')", 5, "error: parity breach: x"),
+        ("IntegrityError('sha256 differs')", 6, "error: sha256 differs"),
+        ("DeployError('device gone')", 1, "error: device gone"),
+        ("click.BadParameter('nope')", 2, "error: Invalid value: nope"),
+        ("click.Abort()", 130, "error: aborted"),
+        ("KeyboardInterrupt()", 130, "error: interrupted"),
+        ("click.ClickException('two\\nlines')", 1, "error: two lines"),
+        (
+            "OSError(28, 'No space left on device', '/d/m.tflite')",
+            7,
+            "error: the disk is full (the one mounted at '/'): could not write '/d/m.tflite'; free space there or pass --out "
+            "on another disk.",
+        ),
+        (
+            "OSError(13, 'Permission denied', '/d')",
+            2,
+            "error: permission denied for '/d' (Permission denied); pass a writable --out (or fix its permissions).",
+        ),
+        (
+            "OSError(30, 'Read-only file system', '/ro')",
+            2,
+            "error: permission denied for '/ro' (Read-only file system); pass a writable --out (or fix its permissions).",
+        ),
+        (
+            "OSError(20, 'Not a directory', '/f/x')",
+            2,
+            "error: cannot use '/f/x': Not a directory; check the path (a folder that is a file, a missing parent...).",
+        ),
+        ("OSError('odd')", 2, "error: cannot use: odd; check the path (a folder that is a file, a missing parent...)."),
+        ("click.exceptions.Exit(3)", 3, None),
+    ],
+)
 def test_the_cli_maps_every_error_to_one_line_and_its_exit_code(capsys, exc, code, line):
     import click
 

@@ -1,4 +1,5 @@
 """The regression gate: records from real parity + bench runs, compared with tolerances."""
+
 from __future__ import annotations
 
 import copy
@@ -11,11 +12,21 @@ from tests.support.cli import run_cli
 
 
 def _runs(acc=0.99, agree=0.995, sqnr=25.0, p50=0.5, keras=1.0):
-    parity = {"model": "m", "samples": 450, "data": {"source": {"kind": "digits"}},
-              "results": [{"name": "onnx/int8", "ok": True, "metrics": {"accuracy": acc, "top1_agreement": agree,
-                                                                        "sqnr_db": sqnr}}]}
-    bench = {"model": "m", "rows": [{"backend": "keras", "precision": "fp32", "threads": 2, "batch": 1, "p50": keras},
-                                    {"backend": "onnx", "precision": "int8", "threads": 2, "batch": 1, "p50": p50}]}
+    parity = {
+        "model": "m",
+        "samples": 450,
+        "data": {"source": {"kind": "digits"}},
+        "results": [
+            {"name": "onnx/int8", "ok": True, "metrics": {"accuracy": acc, "top1_agreement": agree, "sqnr_db": sqnr}}
+        ],
+    }
+    bench = {
+        "model": "m",
+        "rows": [
+            {"backend": "keras", "precision": "fp32", "threads": 2, "batch": 1, "p50": keras},
+            {"backend": "onnx", "precision": "int8", "threads": 2, "batch": 1, "p50": p50},
+        ],
+    }
     return parity, bench
 
 
@@ -32,7 +43,9 @@ def test_latency_is_compared_as_a_ratio_within_each_run():
     assert _verdicts({}, {"p50": 0.55})["latency_ratio"]
 
 
-@pytest.mark.parametrize("metric,kw,limit", [("accuracy", "acc", "accuracy"), ("top1_agreement", "agree", "top1_agreement")])
+@pytest.mark.parametrize(
+    "metric,kw,limit", [("accuracy", "acc", "accuracy"), ("top1_agreement", "agree", "top1_agreement")]
+)
 def test_quality_drops_beyond_the_tolerance_fail(metric, kw, limit):
     pts = GATE_TOLERANCES[limit][0]
     assert _verdicts({}, {kw: _runs()[0]["results"][0]["metrics"][metric] - (pts + 0.2) / 100})[metric] is False
@@ -52,8 +65,23 @@ def gate_ws(tmp_path_factory):
 
 
 def _gate(capsys, ws, *extra, out="out", base="base.json"):
-    return run_cli(capsys, "gate", "--baseline", str(ws / base), "--targets", "onnx", "--n", "60",
-                   "--seconds", "0.5", "--warmup-s", "0.2", "--out", str(ws / out), *extra)
+    return run_cli(
+        capsys,
+        "gate",
+        "--baseline",
+        str(ws / base),
+        "--targets",
+        "onnx",
+        "--n",
+        "60",
+        "--seconds",
+        "0.5",
+        "--warmup-s",
+        "0.2",
+        "--out",
+        str(ws / out),
+        *extra,
+    )
 
 
 def test_first_run_writes_the_baseline_then_the_same_build_passes(gate_ws, capsys):
@@ -64,8 +92,16 @@ def test_first_run_writes_the_baseline_then_the_same_build_passes(gate_ws, capsy
     # the same run's record as --current passes (digits runs in a fraction of a millisecond: its latency ratio
     # is noise between runs, see GATE_TOLERANCES, so the real regression below is one of quality)
     record = gate_ws / "first" / "digits" / "gate-record.json"
-    code, out, err = run_cli(capsys, "gate", "--baseline", str(gate_ws / "first.json"), "--current", str(record),
-                             "--out", str(gate_ws / "first"))
+    code, out, err = run_cli(
+        capsys,
+        "gate",
+        "--baseline",
+        str(gate_ws / "first.json"),
+        "--current",
+        str(record),
+        "--out",
+        str(gate_ws / "first"),
+    )
     assert code == 0, err
     assert "PASS" in out and "onnx/int8 | accuracy" in out and "onnx/int8 | latency_ratio" in out
 
@@ -75,8 +111,18 @@ def test_a_real_quality_regression_fails_and_leaves_the_baseline(gate_ws, capsys
     if not (gate_ws / "base.json").exists():
         assert _gate(capsys, gate_ws, "--update-baseline")[0] == 0
     before = (gate_ws / "base.json").read_bytes()
-    code, out, err = _gate(capsys, gate_ws, "--calib", "synthetic", "--calib-size", "2", "--update-baseline",
-                           "--max-latency-regression", "1000", out="regressed")
+    code, out, err = _gate(
+        capsys,
+        gate_ws,
+        "--calib",
+        "synthetic",
+        "--calib-size",
+        "2",
+        "--update-baseline",
+        "--max-latency-regression",
+        "1000",
+        out="regressed",
+    )
     cur = json.loads((gate_ws / "regressed" / "digits" / "gate.json").read_text())
     failed = {r["metric"] for r in cur["rows"] if not r["ok"]}
     assert code == 5 and failed & {"accuracy", "sqnr_db", "top1_agreement"}, (code, out, err)
@@ -89,10 +135,13 @@ def test_bad_baselines_are_one_line(gate_ws, capsys, tmp_path):
     if not (gate_ws / "base.json").exists():
         assert _gate(capsys, gate_ws, "--update-baseline")[0] == 0
     base = json.loads((gate_ws / "base.json").read_text())
-    cases = {"missing": (None, "does not exist"), "not json": ("{", "is not valid JSON"),
-             "wrong version": ({**base, "schema_version": 99}, "schema version"),
-             "another model": ({**base, "model": "resnet18"}, "made for model 'resnet18'"),
-             "wrong shape": ({**base, "entries": []}, "is not a resnet-deploy gate")}
+    cases = {
+        "missing": (None, "does not exist"),
+        "not json": ("{", "is not valid JSON"),
+        "wrong version": ({**base, "schema_version": 99}, "schema version"),
+        "another model": ({**base, "model": "resnet18"}, "made for model 'resnet18'"),
+        "wrong shape": ({**base, "entries": []}, "is not a resnet-deploy gate"),
+    }
     for name, (content, words) in cases.items():
         if content is not None:
             other.write_text(content if isinstance(content, str) else json.dumps(content))
@@ -100,8 +149,16 @@ def test_bad_baselines_are_one_line(gate_ws, capsys, tmp_path):
             other.unlink()
         current = copy.deepcopy(base)
         (tmp_path / "cur.json").write_text(json.dumps(current))
-        code, out, err = run_cli(capsys, "gate", "--baseline", str(other), "--current", str(tmp_path / "cur.json"),
-                                 "--out", str(tmp_path / "o"))
+        code, out, err = run_cli(
+            capsys,
+            "gate",
+            "--baseline",
+            str(other),
+            "--current",
+            str(tmp_path / "cur.json"),
+            "--out",
+            str(tmp_path / "o"),
+        )
         assert code == 2 and words in err and err.count("\n") == 1 and "Traceback" not in err, (name, err)
 
 
@@ -125,8 +182,16 @@ def test_the_baseline_is_replaced_atomically_or_not_at_all(tmp_path, capsys, mon
         return real_replace(src, dst)
 
     monkeypatch.setattr(fsutil.os, "replace", full_at_the_baseline)
-    args = ["gate", "--baseline", str(tmp_path / "base.json"), "--current", str(tmp_path / "cur.json"),
-            "--update-baseline", "--out", str(tmp_path / "out")]
+    args = [
+        "gate",
+        "--baseline",
+        str(tmp_path / "base.json"),
+        "--current",
+        str(tmp_path / "cur.json"),
+        "--update-baseline",
+        "--out",
+        str(tmp_path / "out"),
+    ]
     code, _, err = run_cli(capsys, *args)
     assert code == 7 and f"could not write '{tmp_path / 'base.json'}'" in err, err
     assert (tmp_path / "base.json").read_bytes() == before

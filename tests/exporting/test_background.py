@@ -1,6 +1,7 @@
 """The export schedule: ONNX's int8 quantization in a worker process beside the OpenVINO export
 (background.py; OpenVINO with its own calibration pass, NNCF's). Same bytes as the inline export,
 errors back as the target's one-line failure, no process outliving its export."""
+
 from __future__ import annotations
 
 import multiprocessing
@@ -47,10 +48,15 @@ def test_the_plan_puts_a_tail_first_and_only_light_targets_beside_it(monkeypatch
 
 def test_the_worker_gives_the_inline_exports_bytes_and_says_it_ran(digits_model, digits_calib, tmp_path):
     config = ExportConfig(precision="int8", quant=NNCF)
-    both = pipeline.export_model(pipeline.Loaded.of("digits", digits_model, digits_calib), ["openvino", "onnx"],
-                                 config, Workspace(tmp_path / "both"))
-    alone = pipeline.export_model(pipeline.Loaded.of("digits", digits_model, digits_calib), ["onnx"], config,
-                                  Workspace(tmp_path / "alone"))
+    both = pipeline.export_model(
+        pipeline.Loaded.of("digits", digits_model, digits_calib),
+        ["openvino", "onnx"],
+        config,
+        Workspace(tmp_path / "both"),
+    )
+    alone = pipeline.export_model(
+        pipeline.Loaded.of("digits", digits_model, digits_calib), ["onnx"], config, Workspace(tmp_path / "alone")
+    )
     assert both.ok and alone.ok, (both.failures, alone.failures)
     assert [a.target for a in both.artifacts] == ["openvino", "onnx"]  # the order asked for, not the schedule's
     onnx = both.artifacts[1]
@@ -65,8 +71,9 @@ def test_the_worker_gives_the_inline_exports_bytes_and_says_it_ran(digits_model,
 
 def test_a_tail_error_comes_back_as_that_targets_one_line_failure(digits_model, digits_calib, tmp_path):
     config = ExportConfig(precision="int8", quant=QuantConfig(float_nodes=("no_such_node",)))
-    res = pipeline.export_model(pipeline.Loaded.of("digits", digits_model, digits_calib), ["onnx", "openvino"],
-                                config, Workspace(tmp_path))
+    res = pipeline.export_model(
+        pipeline.Loaded.of("digits", digits_model, digits_calib), ["onnx", "openvino"], config, Workspace(tmp_path)
+    )
     err = res.failures["onnx"]
     assert isinstance(err, ExportError) and "has no node 'no_such_node' to keep in float" in str(err)
     assert "\n" not in str(err)
@@ -103,8 +110,11 @@ def test_a_worker_that_dies_is_a_failure_not_a_hang(tmp_path):
         assert (got["x"], got["threads"]) == (1, background.WORKER_THREADS)
         worker.start(Tail("a dict", dict, {}, dict), "t", "int8", tmp_path)
         os.kill(worker._proc.pid, signal.SIGKILL)  # noqa: SLF001 - before it can answer
-        with pytest.raises(ExportError, match=r"t int8 export failed: its worker process ended without a result "
-                                              r"\(exit code -9"):
+        with pytest.raises(
+            ExportError,
+            match=r"t int8 export failed: its worker process ended without a result "
+            r"\(exit code -9",
+        ):
             worker.result()
         worker.start(Tail("a nap", _sleepy, {"seconds": 60}, dict), "t", "int8", tmp_path)
         proc, t0 = worker._proc, time.monotonic()  # noqa: SLF001
@@ -133,17 +143,37 @@ def _children(pid: int) -> list[int]:
 
 def test_the_worker_dies_with_a_killed_export_and_the_next_run_cleans_up(tmp_path):
     out = tmp_path / "out"
-    cmd = [sys.executable, "cli.py", "export", "--model", "resnet18", "--input-size", "160", "--classes", "10",
-           "--width", "16", "--target", "onnx,openvino", "--openvino-int8", "nncf", "--precision", "int8",
-           "--calib-size", "600",
-           "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "cli.py",
+        "export",
+        "--model",
+        "resnet18",
+        "--input-size",
+        "160",
+        "--classes",
+        "10",
+        "--width",
+        "16",
+        "--target",
+        "onnx,openvino",
+        "--openvino-int8",
+        "nncf",
+        "--precision",
+        "int8",
+        "--calib-size",
+        "600",
+        "--out",
+        str(out),
+    ]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline, workers = time.monotonic() + 300, []
     quantizing = False  # the worker's ORT quantizer has its temporary models in the staging folder
     while time.monotonic() < deadline and not quantizing:
         assert proc.poll() is None, "the export ended before its worker was killed"
-        workers = workers or [k for k in _children(proc.pid)
-                              if b"spawn_main" in Path(f"/proc/{k}/cmdline").read_bytes()]
+        workers = workers or [
+            k for k in _children(proc.pid) if b"spawn_main" in Path(f"/proc/{k}/cmdline").read_bytes()
+        ]
         quantizing = bool(workers) and any(out.glob("resnet18/onnx/.int8.partial-*/.tmp/*"))
         time.sleep(0.05)
     assert quantizing, "the worker never got to quantize"
@@ -155,7 +185,7 @@ def test_the_worker_dies_with_a_killed_export_and_the_next_run_cleans_up(tmp_pat
     while time.monotonic() < deadline and _running(workers[0]):
         time.sleep(0.05)
     assert not _running(workers[0]), "the worker outlived the export"
-    again = [*cmd[:cmd.index("--calib-size") + 1], "40", *cmd[cmd.index("--calib-size") + 2:]]  # quicker, same dirs
+    again = [*cmd[: cmd.index("--calib-size") + 1], "40", *cmd[cmd.index("--calib-size") + 2 :]]  # quicker, same dirs
     done = subprocess.run(again, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     assert not [p for p in out.rglob("*") if ".partial-" in p.name or ".old-" in p.name]

@@ -1,5 +1,6 @@
 """Garbage collection during an export (resnet_deploy/exporting/memory.py): the objects alive when it starts
 are out of every collection's way until it ends, and TensorFlow's import runs without collections."""
+
 from __future__ import annotations
 
 import gc
@@ -41,8 +42,12 @@ def test_an_export_runs_with_its_starting_objects_frozen(digits_model, tmp_path,
         memory.release()
 
     monkeypatch.setattr(export_steps, "release", watched)
-    res = pipeline.export_model(pipeline.Loaded.of("digits", digits_model), ["onnx", "tflite"],
-                                ExportConfig(precision="fp32"), Workspace(tmp_path))
+    res = pipeline.export_model(
+        pipeline.Loaded.of("digits", digits_model),
+        ["onnx", "tflite"],
+        ExportConfig(precision="fp32"),
+        Workspace(tmp_path),
+    )
     assert not res.failures and len(frozen_at_release) >= 2  # after each target (and a converter's garbage)
     assert min(frozen_at_release) > 10_000  # TF, Keras and the model: skipped by both
     assert gc.get_freeze_count() == 0
@@ -67,10 +72,12 @@ def test_the_cli_process_exits_without_walking_its_objects_again():
     import subprocess
     import sys
 
-    script = ("import atexit, gc\n"
-              "atexit.register(lambda: print('frozen at exit:', gc.get_freeze_count() > 0))\n"
-              "from resnet_deploy.cli.main import main\n"
-              "main(['--version'])\n")
+    script = (
+        "import atexit, gc\n"
+        "atexit.register(lambda: print('frozen at exit:', gc.get_freeze_count() > 0))\n"
+        "from resnet_deploy.cli.main import main\n"
+        "main(['--version'])\n"
+    )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "frozen at exit: True" in out.stdout

@@ -2,6 +2,7 @@
 prints exactly one `error:` line naming the problem and no traceback, and leaves nothing new in
 --out, in the device folder or in TMPDIR. Grouped as issue 12 groups them: filesystem, models,
 numbers, labels, bundles, data files, and structured files read back."""
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,9 @@ def world(tmp_path_factory):
     """A workspace with the digits model's TFLite int8 artifact and bundle, bad models and bad data."""
     root = tmp_path_factory.mktemp("world")
     ws = root / "ws"
-    code = _cli("package", "--model", "digits", "--targets", "tflite", "--precision", "int8", "--n", "50",
-                "--out", str(ws))
+    code = _cli(
+        "package", "--model", "digits", "--targets", "tflite", "--precision", "int8", "--n", "50", "--out", str(ws)
+    )
     assert code == 0
     _bad_models(root)
     _bad_data(root)
@@ -173,15 +175,36 @@ CASES = [
     # 1. the filesystem
     ("export-out-is-a-file", ["export", *D, "--out", "{W}/a_file"], None, 2, "a_file' is a file; pass a folder"),
     ("export-out-under-a-file", ["export", *D, "--out", "{W}/a_file/sub"], None, 2, "a_file/sub"),
-    ("parity-save-reference-under-a-file", ["parity", *D, "--targets", "tflite", "--n", "20", "--out", "{W}/ws",
-                                            "--save-reference", "{W}/a_file/ref.npz"], None, 2, "a_file' is a file, not a folder"),
-    ("parity-report-json-under-a-file", ["parity", *D, "--targets", "tflite", "--n", "20", "--out", "{W}/ws",
-                                         "--report-json", "{W}/a_file/p.json"], None, 2, "a_file' is a file, not a folder"),
-    ("package-out-is-a-file", ["package", *D, "--targets", "tflite", "--n", "20", "--out", "{W}/a_file"], None, 2, "a_file"),
+    (
+        "parity-save-reference-under-a-file",
+        ["parity", *D, "--targets", "tflite", "--n", "20", "--out", "{W}/ws", "--save-reference", "{W}/a_file/ref.npz"],
+        None,
+        2,
+        "a_file' is a file, not a folder",
+    ),
+    (
+        "parity-report-json-under-a-file",
+        ["parity", *D, "--targets", "tflite", "--n", "20", "--out", "{W}/ws", "--report-json", "{W}/a_file/p.json"],
+        None,
+        2,
+        "a_file' is a file, not a folder",
+    ),
+    (
+        "package-out-is-a-file",
+        ["package", *D, "--targets", "tflite", "--n", "20", "--out", "{W}/a_file"],
+        None,
+        2,
+        "a_file",
+    ),
     ("bench-out-is-a-file", ["bench", *D, "--targets", "tflite", "--out", "{W}/a_file"], None, 2, "a_file"),
     ("diagnose-out-is-a-file", ["diagnose", *D, "--targets", "tflite", "--out", "{W}/a_file"], None, 2, "a_file"),
-    ("report-dest-under-a-file", ["report", *D, "--out", "{B}", "--dest", "{W}/a_file/r"],
-     lambda w, t: _broken_json(w, t, "bench.json", json.dumps({**VALID["bench"], "model": "digits"})), 2, "a_file"),
+    (
+        "report-dest-under-a-file",
+        ["report", *D, "--out", "{B}", "--dest", "{W}/a_file/r"],
+        lambda w, t: _broken_json(w, t, "bench.json", json.dumps({**VALID["bench"], "model": "digits"})),
+        2,
+        "a_file",
+    ),
     ("deploy-to-a-file", ["deploy", "{W}/ws/bundles/digits-tflite-int8", "--to", "{W}/a_file"], None, 2, "a_file"),
     # 2. models
     ("model-missing", ["export", "--model", "{W}/missing.keras", "--out", "{T}/o"], None, 2, "missing.keras"),
@@ -190,26 +213,67 @@ CASES = [
     ("model-wrong-suffix", ["export", "--model", "{W}/model.onnx", "--out", "{T}/o"], None, 2, "unsupported suffix"),
     ("model-dir-not-savedmodel", ["export", "--model", "{W}/empty_dir", "--out", "{T}/o"], None, 2, "not a SavedModel"),
     ("model-unknown-builtin", ["export", "--model", "resnet9000", "--out", "{T}/o"], None, 2, "resnet9000"),
-    ("model-two-inputs", ["export", "--model", "{W}/two_inputs.keras", "--precision", "fp32", "--out", "{T}/o"], None, 2,
-     "has 2 inputs"),
-    ("model-two-outputs", ["export", "--model", "{W}/two_outputs.keras", "--precision", "fp32", "--out", "{T}/o"], None,
-     2, "has 2 outputs"),
-    ("model-vector", ["export", "--model", "{W}/vector.keras", "--precision", "fp16", "--out", "{T}/o"], None, 2,
-     "not an image"),
-    *[(f"model-dynamic-{cmd[0]}-{i}", [*cmd, "--model", "{W}/dynamic.keras", "--out", "{T}/o"], None, 2,
-       "dynamic input size") for i, cmd in enumerate([
-           ["export", "--precision", "fp32"], ["export", "--precision", "int8"], ["export", "--target", "onnx", "--precision", "fp16"],
-           ["parity", "--data", "digits"], ["bench"], ["package", "--data", "digits"], ["diagnose", "--data", "digits"]])],
-    ("model-weights-missing", ["export", "--model", "keras:ResNet50", "--weights", "{W}/none.h5", "--out", "{T}/o"],
-     None, 2, "none.h5"),
+    (
+        "model-two-inputs",
+        ["export", "--model", "{W}/two_inputs.keras", "--precision", "fp32", "--out", "{T}/o"],
+        None,
+        2,
+        "has 2 inputs",
+    ),
+    (
+        "model-two-outputs",
+        ["export", "--model", "{W}/two_outputs.keras", "--precision", "fp32", "--out", "{T}/o"],
+        None,
+        2,
+        "has 2 outputs",
+    ),
+    (
+        "model-vector",
+        ["export", "--model", "{W}/vector.keras", "--precision", "fp16", "--out", "{T}/o"],
+        None,
+        2,
+        "not an image",
+    ),
+    *[
+        (
+            f"model-dynamic-{cmd[0]}-{i}",
+            [*cmd, "--model", "{W}/dynamic.keras", "--out", "{T}/o"],
+            None,
+            2,
+            "dynamic input size",
+        )
+        for i, cmd in enumerate(
+            [
+                ["export", "--precision", "fp32"],
+                ["export", "--precision", "int8"],
+                ["export", "--target", "onnx", "--precision", "fp16"],
+                ["parity", "--data", "digits"],
+                ["bench"],
+                ["package", "--data", "digits"],
+                ["diagnose", "--data", "digits"],
+            ]
+        )
+    ],
+    (
+        "model-weights-missing",
+        ["export", "--model", "keras:ResNet50", "--weights", "{W}/none.h5", "--out", "{T}/o"],
+        None,
+        2,
+        "none.h5",
+    ),
     # 3. numbers
     ("parity-threads-0", ["parity", *D, "--threads", "0", "--out", "{T}/o"], None, 2, "--threads"),
     ("bench-threads-negative", ["bench", *D, "--threads", "-1", "--out", "{T}/o"], None, 2, "--threads"),
     ("parity-n-0", ["parity", *D, "--n", "0", "--out", "{T}/o"], None, 2, "--n"),
     ("package-n-negative", ["package", *D, "--n", "-5", "--out", "{T}/o"], None, 2, "--n"),
     ("calib-size-0", ["export", *D, "--calib-size", "0", "--out", "{T}/o"], None, 2, "--calib-size"),
-    ("seed-negative", ["export", "--model", "resnet18", "--calib", "synthetic", "--seed", "-1", "--out", "{T}/o"], None,
-     2, "--seed -1 must be a whole number >= 0"),
+    (
+        "seed-negative",
+        ["export", "--model", "resnet18", "--calib", "synthetic", "--seed", "-1", "--out", "{T}/o"],
+        None,
+        2,
+        "--seed -1 must be a whole number >= 0",
+    ),
     ("seconds-0", ["bench", *D, "--seconds", "0", "--out", "{T}/o"], None, 2, "--seconds"),
     ("seconds-nan", ["bench", *D, "--seconds", "nan", "--out", "{T}/o"], None, 2, "--seconds"),
     ("seconds-inf", ["bench", *D, "--seconds", "inf", "--out", "{T}/o"], None, 2, "--seconds"),
@@ -221,26 +285,61 @@ CASES = [
     ("classes-0", ["export", "--model", "resnet18", "--classes", "0", "--out", "{T}/o"], None, 2, "--classes"),
     ("width-0", ["export", "--model", "resnet18", "--width", "0", "--out", "{T}/o"], None, 2, "--width"),
     ("batch-0", ["bench", *D, "--batch", "0", "--out", "{T}/o"], None, 2, "--batch"),
-    ("connect-timeout-0", ["deploy", "{W}/ws/bundles/digits-tflite-int8", "--to", "ssh://u@h:22/x",
-                           "--connect-timeout", "0"], None, 2, "--connect-timeout"),
+    (
+        "connect-timeout-0",
+        ["deploy", "{W}/ws/bundles/digits-tflite-int8", "--to", "ssh://u@h:22/x", "--connect-timeout", "0"],
+        None,
+        2,
+        "--connect-timeout",
+    ),
     ("sqnr-limit-nan", ["diagnose", *D, "--sqnr-limit", "nan", "--out", "{T}/o"], None, 2, "--sqnr-limit"),
     ("opset-too-old", ["export", *D, "--target", "onnx", "--opset", "3", "--out", "{T}/o"], None, 2, "opset"),
     ("scale-nan", ["export", *D, "--scale", "nan", "--out", "{T}/o"], None, 2, "--scale"),
     ("std-zero", ["export", *D, "--std", "0,0,0", "--out", "{T}/o"], None, 2, "--std"),
     ("mean-wrong-length", ["export", *D, "--mean", "1,2", "--out", "{T}/o"], None, 2, "--mean"),
     # 4. labels
-    ("labels-too-big", ["parity", *D, "--targets", "tflite", "--data", "{W}/labels_too_big.npz", "--out", "{W}/ws"], None,
-     2, "label 10 is outside 0..9"),
-    ("labels-negative", ["parity", *D, "--targets", "tflite", "--data", "{W}/labels_negative.npz", "--out", "{W}/ws"],
-     None, 2, "label -1 is outside 0..9"),
-    ("labels-fractional", ["parity", *D, "--targets", "tflite", "--data", "{W}/labels_fractional.npz", "--out", "{W}/ws"],
-     None, 2, "not whole class numbers"),
-    ("labels-2d", ["parity", *D, "--targets", "tflite", "--data", "{W}/labels_2d.npz", "--out", "{W}/ws"], None, 2,
-     "one label per image"),
-    ("labels-count", ["parity", *D, "--targets", "tflite", "--data", "{W}/labels_count.npz", "--out", "{W}/ws"], None, 2,
-     "one label per image"),
-    ("package-labels-too-big", ["package", *D, "--targets", "tflite", "--data", "{W}/labels_too_big.npz",
-                                "--out", "{W}/ws"], None, 2, "label 10 is outside"),
+    (
+        "labels-too-big",
+        ["parity", *D, "--targets", "tflite", "--data", "{W}/labels_too_big.npz", "--out", "{W}/ws"],
+        None,
+        2,
+        "label 10 is outside 0..9",
+    ),
+    (
+        "labels-negative",
+        ["parity", *D, "--targets", "tflite", "--data", "{W}/labels_negative.npz", "--out", "{W}/ws"],
+        None,
+        2,
+        "label -1 is outside 0..9",
+    ),
+    (
+        "labels-fractional",
+        ["parity", *D, "--targets", "tflite", "--data", "{W}/labels_fractional.npz", "--out", "{W}/ws"],
+        None,
+        2,
+        "not whole class numbers",
+    ),
+    (
+        "labels-2d",
+        ["parity", *D, "--targets", "tflite", "--data", "{W}/labels_2d.npz", "--out", "{W}/ws"],
+        None,
+        2,
+        "one label per image",
+    ),
+    (
+        "labels-count",
+        ["parity", *D, "--targets", "tflite", "--data", "{W}/labels_count.npz", "--out", "{W}/ws"],
+        None,
+        2,
+        "one label per image",
+    ),
+    (
+        "package-labels-too-big",
+        ["package", *D, "--targets", "tflite", "--data", "{W}/labels_too_big.npz", "--out", "{W}/ws"],
+        None,
+        2,
+        "label 10 is outside",
+    ),
     # 5. bundles
     ("bundle-missing", ["deploy", "{W}/nope.tar.gz", "--to", "{T}/dev"], None, 2, "does not exist"),
     ("bundle-truncated", ["deploy", "{B}", "--to", "{T}/dev"], _truncated, 2, "not a whole .tar.gz bundle"),
@@ -249,36 +348,96 @@ CASES = [
     ("bundle-linked-model", ["deploy", "{B}", "--to", "{T}/dev"], _linked_model, 6, "not a plain file"),
     ("bundle-linked-manifest", ["deploy", "{B}", "--to", "{T}/dev"], _linked_manifest, 6, "is a link"),
     ("bundle-tampered", ["deploy", "{B}", "--to", "{T}/dev"], _tampered, 6, "does not match the manifest"),
-    ("bundle-dotdot", ["deploy", "{B}", "--to", "{T}/dev"], lambda w, t: _tar_with(t, [("../evil", b"x")]), 6,
-     "outside the target directory"),
-    ("bundle-two-roots", ["deploy", "{B}", "--to", "{T}/dev"], lambda w, t: _tar_with(t, [("a/x", b"1"), ("b/y", b"2")]),
-     6, "exactly one bundle directory"),
-    ("bundle-collide", ["deploy", "{B}", "--to", "{T}/dev"], lambda w, t: _tar_with(t, [("a/x", b"1"), ("a/x/y", b"2")]),
-     6, "manifest.json is missing"),
+    (
+        "bundle-dotdot",
+        ["deploy", "{B}", "--to", "{T}/dev"],
+        lambda w, t: _tar_with(t, [("../evil", b"x")]),
+        6,
+        "outside the target directory",
+    ),
+    (
+        "bundle-two-roots",
+        ["deploy", "{B}", "--to", "{T}/dev"],
+        lambda w, t: _tar_with(t, [("a/x", b"1"), ("b/y", b"2")]),
+        6,
+        "exactly one bundle directory",
+    ),
+    (
+        "bundle-collide",
+        ["deploy", "{B}", "--to", "{T}/dev"],
+        lambda w, t: _tar_with(t, [("a/x", b"1"), ("a/x/y", b"2")]),
+        6,
+        "manifest.json is missing",
+    ),
     ("deploy-bad-scheme", ["deploy", "{W}/ws/bundles/digits-tflite-int8", "--to", "ftp://x/y"], None, 2, "ftp://"),
     # 6. data files
     ("data-missing", ["parity", *D, "--targets", "tflite", "--data", "{W}/nope", "--out", "{W}/ws"], None, 2, "nope"),
-    ("data-empty-folder", ["parity", *D, "--targets", "tflite", "--data", "{W}/empty_folder", "--out", "{W}/ws"], None,
-     2, "empty_folder"),
-    ("data-no-x", ["parity", *D, "--targets", "tflite", "--data", "{W}/no_x.npz", "--out", "{W}/ws"], None, 2, "no 'x'"),
-    ("data-text-npy", ["parity", *D, "--targets", "tflite", "--data", "{W}/text.npy", "--out", "{W}/ws"], None, 2,
-     "not in numpy's array format"),
+    (
+        "data-empty-folder",
+        ["parity", *D, "--targets", "tflite", "--data", "{W}/empty_folder", "--out", "{W}/ws"],
+        None,
+        2,
+        "empty_folder",
+    ),
+    (
+        "data-no-x",
+        ["parity", *D, "--targets", "tflite", "--data", "{W}/no_x.npz", "--out", "{W}/ws"],
+        None,
+        2,
+        "no 'x'",
+    ),
+    (
+        "data-text-npy",
+        ["parity", *D, "--targets", "tflite", "--data", "{W}/text.npy", "--out", "{W}/ws"],
+        None,
+        2,
+        "not in numpy's array format",
+    ),
     ("data-nan", ["parity", *D, "--targets", "tflite", "--data", "{W}/nan.npz", "--out", "{W}/ws"], None, 2, "NaN"),
-    ("data-wrong-float-shape", ["parity", *D, "--targets", "tflite", "--data", "{W}/wrong_float_shape.npz",
-                                "--out", "{W}/ws"], None, 2, "wrong_float_shape.npz"),
+    (
+        "data-wrong-float-shape",
+        ["parity", *D, "--targets", "tflite", "--data", "{W}/wrong_float_shape.npz", "--out", "{W}/ws"],
+        None,
+        2,
+        "wrong_float_shape.npz",
+    ),
     ("calib-broken-images", ["export", *D, "--calib", "{W}/broken_images", "--out", "{T}/o"], None, 2, "a.png"),
     # 7. structured files read back
-    ("report-parity-wrong-shape", ["report", *D, "--out", "{B}"],
-     lambda w, t: _broken_json(w, t, "parity.json", '{"model": "digits", "samples": 1, "results": [1]}'), 2,
-     "is not a resnet-deploy parity"),
-    ("report-bench-not-json", ["report", *D, "--out", "{B}"], lambda w, t: _broken_json(w, t, "bench.json", "{oops"),
-     2, "is not valid JSON"),
-    ("report-diagnose-wrong-shape", ["report", *D, "--out", "{B}"],
-     lambda w, t: _broken_json(w, t, "diagnose.json", '{"model": "digits"}'), 2, "is not a resnet-deploy diagnose"),
-    ("parity-corrupt-reference", ["parity", "--reference", "{W}/text.h5", "--targets", "tflite", "--out", "{W}/ws"],
-     None, 2, "is not a resnet-deploy reference"),
-    ("parity-corrupt-manifest", ["parity", *D, "--targets", "tflite", "--precision", "int8", "--n", "20",
-                                 "--out", "{B}"], _broken_manifest, 6, "is not valid JSON"),
+    (
+        "report-parity-wrong-shape",
+        ["report", *D, "--out", "{B}"],
+        lambda w, t: _broken_json(w, t, "parity.json", '{"model": "digits", "samples": 1, "results": [1]}'),
+        2,
+        "is not a resnet-deploy parity",
+    ),
+    (
+        "report-bench-not-json",
+        ["report", *D, "--out", "{B}"],
+        lambda w, t: _broken_json(w, t, "bench.json", "{oops"),
+        2,
+        "is not valid JSON",
+    ),
+    (
+        "report-diagnose-wrong-shape",
+        ["report", *D, "--out", "{B}"],
+        lambda w, t: _broken_json(w, t, "diagnose.json", '{"model": "digits"}'),
+        2,
+        "is not a resnet-deploy diagnose",
+    ),
+    (
+        "parity-corrupt-reference",
+        ["parity", "--reference", "{W}/text.h5", "--targets", "tflite", "--out", "{W}/ws"],
+        None,
+        2,
+        "is not a resnet-deploy reference",
+    ),
+    (
+        "parity-corrupt-manifest",
+        ["parity", *D, "--targets", "tflite", "--precision", "int8", "--n", "20", "--out", "{B}"],
+        _broken_manifest,
+        6,
+        "is not valid JSON",
+    ),
 ]
 
 
@@ -324,8 +483,27 @@ def test_a_killed_export_leaves_nothing_that_the_next_run_does_not_clean(tmp_pat
 
     out, tmpdir = tmp_path / "out", tmp_path / "TMPDIR"
     tmpdir.mkdir()
-    cmd = [sys.executable, "cli.py", "export", "--model", "resnet18", "--input-size", "32", "--classes", "10", "--width", "16",
-           "--target", "onnx", "--precision", "int8", "--calib-size", "60", "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "cli.py",
+        "export",
+        "--model",
+        "resnet18",
+        "--input-size",
+        "32",
+        "--classes",
+        "10",
+        "--width",
+        "16",
+        "--target",
+        "onnx",
+        "--precision",
+        "int8",
+        "--calib-size",
+        "60",
+        "--out",
+        str(out),
+    ]
     env = {**os.environ, "TMPDIR": str(tmpdir)}
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
@@ -399,14 +577,25 @@ def test_more_samples_than_the_data_has_is_said_not_silently_clamped(world, caps
 
     x, y = load_digits_split("test")
     np.savez(world / "small.npz", x=x[:30], y=y[:30])
-    code, out, err = run_cli(capsys, "parity", *D, "--targets", "tflite", "--data", str(world / "small.npz"),
-                             "--n", "1000", "--out", str(world / "ws"))
+    code, out, err = run_cli(
+        capsys,
+        "parity",
+        *D,
+        "--targets",
+        "tflite",
+        "--data",
+        str(world / "small.npz"),
+        "--n",
+        "1000",
+        "--out",
+        str(world / "ws"),
+    )
     assert code == 0, err
     assert "the data has 30 samples, 1000 were asked for; using 30" in " ".join((out + err).split())
 
 
 def test_class_folders_are_numbered_in_natural_order_and_the_mapping_is_recorded(tmp_path):
-    """"10" after "2" (string order put it first and shifted every label)."""
+    """ "10" after "2" (string order put it first and shifted every label)."""
     from PIL import Image
 
     from resnet_deploy.calibration.dataset import from_spec
@@ -426,12 +615,16 @@ def small_disk(tmpfs):
     return tmpfs("small", "256k")
 
 
-@pytest.mark.parametrize("argv", [
-    ["export", *D, "--target", "all", "--out", "{S}"],
-    ["package", *D, "--targets", "tflite", "--n", "50", "--out", "{S}"],
-    ["parity", *D, "--targets", "tflite", "--n", "50", "--out", "{W}/ws", "--save-reference", "{S}/ref.npz"],
-    ["parity", *D, "--targets", "tflite", "--n", "50", "--out", "{W}/ws", "--report-json", "{S}/p.json"],
-], ids=["export", "package", "save-reference", "report-json"])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["export", *D, "--target", "all", "--out", "{S}"],
+        ["package", *D, "--targets", "tflite", "--n", "50", "--out", "{S}"],
+        ["parity", *D, "--targets", "tflite", "--n", "50", "--out", "{W}/ws", "--save-reference", "{S}/ref.npz"],
+        ["parity", *D, "--targets", "tflite", "--n", "50", "--out", "{W}/ws", "--report-json", "{S}/p.json"],
+    ],
+    ids=["export", "package", "save-reference", "report-json"],
+)
 def test_a_full_disk_is_exit_7_and_leaves_nothing(argv, world, small_disk, capsys):
     free = shutil.disk_usage(small_disk).free
     (small_disk / "filler").write_bytes(b"x" * (free - 2048))  # what is left is too little for any file we write

@@ -1,5 +1,6 @@
 """The workspace: artifacts the user made are reused when the options match, refused with one
 line when they do not, and never overwritten behind the user's back; publishing is atomic."""
+
 from __future__ import annotations
 
 import json
@@ -32,13 +33,17 @@ def test_parity_reuses_the_users_onnx_format_and_refuses_a_conflicting_one(tmp_p
     assert _hash(tmp_path, "onnx") == before  # reused, not re-exported with the default format
     m = json.loads((tmp_path / "digits" / "onnx" / "int8" / "manifest.json").read_text())
     assert m["quantization"]["name"] == "qdq-s8s8"
-    code, _, err = run_cli(capsys, "parity", "--targets", "onnx", "--onnx-format", "qdq-u8s8", "--n", "60", "--out", out)
+    code, _, err = run_cli(
+        capsys, "parity", "--targets", "onnx", "--onnx-format", "qdq-u8s8", "--n", "60", "--out", out
+    )
     errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
     assert code == 2 and len(errors) == 1, err
     assert "quant.onnx_format=qdq-s8s8 (asked: qdq-u8s8)" in errors[0] and "not replaced" in errors[0]
     assert _hash(tmp_path, "onnx") == before
     # the same option, given explicitly, is reused
-    code, _, err = run_cli(capsys, "parity", "--targets", "onnx", "--onnx-format", "qdq-s8s8", "--n", "60", "--out", out)
+    code, _, err = run_cli(
+        capsys, "parity", "--targets", "onnx", "--onnx-format", "qdq-s8s8", "--n", "60", "--out", out
+    )
     assert code == 0, err
     assert _hash(tmp_path, "onnx") == before
 
@@ -46,14 +51,29 @@ def test_parity_reuses_the_users_onnx_format_and_refuses_a_conflicting_one(tmp_p
 def test_bench_and_package_use_the_artifact_parity_judged(tmp_path, capsys):
     """Float-I/O int8 TFLite, exported by the user: parity, bench and package all use that file."""
     out = str(tmp_path)
-    assert run_cli(capsys, "export", "--target", "tflite", "--io-dtype", "float", "--calib-size", "64",
-                   "--out", out)[0] == 0
+    assert (
+        run_cli(capsys, "export", "--target", "tflite", "--io-dtype", "float", "--calib-size", "64", "--out", out)[0]
+        == 0
+    )
     before = _hash(tmp_path, "tflite")
     code, stdout, err = run_cli(capsys, "parity", "--targets", "tflite", "--n", "60", "--out", out, "--json")
     assert code == 0, err
     assert json.loads(stdout)["results"][0]["runtime"]["io_dtype"] == "float32"
-    code, stdout, err = run_cli(capsys, "bench", "--targets", "tflite", "--precision", "int8", "--no-keras",
-                                "--threads", "1", *QUICK, "--out", out, "--json")
+    code, stdout, err = run_cli(
+        capsys,
+        "bench",
+        "--targets",
+        "tflite",
+        "--precision",
+        "int8",
+        "--no-keras",
+        "--threads",
+        "1",
+        *QUICK,
+        "--out",
+        out,
+        "--json",
+    )
     assert code == 0, err
     bench = json.loads(stdout)
     assert list(bench["artifacts"].values()) == [before] and _hash(tmp_path, "tflite") == before
@@ -64,8 +84,22 @@ def test_bench_and_package_use_the_artifact_parity_judged(tmp_path, capsys):
     assert m["files"]["model.tflite"]["sha256"] == before and m["quantization"]["io_dtype"] == "float"
     assert m["config"]["calib_size"] == 64
     # a calibration size other than the artifact's is a conflict, not a silent re-export
-    code, _, err = run_cli(capsys, "bench", "--targets", "tflite", "--precision", "int8", "--calib-size", "200",
-                           "--no-keras", "--threads", "1", *QUICK, "--out", out)
+    code, _, err = run_cli(
+        capsys,
+        "bench",
+        "--targets",
+        "tflite",
+        "--precision",
+        "int8",
+        "--calib-size",
+        "200",
+        "--no-keras",
+        "--threads",
+        "1",
+        *QUICK,
+        "--out",
+        out,
+    )
     assert code == 2 and "calib_size=64 (asked: 200)" in err and _hash(tmp_path, "tflite") == before
 
 
@@ -82,8 +116,22 @@ def test_an_artifact_from_another_model_is_refused_not_replaced(tmp_path, capsys
     before = sha256_file(model_file)
     keras.utils.set_random_seed(1)
     seed(input_shape=(16, 16, 3), filters=8).save(path)  # "retrained": same name, other weights
-    code, _, err = run_cli(capsys, "bench", "--model", str(path), "--targets", "tflite", "--precision", "fp32",
-                           "--no-keras", "--threads", "1", *QUICK, "--out", out)
+    code, _, err = run_cli(
+        capsys,
+        "bench",
+        "--model",
+        str(path),
+        "--targets",
+        "tflite",
+        "--precision",
+        "fp32",
+        "--no-keras",
+        "--threads",
+        "1",
+        *QUICK,
+        "--out",
+        out,
+    )
     assert code == 2 and "a different model" in err and "export --target tflite --precision fp32" in err, err
     assert sha256_file(model_file) == before
     # export is the command that replaces it
@@ -119,12 +167,16 @@ def test_a_failed_re_export_leaves_the_old_artifact_whole(flaky, digits_model, t
     from resnet_deploy.exporting import pipeline
 
     ws = Workspace(tmp_path)
-    res = pipeline.export_model(pipeline.Loaded.of("digits", digits_model), ["flaky"], ExportConfig(precision="fp32"), ws)
+    res = pipeline.export_model(
+        pipeline.Loaded.of("digits", digits_model), ["flaky"], ExportConfig(precision="fp32"), ws
+    )
     assert res.ok
     d = ws.artifact_dir("digits", "flaky", "fp32")
     before = {p.name: p.read_bytes() for p in d.iterdir()}
     flaky.fail = True
-    res = pipeline.export_model(pipeline.Loaded.of("digits", digits_model), ["flaky"], ExportConfig(precision="fp32"), ws)
+    res = pipeline.export_model(
+        pipeline.Loaded.of("digits", digits_model), ["flaky"], ExportConfig(precision="fp32"), ws
+    )
     err = res.failures["flaky"]
     assert err.exit_code == 3 and "flaky fp32 export failed: boom" in str(err)
     assert "converter: ERROR: flaky converter ran out of patience" in str(err)  # what the converter printed
@@ -142,14 +194,21 @@ def test_third_party_targets_come_from_the_entry_point_group(tmp_path):
     (tmp_path / "myplugin.py").write_text(
         "from resnet_deploy.backend.target import Target\nfrom resnet_deploy.config import Precision\n"
         "class MyTarget(Target):\n    name = 'mytarget'\n    precisions = (Precision.FP32,)\n"
-        "    description = 'a plugin target'\n")
+        "    description = 'a plugin target'\n"
+    )
     dist = tmp_path / "myplugin-1.0.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: myplugin\nVersion: 1.0\n")
     (dist / "entry_points.txt").write_text("[resnet_deploy.targets]\nmytarget = myplugin:MyTarget\n")
     env = {**__import__("os").environ, "PYTHONPATH": f"{tmp_path}:{Path(__file__).resolve().parents[2]}"}
-    proc = subprocess.run([sys.executable, "cli.py", "list"], cwd=Path(__file__).resolve().parents[2], env=env,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "cli.py", "list"],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "mytarget" in proc.stdout and "a plugin target" in proc.stdout
 
@@ -162,8 +221,19 @@ def test_random_init_built_ins_give_the_same_artifacts_every_run(tmp_path, capsy
     refusing them as another model's."""
     model = ["--model", "resnet18", "--input-size", "32", "--classes", "10", "--width", "8"]
     for run in ("a", "b"):  # int8: the fp32 conversion of ONNX and OpenVINO runs inside it, then the quantizers
-        code, _, err = run_cli(capsys, "export", *model, "--precision", "int8", "--calib-size", "8",
-                               "--target", "all", "--out", str(tmp_path / run))
+        code, _, err = run_cli(
+            capsys,
+            "export",
+            *model,
+            "--precision",
+            "int8",
+            "--calib-size",
+            "8",
+            "--target",
+            "all",
+            "--out",
+            str(tmp_path / run),
+        )
         assert code == 0, err
     for target in ("tflite", "onnx", "openvino"):
         for precision in ("int8",):
@@ -174,8 +244,21 @@ def test_random_init_built_ins_give_the_same_artifacts_every_run(tmp_path, capsy
                 assert sha256_file(a.path / f) == sha256_file(b.path / f), (target, precision, f)
             assert a.manifest["layer_map"] == b.manifest["layer_map"], (target, precision)
     before = sha256_file(tmp_path / "a" / "resnet18" / "onnx" / "int8" / "manifest.json")
-    code, _, err = run_cli(capsys, "bench", *model, "--precision", "int8", "--targets", "onnx", "--no-keras",
-                           "--threads", "1", *QUICK, "--out", str(tmp_path / "a"))
+    code, _, err = run_cli(
+        capsys,
+        "bench",
+        *model,
+        "--precision",
+        "int8",
+        "--targets",
+        "onnx",
+        "--no-keras",
+        "--threads",
+        "1",
+        *QUICK,
+        "--out",
+        str(tmp_path / "a"),
+    )
     assert code == 0, err
     assert "exporting" not in err  # reused, not exported again
     assert sha256_file(tmp_path / "a" / "resnet18" / "onnx" / "int8" / "manifest.json") == before

@@ -1,6 +1,7 @@
 """The docs cannot rot: every `python cli.py ...` command in README.md and docs/ parses with the
 real CLI (every option exists and takes the value shown), every Python example runs against a
 real export, and the site builds with `mkdocs build --strict` (no broken link or reference)."""
+
 from __future__ import annotations
 
 import os
@@ -62,8 +63,13 @@ def test_every_documented_command_parses(page, command):
 def workspace(tmp_path_factory):
     """A folder holding `artifacts/` from a real `export --target all`, as the examples assume."""
     d = tmp_path_factory.mktemp("docs")
-    proc = subprocess.run([sys.executable, str(ROOT / "cli.py"), "export", "--target", "all", "--out",
-                           str(d / "artifacts")], capture_output=True, text=True, timeout=600, cwd=d)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "cli.py"), "export", "--target", "all", "--out", str(d / "artifacts")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=d,
+    )
     assert proc.returncode == 0, proc.stderr
     return d
 
@@ -89,8 +95,14 @@ def test_every_python_example_runs(workspace, page, monkeypatch):
 
 def test_the_site_builds_strict(tmp_path):
     mkdocs = shutil.which("mkdocs") or str(Path(sys.executable).parent / "mkdocs")
-    proc = subprocess.run([mkdocs, "build", "--strict", "--quiet", "--site-dir", str(tmp_path / "site")], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    proc = subprocess.run(
+        [mkdocs, "build", "--strict", "--quiet", "--site-dir", str(tmp_path / "site")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (tmp_path / "site" / "api" / "index.html").read_text().count("ExportRequest") >= 2
 

@@ -1,6 +1,9 @@
-"""The house rules, checked by the tests (so CI enforces them): ruff's pyflakes and pycodestyle
-error rules as pyproject.toml selects them, over everything we ship and test; no function over
-60 lines and no module over 400 in the product's code; no import cycles among its modules."""
+"""The house rules, checked by the tests (so CI enforces them): ruff's lint rules as
+pyproject.toml selects them and its formatting, over everything we ship and test; mypy clean; no
+function over 60 lines and no module over 400 in the product's code; no import cycles among its
+modules; each package imports only the packages below it; every package installs under
+resnet_deploy."""
+
 from __future__ import annotations
 
 import shutil
@@ -13,15 +16,30 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_ruff_finds_nothing():
     ruff = shutil.which("ruff") or str(Path(sys.executable).parent / "ruff")
-    proc = subprocess.run([ruff, "check", "--no-cache", "--output-format", "concise", "."], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [ruff, "check", "--no-cache", "--output-format", "concise", "."],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_the_code_is_formatted():
+    """ruff format, with pyproject's settings (the files bundles carry keep their bytes)."""
+    ruff = shutil.which("ruff") or str(Path(sys.executable).parent / "ruff")
+    proc = subprocess.run(
+        [ruff, "format", "--check", "--no-cache", "."], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_mypy_finds_nothing():
     """The product's code type-checks with the settings in pyproject's [tool.mypy]."""
-    proc = subprocess.run([sys.executable, "-m", "mypy", "--no-incremental"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mypy", "--no-incremental"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-1000:]
 
 
@@ -53,7 +71,10 @@ def test_functions_and_modules_stay_small():
         if len(text.splitlines()) > MAX_MODULE:
             long_modules.append(str(path.relative_to(ROOT)))
         for node in ast.walk(ast.parse(text)):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > MAX_FUNCTION:
+            if (
+                isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+                and node.end_lineno - node.lineno + 1 > MAX_FUNCTION
+            ):
                 long_functions.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}")
     assert not long_functions and not long_modules, (long_functions, long_modules)
 
@@ -72,7 +93,9 @@ def _imports(path: Path, known: set[str]) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                base = ".".join(
+                    package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else [])
+                )
             names = [f"{base}.{a.name}" for a in node.names] + [base]
         for n in names:
             while n and n not in known:
@@ -95,7 +118,7 @@ def test_no_import_cycles():
         state[m] = 1
         for n in sorted(graph.get(m, ())):
             if state.get(n) == 1:
-                cycles.append(stack[stack.index(n):] + [n])
+                cycles.append(stack[stack.index(n) :] + [n])
             elif n not in state:
                 visit(n, [*stack, n])
         state[m] = 2
@@ -113,7 +136,7 @@ def test_every_package_is_installed_under_resnet_deploy_only():
 
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     folders = {_module(p) for pkg in OURS for p in (ROOT / pkg).rglob("__init__.py")}
-    assert listed == folders, (listed ^ folders)
+    assert listed == folders, listed ^ folders
     assert all(n == "resnet_deploy" or n.startswith("resnet_deploy.") for n in listed)
 
 
@@ -121,7 +144,9 @@ def test_every_package_is_installed_under_resnet_deploy_only():
 # resnet_deploy/ and portable/): the flows run one way, export never calls what drives it
 # (the accuracy budget, parity, packaging), and the CLI is nobody's dependency.
 ALLOWED = {
-    "models": set(), "inputs": set(), "store": set(),
+    "models": set(),
+    "inputs": set(),
+    "store": set(),
     "backend": {"store", "measure"},  # Runner.throughput's default is measure's one driver
     "exporting": {"backend", "inputs", "models", "store"},
     "measure": {"backend", "exporting", "models", "store"},
@@ -129,7 +154,18 @@ ALLOWED = {
     "quantize": {"backend", "exporting", "inputs", "measure", "store"},
     "ship": {"backend", "evaluate", "exporting", "measure", "store"},
     "reporting": {"evaluate", "measure", "models", "store"},
-    "cli": {"backend", "evaluate", "exporting", "inputs", "measure", "models", "quantize", "reporting", "ship", "store"},
+    "cli": {
+        "backend",
+        "evaluate",
+        "exporting",
+        "inputs",
+        "measure",
+        "models",
+        "quantize",
+        "reporting",
+        "ship",
+        "store",
+    },
 }
 
 

@@ -1,6 +1,7 @@
 """README's and the docs' promises about themselves: the two commands are what CI runs, the front
 page stays short, every exit code is listed, and no page speaks of "this machine" or of how the
 code was developed (a number names its command and CPU; history lives in git)."""
+
 from __future__ import annotations
 
 import re
@@ -31,11 +32,20 @@ def test_the_front_page_is_short():
 def test_no_history_and_no_unattributed_claims_about_the_machine(name):
     text = README if name == "README.md" else PAGES[name]
     prose = re.sub(r"`[^`]*`", "", text)  # code spans quote our own output (error lines), not claims
-    for phrase in (r"\bthis machine\b", r"\bmeasured here\b", r"\bhere on\b", r"\bsessions? \d", r"\bissue #?\d",
-                   r"\bbefore-rev [0-9a-f]"):
+    for phrase in (
+        r"\bthis machine\b",
+        r"\bmeasured here\b",
+        r"\bhere on\b",
+        r"\bsessions? \d",
+        r"\bissue #?\d",
+        r"\bbefore-rev [0-9a-f]",
+    ):
         assert not re.search(phrase, prose, re.I), (name, phrase)
-    hashes = [w for w in re.findall(r"\b[0-9a-f]{7,12}\b", text)  # a git short hash: hex with letters and digits
-              if re.search(r"[a-f]", w) and re.search(r"\d", w)]
+    hashes = [
+        w
+        for w in re.findall(r"\b[0-9a-f]{7,12}\b", text)  # a git short hash: hex with letters and digits
+        if re.search(r"[a-f]", w) and re.search(r"\d", w)
+    ]
     assert not hashes, (name, hashes)
 
 

@@ -1,6 +1,7 @@
 """The preprocessing contract on real photos (scikit-learn's and scikit-image's, shipped with the
 packages): presets equal keras.applications bit for bit, center-crop keeps the aspect, channel
 order, and one clear line for every bad declaration."""
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,9 @@ def _spec(preset: str, size: int = 224, **kw) -> PreprocessSpec:
 
 
 @pytest.mark.parametrize("photo", sorted(PHOTOS))
-@pytest.mark.parametrize("preset,keras_fn", [("imagenet-caffe", "resnet"), ("symmetric", "resnet_v2"),
-                                             ("imagenet-torch", "torch")])
+@pytest.mark.parametrize(
+    "preset,keras_fn", [("imagenet-caffe", "resnet"), ("symmetric", "resnet_v2"), ("imagenet-torch", "torch")]
+)
 def test_presets_equal_keras_applications_bit_for_bit(photo, preset, keras_fn):
     import keras
 
@@ -73,7 +75,7 @@ def test_center_crop_keeps_the_aspect_and_takes_the_centre():
     rw, rh = round(w * side / h), side
     ref = np.asarray(Image.fromarray(img).resize((rw, rh), Image.BILINEAR), np.float32)
     top, left = (rh - 224) // 2, (rw - 224) // 2
-    assert crop.shape == (224, 224, 3) and np.array_equal(crop, ref[top:top + 224, left:left + 224])
+    assert crop.shape == (224, 224, 3) and np.array_equal(crop, ref[top : top + 224, left : left + 224])
     stretched = PreprocessSpec(224, 224, "rgb", 1.0, preset=None).apply(img)
     assert np.abs(crop - stretched).mean() > 10  # not the same picture squeezed
 
@@ -89,14 +91,17 @@ class _Model:
         self.layers = list(layers)
 
 
-@pytest.mark.parametrize("options,needle", [
-    (dict(preset="imagenet"), r"^Unrecognized preprocess='imagenet'. Supported: unit, raw, symmetric, "),
-    (dict(mean="0.5,0.5"), r"^--mean has 2 values; pass 1 \(every channel\) or 3 \(RGB/BGR\).$"),
-    (dict(std="1,2,x"), r"^--std '1,2,x' is not a comma list of numbers"),
-    (dict(std="0"), r"std \(0.0,\) must be finite, with scale and std > 0"),
-    (dict(resize="zoom"), r"^Unrecognized resize='zoom'. Supported: stretch, center-crop.$"),
-    (dict(channel_order="rbg"), r"^Unrecognized channel order 'rbg'"),
-])
+@pytest.mark.parametrize(
+    "options,needle",
+    [
+        (dict(preset="imagenet"), r"^Unrecognized preprocess='imagenet'. Supported: unit, raw, symmetric, "),
+        (dict(mean="0.5,0.5"), r"^--mean has 2 values; pass 1 \(every channel\) or 3 \(RGB/BGR\).$"),
+        (dict(std="1,2,x"), r"^--std '1,2,x' is not a comma list of numbers"),
+        (dict(std="0"), r"std \(0.0,\) must be finite, with scale and std > 0"),
+        (dict(resize="zoom"), r"^Unrecognized resize='zoom'. Supported: stretch, center-crop.$"),
+        (dict(channel_order="rbg"), r"^Unrecognized channel order 'rbg'"),
+    ],
+)
 def test_bad_declarations_are_one_line(options, needle):
     with pytest.raises(InputError, match=needle):
         resolve(PreprocessOptions(**options), _Model(), "m")
@@ -140,16 +145,44 @@ def test_a_labelled_folder_of_real_photos_calibrates_and_checks(tmp_path, capsys
             Image.fromarray(PHOTOS[name]).save(tmp_path / "photos" / cls / f"{name}.jpg", quality=95)
     photos = str(tmp_path / "photos")
     model = ["--model", "resnet18", "--input-size", "64", "--classes", "2", "--width", "8"]
-    code, out, err = run_cli(capsys, "parity", *model, "--targets", "onnx", "--precision", "fp32,int8", "--data",
-                             photos, "--calib", photos, "--resize", "center-crop", "--preprocess", "imagenet-torch",
-                             "--allow-low-accuracy", "--tol", "int8.cosine_min=0", "--tol", "int8.sqnr_min_db=-100",
-                             "--tol", "int8.top1_min=0", "--tol", "int8.acc_drop_max=100", "--out",
-                             str(tmp_path / "out"), "--json")
+    code, out, err = run_cli(
+        capsys,
+        "parity",
+        *model,
+        "--targets",
+        "onnx",
+        "--precision",
+        "fp32,int8",
+        "--data",
+        photos,
+        "--calib",
+        photos,
+        "--resize",
+        "center-crop",
+        "--preprocess",
+        "imagenet-torch",
+        "--allow-low-accuracy",
+        "--tol",
+        "int8.cosine_min=0",
+        "--tol",
+        "int8.sqnr_min_db=-100",
+        "--tol",
+        "int8.top1_min=0",
+        "--tol",
+        "int8.acc_drop_max=100",
+        "--out",
+        str(tmp_path / "out"),
+        "--json",
+    )
     assert code == 0, err
     rep = json.loads(out)
     assert rep["samples"] == 5 and rep["data"]["source"]["classes"] == ["animals", "scenes"]
     pp = rep["reference"]["preprocessing"]
-    assert (pp["preset"], pp["resize"], pp["why"]) == ("imagenet-torch", "center-crop", "declared with --preprocess; resize=center-crop given")
+    assert (pp["preset"], pp["resize"], pp["why"]) == (
+        "imagenet-torch",
+        "center-crop",
+        "declared with --preprocess; resize=center-crop given",
+    )
     m = json.loads((tmp_path / "out" / "resnet18" / "onnx" / "int8" / "manifest.json").read_text())
     assert m["calibration"]["count"] == 5 and m["calibration"]["source"]["kind"] == "folder"
     assert m["preprocessing"]["resize"] == "center-crop"

@@ -2,6 +2,7 @@
 activation ranges ONNX Runtime measured in the same export, and they are the ranges its own pass
 would have found; a tensor it cannot find, or probes that are not its samples, and it calibrates
 itself, saying why."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -30,10 +31,15 @@ def _quant_params(path) -> dict[str, tuple[float, int]]:
 def test_tflite_takes_the_ranges_onnx_measured_and_they_are_its_own(digits_model, digits_calib, tmp_path):
     config = ExportConfig(precision="int8")
     nncf = ExportConfig(precision="int8", quant=QuantConfig(openvino_int8="nncf"))  # ORT's tail in the worker
-    shared = pipeline.export_model(pipeline.Loaded.of("digits", digits_model, digits_calib),
-                                   ["tflite", "onnx", "openvino"], nncf, Workspace(tmp_path / "all"))
-    alone = pipeline.export_model(pipeline.Loaded.of("digits", digits_model, digits_calib), ["tflite"], config,
-                                  Workspace(tmp_path / "alone"))
+    shared = pipeline.export_model(
+        pipeline.Loaded.of("digits", digits_model, digits_calib),
+        ["tflite", "onnx", "openvino"],
+        nncf,
+        Workspace(tmp_path / "all"),
+    )
+    alone = pipeline.export_model(
+        pipeline.Loaded.of("digits", digits_model, digits_calib), ["tflite"], config, Workspace(tmp_path / "alone")
+    )
     assert shared.ok and alone.ok, (shared.failures, alone.failures)
     q_shared = shared.artifacts[0].manifest["quantization"]
     assert q_shared["calibrator"].startswith("shared: ONNX Runtime"), q_shared
@@ -102,11 +108,16 @@ def test_only_minmax_ranges_are_shared(monkeypatch):
 def test_a_cache_that_is_not_per_tensor_finite_ranges_is_not_shared(tmp_path, broken):
     from onnxruntime.quantization.calibrate import CalibrationMethod, TensorsData, save_tensors_data
 
-    value = (np.array([0.0, 1.0], np.float32), np.array([2.0, 3.0], np.float32)) if broken == "per_channel" \
+    value = (
+        (np.array([0.0, 1.0], np.float32), np.array([2.0, 3.0], np.float32))
+        if broken == "per_channel"
         else (np.float32(np.nan), np.float32(1.0))
+    )
     save_tensors_data(TensorsData(CalibrationMethod.MinMax, {"t": value}), tmp_path / "r.json")
     assert onnx_calibrate._scalar_ranges(tmp_path / "r.json") is None  # noqa: SLF001
-    save_tensors_data(TensorsData(CalibrationMethod.MinMax, {"t": (np.float32(-1), np.float32(2))}), tmp_path / "r.json")
+    save_tensors_data(
+        TensorsData(CalibrationMethod.MinMax, {"t": (np.float32(-1), np.float32(2))}), tmp_path / "r.json"
+    )
     assert onnx_calibrate._scalar_ranges(tmp_path / "r.json") == {"t": (-1.0, 2.0)}  # noqa: SLF001
 
 

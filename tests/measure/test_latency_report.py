@@ -1,4 +1,5 @@
 """Latency protocol, bench command and the HTML report (rendered in headless Chromium)."""
+
 from __future__ import annotations
 
 import json
@@ -45,13 +46,32 @@ def test_protocol_times_the_runtime_call_only_and_meets_minimums():
 
 
 def test_bench_command_times_every_backend_with_the_threads_asked(tmp_path, capsys):
-    code, out, err = run_cli(capsys, "bench", "--targets", "all", "--precision", "int8", "--threads", "1",
-                             "--warmup-s", "0.1", "--seconds", "0.2", "--out", str(tmp_path), "--json")
+    code, out, err = run_cli(
+        capsys,
+        "bench",
+        "--targets",
+        "all",
+        "--precision",
+        "int8",
+        "--threads",
+        "1",
+        "--warmup-s",
+        "0.1",
+        "--seconds",
+        "0.2",
+        "--out",
+        str(tmp_path),
+        "--json",
+    )
     assert code == 0, err
     res = json.loads(out)
     rows = res["rows"]
-    assert [(r["backend"], r["precision"]) for r in rows] == [("keras", "fp32"), ("tflite", "int8"), ("onnx", "int8"),
-                                                              ("openvino", "int8")]
+    assert [(r["backend"], r["precision"]) for r in rows] == [
+        ("keras", "fp32"),
+        ("tflite", "int8"),
+        ("onnx", "int8"),
+        ("openvino", "int8"),
+    ]
     for r in rows:
         assert r["threads"] == 1 and r["threads_used"] == 1, r
         assert r["runs"] >= 50 and 0 < r["p50"] <= r["p90"] <= r["p99"]
@@ -78,10 +98,29 @@ def _chromium() -> str | None:
 
 def test_report_renders_offline_in_headless_chromium(tmp_path, capsys):
     out = tmp_path / "art"
-    assert run_cli(capsys, "parity", "--targets", "tflite,onnx", "--precision", "int8", "--n", "100",
-                   "--out", str(out))[0] == 0
-    assert run_cli(capsys, "bench", "--targets", "tflite,onnx", "--precision", "int8", "--threads", "1",
-                   "--warmup-s", "0.1", "--seconds", "0.2", "--out", str(out))[0] == 0
+    assert (
+        run_cli(capsys, "parity", "--targets", "tflite,onnx", "--precision", "int8", "--n", "100", "--out", str(out))[0]
+        == 0
+    )
+    assert (
+        run_cli(
+            capsys,
+            "bench",
+            "--targets",
+            "tflite,onnx",
+            "--precision",
+            "int8",
+            "--threads",
+            "1",
+            "--warmup-s",
+            "0.1",
+            "--seconds",
+            "0.2",
+            "--out",
+            str(out),
+        )[0]
+        == 0
+    )
     code, stdout, err = run_cli(capsys, "report", "--out", str(out), "--json")
     assert code == 0, err
     paths = json.loads(stdout)
@@ -93,16 +132,29 @@ def test_report_renders_offline_in_headless_chromium(tmp_path, capsys):
     chromium = _chromium()
     if chromium is None:
         pytest.skip("chromium is not installed (.ci/run installs Debian's chromium)")
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000"]
-    dom = subprocess.run([chromium, *flags, "--dump-dom", f"file://{paths['html']}"], capture_output=True, text=True,
-                         timeout=120).stdout
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--virtual-time-budget=5000",
+    ]
+    dom = subprocess.run(
+        [chromium, *flags, "--dump-dom", f"file://{paths['html']}"], capture_output=True, text=True, timeout=120
+    ).stdout
     assert 'data-images-ok="3"' in dom and 'data-images-total="3"' in dom, dom[-500:]
     assert dom.count("<table>") >= 3 and "tflite/int8" in dom
     shot = tmp_path / "shot.png"
-    subprocess.run([chromium, *flags, "--window-size=1200,1600", f"--screenshot={shot}", f"file://{paths['html']}"],
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        [chromium, *flags, "--window-size=1200,1600", f"--screenshot={shot}", f"file://{paths['html']}"],
+        capture_output=True,
+        timeout=120,
+    )
     from PIL import Image
 
     img = np.asarray(Image.open(shot).convert("RGB"))
@@ -112,14 +164,35 @@ def test_report_renders_offline_in_headless_chromium(tmp_path, capsys):
 
 def test_report_finds_a_model_files_results_by_its_stem(tmp_path, capsys):
     """`report --model some/dir/mine.h5` reads OUT/mine/, where parity and bench wrote them."""
-    bench = {"model": "mine", "batch": 1, "protocol": {}, "rows": [
-        {"backend": "keras", "precision": "fp32", "threads": 1, "threads_used": 1, "load_ms": 1.0, "first_ms": 1.0,
-         "p50": 2.0, "p90": 2.5, "p99": 3.0, "mean": 2.1, "std": 0.1, "throughput": 500.0, "peak_rss_mb": 100.0,
-         "size_mb": 1.0, "speedup_vs_keras": 1.0}]}
+    bench = {
+        "model": "mine",
+        "batch": 1,
+        "protocol": {},
+        "rows": [
+            {
+                "backend": "keras",
+                "precision": "fp32",
+                "threads": 1,
+                "threads_used": 1,
+                "load_ms": 1.0,
+                "first_ms": 1.0,
+                "p50": 2.0,
+                "p90": 2.5,
+                "p99": 3.0,
+                "mean": 2.1,
+                "std": 0.1,
+                "throughput": 500.0,
+                "peak_rss_mb": 100.0,
+                "size_mb": 1.0,
+                "speedup_vs_keras": 1.0,
+            }
+        ],
+    }
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "bench.json").write_text(json.dumps(bench))
-    code, out, err = run_cli(capsys, "report", "--model", str(tmp_path / "models" / "mine.h5"), "--out", str(tmp_path),
-                             "--json")
+    code, out, err = run_cli(
+        capsys, "report", "--model", str(tmp_path / "models" / "mine.h5"), "--out", str(tmp_path), "--json"
+    )
     assert code == 0, err
     assert json.loads(out)["html"] == str(tmp_path / "mine" / "report" / "index.html")
     (tmp_path / "mine" / "bench.json").write_text('{"model": "mine"}')  # not a bench result

@@ -1,4 +1,5 @@
 """Throughput mode, per-op profiles mapped to Keras layers, and what really runs in int8."""
+
 from __future__ import annotations
 
 import json
@@ -22,6 +23,7 @@ def _cli(*args):
 
 # --- the throughput driver ---------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("streams", [1, 4])
 def test_driver_keeps_every_stream_busy_and_counts_after_the_warm_up(streams):
     """Workers that wait 10 ms without the GIL: N streams give N times one stream's rate."""
@@ -40,18 +42,33 @@ def test_driver_keeps_every_stream_busy_and_counts_after_the_warm_up(streams):
 
 # --- mapping executed ops to Keras layers ------------------------------------------------------
 
+
 def test_ops_belong_to_the_first_layer_whose_tensor_they_produce():
     # x -> conv(w) -> bn -> relu = "a"; a -> conv2 -> "b"; a + b -> add = "c"; c -> dq (after the last layer)
-    ops = [("w_dq", ["w"], ["w_f"]), ("conv", ["x", "w_f"], ["conv_o"]), ("bn", ["conv_o"], ["bn_o"]),
-           ("relu", ["bn_o"], ["a"]), ("conv2", ["a"], ["b"]), ("add", ["a", "b"], ["c"]), ("dq", ["c"], ["y"])]
+    ops = [
+        ("w_dq", ["w"], ["w_f"]),
+        ("conv", ["x", "w_f"], ["conv_o"]),
+        ("bn", ["conv_o"], ["bn_o"]),
+        ("relu", ["bn_o"], ["a"]),
+        ("conv2", ["a"], ["b"]),
+        ("add", ["a", "b"], ["c"]),
+        ("dq", ["c"], ["y"]),
+    ]
     owner = layer_of_ops(ops, {"layers": {"relu_a": "a#3", "conv_b": "b", "add_c": "c"}})
-    assert owner == {"relu": "relu_a", "bn": "relu_a", "conv": "relu_a", "w_dq": "relu_a", "conv2": "conv_b",
-                     "add": "add_c"}
+    assert owner == {
+        "relu": "relu_a",
+        "bn": "relu_a",
+        "conv": "relu_a",
+        "w_dq": "relu_a",
+        "conv2": "conv_b",
+        "add": "add_c",
+    }
     assert "dq" not in owner  # reported as AFTER_LAST by by_layer
     assert AFTER_LAST.startswith("(")
 
 
 # --- the commands ------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def ws(bundles):
@@ -62,8 +79,21 @@ def ws(bundles):
 
 
 def test_throughput_mode_measures_every_backend_at_every_batch(ws):
-    r = _cli("bench", "--mode", "throughput", "--batch", "1,4", "--targets", "all", "--precision", "int8", "--no-keras",
-             *QUICK, "--out", ws)
+    r = _cli(
+        "bench",
+        "--mode",
+        "throughput",
+        "--batch",
+        "1,4",
+        "--targets",
+        "all",
+        "--precision",
+        "int8",
+        "--no-keras",
+        *QUICK,
+        "--out",
+        ws,
+    )
     assert r.exit_code == 0, r.output
     result = json.loads((ws / "digits" / "throughput.json").read_text())
     rows = {(x["backend"], x["batch"]): x for x in result["rows"]}
@@ -131,6 +161,7 @@ def test_bench_counts_the_ops_each_runtime_executes_in_int8_and_in_float(ws):
 
 # --- agreement with OpenVINO's benchmark_app ---------------------------------------------------
 
+
 def _benchmark_app(xml, *args) -> dict[str, str]:
     """benchmark_app's own read-back of the compiled model (its "Querying optimal runtime
     parameters" step) after a one-second run."""
@@ -139,8 +170,12 @@ def _benchmark_app(xml, *args) -> dict[str, str]:
 
     exe = shutil.which("benchmark_app")
     assert exe, "benchmark_app comes with the openvino wheel"
-    proc = subprocess.run([exe, "-m", str(xml), "-d", "CPU", "-shape", "[1,32,32,3]", "-t", "1",
-                           "-infer_precision", "f32", *args], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [exe, "-m", str(xml), "-d", "CPU", "-shape", "[1,32,32,3]", "-t", "1", "-infer_precision", "f32", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     step = proc.stdout.split("Querying optimal runtime parameters", 1)[1].split("[Step 9", 1)[0]
     found = re.findall(r"\[ INFO \]\s+([A-Z_]+): (.+)", step)
@@ -162,7 +197,9 @@ def test_openvino_latency_and_throughput_run_as_benchmark_app_configures_them(ws
     with OpenVINORunner(xml) as r:  # every core, as benchmark_app takes without -nthreads
         settings = r.throughput(x, 0.1, 0.3, 0)["settings"]
     ba = _benchmark_app(xml, "-hint", "none", "-nstreams", "1", "-nthreads", "2", "-api", "sync")
-    assert (int(ba["NUM_STREAMS"]), int(ba["INFERENCE_NUM_THREADS"])) == (latency["streams"], latency["threads"]) == (1, 2)
+    assert (
+        (int(ba["NUM_STREAMS"]), int(ba["INFERENCE_NUM_THREADS"])) == (latency["streams"], latency["threads"]) == (1, 2)
+    )
     assert "float32" in ba["INFERENCE_PRECISION_HINT"] and latency["inference_precision"] == "f32"
     ba = _benchmark_app(xml, "-hint", "throughput", "-api", "async")
     assert int(ba["NUM_STREAMS"]) == settings["streams"] and int(ba["INFERENCE_NUM_THREADS"]) == settings["threads"]

@@ -34,17 +34,17 @@ def _the_seed_as_written():
 
     def residual_block(x, filters, kernel_size=3):
         shortcut = x
-        x = Conv2D(filters, kernel_size, padding='same')(x)
+        x = Conv2D(filters, kernel_size, padding="same")(x)
         x = BatchNormalization()(x)
         x = ReLU()(x)
-        x = Conv2D(filters, kernel_size, padding='same')(x)
+        x = Conv2D(filters, kernel_size, padding="same")(x)
         x = BatchNormalization()(x)
         x = Add()([shortcut, x])
         x = ReLU()(x)
         return x
 
     inputs = Input(shape=(64, 64, 3))
-    x = Conv2D(64, 3, padding='same')(inputs)
+    x = Conv2D(64, 3, padding="same")(inputs)
     x = residual_block(x, 64)
     x = residual_block(x, 64)
     return Model(inputs, x)
@@ -75,13 +75,16 @@ def test_residual_block_keeps_the_seed_signature():
     assert [p.name for p in params[:3]] == ["x", "filters", "kernel_size"] and params[2].default == 3
 
 
-@pytest.mark.parametrize("name,params", [
-    # trainable parameter counts of the reference architectures (torchvision's numbers:
-    # running BN statistics are buffers there, non-trainable weights here)
-    ("resnet18", 11_689_512),
-    ("resnet34", 21_797_672),
-    ("resnet50", 25_557_032),
-])
+@pytest.mark.parametrize(
+    "name,params",
+    [
+        # trainable parameter counts of the reference architectures (torchvision's numbers:
+        # running BN statistics are buffers there, non-trainable weights here)
+        ("resnet18", 11_689_512),
+        ("resnet34", 21_797_672),
+        ("resnet50", 25_557_032),
+    ],
+)
 def test_resnet_parameter_counts_match_reference(name, params):
     import keras
 

@@ -1,6 +1,7 @@
 """Real users' models: a trained model with its own Rescaling layer gets a correct bundle with
 nothing but --data; fed the wrong preprocessing it is refused (exit 2) instead of "passing";
 keras.applications ResNets export, parity-check and package on every target."""
+
 from __future__ import annotations
 
 import json
@@ -42,10 +43,24 @@ def digits_folder(tmp_path_factory):
     return d
 
 
-def test_a_model_with_its_own_rescaling_gets_a_correct_bundle_with_only_data(rescaling_model, digits_folder,
-                                                                             tmp_path, capsys):
-    code, out, err = run_cli(capsys, "package", "--model", str(rescaling_model), "--data", str(digits_folder),
-                             "--targets", "tflite", "--n", "60", "--out", str(tmp_path), "--json")
+def test_a_model_with_its_own_rescaling_gets_a_correct_bundle_with_only_data(
+    rescaling_model, digits_folder, tmp_path, capsys
+):
+    code, out, err = run_cli(
+        capsys,
+        "package",
+        "--model",
+        str(rescaling_model),
+        "--data",
+        str(digits_folder),
+        "--targets",
+        "tflite",
+        "--n",
+        "60",
+        "--out",
+        str(tmp_path),
+        "--json",
+    )
     assert code == 0, err
     assert "preprocessing: raw" in err and "Rescaling (rescale)" in err and "calibrating on --data" in err
     b = json.loads(out)[0]
@@ -58,8 +73,20 @@ def test_a_model_with_its_own_rescaling_gets_a_correct_bundle_with_only_data(res
 
 
 def test_the_wrong_preprocessing_is_refused_not_passed(rescaling_model, digits_folder, tmp_path, capsys):
-    args = ["--model", str(rescaling_model), "--data", str(digits_folder), "--targets", "tflite", "--n", "60",
-            "--preprocess", "unit", "--out", str(tmp_path)]
+    args = [
+        "--model",
+        str(rescaling_model),
+        "--data",
+        str(digits_folder),
+        "--targets",
+        "tflite",
+        "--n",
+        "60",
+        "--preprocess",
+        "unit",
+        "--out",
+        str(tmp_path),
+    ]
     for command in ("package", "parity"):
         code, _, err = run_cli(capsys, command, *args)
         lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
@@ -72,8 +99,9 @@ def test_the_wrong_preprocessing_is_refused_not_passed(rescaling_model, digits_f
 
 
 def test_a_user_model_without_data_is_told_what_to_pass(rescaling_model, tmp_path, capsys):
-    code, _, err = run_cli(capsys, "parity", "--model", str(rescaling_model), "--targets", "tflite",
-                           "--out", str(tmp_path))
+    code, _, err = run_cli(
+        capsys, "parity", "--model", str(rescaling_model), "--targets", "tflite", "--out", str(tmp_path)
+    )
     assert code == 2 and "mine.keras needs its own images: pass --data DIR|FILE.npz" in err
     code, _, err = run_cli(capsys, "export", "--model", str(rescaling_model), "--out", str(tmp_path))
     assert code == 2 and "pass --calib DIR|FILE.npz" in err
@@ -85,8 +113,21 @@ def test_unlabelled_data_reports_how_spread_the_predictions_are(tmp_path, capsys
 
     images, _ = load_digits_split("test")
     np.savez(tmp_path / "unlabelled.npz", x=images[:50])
-    code, out, err = run_cli(capsys, "parity", "--targets", "onnx", "--precision", "fp32", "--data",
-                             str(tmp_path / "unlabelled.npz"), "--n", "50", "--out", str(tmp_path), "--json")
+    code, out, err = run_cli(
+        capsys,
+        "parity",
+        "--targets",
+        "onnx",
+        "--precision",
+        "fp32",
+        "--data",
+        str(tmp_path / "unlabelled.npz"),
+        "--n",
+        "50",
+        "--out",
+        str(tmp_path),
+        "--json",
+    )
     assert code == 0, err
     pred = json.loads(out)["reference"]["predictions"]
     assert pred["classes"] == 10 and pred["distinct_top1"] == 10 and 0 < pred["mean_entropy_bits"] < 3.33
@@ -99,7 +140,11 @@ def test_keras_resnet50_exports_and_checks_on_every_target(tmp_path, capsys):
     out = str(tmp_path)
     code, _, err = run_cli(capsys, "export", *model, "--precision", "fp32", "--target", "all", "--out", out)
     assert code == 0, err
-    assert "preprocessing: imagenet-caffe" in err and "the preprocessing ResNet50 is made for" in err and "untrained" in err
+    assert (
+        "preprocessing: imagenet-caffe" in err
+        and "the preprocessing ResNet50 is made for" in err
+        and "untrained" in err
+    )
     code, stdout, err = run_cli(capsys, "parity", *model, "--precision", "fp32", "--n", "4", "--out", out)
     assert code == 0, err
     assert "UNTRAINED model (random weights)" in stdout and "| openvino/fp32 | fp32 | f32 |" in stdout
@@ -119,9 +164,20 @@ def test_a_keras_application_saved_as_a_file_loads_and_exports(tmp_path, capsys)
 
 
 def test_weights_are_local_files_only(tmp_path, capsys):
-    code, _, err = run_cli(capsys, "export", "--model", "keras:ResNet50", "--weights", str(tmp_path / "none.h5"),
-                           "--precision", "fp32", "--out", str(tmp_path))
+    code, _, err = run_cli(
+        capsys,
+        "export",
+        "--model",
+        "keras:ResNet50",
+        "--weights",
+        str(tmp_path / "none.h5"),
+        "--precision",
+        "fp32",
+        "--out",
+        str(tmp_path),
+    )
     assert code == 2 and "does not exist; pass a local .weights.h5/.h5 file (nothing is downloaded)" in err
-    code, _, err = run_cli(capsys, "export", "--model", "digits", "--weights", str(tmp_path / "w.h5"),
-                           "--out", str(tmp_path))
+    code, _, err = run_cli(
+        capsys, "export", "--model", "digits", "--weights", str(tmp_path / "w.h5"), "--out", str(tmp_path)
+    )
     assert code == 2 and "Model 'digits' does not take --weights" in err

@@ -1,4 +1,5 @@
 """The harness itself: a fake runner proves a breach fails the run; references replay without Keras."""
+
 from __future__ import annotations
 
 import json
@@ -66,16 +67,18 @@ def fake_target():
 
 
 def test_fake_runner_within_tolerance_passes(fake_target, tmp_path, capsys):
-    code, out, err = run_cli(capsys, "parity", "--targets", "fake", "--precision", "int8", "--n", "100",
-                             "--out", str(tmp_path))
+    code, out, err = run_cli(
+        capsys, "parity", "--targets", "fake", "--precision", "int8", "--n", "100", "--out", str(tmp_path)
+    )
     assert code == 0, err
     assert "| fake/int8 | int8 |" in out and "| ok |" in out
 
 
 def test_fake_runner_breach_fails_the_run(fake_target, tmp_path, capsys):
     fake_target.noise = 8.0  # logits are ~10 apart: this flips many top-1s
-    code, out, err = run_cli(capsys, "parity", "--targets", "fake", "--precision", "int8", "--n", "100",
-                             "--out", str(tmp_path))
+    code, out, err = run_cli(
+        capsys, "parity", "--targets", "fake", "--precision", "int8", "--n", "100", "--out", str(tmp_path)
+    )
     assert code == 5
     errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
     assert errors and all("fake/int8 (int8)" in ln for ln in errors)
@@ -85,14 +88,27 @@ def test_fake_runner_breach_fails_the_run(fake_target, tmp_path, capsys):
 
 
 def test_tolerance_override_can_fail_a_real_backend(tmp_path, capsys):
-    code, _, err = run_cli(capsys, "parity", "--targets", "onnx", "--precision", "int8", "--n", "100",
-                           "--out", str(tmp_path), "--tol", "int8.cosine_min=0.999999")
+    code, _, err = run_cli(
+        capsys,
+        "parity",
+        "--targets",
+        "onnx",
+        "--precision",
+        "int8",
+        "--n",
+        "100",
+        "--out",
+        str(tmp_path),
+        "--tol",
+        "int8.cosine_min=0.999999",
+    )
     assert code == 5 and "onnx/int8 (int8): cosine=" in err and "limit >= 0.999999" in err
 
 
 def test_report_records_runtime_facts(tmp_path, capsys):
-    code, out, err = run_cli(capsys, "parity", "--targets", "all", "--precision", "fp32", "--n", "50",
-                             "--out", str(tmp_path), "--json")
+    code, out, err = run_cli(
+        capsys, "parity", "--targets", "all", "--precision", "fp32", "--n", "50", "--out", str(tmp_path), "--json"
+    )
     assert code == 0, err
     rep = json.loads(out)
     assert [r["name"] for r in rep["results"]] == ["tflite/fp32", "onnx/fp32", "openvino/fp32"]
@@ -102,8 +118,12 @@ def test_report_records_runtime_facts(tmp_path, capsys):
     from numpy._core._multiarray_umath import __cpu_features__ as numpy_sees
 
     feats = rep["environment"]["cpu"]["features"]
-    for ours, numpys in (("avx2", "AVX2"), ("avx512f", "AVX512F"), ("avx512_vnni", "AVX512VNNI"),
-                         ("avx512_bf16", "AVX512BF16")):
+    for ours, numpys in (
+        ("avx2", "AVX2"),
+        ("avx512f", "AVX512F"),
+        ("avx512_vnni", "AVX512VNNI"),
+        ("avx512_bf16", "AVX512BF16"),
+    ):
         assert feats[ours] == bool(numpy_sees.get(numpys)), (ours, feats)
     assert {"onnxruntime", "openvino", "ai-edge-litert"} <= set(rep["environment"]["versions"])
     matrix = rep["agreement"]["matrix"]
@@ -114,8 +134,20 @@ def test_report_records_runtime_facts(tmp_path, capsys):
 def test_saved_reference_replays_without_tensorflow(tmp_path, capsys):
     ref = tmp_path / "ref.npz"
     out_dir = tmp_path / "art"
-    code, _, err = run_cli(capsys, "parity", "--targets", "tflite,onnx", "--precision", "int8", "--n", "60",
-                           "--out", str(out_dir), "--save-reference", str(ref))
+    code, _, err = run_cli(
+        capsys,
+        "parity",
+        "--targets",
+        "tflite,onnx",
+        "--precision",
+        "int8",
+        "--n",
+        "60",
+        "--out",
+        str(out_dir),
+        "--save-reference",
+        str(ref),
+    )
     assert code == 0, err
     with np.load(ref) as z:
         assert z["x"].shape == (60, 32, 32, 3) and z["outputs"].shape == (60, 10) and z["labels"].shape == (60,)
@@ -123,16 +155,51 @@ def test_saved_reference_replays_without_tensorflow(tmp_path, capsys):
     (blocker / "tensorflow").mkdir(parents=True)
     (blocker / "tensorflow" / "__init__.py").write_text("raise ImportError('tensorflow is blocked in this test')\n")
     env = {**os.environ, "PYTHONPATH": f"{blocker}{os.pathsep}{REPO}"}
-    proc = subprocess.run([sys.executable, "cli.py", "parity", "--reference", str(ref), "--targets", "tflite,onnx",
-                           "--precision", "int8", "--out", str(out_dir), "--json"],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "cli.py",
+            "parity",
+            "--reference",
+            str(ref),
+            "--targets",
+            "tflite,onnx",
+            "--precision",
+            "int8",
+            "--out",
+            str(out_dir),
+            "--json",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     rep = json.loads(proc.stdout)
     assert rep["samples"] == 60 and rep["ok"]
     # a reference run cannot export, so a missing artifact is a clear error
-    proc = subprocess.run([sys.executable, "cli.py", "parity", "--reference", str(ref), "--targets", "openvino",
-                           "--precision", "int8", "--out", str(out_dir)],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "cli.py",
+            "parity",
+            "--reference",
+            str(ref),
+            "--targets",
+            "openvino",
+            "--precision",
+            "int8",
+            "--out",
+            str(out_dir),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 2 and "No openvino int8 artifact" in proc.stderr and "Traceback" not in proc.stderr
 
 
@@ -146,8 +213,21 @@ def test_parity_on_an_image_folder_with_class_subfolders(tmp_path, capsys):
     for i, (img, lab) in enumerate(zip(images[:120], labels[:120])):
         (tmp_path / "imgs" / str(lab)).mkdir(parents=True, exist_ok=True)
         Image.fromarray(img).save(tmp_path / "imgs" / str(lab) / f"{i:03d}.png")
-    code, out, err = run_cli(capsys, "parity", "--targets", "tflite", "--precision", "int8", "--data",
-                             str(tmp_path / "imgs"), "--n", "120", "--out", str(tmp_path / "art"), "--json")
+    code, out, err = run_cli(
+        capsys,
+        "parity",
+        "--targets",
+        "tflite",
+        "--precision",
+        "int8",
+        "--data",
+        str(tmp_path / "imgs"),
+        "--n",
+        "120",
+        "--out",
+        str(tmp_path / "art"),
+        "--json",
+    )
     assert code == 0, err
     rep = json.loads(out)
     m = rep["results"][0]["metrics"]

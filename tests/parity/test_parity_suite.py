@@ -1,5 +1,6 @@
 """The repository's own parity suite: every (target, precision) on the real held-out digits,
 and resnet18 in fp32. A breach of the tolerance table fails the test."""
+
 from __future__ import annotations
 
 import pytest
@@ -29,7 +30,9 @@ def test_digits_parity(target, precision, out_root):
 def test_resnet18_fp32_parity_all_backends(tmp_path):
     """Random-init resnet18 at 224 on synthetic images: fp32 only (int8 needs a trained model).
     Width 32 instead of 64 keeps the three conversions quick; the graph is the same."""
-    report = run_parity(ParityRequest(ModelRef("resnet18", 224, 100, 32), "all", "fp32", "synthetic", 4, 2, out=tmp_path))
+    report = run_parity(
+        ParityRequest(ModelRef("resnet18", 224, 100, 32), "all", "fp32", "synthetic", 4, 2, out=tmp_path)
+    )
     assert [r.name for r in report.results] == ["tflite/fp32", "onnx/fp32", "openvino/fp32"]
     assert report.ok, report.breach_lines()
     for r in report.results:
@@ -39,7 +42,8 @@ def test_resnet18_fp32_parity_all_backends(tmp_path):
 def test_seed_parity_all_backends_fp32_and_int8(tmp_path):
     """The seed network exactly as written (conv bias kept), on every backend, fp32 and int8."""
     report = run_parity(ParityRequest(ModelRef("seed"), "all", "fp32,int8", "synthetic", 8, 2, out=tmp_path))
-    assert [r.name for r in report.results] == [f"{t}/{p}" for p in ("fp32", "int8")
-                                                for t in ("tflite", "onnx", "openvino")]
+    assert [r.name for r in report.results] == [
+        f"{t}/{p}" for p in ("fp32", "int8") for t in ("tflite", "onnx", "openvino")
+    ]
     assert report.ok, report.breach_lines()
     assert report.reference["trained"] is False and report.reference["predictions"] is None  # a feature map

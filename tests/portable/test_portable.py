@@ -1,6 +1,7 @@
 """The numpy-only core every bundle carries (metrics, checks, int8 I/O, integrity, protocol),
 the tolerance overrides and the CLI's exit mapping: exact values, so that a changed operator,
 constant or branch fails a test (benchmarks/mutation.py measures how many would)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -17,6 +18,7 @@ from resnet_deploy.portable import integrity, metrics, protocol, quantio
 
 
 # --- metrics ---------------------------------------------------------------------------------
+
 
 def test_compare_exact_values_on_a_small_case():
     ref = np.array([[1.0, 2.0], [3.0, 4.0]])
@@ -85,8 +87,14 @@ def test_acc_drop():
     assert metrics.acc_drop({"accuracy": 0.0, "ref_accuracy": 1.5e-11}) == round(1.5e-9, 9)  # 1e-9-point grid
 
 
-BASE = {"max_abs_rel": 0.1, "cosine": 0.99, "sqnr_db": 30.0, "top1_agreement": 0.97, "accuracy": 0.9,
-        "ref_accuracy": 0.91}
+BASE = {
+    "max_abs_rel": 0.1,
+    "cosine": 0.99,
+    "sqnr_db": 30.0,
+    "top1_agreement": 0.97,
+    "accuracy": 0.9,
+    "ref_accuracy": 0.91,
+}
 TOL = {"max_abs_rel": 0.1, "cosine_min": 0.99, "sqnr_min_db": 30.0, "top1_min": 0.97, "acc_drop_max": 1.0}
 
 
@@ -95,9 +103,16 @@ def test_check_passes_exactly_at_every_limit():
     assert metrics.check({"accuracy": 0.93, "ref_accuracy": 0.95}, {"acc_drop_max": 2.0}) == []
 
 
-@pytest.mark.parametrize("metric,field,bad", [
-    ("max_abs_rel", "max_abs_rel", 0.1000001), ("cosine", "cosine_min", 0.9899999), ("sqnr_db", "sqnr_min_db", 29.99),
-    ("top1_agreement", "top1_min", 0.9699), ("acc_drop", "acc_drop_max", None)])
+@pytest.mark.parametrize(
+    "metric,field,bad",
+    [
+        ("max_abs_rel", "max_abs_rel", 0.1000001),
+        ("cosine", "cosine_min", 0.9899999),
+        ("sqnr_db", "sqnr_min_db", 29.99),
+        ("top1_agreement", "top1_min", 0.9699),
+        ("acc_drop", "acc_drop_max", None),
+    ],
+)
 def test_check_names_each_breach(metric, field, bad):
     m = dict(BASE, **({metric: bad} if bad is not None else {"accuracy": 0.89}))
     (b,) = metrics.check(m, TOL)
@@ -115,13 +130,18 @@ def test_check_nan_never_passes_and_none_is_not_checked():
 
 
 def test_breach_text():
-    assert metrics.breach_text({"metric": "cosine", "value": 0.912345678, "limit": 0.9999999, "kind": "min"}) == \
-        "cosine=0.912346 (limit >= 0.9999999)"
-    assert metrics.breach_text({"metric": "acc_drop", "value": 2.5, "limit": 2.0, "kind": "max"}) == \
-        "acc_drop=2.5 (limit <= 2)"
+    assert (
+        metrics.breach_text({"metric": "cosine", "value": 0.912345678, "limit": 0.9999999, "kind": "min"})
+        == "cosine=0.912346 (limit >= 0.9999999)"
+    )
+    assert (
+        metrics.breach_text({"metric": "acc_drop", "value": 2.5, "limit": 2.0, "kind": "max"})
+        == "acc_drop=2.5 (limit <= 2)"
+    )
 
 
 # --- int8 I/O --------------------------------------------------------------------------------
+
 
 def test_quantize_rounds_half_to_even_and_clips():
     x = np.array([-1000.0, -0.75, -0.25, 0.25, 0.75, 1.25, 1000.0], np.float32)
@@ -149,6 +169,7 @@ def test_dequantize_inverts_quantize():
 
 # --- integrity -------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", ["model.onnx", "rd_portable/metrics.py", "a/b/c.bin"])
 def test_safe_member_names(name):
     assert integrity.check_member_name(name) == name
@@ -166,9 +187,15 @@ def _bundle(tmp_path, files=None, schema=C.SCHEMA_VERSION, manifest=None):
     (d / "model.bin").write_bytes(b"weights")
     (d / "sub" / "x.py").write_text("print(1)\n")
     listed = files if files is not None else ["model.bin", "sub/x.py"]
-    m = manifest if manifest is not None else {
-        "schema_version": schema, "bundle": "b",
-        "files": {f: {"sha256": integrity.sha256_file(d / f) if (d / f).is_file() else "0" * 64} for f in listed}}
+    m = (
+        manifest
+        if manifest is not None
+        else {
+            "schema_version": schema,
+            "bundle": "b",
+            "files": {f: {"sha256": integrity.sha256_file(d / f) if (d / f).is_file() else "0" * 64} for f in listed},
+        }
+    )
     (d / C.MANIFEST).write_text(json.dumps(m) if not isinstance(m, str) else m)
     (d / C.MANIFEST_SUM).write_text(f"{integrity.sha256_file(d / C.MANIFEST)}  {C.MANIFEST}\n")
     return d
@@ -189,19 +216,30 @@ WEIGHTZ = hashlib.sha256(b"weightz").hexdigest()[:12]
 WEIGHTS = hashlib.sha256(b"weights").hexdigest()[:12]
 
 
-@pytest.mark.parametrize("damage,needle", [
-    (lambda d: (d / C.MANIFEST_SUM).unlink(), r"^manifest.sha256 is missing: .*/b is not a complete resnet-deploy "
-                                              r"bundle; re-run `package`.$"),
-    (lambda d: (d / C.MANIFEST).unlink(), r"^manifest.json is missing: "),
-    (lambda d: (d / C.MANIFEST_SUM).write_text("0" * 64), "^" + re.escape(CHANGED) + "$"),
-    (lambda d: (d / C.MANIFEST_SUM).write_text(""), "^" + re.escape(CHANGED) + "$"),
-    (lambda d: (d / "model.bin").write_bytes(b"weightz"),
-     f"^model.bin sha256 {WEIGHTZ}... does not match the manifest's {WEIGHTS}...: the file was changed or "
-     r"corrupted; re-deploy the bundle.$"),
-    (lambda d: (d / "sub" / "x.py").unlink(), r"^sub/x.py listed in the manifest is missing or not a plain file; "
-                                              r"re-deploy the bundle.$"),
-    (lambda d: ((d / "model.bin").unlink(), os.symlink("/etc/hostname", d / "model.bin")), "not a plain file"),
-])
+@pytest.mark.parametrize(
+    "damage,needle",
+    [
+        (
+            lambda d: (d / C.MANIFEST_SUM).unlink(),
+            r"^manifest.sha256 is missing: .*/b is not a complete resnet-deploy "
+            r"bundle; re-run `package`.$",
+        ),
+        (lambda d: (d / C.MANIFEST).unlink(), r"^manifest.json is missing: "),
+        (lambda d: (d / C.MANIFEST_SUM).write_text("0" * 64), "^" + re.escape(CHANGED) + "$"),
+        (lambda d: (d / C.MANIFEST_SUM).write_text(""), "^" + re.escape(CHANGED) + "$"),
+        (
+            lambda d: (d / "model.bin").write_bytes(b"weightz"),
+            f"^model.bin sha256 {WEIGHTZ}... does not match the manifest's {WEIGHTS}...: the file was changed or "
+            r"corrupted; re-deploy the bundle.$",
+        ),
+        (
+            lambda d: (d / "sub" / "x.py").unlink(),
+            r"^sub/x.py listed in the manifest is missing or not a plain file; "
+            r"re-deploy the bundle.$",
+        ),
+        (lambda d: ((d / "model.bin").unlink(), os.symlink("/etc/hostname", d / "model.bin")), "not a plain file"),
+    ],
+)
 def test_verify_bundle_refuses_every_damage(tmp_path, damage, needle):
     d = _bundle(tmp_path)
     damage(d)
@@ -210,20 +248,27 @@ def test_verify_bundle_refuses_every_damage(tmp_path, damage, needle):
     assert e.value.exit_code == C.EXIT_INTEGRITY == 6
 
 
-@pytest.mark.parametrize("kwargs,needle", [
-    ({"schema": 1}, r"^bundle schema_version 1 is not 2; use the selftest.py of the resnet-deploy that wrote it.$"),
-    ({"manifest": "{not json"}, r"^manifest.json is not valid JSON \(.*\); re-run `package`.$"),
-    ({"manifest": "[1, 2]"}, "schema_version None is not 2"),
-    ({"files": []}, r"^manifest.json lists no files; re-run `package`.$"),
-    ({"files": ["../model.bin"]}, r"^'../model.bin' listed in the manifest is not a safe relative file name; "
-                                  r"re-run `package`.$"),
-])
+@pytest.mark.parametrize(
+    "kwargs,needle",
+    [
+        ({"schema": 1}, r"^bundle schema_version 1 is not 2; use the selftest.py of the resnet-deploy that wrote it.$"),
+        ({"manifest": "{not json"}, r"^manifest.json is not valid JSON \(.*\); re-run `package`.$"),
+        ({"manifest": "[1, 2]"}, "schema_version None is not 2"),
+        ({"files": []}, r"^manifest.json lists no files; re-run `package`.$"),
+        (
+            {"files": ["../model.bin"]},
+            r"^'../model.bin' listed in the manifest is not a safe relative file name; "
+            r"re-run `package`.$",
+        ),
+    ],
+)
 def test_verify_bundle_refuses_bad_manifests(tmp_path, kwargs, needle):
     with pytest.raises(integrity.BundleError, match=needle):
         integrity.verify_bundle(str(_bundle(tmp_path, **kwargs)))
 
 
 # --- latency protocol ------------------------------------------------------------------------
+
 
 def test_time_calls_meets_the_minimums_and_computes_its_stats():
     calls = []
@@ -238,11 +283,13 @@ def test_time_calls_runs_for_the_minimum_time_and_caps_runs():
     import time
 
     t0 = time.perf_counter()
-    stats = protocol.time_calls(lambda _: None, None, 1, {"warmup_runs": 1, "warmup_s": 0.05, "runs": 1,
-                                                          "seconds": 0.1, "max_runs": 10**9})
+    stats = protocol.time_calls(
+        lambda _: None, None, 1, {"warmup_runs": 1, "warmup_s": 0.05, "runs": 1, "seconds": 0.1, "max_runs": 10**9}
+    )
     assert time.perf_counter() - t0 >= 0.15 and stats["runs"] > 100
-    capped = protocol.time_calls(lambda _: None, None, 1, {"warmup_runs": 1, "warmup_s": 0.0, "runs": 1,
-                                                           "seconds": 10.0, "max_runs": 25})
+    capped = protocol.time_calls(
+        lambda _: None, None, 1, {"warmup_runs": 1, "warmup_s": 0.0, "runs": 1, "seconds": 10.0, "max_runs": 25}
+    )
     assert capped["runs"] == 25
 
 
@@ -267,8 +314,9 @@ def test_peak_rss_reads_vmhwm_and_falls_back_to_getrusage(monkeypatch):
 
     real_open = builtins.open
     status = "Name:\tpython\nVmPeak:\t 9999 kB\nVmHWM:\t    2048 kB\n"
-    monkeypatch.setattr(builtins, "open", lambda p, *a, **k: io.StringIO(status) if p == "/proc/self/status"
-                        else real_open(p, *a, **k))
+    monkeypatch.setattr(
+        builtins, "open", lambda p, *a, **k: io.StringIO(status) if p == "/proc/self/status" else real_open(p, *a, **k)
+    )
     assert protocol.peak_rss_mb() == 2.0
 
     def no_proc(p, *a, **k):
@@ -305,8 +353,9 @@ def test_protocol_on_a_fake_clock_stops_exactly_at_its_minimums(monkeypatch):
     that reaches its minimum time exactly stops there (`<`, not `<=`)."""
     monkeypatch.setattr(protocol, "time", FakeClock())
     calls = []
-    s = protocol.time_calls(calls.append, 1, 1, {"warmup_runs": 2, "warmup_s": 5 / 1024, "runs": 3,
-                                                 "seconds": 10 / 1024})
+    s = protocol.time_calls(
+        calls.append, 1, 1, {"warmup_runs": 2, "warmup_s": 5 / 1024, "runs": 3, "seconds": 10 / 1024}
+    )
     assert s["first_ms"] == 1.0  # two readings around the first call: exactly 1 ms
     assert s["p50"] == 1.0 and s["min"] == 1.0 and s["std"] == 0.0  # every timed call: one tick
     assert (len(calls), s["runs"]) == (11, 4)  # 1 first + 6 warm-up + 4 timed
@@ -320,8 +369,15 @@ def test_stats_percentiles_of_known_times():
 
 
 def test_the_shared_constants():
-    assert (C.EXIT_OK, C.EXIT_ERROR, C.EXIT_INPUT, C.EXIT_EXPORT, C.EXIT_RUNTIME, C.EXIT_PARITY,
-            C.EXIT_INTEGRITY) == (0, 1, 2, 3, 4, 5, 6)
+    assert (C.EXIT_OK, C.EXIT_ERROR, C.EXIT_INPUT, C.EXIT_EXPORT, C.EXIT_RUNTIME, C.EXIT_PARITY, C.EXIT_INTEGRITY) == (
+        0,
+        1,
+        2,
+        3,
+        4,
+        5,
+        6,
+    )
     assert C.DEFAULT_PROTOCOL == {"warmup_runs": 10, "warmup_s": 1.0, "runs": 50, "seconds": 2.0, "max_runs": 100000}
     from resnet_deploy.measure.latency import Protocol
 

@@ -2,6 +2,7 @@
 backend, no TensorFlow; benchmarks/mutation.py scores them): the device-profile rule, the safe
 character set, the self-test's manifest and reference checks, the machine limits, and the
 gate's comparison."""
+
 from __future__ import annotations
 
 import json
@@ -43,25 +44,34 @@ def test_cpu_flags_read_x86_flags_and_arm_features(tmp_path, monkeypatch):
     assert device.facts()["vnni"] is True and device.facts()["cpuinfo"] == str(x86)
 
 
-@pytest.mark.parametrize("flags, vnni", [("avx2 avx512_vnni", True), ("avx2 avx_vnni", True), ("amx_int8", True),
-                                         ("avx2 fma", False), ("", None)])
+@pytest.mark.parametrize(
+    "flags, vnni",
+    [("avx2 avx512_vnni", True), ("avx2 avx_vnni", True), ("amx_int8", True), ("avx2 fma", False), ("", None)],
+)
 def test_facts_say_vnni_from_the_flags_and_unknown_without_them(tmp_path, monkeypatch, flags, vnni):
     monkeypatch.setenv(device.CPUINFO_ENV, str(_cpuinfo(tmp_path, f"flags\t: {flags}\n" if flags else "x\n")))
     f = device.facts()
     assert f["vnni"] is vnni and f["flags_known"] is bool(flags)
 
 
-@pytest.mark.parametrize("profile, dev, refused", [
-    (None, X86, None),
-    ({}, X86, None),
-    (VNNI_PROFILE, X86, None),
-    (VNNI_PROFILE, {**X86, "vnni": False}, "needs VNNI"),
-    (VNNI_PROFILE, {**X86, "vnni": None}, None),  # flags unknown: not refused on a guess
-    (AVX2_PROFILE, X86, None),  # an avx2 bundle fits a VNNI CPU by design
-    (AVX2_PROFILE, {**X86, "vnni": False}, None),
-    (ARM_PROFILE, X86, "built for arm64 (aarch64) but this device is x86_64"),
-    ({"name": "x86-vnni", "arch": "x86_64", "vnni": True}, {"arch": "aarch64", "vnni": False}, "but this device is aarch64"),
-])
+@pytest.mark.parametrize(
+    "profile, dev, refused",
+    [
+        (None, X86, None),
+        ({}, X86, None),
+        (VNNI_PROFILE, X86, None),
+        (VNNI_PROFILE, {**X86, "vnni": False}, "needs VNNI"),
+        (VNNI_PROFILE, {**X86, "vnni": None}, None),  # flags unknown: not refused on a guess
+        (AVX2_PROFILE, X86, None),  # an avx2 bundle fits a VNNI CPU by design
+        (AVX2_PROFILE, {**X86, "vnni": False}, None),
+        (ARM_PROFILE, X86, "built for arm64 (aarch64) but this device is x86_64"),
+        (
+            {"name": "x86-vnni", "arch": "x86_64", "vnni": True},
+            {"arch": "aarch64", "vnni": False},
+            "but this device is aarch64",
+        ),
+    ],
+)
 def test_the_profile_rule(profile, dev, refused):
     why = device.mismatch(profile, dev)
     assert (why is None) if refused is None else (refused in why), why
@@ -80,8 +90,10 @@ def test_check_profile_raises_unless_allowed_and_reports_either_way():
     assert device.check_profile(None, True, device=X86)["allowed"] is False  # nothing to allow
 
 
-@pytest.mark.skipif(bool(__import__("os").environ.get("MUTANT_UNDER_TEST")),
-                    reason="under mutmut the module's source, which the probe ships, is its instrumented copy")
+@pytest.mark.skipif(
+    bool(__import__("os").environ.get("MUTANT_UNDER_TEST")),
+    reason="under mutmut the module's source, which the probe ships, is its instrumented copy",
+)
 def test_the_probe_program_prints_facts_and_refuses_a_profile_on_the_device(tmp_path):
     info = _cpuinfo(tmp_path, "flags\t: avx2 fma\n")
     env = {"PATH": "/usr/bin:/bin", device.CPUINFO_ENV: str(info)}
@@ -101,8 +113,31 @@ def test_the_probe_program_prints_facts_and_refuses_a_profile_on_the_device(tmp_
 
 # --- the safe character set -------------------------------------------------------------------------
 
-HOSTILE = ["x{{ 7*7 }}", "m{% if 1 %}", "d$(id)", "d;id;", "d`id`", "d x", "d\nx", "d|id", "d&id", "d>x", "d'x",
-           'd"x', "d\\x", "d*", "d?", "d~x", "d#x", "d!x", "é", "d\tx", "d%x", "(x)", "[x]"]
+HOSTILE = [
+    "x{{ 7*7 }}",
+    "m{% if 1 %}",
+    "d$(id)",
+    "d;id;",
+    "d`id`",
+    "d x",
+    "d\nx",
+    "d|id",
+    "d&id",
+    "d>x",
+    "d'x",
+    'd"x',
+    "d\\x",
+    "d*",
+    "d?",
+    "d~x",
+    "d#x",
+    "d!x",
+    "é",
+    "d\tx",
+    "d%x",
+    "(x)",
+    "[x]",
+]
 
 
 @pytest.mark.parametrize("text", HOSTILE)
@@ -116,9 +151,22 @@ def test_hostile_names_and_paths_are_refused_naming_the_character(text):
         names.check_path("/srv/" + text, "--to")
 
 
-@pytest.mark.parametrize("text, ok", [("digits-onnx-int8", True), ("a.b_c+d@e,f=g", True), ("-x", False),
-                                      ("..", False), (".", False), ("", False), ("a/b", False), ("x" * 255, True),
-                                      ("x" * 256, False), (None, False), (3, False)])
+@pytest.mark.parametrize(
+    "text, ok",
+    [
+        ("digits-onnx-int8", True),
+        ("a.b_c+d@e,f=g", True),
+        ("-x", False),
+        ("..", False),
+        (".", False),
+        ("", False),
+        ("a/b", False),
+        ("x" * 255, True),
+        ("x" * 256, False),
+        (None, False),
+        (3, False),
+    ],
+)
 def test_names(text, ok):
     if ok:
         assert names.check_name(text, "n") == text
@@ -127,8 +175,18 @@ def test_names(text, ok):
             names.check_name(text, "n")
 
 
-@pytest.mark.parametrize("text, ok", [("/home/pi/models", True), ("/a/-b", False), ("/a/../b", False), ("/a/b/", True),
-                                      ("rel/dir", True), ("/" + "a" * 4095, True), ("/" + "a" * 4096, False)])
+@pytest.mark.parametrize(
+    "text, ok",
+    [
+        ("/home/pi/models", True),
+        ("/a/-b", False),
+        ("/a/../b", False),
+        ("/a/b/", True),
+        ("rel/dir", True),
+        ("/" + "a" * 4095, True),
+        ("/" + "a" * 4096, False),
+    ],
+)
 def test_paths(text, ok):
     if ok:
         assert names.check_path(text, "p") == text
@@ -140,25 +198,43 @@ def test_paths(text, ok):
 def test_the_message_says_what_to_use():
     with pytest.raises(names.UnsafeName) as e:
         names.check_path("/d$x", "--to's folder")
-    assert str(e.value) == ("--to's folder '/d$x' has the character '$' at position 2; use only letters, digits and "
-                            "+ , - . / = @ _")
+    assert str(e.value) == (
+        "--to's folder '/d$x' has the character '$' at position 2; use only letters, digits and + , - . / = @ _"
+    )
     with pytest.raises(names.UnsafeName, match=r"U\+000A at position 1"):
         names.check_name("a\nb", "n")
     with pytest.raises(names.UnsafeName, match=r"U\+0020"):
         names.check_name("a b", "n")
 
 
-@pytest.mark.parametrize("text, made", [("my model (1)", "my_model__1_"), ("-x", "_x"), (".hidden", "_hidden"),
-                                        ("", "_"), ("ok-name", "ok-name"), ("é", "_")])
+@pytest.mark.parametrize(
+    "text, made",
+    [
+        ("my model (1)", "my_model__1_"),
+        ("-x", "_x"),
+        (".hidden", "_hidden"),
+        ("", "_"),
+        ("ok-name", "ok-name"),
+        ("é", "_"),
+    ],
+)
 def test_safe_name(text, made):
     assert names.safe_name(text) == made and names.check_name(made, "n") == made
 
 
 # --- the self-test's manifest and reference checks ----------------------------------------------------
 
-MANIFEST = {"target": "onnx", "precision": "int8", "model_file": "model.onnx", "files": {"model.onnx": {}},
-            "model": {"name": "m"}, "tolerance": {"cosine_min": 0.98, "top1_min": None},
-            "device_profile": VNNI_PROFILE, "host": {"threads": 2}, "openvino": {"execution_precision": "f32"}}
+MANIFEST = {
+    "target": "onnx",
+    "precision": "int8",
+    "model_file": "model.onnx",
+    "files": {"model.onnx": {}},
+    "model": {"name": "m"},
+    "tolerance": {"cosine_min": 0.98, "top1_min": None},
+    "device_profile": VNNI_PROFILE,
+    "host": {"threads": 2},
+    "openvino": {"execution_precision": "f32"},
+}
 
 
 def _with(path, value):
@@ -175,28 +251,38 @@ def test_a_valid_manifest_passes_and_optional_parts_may_be_missing():
     checks.check_manifest(_with("host.threads", checks.MAX_THREADS_IN_MANIFEST))
 
 
-@pytest.mark.parametrize("path, value, said", [
-    ("target", KeyError, "target is None, not a name"), ("target", "", "target is '', not a name"),
-    ("target", "trt", "target is 'trt', not one of tflite, onnx, openvino"),
-    ("precision", None, "precision is None"), ("model_file", "../x", "not a safe relative file name"),
-    ("model_file", "other.onnx", "model_file is 'other.onnx', not a file the manifest lists"),
-    ("files", None, "model_file is 'model.onnx', not a file the manifest lists"),
-    ("model", {"name": 3}, "model is {'name': 3}"), ("model", None, "model is None"),
-    ("openvino", {"execution_precision": 16}, "openvino is"), ("openvino", "f32", "openvino is 'f32'"),
-    ("tolerance", [], "tolerance is [], not an object of limits"),
-    ("tolerance.cosine_min", True, "tolerance.cosine_min is True"),
-    ("tolerance.cosine_min", "0.9", "tolerance.cosine_min is '0.9'"),
-    ("tolerance.cosine_min", math.nan, "tolerance.cosine_min is nan"),
-    ("tolerance.cosine_min", -math.inf, "tolerance.cosine_min is -inf"),
-    ("tolerance", {"top1_min": None}, "not at least one limit"), ("tolerance", {"why": 1}, "not at least one limit"),
-    ("device_profile", "x86", "device_profile is 'x86', not an object or null"),
-    ("device_profile.name", 1, "device_profile.name is 1, not str"),
-    ("device_profile.arch", [], "device_profile.arch is [], not str"),
-    ("device_profile.vnni", 1, "device_profile.vnni is 1, not bool"),
-    ("host", [], "host is [], not an object or null"), ("host.threads", 0, "host.threads is 0"),
-    ("host.threads", True, "host.threads is True"), ("host.threads", 2.0, "host.threads is 2.0"),
-    ("host.threads", checks.MAX_THREADS_IN_MANIFEST + 1, "host.threads is 4097"),
-])
+@pytest.mark.parametrize(
+    "path, value, said",
+    [
+        ("target", KeyError, "target is None, not a name"),
+        ("target", "", "target is '', not a name"),
+        ("target", "trt", "target is 'trt', not one of tflite, onnx, openvino"),
+        ("precision", None, "precision is None"),
+        ("model_file", "../x", "not a safe relative file name"),
+        ("model_file", "other.onnx", "model_file is 'other.onnx', not a file the manifest lists"),
+        ("files", None, "model_file is 'model.onnx', not a file the manifest lists"),
+        ("model", {"name": 3}, "model is {'name': 3}"),
+        ("model", None, "model is None"),
+        ("openvino", {"execution_precision": 16}, "openvino is"),
+        ("openvino", "f32", "openvino is 'f32'"),
+        ("tolerance", [], "tolerance is [], not an object of limits"),
+        ("tolerance.cosine_min", True, "tolerance.cosine_min is True"),
+        ("tolerance.cosine_min", "0.9", "tolerance.cosine_min is '0.9'"),
+        ("tolerance.cosine_min", math.nan, "tolerance.cosine_min is nan"),
+        ("tolerance.cosine_min", -math.inf, "tolerance.cosine_min is -inf"),
+        ("tolerance", {"top1_min": None}, "not at least one limit"),
+        ("tolerance", {"why": 1}, "not at least one limit"),
+        ("device_profile", "x86", "device_profile is 'x86', not an object or null"),
+        ("device_profile.name", 1, "device_profile.name is 1, not str"),
+        ("device_profile.arch", [], "device_profile.arch is [], not str"),
+        ("device_profile.vnni", 1, "device_profile.vnni is 1, not bool"),
+        ("host", [], "host is [], not an object or null"),
+        ("host.threads", 0, "host.threads is 0"),
+        ("host.threads", True, "host.threads is True"),
+        ("host.threads", 2.0, "host.threads is 2.0"),
+        ("host.threads", checks.MAX_THREADS_IN_MANIFEST + 1, "host.threads is 4097"),
+    ],
+)
 def test_every_bad_field_is_a_bundle_error_naming_it(path, value, said):
     with pytest.raises(BundleError) as e:
         checks.check_manifest(_with(path, value))
@@ -222,26 +308,30 @@ def _npz(tmp_path, **arrays):
 
 
 def test_a_valid_reference_loads(tmp_path):
-    x, ref, labels = checks.load_reference(_npz(tmp_path, x=np.zeros((3, 2), np.uint8), outputs=np.ones((3, 4)),
-                                                labels=np.arange(3)))
+    x, ref, labels = checks.load_reference(
+        _npz(tmp_path, x=np.zeros((3, 2), np.uint8), outputs=np.ones((3, 4)), labels=np.arange(3))
+    )
     assert x.shape == (3, 2) and ref.shape == (3, 4) and list(labels) == [0, 1, 2]
     assert checks.load_reference(_npz(tmp_path, x=np.zeros((1,), bool), outputs=np.ones((1,))))[2] is None
 
 
-@pytest.mark.parametrize("arrays, said", [
-    ({"outputs": np.ones((3, 4))}, "has no 'x' array"),
-    ({"x": np.zeros((3, 2))}, "has no 'outputs' array"),
-    ({"x": np.array(["a", "b"]), "outputs": np.ones((2, 4))}, "'x' is <U1"),
-    ({"x": np.zeros((2, 2)), "outputs": np.ones((2, 4), np.int64)}, "'outputs' is int64"),
-    ({"x": np.zeros(()), "outputs": np.ones((2, 4))}, "'x' is float64 of shape ()"),
-    ({"x": np.zeros((0, 2)), "outputs": np.ones((0, 4))}, "not a non-empty numeric array"),
-    ({"x": np.full((2, 2), np.nan), "outputs": np.ones((2, 4))}, "'x' holds NaN or infinite values"),
-    ({"x": np.zeros((2, 2)), "outputs": np.full((2, 4), np.inf)}, "'outputs' holds NaN or infinite values"),
-    ({"x": np.zeros((2, 2)), "outputs": np.ones((3, 4))}, "x has 2 samples but outputs 3"),
-    ({"x": np.zeros((2, 2)), "outputs": np.ones((2, 4)), "labels": np.arange(3)}, "and labels (3,)"),
-    ({"x": np.zeros((2, 2)), "outputs": np.ones((2, 4)), "labels": np.zeros((2, 1), int)}, "and labels (2, 1)"),
-    ({"x": np.zeros((2, 2)), "outputs": np.ones((2, 4)), "labels": np.zeros(2)}, "'labels' is float64"),
-])
+@pytest.mark.parametrize(
+    "arrays, said",
+    [
+        ({"outputs": np.ones((3, 4))}, "has no 'x' array"),
+        ({"x": np.zeros((3, 2))}, "has no 'outputs' array"),
+        ({"x": np.array(["a", "b"]), "outputs": np.ones((2, 4))}, "'x' is <U1"),
+        ({"x": np.zeros((2, 2)), "outputs": np.ones((2, 4), np.int64)}, "'outputs' is int64"),
+        ({"x": np.zeros(()), "outputs": np.ones((2, 4))}, "'x' is float64 of shape ()"),
+        ({"x": np.zeros((0, 2)), "outputs": np.ones((0, 4))}, "not a non-empty numeric array"),
+        ({"x": np.full((2, 2), np.nan), "outputs": np.ones((2, 4))}, "'x' holds NaN or infinite values"),
+        ({"x": np.zeros((2, 2)), "outputs": np.full((2, 4), np.inf)}, "'outputs' holds NaN or infinite values"),
+        ({"x": np.zeros((2, 2)), "outputs": np.ones((3, 4))}, "x has 2 samples but outputs 3"),
+        ({"x": np.zeros((2, 2)), "outputs": np.ones((2, 4)), "labels": np.arange(3)}, "and labels (3,)"),
+        ({"x": np.zeros((2, 2)), "outputs": np.ones((2, 4)), "labels": np.zeros((2, 1), int)}, "and labels (2, 1)"),
+        ({"x": np.zeros((2, 2)), "outputs": np.ones((2, 4)), "labels": np.zeros(2)}, "'labels' is float64"),
+    ],
+)
 def test_every_bad_reference_is_a_bundle_error(tmp_path, arrays, said):
     with pytest.raises(BundleError) as e:
         checks.load_reference(_npz(tmp_path, **arrays))
@@ -265,12 +355,14 @@ def test_no_nan_replaces_nan_everywhere_and_keeps_the_rest():
 
 # --- what this machine can do ---------------------------------------------------------------------------
 
+
 def test_thread_limits(monkeypatch):
     monkeypatch.setattr(limits, "cpus", lambda: 2)
     assert limits.thread_problem(1) is None and limits.thread_problem(8) is None
     assert limits.thread_problem(0, "--threads") == "--threads 0 must be a whole number >= 1"
-    assert limits.thread_problem(9) == ("--threads 9 is more than 4 x the 2 CPUs here (at most 8); use the number "
-                                        "of cores")
+    assert limits.thread_problem(9) == (
+        "--threads 9 is more than 4 x the 2 CPUs here (at most 8); use the number of cores"
+    )
     for bad in (0, -1, True, 1.5, "2", None):
         assert "must be a whole number >= 1" in limits.thread_problem(bad)
 
@@ -294,15 +386,20 @@ def test_memory_limits(tmp_path):
     import unittest.mock
 
     with unittest.mock.patch.object(limits, "available_bytes", lambda: 1 << 20):
-        assert limits.memory_problem(2 << 20, "x") == "x needs about 0.00195 GiB but this machine has 0.000977 GiB available"
+        assert (
+            limits.memory_problem(2 << 20, "x")
+            == "x needs about 0.00195 GiB but this machine has 0.000977 GiB available"
+        )
         assert limits.memory_problem(1 << 20, "x") is None
     assert limits.memory_problem(1 << 20, "x", available=2 << 20) is None
     assert limits.memory_problem(2 << 20, "x", available=2 << 20) is None
     assert limits.memory_problem(3 << 30, "the model", available=1 << 30) == (
-        "the model needs about 3 GiB but this machine has 1 GiB available")
+        "the model needs about 3 GiB but this machine has 1 GiB available"
+    )
 
 
 # --- the gate's comparison ---------------------------------------------------------------------------------
+
 
 def _entry(**kw):
     return {"accuracy": 0.95, "top1_agreement": 0.99, "sqnr_db": 20.0, "latency_ratio": 0.5, "parity_ok": True, **kw}
@@ -319,11 +416,25 @@ def test_the_gate_compares_each_metric_at_its_limit():
     from resnet_deploy.evaluate.gate import GATE_TOLERANCES
 
     acc, agree, sqnr, lat = (GATE_TOLERANCES[k][0] for k in ("accuracy", "top1_agreement", "sqnr_db", "latency_ratio"))
-    exactly = _rows(_entry(), _entry(accuracy=0.95 - acc / 100, top1_agreement=0.99 - agree / 100,
-                                     sqnr_db=20.0 - sqnr, latency_ratio=0.5 * (1 + lat / 100)))
+    exactly = _rows(
+        _entry(),
+        _entry(
+            accuracy=0.95 - acc / 100,
+            top1_agreement=0.99 - agree / 100,
+            sqnr_db=20.0 - sqnr,
+            latency_ratio=0.5 * (1 + lat / 100),
+        ),
+    )
     assert all(r["ok"] for r in exactly.values()), exactly  # exactly at every limit: passes
-    beyond = _rows(_entry(), _entry(accuracy=0.95 - (acc + 0.01) / 100, top1_agreement=0.99 - (agree + 0.01) / 100,
-                                    sqnr_db=20.0 - sqnr - 0.01, latency_ratio=0.5 * (1 + (lat + 0.1) / 100)))
+    beyond = _rows(
+        _entry(),
+        _entry(
+            accuracy=0.95 - (acc + 0.01) / 100,
+            top1_agreement=0.99 - (agree + 0.01) / 100,
+            sqnr_db=20.0 - sqnr - 0.01,
+            latency_ratio=0.5 * (1 + (lat + 0.1) / 100),
+        ),
+    )
     assert not any(r["ok"] for r in beyond.values()), beyond
     assert beyond["accuracy"]["change"] == pytest.approx(-(acc + 0.01))
     assert beyond["latency_ratio"]["change"] == pytest.approx(lat + 0.1)
@@ -351,6 +462,7 @@ def test_the_gate_fails_a_missing_entry_a_parity_failure_and_skips_unmeasured_me
 
 # --- exact messages and records (what a user reads, and what mutation testing checks) -----------------
 
+
 def _raised(fn, *args):
     try:
         fn(*args)
@@ -368,7 +480,9 @@ def _bundle(tmp_path, name="b", files=None, extra=None):
     listed = files or {"model.bin": {"sha256": hashlib.sha256(b"weights").hexdigest()}}
     m = {"schema_version": 2, "bundle": name, "files": listed, **(extra or {})}
     (d / "manifest.json").write_text(json.dumps(m))
-    (d / "manifest.sha256").write_text(hashlib.sha256((d / "manifest.json").read_bytes()).hexdigest() + "  manifest.json\n")
+    (d / "manifest.sha256").write_text(
+        hashlib.sha256((d / "manifest.json").read_bytes()).hexdigest() + "  manifest.json\n"
+    )
     return d
 
 
@@ -379,16 +493,22 @@ def test_the_exact_messages_of_the_name_rules():
     assert _raised(names.check_name, "", "bundle name") == ("UnsafeName", "bundle name is empty or not text")
     assert _raised(names.check_name, "x" * 256, "n") == ("UnsafeName", "n is 256 characters long (at most 255)")
     assert _raised(names.check_path, "/a/-o", "--to") == (
-        "UnsafeName", "--to '/a/-o' has a part starting with '-' ('-o'), which tools read as an option")
+        "UnsafeName",
+        "--to '/a/-o' has a part starting with '-' ('-o'), which tools read as an option",
+    )
     assert _raised(names.check_path, "/a/../b", "--to") == ("UnsafeName", "--to '/a/../b' climbs out with '..'")
     assert _raised(names.check_name, ".", "bundle name") == ("UnsafeName", "bundle name '.' is not a name")
     assert _raised(names.check_name, "..", "bundle name")[1] == "bundle name '..' climbs out with '..'"
     assert _raised(names.check_name, "a/b", "n") == (
-        "UnsafeName", f"n 'a/b' has the character '/' at position 1; use only letters, digits and {PUNCT.replace(' /', '')}")
+        "UnsafeName",
+        f"n 'a/b' has the character '/' at position 1; use only letters, digits and {PUNCT.replace(' /', '')}",
+    )
     assert names.safe_name(".x") == "_x" and names.safe_name("-x") == "_x" and names.safe_name("x-") == "x-"
     assert names.safe_name("Xy") == "Xy"
     assert _raised(names.check_folder, "srv/m", "--to") == (
-        "UnsafeName", "--to 'srv/m' is not an absolute folder on the device; e.g. /home/pi/models")
+        "UnsafeName",
+        "--to 'srv/m' is not an absolute folder on the device; e.g. /home/pi/models",
+    )
     assert _raised(names.check_folder, None, "--to")[0] == "UnsafeName"
     assert names.check_folder("/srv/m", "--to") == "/srv/m"
     assert _raised(names.check_folder, "/srv/m$", "--to")[1].startswith("--to '/srv/m$' has the character '$'")
@@ -398,26 +518,36 @@ def test_the_exact_messages_of_the_integrity_rules(tmp_path):
     from resnet_deploy.portable import integrity
 
     assert _raised(integrity.check_member_name, "a b.bin") == (
-        "BundleError", f"the manifest lists an unsafe file name 'a b.bin' has the character U+0020 at position 1; use "
-                       f"only letters, digits and {PUNCT}; re-run `package`.")
+        "BundleError",
+        f"the manifest lists an unsafe file name 'a b.bin' has the character U+0020 at position 1; use "
+        f"only letters, digits and {PUNCT}; re-run `package`.",
+    )
     d = _bundle(tmp_path)
     (tmp_path / "c").mkdir()
     d.rename(tmp_path / "c" / "renamed")
     assert _raised(integrity.verify_bundle, str(tmp_path / "c" / "renamed")) == (
-        "BundleError", "the bundle folder is named 'renamed' but its manifest names it 'b': it was renamed after "
-                       "packaging; use the name it was packaged with.")
+        "BundleError",
+        "the bundle folder is named 'renamed' but its manifest names it 'b': it was renamed after "
+        "packaging; use the name it was packaged with.",
+    )
     bad = _bundle(tmp_path, "d;x")
     assert _raised(integrity.verify_bundle, str(bad)) == (
-        "BundleError", f"the manifest's bundle name 'd;x' has the character ';' at position 1; use only letters, digits "
-                       f"and {PUNCT.replace(' /', '')}; re-run `package`.")
+        "BundleError",
+        f"the manifest's bundle name 'd;x' has the character ';' at position 1; use only letters, digits "
+        f"and {PUNCT.replace(' /', '')}; re-run `package`.",
+    )
     entry = _bundle(tmp_path, "e", files={"model.bin": "abc"})
     assert _raised(integrity.verify_bundle, str(entry)) == (
-        "BundleError", "manifest.json: the entry for 'model.bin' has no sha256; re-run `package`.")
+        "BundleError",
+        "manifest.json: the entry for 'model.bin' has no sha256; re-run `package`.",
+    )
     linked = _bundle(tmp_path, "f")
     (linked / "manifest.sha256").rename(linked / "real.sha256")
     (linked / "manifest.sha256").symlink_to(linked / "real.sha256")
     assert _raised(integrity.verify_bundle, str(linked)) == (
-        "BundleError", "manifest.sha256 is a link, not a file; re-run `package`.")
+        "BundleError",
+        "manifest.sha256 is a link, not a file; re-run `package`.",
+    )
 
 
 def test_nested_files_are_verified(tmp_path):
@@ -443,29 +573,40 @@ def test_the_exact_facts_and_profile_messages(tmp_path, monkeypatch):
     assert device.cpu_flags(str(colon)) == ["a", "b:c", "d"]
     for machine, arch in (("AMD64", "x86_64"), ("X86_64", "x86_64"), ("arm64", "aarch64"), ("Riscv64", "riscv64")):
         monkeypatch.setattr(device.platform, "machine", lambda m=machine: m)
-        assert device.facts() == {"arch": arch, "vnni": device.facts()["vnni"], "flags_known": bool(real),
-                                  "cpus": os.cpu_count()}
+        assert device.facts() == {
+            "arch": arch,
+            "vnni": device.facts()["vnni"],
+            "flags_known": bool(real),
+            "cpus": os.cpu_count(),
+        }
     assert device.mismatch(ARM_PROFILE, X86) == "the bundle was built for arm64 (aarch64) but this device is x86_64"
     assert device.mismatch(VNNI_PROFILE, {**X86, "vnni": False}) == (
         "the bundle was built for x86-vnni, whose int8 format needs VNNI (8-bit weights without reduce_range "
-        "saturate without it), but this CPU has no VNNI")
+        "saturate without it), but this CPU has no VNNI"
+    )
     assert str(_raised(device.check_profile, VNNI_PROFILE, False, {**X86, "vnni": False})[1]).endswith(
-        "but this CPU has no VNNI; build the bundle with --device for this device, or pass --allow-profile-mismatch")
+        "but this CPU has no VNNI; build the bundle with --device for this device, or pass --allow-profile-mismatch"
+    )
 
 
 def test_the_exact_messages_of_the_manifest_and_reference_checks(tmp_path):
     assert str(_raised(checks.check_manifest, _with("tolerance.cosine_min", "x"))[1]) == (
-        "manifest.json: tolerance.cosine_min is 'x', not a finite number or null; re-run `package`.")
+        "manifest.json: tolerance.cosine_min is 'x', not a finite number or null; re-run `package`."
+    )
     assert _raised(checks.check_manifest, _with("tolerance", {"cosine_min": None}))[1] == (
-        "manifest.json: tolerance is {'cosine_min': None}, not at least one limit; re-run `package`.")
+        "manifest.json: tolerance is {'cosine_min': None}, not at least one limit; re-run `package`."
+    )
     assert _raised(checks.check_manifest, _with("host.threads", 0))[1] == (
-        "manifest.json: host.threads is 0, not a whole number from 1 to 4096; re-run `package`.")
+        "manifest.json: host.threads is 0, not a whole number from 1 to 4096; re-run `package`."
+    )
     checks.check_manifest(_with("host.threads", 1))
     assert _raised(checks.check_manifest, 3)[1] == "manifest.json: the document is 3, not an object; re-run `package`."
     assert _raised(checks.check_manifest, _with("model", 3))[1] == (
-        "manifest.json: model is 3, not an object with a name; re-run `package`.")
+        "manifest.json: model is 3, not an object with a name; re-run `package`."
+    )
     assert _raised(checks.check_manifest, _with("openvino", 3))[1] == (
-        "manifest.json: openvino is 3, not an object with an execution_precision name; re-run `package`.")
+        "manifest.json: openvino is 3, not an object with an execution_precision name; re-run `package`."
+    )
     long = "x" * 58  # repr 60 characters: shown whole; one more and it is cut
     assert f"'{long}'," in _raised(checks.check_manifest, _with("target", long))[1]
     assert "'" + "x" * 56 + "...," in _raised(checks.check_manifest, _with("target", long + "x"))[1]
@@ -473,13 +614,22 @@ def test_the_exact_messages_of_the_manifest_and_reference_checks(tmp_path):
     assert _raised(checks.load_reference, p)[1] == "reference.npz: x has 2 samples but outputs 3; re-run `package`."
     p = _npz(tmp_path, x=np.zeros((2, 2)), outputs=np.ones((2, 4)), labels=np.arange(3))
     assert _raised(checks.load_reference, p)[1] == (
-        "reference.npz: x has 2 samples but outputs 2 and labels (3,); re-run `package`.")
-    for kind, arrays in (("i", {"x": np.zeros((2, 2), np.int8)}), ("u", {"x": np.zeros((2, 2), np.uint8)}),
-                         ("b", {"x": np.zeros((2, 2), bool)}), ("f", {"x": np.zeros((2, 2), np.float32)})):
+        "reference.npz: x has 2 samples but outputs 2 and labels (3,); re-run `package`."
+    )
+    for kind, arrays in (
+        ("i", {"x": np.zeros((2, 2), np.int8)}),
+        ("u", {"x": np.zeros((2, 2), np.uint8)}),
+        ("b", {"x": np.zeros((2, 2), bool)}),
+        ("f", {"x": np.zeros((2, 2), np.float32)}),
+    ):
         x, _, labels = checks.load_reference(_npz(tmp_path, **arrays, outputs=np.ones((2, 4)), labels=np.arange(2)))
         assert x.dtype.kind == kind and labels.dtype.kind == "i"
-    assert checks.load_reference(_npz(tmp_path, x=np.zeros((2, 2)), outputs=np.ones((2, 4)),
-                                      labels=np.arange(2, dtype=np.uint8)))[2].dtype == np.uint8
+    assert (
+        checks.load_reference(
+            _npz(tmp_path, x=np.zeros((2, 2)), outputs=np.ones((2, 4)), labels=np.arange(2, dtype=np.uint8))
+        )[2].dtype
+        == np.uint8
+    )
     (tmp_path / "broken.npz").write_bytes(b"")
     assert _raised(checks.load_reference, str(tmp_path / "broken.npz"))[1].startswith("reference.npz cannot be read (")
     obj = tmp_path / "o.npz"
@@ -493,30 +643,77 @@ def test_the_gate_rows_in_full():
     base = {"entries": {"a": _entry(), "b": _entry(), "c": _entry(parity_ok=True)}}
     cur = {"entries": {"b": _entry(accuracy=0.94, parity_ok=False), "c": _entry()}}
     rows = compare(base, cur)
-    assert rows[0] == {"entry": "a", "metric": "present", "base": 1, "current": 0, "change": None,
-                       "limit": "must be measured", "ok": False}
+    assert rows[0] == {
+        "entry": "a",
+        "metric": "present",
+        "base": 1,
+        "current": 0,
+        "change": None,
+        "limit": "must be measured",
+        "ok": False,
+    }
     b = [r for r in rows if r["entry"] == "b"]
     assert [r["metric"] for r in b] == ["accuracy", "top1_agreement", "sqnr_db", "latency_ratio", "parity"]
-    assert b[0] == {"entry": "b", "metric": "accuracy", "base": 0.95, "current": 0.94, "change": -1.0, "limit": 0.5,
-                    "ok": False}
-    assert b[1] == {"entry": "b", "metric": "top1_agreement", "base": 0.99, "current": 0.99, "change": 0.0,
-                    "limit": 1.0, "ok": True}
-    assert b[3] == {"entry": "b", "metric": "latency_ratio", "base": 0.5, "current": 0.5, "change": 0.0,
-                    "limit": 15.0, "ok": True}
-    assert b[4] == {"entry": "b", "metric": "parity", "base": True, "current": False, "change": None,
-                    "limit": "tolerance table", "ok": False}
-    assert [r["metric"] for r in rows if r["entry"] == "c"] == ["accuracy", "top1_agreement", "sqnr_db", "latency_ratio"]
+    assert b[0] == {
+        "entry": "b",
+        "metric": "accuracy",
+        "base": 0.95,
+        "current": 0.94,
+        "change": -1.0,
+        "limit": 0.5,
+        "ok": False,
+    }
+    assert b[1] == {
+        "entry": "b",
+        "metric": "top1_agreement",
+        "base": 0.99,
+        "current": 0.99,
+        "change": 0.0,
+        "limit": 1.0,
+        "ok": True,
+    }
+    assert b[3] == {
+        "entry": "b",
+        "metric": "latency_ratio",
+        "base": 0.5,
+        "current": 0.5,
+        "change": 0.0,
+        "limit": 15.0,
+        "ok": True,
+    }
+    assert b[4] == {
+        "entry": "b",
+        "metric": "parity",
+        "base": True,
+        "current": False,
+        "change": None,
+        "limit": "tolerance table",
+        "ok": False,
+    }
+    assert [r["metric"] for r in rows if r["entry"] == "c"] == [
+        "accuracy",
+        "top1_agreement",
+        "sqnr_db",
+        "latency_ratio",
+    ]
     no_flag = {k: v for k, v in _entry().items() if k != "parity_ok"}
     assert [r["metric"] for r in compare({"entries": {"d": _entry()}}, {"entries": {"d": no_flag}})] == [
-        "accuracy", "top1_agreement", "sqnr_db", "latency_ratio"]  # no parity flag: nothing to fail
+        "accuracy",
+        "top1_agreement",
+        "sqnr_db",
+        "latency_ratio",
+    ]  # no parity flag: nothing to fail
     # changes are kept to 1e-9: a difference below that is float noise, not a regression
     tiny = compare({"entries": {"e": _entry(sqnr_db=20.0)}}, {"entries": {"e": _entry(sqnr_db=19.0 - 4e-10)}})
     assert [r for r in tiny if r["metric"] == "sqnr_db"][0]["ok"] is True
-    slow = compare({"entries": {"e": _entry(latency_ratio=1.0)}}, {"entries": {"e": _entry(latency_ratio=1.15 + 4e-12)}})
+    slow = compare(
+        {"entries": {"e": _entry(latency_ratio=1.0)}}, {"entries": {"e": _entry(latency_ratio=1.15 + 4e-12)}}
+    )
     assert [r for r in slow if r["metric"] == "latency_ratio"][0]["ok"] is True
 
 
 # --- the signature check, as the device runs it ----------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def ec_keys(tmp_path_factory):
@@ -526,10 +723,14 @@ def ec_keys(tmp_path_factory):
     d = tmp_path_factory.mktemp("keys")
     for name in ("ours", "theirs"):
         key = ec.generate_private_key(ec.SECP256R1())
-        (d / f"{name}.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                          serialization.NoEncryption()))
-        (d / f"{name}.pub").write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                                      serialization.PublicFormat.SubjectPublicKeyInfo))
+        (d / f"{name}.key").write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        (d / f"{name}.pub").write_bytes(
+            key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        )
     return d
 
 
@@ -543,13 +744,16 @@ def test_the_signature_status_in_every_case(tmp_path, ec_keys, monkeypatch):
     pub = str(ec_keys / "ours.pub")
     assert integrity.signature_status(str(d)) == {"signed": False, "checked": False, "why": "no --verify-key given"}
     assert _raised(integrity.signature_status, str(d), pub) == (
-        "BundleError", "the bundle is not signed (no model.sig); package it with --sign-key, or run without --verify-key.")
+        "BundleError",
+        "the bundle is not signed (no model.sig); package it with --sign-key, or run without --verify-key.",
+    )
     sign_bundle(d, ec_keys / "ours.key")
     assert integrity.signature_status(str(d)) == {"signed": True, "checked": False, "why": "no --verify-key given"}
     assert integrity.signature_status(str(d), pub) == {"signed": True, "checked": True, "ok": True}
     other = _raised(integrity.signature_status, str(d), str(ec_keys / "theirs.pub"))
-    assert other[0] == "BundleError" and other[1].startswith(f"the bundle does not match its signature for key "
-                                                             f"{ec_keys / 'theirs.pub'} (")
+    assert other[0] == "BundleError" and other[1].startswith(
+        f"the bundle does not match its signature for key {ec_keys / 'theirs.pub'} ("
+    )
     assert other[1].endswith("): it was changed after signing, or signed with another key; do not deploy it.")
     (d / ".gitignore").write_text("*\n")  # git's files are bundle files like any other: not ignored
     assert _raised(integrity.signature_status, str(d), pub)[0] == "BundleError"
@@ -564,15 +768,19 @@ def test_the_signature_status_in_every_case(tmp_path, ec_keys, monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_model_signing)
-    assert integrity.signature_status(str(d), pub) == {"signed": True, "checked": False,
-                                                       "why": "model-signing is not installed here"}
+    assert integrity.signature_status(str(d), pub) == {
+        "signed": True,
+        "checked": False,
+        "why": "model-signing is not installed here",
+    }
 
 
 def test_the_signature_problem_in_a_few_words():
     from resnet_deploy.portable.integrity import _signature_problem
 
     assert _signature_problem("Signature mismatch\nHash mismatch for 'rd_portable/x.py': 'ab' != 'cd'") == (
-        "rd_portable/x.py was changed")
+        "rd_portable/x.py was changed"
+    )
     assert _signature_problem("\n  first line  \nsecond") == "first line"
     assert _signature_problem("") == "no reason given"
     assert _signature_problem("x" * 200) == "x" * 140
@@ -581,6 +789,7 @@ def test_the_signature_problem_in_a_few_words():
 def test_a_reference_that_cannot_be_read_is_named_in_at_most_120_characters(tmp_path, monkeypatch):
     p = _npz(tmp_path, x=np.zeros((2, 2)), outputs=np.ones((2, 4)))
     for said, shown in (("", "?"), ("y" * 200, "y" * 120), ("first\nsecond", "first")):
+
         def broken(*a, said=said, **k):
             raise ValueError(said)
 
@@ -589,6 +798,7 @@ def test_a_reference_that_cannot_be_read_is_named_in_at_most_120_characters(tmp_
 
 
 # --- the CLI's exit mapping --------------------------------------------------------------------------------
+
 
 def test_the_full_disk_line_names_the_mount_the_file_is_on():
     import errno
@@ -600,9 +810,11 @@ def test_the_full_disk_line_names_the_mount_the_file_is_on():
     assert mount_of(Path("/proc/self/no/such")) == Path("/proc")  # /proc is a mount of its own
     assert os_error_line(OSError(errno.ENOSPC, "No space left on device", "/proc/x/y")) == (
         "the disk is full (the one mounted at '/proc'): could not write '/proc/x/y'; free space there or pass --out on "
-        "another disk.")
+        "another disk."
+    )
     assert os_error_line(OSError(errno.ENOSPC, "No space left on device")) == (
-        "the disk is full: could not write; free space there or pass --out on another disk.")
+        "the disk is full: could not write; free space there or pass --out on another disk."
+    )
 
 
 def test_a_file_where_a_folder_is_needed_is_said_so(tmp_path):
@@ -614,7 +826,8 @@ def test_a_file_where_a_folder_is_needed_is_said_so(tmp_path):
     f.write_text("x")
     for code in (errno.EEXIST, errno.ENOTDIR):
         assert os_error_line(OSError(code, "x", str(f))) == (
-            f"{str(f)!r} is a file where a folder is needed; pass a path whose folders are folders.")
+            f"{str(f)!r} is a file where a folder is needed; pass a path whose folders are folders."
+        )
     assert os_error_line(OSError(errno.EIO, "I/O error", str(f))).startswith(f"cannot use {str(f)!r}: I/O error")
 
 
@@ -644,6 +857,7 @@ def test_a_command_that_succeeds_returns_without_exiting():
 
 # --- optional extras ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("extra", ["fleet", "signing"])
 def test_a_missing_extra_is_one_line_that_names_it(extra, tmp_path, monkeypatch, capsys):
     from resnet_deploy import extras
@@ -653,8 +867,11 @@ def test_a_missing_extra_is_one_line_that_names_it(extra, tmp_path, monkeypatch,
     monkeypatch.setattr(extras, "find_spec", lambda name: None if name in extras.EXTRAS[extra] else real(name))
     (tmp_path / "hosts.ini").write_text("pi ansible_host=127.0.0.1\n")
     (tmp_path / "k.pem").write_text("not a key\n")
-    argv = (["deploy", str(tmp_path / "b.tar.gz"), "--inventory", str(tmp_path / "hosts.ini"), "--to", "/srv/m"]
-            if extra == "fleet" else ["package", "--targets", "tflite", "--sign-key", str(tmp_path / "k.pem")])
+    argv = (
+        ["deploy", str(tmp_path / "b.tar.gz"), "--inventory", str(tmp_path / "hosts.ini"), "--to", "/srv/m"]
+        if extra == "fleet"
+        else ["package", "--targets", "tflite", "--sign-key", str(tmp_path / "k.pem")]
+    )
     with pytest.raises(SystemExit) as e:
         main(argv)
     err = capsys.readouterr().err

@@ -1,5 +1,6 @@
 """The accuracy budget (`export --max-acc-drop PTS --val DATA`) on a model whose plain int8 really
 breaks (tests/support/outlier.py) and on digits, which quantizes fine; its refusals."""
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,16 @@ def budgeted(outlier_model, tmp_path_factory):
     from resnet_deploy.requests import ArtifactOptions, ExportRequest
 
     out = tmp_path_factory.mktemp("budget")
-    result = export(ExportRequest(ModelRef(str(outlier_model)), "all", "int8", ArtifactOptions(calib="digits", calib_size=64), out,
-                                  Budget(1.0, "digits")))
+    result = export(
+        ExportRequest(
+            ModelRef(str(outlier_model)),
+            "all",
+            "int8",
+            ArtifactOptions(calib="digits", calib_size=64),
+            out,
+            Budget(1.0, "digits"),
+        )
+    )
     assert not result.failures, result.failures
     return out
 
@@ -68,14 +77,17 @@ def _read_in_int8(target: str, model_file: Path, tensor: str) -> bool:
         assert tensor in details, f"{tensor!r} is not in {model_file}"
         index = details[tensor]["index"]
         return details[tensor]["dtype"] != np.float32 or any(
-            index in o["inputs"] and o["op_name"] == "QUANTIZE" for o in interp._get_ops_details())
+            index in o["inputs"] and o["op_name"] == "QUANTIZE" for o in interp._get_ops_details()
+        )
     if target == "onnx":
         import onnx
 
         nodes = onnx.load(str(model_file)).graph.node
         producer = [n.op_type for n in nodes if tensor in n.output]
         assert producer, f"{tensor!r} is not in {model_file}"
-        return producer == ["DequantizeLinear"] or any(n.op_type == "QuantizeLinear" and n.input[0] == tensor for n in nodes)
+        return producer == ["DequantizeLinear"] or any(
+            n.op_type == "QuantizeLinear" and n.input[0] == tensor for n in nodes
+        )
     import openvino as ov
 
     from resnet_deploy.targets.openvino.graph import LAYOUT_OPS as OV_LAYOUT_OPS
@@ -112,8 +124,21 @@ def test_what_reads_a_float_layer_runs_in_float_too(budgeted, target):
 def test_budgeted_artifacts_pass_parity_on_held_out_data(budgeted, outlier_model, capsys):
     """Within 1 point on the held-out test split too (never seen by calibration or validation),
     where plain int8 loses > 10 (tests/quantize/test_diagnose.py)."""
-    code, out, err = run_cli(capsys, "parity", "--model", str(outlier_model), "--targets", "all", "--data", "digits",
-                             "--n", "450", "--out", str(budgeted), "--json")
+    code, out, err = run_cli(
+        capsys,
+        "parity",
+        "--model",
+        str(outlier_model),
+        "--targets",
+        "all",
+        "--data",
+        "digits",
+        "--n",
+        "450",
+        "--out",
+        str(budgeted),
+        "--json",
+    )
     assert code == 0, err
     for r in json.loads(out)["results"]:
         assert r["metrics"]["acc_drop"] <= 1.0, r
@@ -124,15 +149,26 @@ def test_parity_refuses_the_validation_samples(budgeted, outlier_model, tmp_path
 
     x, y = load_digits_split("val")
     np.savez(tmp_path / "val.npz", x=x[:50], y=y[:50])
-    code, _, err = run_cli(capsys, "parity", "--model", str(outlier_model), "--targets", "onnx", "--data",
-                           str(tmp_path / "val.npz"), "--out", str(budgeted))
+    code, _, err = run_cli(
+        capsys,
+        "parity",
+        "--model",
+        str(outlier_model),
+        "--targets",
+        "onnx",
+        "--data",
+        str(tmp_path / "val.npz"),
+        "--out",
+        str(budgeted),
+    )
     assert code == 2 and err.count("error:") == 1
     assert "50 of the parity samples are also validation samples" in err
 
 
 def test_digits_quantizes_fine_so_it_gets_no_float_layers(tmp_path, capsys):
-    code, _, err = run_cli(capsys, "export", "--target", "all", "--max-acc-drop", "1", "--val", "digits",
-                           "--out", str(tmp_path))
+    code, _, err = run_cli(
+        capsys, "export", "--target", "all", "--max-acc-drop", "1", "--val", "digits", "--out", str(tmp_path)
+    )
     assert code == 0, err
     for target in ("tflite", "onnx", "openvino"):
         b = Artifact.load(tmp_path / "digits" / target / "int8").manifest["accuracy_budget"]
@@ -141,8 +177,24 @@ def test_digits_quantizes_fine_so_it_gets_no_float_layers(tmp_path, capsys):
 
 
 def test_an_unreachable_budget_exits_5_and_leaves_nothing(outlier_model, tmp_path, capsys):
-    code, _, err = run_cli(capsys, "export", "--model", str(outlier_model), "--target", "onnx", "--calib", "digits",
-                           "--max-acc-drop", "1", "--val", "digits", "--max-float-layers", "1", "--out", str(tmp_path))
+    code, _, err = run_cli(
+        capsys,
+        "export",
+        "--model",
+        str(outlier_model),
+        "--target",
+        "onnx",
+        "--calib",
+        "digits",
+        "--max-acc-drop",
+        "1",
+        "--val",
+        "digits",
+        "--max-float-layers",
+        "1",
+        "--out",
+        str(tmp_path),
+    )
     assert code == 5 and err.count("error:") == 1, err
     assert "misses the accuracy budget: best drop" in err and "1 layers in float (down_" in err
     model_dir = tmp_path / "outlier" / "onnx"
@@ -150,19 +202,27 @@ def test_an_unreachable_budget_exits_5_and_leaves_nothing(outlier_model, tmp_pat
     assert [p.name for p in model_dir.iterdir()] == ["fp32"]  # no staging or attempt folders left
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--max-acc-drop", "-1", "--val", "digits"], "--max-acc-drop -1.0 must be a number of accuracy points in [0, 100)"),
-    (["--max-acc-drop", "nan", "--val", "digits"], "--max-acc-drop nan must be"),
-    (["--max-acc-drop", "100", "--val", "digits"], "--max-acc-drop 100.0 must be"),
-    (["--max-acc-drop", "1"], "--max-acc-drop needs labelled validation data: pass --val"),
-    (["--val", "digits"], "--val and --max-float-layers go with --max-acc-drop"),
-    (["--max-acc-drop", "1", "--val", "digits", "--max-float-layers", "0"], "--max-float-layers 0 must be"),
-    (["--max-acc-drop", "1", "--val", "digits", "--precision", "fp32"], "--max-acc-drop applies to int8 exports"),
-    (["--max-acc-drop", "1", "--val", "synthetic"], "has no labels; --max-acc-drop needs labelled validation data"),
-    (["--max-acc-drop", "1", "--val", "digits", "--calib-size", "1200"],
-     "of the validation samples are also calibration samples"),
-    (["--max-acc-drop", "1", "--val", "/no/such/folder"], "/no/such/folder"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["--max-acc-drop", "-1", "--val", "digits"],
+            "--max-acc-drop -1.0 must be a number of accuracy points in [0, 100)",
+        ),
+        (["--max-acc-drop", "nan", "--val", "digits"], "--max-acc-drop nan must be"),
+        (["--max-acc-drop", "100", "--val", "digits"], "--max-acc-drop 100.0 must be"),
+        (["--max-acc-drop", "1"], "--max-acc-drop needs labelled validation data: pass --val"),
+        (["--val", "digits"], "--val and --max-float-layers go with --max-acc-drop"),
+        (["--max-acc-drop", "1", "--val", "digits", "--max-float-layers", "0"], "--max-float-layers 0 must be"),
+        (["--max-acc-drop", "1", "--val", "digits", "--precision", "fp32"], "--max-acc-drop applies to int8 exports"),
+        (["--max-acc-drop", "1", "--val", "synthetic"], "has no labels; --max-acc-drop needs labelled validation data"),
+        (
+            ["--max-acc-drop", "1", "--val", "digits", "--calib-size", "1200"],
+            "of the validation samples are also calibration samples",
+        ),
+        (["--max-acc-drop", "1", "--val", "/no/such/folder"], "/no/such/folder"),
+    ],
+)
 def test_budget_bad_input_is_one_line_and_exit_2(args, message, tmp_path, capsys):
     code, _, err = run_cli(capsys, "export", "--target", "onnx", *args, "--out", str(tmp_path))
     assert code == 2, err
@@ -171,8 +231,23 @@ def test_budget_bad_input_is_one_line_and_exit_2(args, message, tmp_path, capsys
 
 
 def test_bench_shows_what_the_fallback_costs(budgeted, outlier_model, capsys):
-    code, out, err = run_cli(capsys, "bench", "--model", str(outlier_model), "--targets", "onnx", "--precision", "int8",
-                             "--no-keras", "--warmup-s", "0.05", "--seconds", "0.1", "--out", str(budgeted))
+    code, out, err = run_cli(
+        capsys,
+        "bench",
+        "--model",
+        str(outlier_model),
+        "--targets",
+        "onnx",
+        "--precision",
+        "int8",
+        "--no-keras",
+        "--warmup-s",
+        "0.05",
+        "--seconds",
+        "0.1",
+        "--out",
+        str(budgeted),
+    )
     assert code == 0, err
     layers = _budget(budgeted, "onnx")["float_layers"]
     assert f"onnx/int8 keeps {len(layers)} layers in float for its accuracy budget ({', '.join(layers)})" in out

@@ -1,5 +1,6 @@
 """Layer map and diagnose on the real backends: every Keras layer that computes is mapped or
 listed as folded on every backend, with the same names; the per-layer numbers are consistent."""
+
 from __future__ import annotations
 
 import json
@@ -65,9 +66,12 @@ def test_fp32_maps_are_exact(diagnosed, digits_model, digits_test):
     for t, f in FILES.items():
         lm = layermap.build(t, keras_out, layermap.probe_tensors(t, out / "digits" / t / "fp32" / f, x), order)
         assert all(rec["score"] >= 1 - 1e-3 for rec in lm.layers.values()), t
-        np.testing.assert_allclose(layermap.probe_tensors(t, out / "digits" / t / "fp32" / f, x)
-                                   [lm.layers["logits"]["tensor"]].ravel(), keras_out["logits"].ravel(),
-                                   rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(
+            layermap.probe_tensors(t, out / "digits" / t / "fp32" / f, x)[lm.layers["logits"]["tensor"]].ravel(),
+            keras_out["logits"].ravel(),
+            rtol=1e-4,
+            atol=1e-4,
+        )
 
 
 def test_the_cli_prints_one_table_with_every_backend(diagnosed, capsys):
@@ -130,11 +134,16 @@ def test_every_artifact_records_its_layer_map(which, outlier_model, tmp_path, ca
 
     from resnet_deploy.models.source import ModelRef
 
-    model = {"seed": ["--model", "seed"], "user": ["--model", str(outlier_model)],
-             "resnet18": ["--model", "resnet18", "--input-size", "64", "--classes", "10", "--width", "8"]}[which]
+    model = {
+        "seed": ["--model", "seed"],
+        "user": ["--model", str(outlier_model)],
+        "resnet18": ["--model", "resnet18", "--input-size", "64", "--classes", "10", "--width", "8"],
+    }[which]
     code, _, err = run_cli(capsys, "export", *model, "--precision", "fp32", "--target", "all", "--out", str(tmp_path))
     assert code == 0, err
-    name, m = ModelRef(*model[1:2], **({"input_size": 64, "classes": 10, "width": 8} if which == "resnet18" else {})).load()
+    name, m = ModelRef(
+        *model[1:2], **({"input_size": 64, "classes": 10, "width": 8} if which == "resnet18" else {})
+    ).load()
     computing = {layer.name for layer in layermap.computing_layers(m)}
     for t in FILES:
         lm = json.loads((tmp_path / name / t / "fp32" / "manifest.json").read_text())["layer_map"]

@@ -6,6 +6,7 @@ exception; and what a result reader accepts, the report renders.
 
 Inputs are random, and also valid documents with one random part replaced or removed, which
 reach the checks deep inside (pure random JSON rarely gets past the first key)."""
+
 from __future__ import annotations
 
 import copy
@@ -24,12 +25,17 @@ from hypothesis import strategies as st
 from resnet_deploy.errors import DeployError
 from resnet_deploy.portable import integrity
 
-FUZZ = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", 300)), deadline=None,
-                derandomize=not os.environ.get("FUZZ_EXAMPLES"), suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", 300)),
+    deadline=None,
+    derandomize=not os.environ.get("FUZZ_EXAMPLES"),
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
-SCALARS = st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.floats(allow_nan=True) | st.text(max_size=12)
-JSON = st.recursive(SCALARS, lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=10), c, max_size=4),
-                    max_leaves=12)
+SCALARS = st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.floats(allow_nan=True) | st.text(max_size=12)
+JSON = st.recursive(
+    SCALARS, lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=10), c, max_size=4), max_leaves=12
+)
 
 from tests.support.documents import VALID  # noqa: E402
 
@@ -71,12 +77,21 @@ def mutated(draw, doc):
 
 def _render(kind: str, data: dict) -> None:
     from resnet_deploy.evaluate.parity import ParityReport
-    from resnet_deploy.reporting.markdown import (diagnose_markdown, latency_markdown, parity_markdown, profile_markdown,
-                                      throughput_markdown)
+    from resnet_deploy.reporting.markdown import (
+        diagnose_markdown,
+        latency_markdown,
+        parity_markdown,
+        profile_markdown,
+        throughput_markdown,
+    )
 
-    {"parity": lambda d: parity_markdown(ParityReport.from_dict(d)), "bench": latency_markdown,
-     "throughput": throughput_markdown, "profile": profile_markdown,
-     "diagnose": diagnose_markdown}[kind](data)
+    {
+        "parity": lambda d: parity_markdown(ParityReport.from_dict(d)),
+        "bench": latency_markdown,
+        "throughput": throughput_markdown,
+        "profile": profile_markdown,
+        "diagnose": diagnose_markdown,
+    }[kind](data)
 
 
 @pytest.mark.parametrize("kind", ["parity", "bench", "throughput", "profile", "diagnose"])
@@ -128,13 +143,28 @@ def test_bundle_manifests_on_the_device_side(doc):
         _outcome(lambda: integrity.verify_bundle(str(Path(tmp) / "b")), (integrity.BundleError,))
 
 
-MEMBER = st.sampled_from(["b/model.onnx", "b/manifest.json", "b/manifest.sha256", "../evil", "/abs", "b/../../x",
-                          "b", "c/other", "b/sub/deep", ""])
+MEMBER = st.sampled_from(
+    [
+        "b/model.onnx",
+        "b/manifest.json",
+        "b/manifest.sha256",
+        "../evil",
+        "/abs",
+        "b/../../x",
+        "b",
+        "c/other",
+        "b/sub/deep",
+        "",
+    ]
+)
 
 
 @FUZZ
-@given(members=st.lists(st.tuples(MEMBER, st.sampled_from("fdls"), st.binary(max_size=16)), max_size=5),
-       cut=st.none() | st.integers(0, 400), raw=st.none() | st.binary(max_size=200))
+@given(
+    members=st.lists(st.tuples(MEMBER, st.sampled_from("fdls"), st.binary(max_size=16)), max_size=5),
+    cut=st.none() | st.integers(0, 400),
+    raw=st.none() | st.binary(max_size=200),
+)
 def test_bundle_tarballs(members, cut, raw):
     """Any tarball (links, '..', absolute names, several roots, truncated, not a tarball at all)."""
     from resnet_deploy.ship.unpack import safe_extract
@@ -160,8 +190,11 @@ def test_bundle_tarballs(members, cut, raw):
 
 
 @FUZZ
-@given(doc=st.just(VALID["manifest"]) | mutated(VALID["manifest"]) | JSON, extra=st.sets(st.sampled_from(["stray.txt", "link", "sub/x"])),
-       link_model=st.booleans())
+@given(
+    doc=st.just(VALID["manifest"]) | mutated(VALID["manifest"]) | JSON,
+    extra=st.sets(st.sampled_from(["stray.txt", "link", "sub/x"])),
+    link_model=st.booleans(),
+)
 def test_bundle_folders_reach_the_device_clean(doc, extra, link_model):
     """open_bundle on a folder: refused, or a copy holding exactly the manifest, its checksum
     and the files the manifest lists (no links, no strays)."""
@@ -191,9 +224,11 @@ def test_bundle_folders_reach_the_device_clean(doc, extra, link_model):
         assert not any(p.is_symlink() for p in clean.rglob("*"))
 
 
-ARRAYS = st.tuples(st.sampled_from(["uint8", "uint8", "float32", "float64", "int64", "bool", "complex64", "<U3"]),
-                   st.sampled_from([[4, 8, 8, 3], [4, 8, 8], [2, 5, 6, 3], [4], [3, 8, 8, 1]])
-                   | st.lists(st.integers(0, 9), min_size=0, max_size=5))
+ARRAYS = st.tuples(
+    st.sampled_from(["uint8", "uint8", "float32", "float64", "int64", "bool", "complex64", "<U3"]),
+    st.sampled_from([[4, 8, 8, 3], [4, 8, 8], [2, 5, 6, 3], [4], [3, 8, 8, 1]])
+    | st.lists(st.integers(0, 9), min_size=0, max_size=5),
+)
 
 
 def _array(spec, fill) -> np.ndarray:
@@ -204,8 +239,13 @@ def _array(spec, fill) -> np.ndarray:
 
 
 @FUZZ
-@given(x=ARRAYS, y=st.none() | ARRAYS, fill=st.sampled_from([0, 1, 255, -3, np.nan, np.inf]), kind=st.sampled_from(["npz", "npy", "raw"]),
-       raw=st.binary(max_size=100))
+@given(
+    x=ARRAYS,
+    y=st.none() | ARRAYS,
+    fill=st.sampled_from([0, 1, 255, -3, np.nan, np.inf]),
+    kind=st.sampled_from(["npz", "npy", "raw"]),
+    raw=st.binary(max_size=100),
+)
 def test_array_data_files(x, y, fill, kind, raw):
     """--calib/--data/--val FILE.npy|.npz: arrays of any dtype and shape, NaN/Inf, or garbage."""
     from resnet_deploy.calibration.dataset import from_spec
@@ -230,9 +270,15 @@ def test_array_data_files(x, y, fill, kind, raw):
 
 
 @FUZZ
-@given(x=ARRAYS, out=ARRAYS, labels=st.none() | ARRAYS, meta=JSON | st.builds(lambda f: {"format": f, "model": "m", "source_sha256": None}, st.sampled_from([1, 2, "x"])),
-       fill=st.sampled_from([0, 1, np.nan]), raw=st.none() | st.binary(max_size=100),
-       whole=st.sampled_from([None, "x", "outputs", "labels", "meta"]))
+@given(
+    x=ARRAYS,
+    out=ARRAYS,
+    labels=st.none() | ARRAYS,
+    meta=JSON | st.builds(lambda f: {"format": f, "model": "m", "source_sha256": None}, st.sampled_from([1, 2, "x"])),
+    fill=st.sampled_from([0, 1, np.nan]),
+    raw=st.none() | st.binary(max_size=100),
+    whole=st.sampled_from([None, "x", "outputs", "labels", "meta"]),
+)
 def test_saved_references(x, out, labels, meta, fill, raw, whole):
     """Random arrays, garbage, or a valid reference with one part replaced (whole names which)."""
     from resnet_deploy.evaluate.reference import Reference
@@ -242,15 +288,26 @@ def test_saved_references(x, out, labels, meta, fill, raw, whole):
         if raw is not None:
             path.write_bytes(raw)
         elif whole is not None or labels is None:
-            arrays = {"x": np.zeros((4, 8, 8, 3), np.float32), "outputs": np.eye(4, 10, dtype=np.float32),
-                      "labels": np.arange(4), "meta": np.array(json.dumps({"format": 1, "model": "m", "source_sha256": None}))}
+            arrays = {
+                "x": np.zeros((4, 8, 8, 3), np.float32),
+                "outputs": np.eye(4, 10, dtype=np.float32),
+                "labels": np.arange(4),
+                "meta": np.array(json.dumps({"format": 1, "model": "m", "source_sha256": None})),
+            }
             if whole is not None:
-                arrays[whole] = _array({"x": x, "outputs": out, "labels": labels or x}.get(whole, x), fill) \
-                    if whole != "meta" else np.array(json.dumps(meta))
+                arrays[whole] = (
+                    _array({"x": x, "outputs": out, "labels": labels or x}.get(whole, x), fill)
+                    if whole != "meta"
+                    else np.array(json.dumps(meta))
+                )
             np.savez(path, **arrays)
         else:
-            arrays = {"x": _array(x, fill), "outputs": _array(out, fill), "meta": np.array(json.dumps(meta)),
-                      "labels": _array(labels, fill)}
+            arrays = {
+                "x": _array(x, fill),
+                "outputs": _array(out, fill),
+                "meta": np.array(json.dumps(meta)),
+                "labels": _array(labels, fill),
+            }
             np.savez(path, **arrays)
         ref = _outcome(lambda: Reference.load(path))
         if ref is REFUSED:
@@ -258,11 +315,16 @@ def test_saved_references(x, out, labels, meta, fill, raw, whole):
         assert len(ref.x) == len(ref.outputs) and np.isfinite(ref.outputs).all()
 
 
-SELFTEST_MANIFEST = {**VALID["manifest"], "bundle": "b", "model_file": "model.onnx", "model": {"name": "m"},
-                     "tolerance": {"max_abs_rel": 0.1, "cosine_min": 0.99, "sqnr_min_db": 20.0, "top1_min": 0.9,
-                                   "acc_drop_max": 2.0},
-                     "device_profile": {"name": "x86-vnni", "arch": "x86_64", "vnni": True},
-                     "host": {"threads": 2}, "openvino": {"execution_precision": "f32"}}
+SELFTEST_MANIFEST = {
+    **VALID["manifest"],
+    "bundle": "b",
+    "model_file": "model.onnx",
+    "model": {"name": "m"},
+    "tolerance": {"max_abs_rel": 0.1, "cosine_min": 0.99, "sqnr_min_db": 20.0, "top1_min": 0.9, "acc_drop_max": 2.0},
+    "device_profile": {"name": "x86-vnni", "arch": "x86_64", "vnni": True},
+    "host": {"threads": 2},
+    "openvino": {"execution_precision": "f32"},
+}
 
 
 @FUZZ
@@ -288,8 +350,14 @@ def test_the_selftest_manifest_checks(doc):
 
 
 @FUZZ
-@given(x=ARRAYS, out=ARRAYS, labels=st.none() | ARRAYS, fill=st.sampled_from([0, 1, np.nan, np.inf]),
-       drop=st.sampled_from([None, "x", "outputs"]), raw=st.none() | st.binary(max_size=100))
+@given(
+    x=ARRAYS,
+    out=ARRAYS,
+    labels=st.none() | ARRAYS,
+    fill=st.sampled_from([0, 1, np.nan, np.inf]),
+    drop=st.sampled_from([None, "x", "outputs"]),
+    raw=st.none() | st.binary(max_size=100),
+)
 def test_the_selftest_reference_reader(x, out, labels, fill, drop, raw):
     """portable.checks.load_reference on any .npz: finite numeric arrays of one length, or BundleError."""
     from resnet_deploy.portable.checks import load_reference

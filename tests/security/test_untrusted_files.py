@@ -3,6 +3,7 @@ absurd sizes, a SavedModel whose graph writes a file, forged bundle manifests an
 (consistent checksum, no signature), baselines with NaN; and user errors that must be found
 before TensorFlow loads. Each: the exit code, one `error:` line, no traceback, nothing run and
 nothing left behind."""
+
 from __future__ import annotations
 
 import gzip
@@ -38,6 +39,7 @@ def _one_error(code: int, err: str, expected: int) -> None:
 
 
 # --- tarball bombs: only what the manifest lists is ever written ----------------------------------
+
 
 class Zeros(io.RawIOBase):
     """n zero bytes, streamed (a 300 MiB member costs no memory to make)."""
@@ -76,8 +78,16 @@ def test_an_unlisted_member_is_never_written(bundles, tmp_path, capsys):
     bundle = unpack.safe_extract(bomb, tmp_path / "x")
     listed = set(json.loads((src / "manifest.json").read_text())["files"]) | {"manifest.json", "manifest.sha256"}
     assert set(_tree(bundle)) == listed and sum(_tree(tmp_path / "x").values()) < 10 << 20
-    code, out, err = run_cli(capsys, "deploy", str(bomb), "--to", str(tmp_path / "device"),
-                             "--python", str(devices.ensure("onnxruntime")), *QUICK)
+    code, out, err = run_cli(
+        capsys,
+        "deploy",
+        str(bomb),
+        "--to",
+        str(tmp_path / "device"),
+        "--python",
+        str(devices.ensure("onnxruntime")),
+        *QUICK,
+    )
     assert code == 0, err
     assert not (tmp_path / "device" / src.name / "huge.bin").exists()
 
@@ -118,10 +128,12 @@ def test_verify_names_the_tarball_not_our_folders(bundles, tmp_path, capsys):
     ref.write_bytes(ref.read_bytes()[:-1] + b"\x00")
     path = _tar(changed, tmp_path / "c.tar.gz")
     key = tmp_path / "k.pub"
-    subprocess.run(["openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", str(tmp_path / "k")],
-                   check=True)
-    subprocess.run(["openssl", "ec", "-in", str(tmp_path / "k"), "-pubout", "-out", str(key)], check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", str(tmp_path / "k")], check=True
+    )
+    subprocess.run(
+        ["openssl", "ec", "-in", str(tmp_path / "k"), "-pubout", "-out", str(key)], check=True, capture_output=True
+    )
     code, _, err = run_cli(capsys, "verify", str(path), "--key", str(key))
     _one_error(code, err, 6)
     assert str(path) in err and "rd-verify" not in err and "extracted" not in err, err
@@ -129,19 +141,24 @@ def test_verify_names_the_tarball_not_our_folders(bundles, tmp_path, capsys):
 
 # --- images that declare absurd sizes, and requests that cannot fit this machine -------------------
 
+
 def _png_header(width: int, height: int) -> bytes:
     """A PNG whose header declares width x height (one tiny IDAT): what a decompression bomb looks like."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b"")
+    )
 
 
 def _cli(*argv: str, timeout: float = 120) -> tuple[int, str, float]:
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, str(REPO / "cli.py"), *argv], capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "cli.py"), *argv], capture_output=True, text=True, timeout=timeout, cwd=REPO
+    )
     return proc.returncode, proc.stderr, time.perf_counter() - t0
 
 
@@ -206,6 +223,7 @@ def test_user_errors_are_found_before_tensorflow_loads(bad, argv, said):
 
 # --- a SavedModel whose graph writes a file ----------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def writing_savedmodel(tmp_path_factory):
     import tensorflow as tf
@@ -236,14 +254,17 @@ def test_a_savedmodel_never_runs_without_trust(writing_savedmodel, tmp_path, cap
 
 # --- forged bundles: consistent checksum, no signature --------------------------------------------
 
+
 def _forged(bundle: Path, tmp_path: Path, edit_manifest=None, manifest_text=None, arrays=None) -> Path:
     d = tmp_path / "forged" / bundle.name
     shutil.copytree(bundle, d)
     m = json.loads((d / "manifest.json").read_text())
     if arrays is not None:
         np.savez(d / "reference.npz", **arrays)
-        m["files"]["reference.npz"] = {"sha256": integrity.sha256_file(d / "reference.npz"),
-                                       "bytes": (d / "reference.npz").stat().st_size}
+        m["files"]["reference.npz"] = {
+            "sha256": integrity.sha256_file(d / "reference.npz"),
+            "bytes": (d / "reference.npz").stat().st_size,
+        }
     if edit_manifest is not None:
         edit_manifest(m)
     (d / "manifest.json").write_text(manifest_text(m) if manifest_text else json.dumps(m))
@@ -256,6 +277,7 @@ def _set(path: str, value):
         edited = with_field(m, path, value)
         m.clear()
         m.update(edited)
+
     return edit
 
 
@@ -309,8 +331,13 @@ def _reference(bundle: Path) -> dict:
 REFERENCE_FORGERIES = [
     (lambda r: {k: v for k, v in r.items() if k != "x"}, "reference.npz has no 'x' array"),
     (lambda r: {**r, "x": np.array([object()] * len(r["x"]), dtype=object)}, "reference.npz cannot be read"),
-    (lambda r: {**r, "outputs": np.where(np.arange(r["outputs"].size).reshape(r["outputs"].shape) == 3, np.nan,
-                                         r["outputs"])}, "'outputs' holds NaN or infinite values"),
+    (
+        lambda r: {
+            **r,
+            "outputs": np.where(np.arange(r["outputs"].size).reshape(r["outputs"].shape) == 3, np.nan, r["outputs"]),
+        },
+        "'outputs' holds NaN or infinite values",
+    ),
     (lambda r: {**r, "x": r["x"].astype("<U3")}, "'x' is <U3"),
     (lambda r: {**r, "labels": r["labels"][:-1]}, "x has 120 samples but outputs 120 and labels"),
     (lambda r: {**r, "outputs": r["outputs"][:0]}, "not a non-empty numeric array"),
@@ -327,14 +354,28 @@ def test_the_selftest_checks_every_reference_array(bundles, tmp_path, forge, sai
     assert code == 6 and said in result["error"], result
 
 
-@pytest.mark.parametrize("args", [["--threads", "0"], ["--threads", "-1"], ["--threads", "100000"],
-                                  ["--threads", "two"], ["--seconds", "inf"], ["--seconds", "nan"],
-                                  ["--warmup-s", "-1"], ["--seconds", "1e9"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--threads", "0"],
+        ["--threads", "-1"],
+        ["--threads", "100000"],
+        ["--threads", "two"],
+        ["--seconds", "inf"],
+        ["--seconds", "nan"],
+        ["--warmup-s", "-1"],
+        ["--seconds", "1e9"],
+    ],
+)
 def test_the_selftest_refuses_arguments_the_host_refuses(bundles, args):
     """Run as the device runs it: the bundle's own selftest.py, its device Python."""
     bundle = Path(bundles["onnx"]["bundle"])
-    proc = subprocess.run([str(devices.ensure("onnxruntime")), str(bundle / "selftest.py"), *args],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [str(devices.ensure("onnxruntime")), str(bundle / "selftest.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2 and proc.stderr.count("error:") == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert not proc.stdout
 
@@ -348,10 +389,13 @@ def test_a_forged_manifest_is_refused_by_host_deploy_too(bundles, tmp_path, caps
 
 # --- records read back ---------------------------------------------------------------------------
 
+
 def test_a_gate_baseline_with_nan_is_bad_input_naming_the_file(tmp_path, capsys):
     base = tmp_path / "baseline.json"
-    base.write_text('{"kind": "resnet-deploy-gate", "schema_version": 1, "model": "digits", '
-                    '"entries": {"onnx/int8": {"accuracy": NaN}}}')
+    base.write_text(
+        '{"kind": "resnet-deploy-gate", "schema_version": 1, "model": "digits", '
+        '"entries": {"onnx/int8": {"accuracy": NaN}}}'
+    )
     code, _, err = run_cli(capsys, "gate", "--baseline", str(base), "--current", str(base), "--out", str(tmp_path))
     _one_error(code, err, 2)
     assert str(base) in err and "NaN" in err, err
@@ -381,15 +425,24 @@ def test_an_all_zero_reference_gives_minus_infinite_sqnr_without_a_warning():
 
 # --- nothing left in TMPDIR ------------------------------------------------------------------------
 
+
 def test_onnx_runtime_leaves_nothing_in_tmpdir(bundles, tmp_path):
     tmpdir = tmp_path / "TMPDIR"
     tmpdir.mkdir()
     model = Path(bundles["onnx"]["bundle"]) / "model.onnx"
-    code = ("import sys; from resnet_deploy.portable.runtimes import ort_session; "
-            f"s = ort_session({str(model)!r}, 1); print(s.get_inputs()[0].name)")
+    code = (
+        "import sys; from resnet_deploy.portable.runtimes import ort_session; "
+        f"s = ort_session({str(model)!r}, 1); print(s.get_inputs()[0].name)"
+    )
     env = {k: v for k, v in __import__("os").environ.items() if k != "ORT_DISABLE_TELEMETRY"}
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120,
-                          env={**env, "TMPDIR": str(tmpdir)})
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+        env={**env, "TMPDIR": str(tmpdir)},
+    )
     assert proc.returncode == 0, proc.stderr
     assert list(tmpdir.iterdir()) == []  # ONNX Runtime's telemetry session file (.ses) is not written
 
@@ -405,9 +458,13 @@ def test_a_killed_package_leaves_one_folder_that_the_next_run_removes(tmp_path):
     tmpdir = tmp_path / "TMPDIR"
     tmpdir.mkdir()
     env = {**os.environ, "TMPDIR": str(tmpdir)}
-    proc = subprocess.Popen([sys.executable, "cli.py", "package", "--targets", "onnx", "--n", "40", "--out",
-                             str(tmp_path / "out")], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "cli.py", "package", "--targets", "onnx", "--n", "40", "--out", str(tmp_path / "out")],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and not list(tmpdir.rglob("__autograph_generated_file*")):
         assert proc.poll() is None, "package ended before it wrote to TMPDIR"
@@ -417,13 +474,15 @@ def test_a_killed_package_leaves_one_folder_that_the_next_run_removes(tmp_path):
     left = list(tmpdir.iterdir())
     assert len(left) == 1 and left[0].name.startswith(f"{PRIVATE_TMP}{proc.pid}-"), left
     assert list(left[0].rglob("__autograph_generated_file*"))
-    done = subprocess.run([sys.executable, "cli.py", "list"], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, "cli.py", "list"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     assert list(tmpdir.iterdir()) == []
 
 
 # --- every file a bundle carries: changed, removed, or one added -----------------------------------
+
 
 def _bundle_files(bundle: Path) -> list[str]:
     listed = json.loads((bundle / "manifest.json").read_text())["files"]
@@ -473,8 +532,9 @@ def test_every_bundle_file_is_checked_on_the_device_and_the_host(bundles, tmp_pa
         if name.startswith("manifest."):  # the manifest against its checksum
             assert "manifest.json does not match manifest.sha256" in said or f"{name} is missing" in said, said
         else:  # the integrity check itself named it, not some later failure to read it
-            assert said.startswith(f"{name} sha256" if how == "changed" else f"{name} listed in the manifest is "
-                                   "missing"), (name, said)
+            assert said.startswith(
+                f"{name} sha256" if how == "changed" else f"{name} listed in the manifest is missing"
+            ), (name, said)
         code, _, err = run_cli(capsys, "deploy", str(d), "--to", str(tmp_path / "device"))
         _one_error(code, err, 6)
         assert not (tmp_path / "device").exists()

@@ -3,6 +3,7 @@
 hostile string is tried through the real tools (ansible-playbook, OpenSSH servers on loopback
 with and without SFTP); each must be one `error:` line, a non-zero exit, and nothing run
 (a marker file never appears) and nothing left on the device."""
+
 from __future__ import annotations
 
 import shlex
@@ -25,9 +26,28 @@ def _hostile(marker: Path) -> list[str]:
     Jinja where a folder name cannot hold one)."""
     slash = "('%c'|format(47))"
     parts = ", ".join(repr(p) for p in marker.parts[1:])
-    return [f"x{{{{ lookup('pipe', 'touch ' ~ {slash} ~ {slash}.join([{parts}])) }}}}",
-            f"d$(touch {marker})".replace("/", "_"), "d;touch x;", "d`id`", "d x", "-oProxyCommand=x", "m{% if 1 %}",
-            "d\nx", "d|id", "d&id", "d>x", "d'x", 'd"x', "d\\x", "d*", "d?", "d~x", "d#x", "d!x", "é"]
+    return [
+        f"x{{{{ lookup('pipe', 'touch ' ~ {slash} ~ {slash}.join([{parts}])) }}}}",
+        f"d$(touch {marker})".replace("/", "_"),
+        "d;touch x;",
+        "d`id`",
+        "d x",
+        "-oProxyCommand=x",
+        "m{% if 1 %}",
+        "d\nx",
+        "d|id",
+        "d&id",
+        "d>x",
+        "d'x",
+        'd"x',
+        "d\\x",
+        "d*",
+        "d?",
+        "d~x",
+        "d#x",
+        "d!x",
+        "é",
+    ]
 
 
 def _one_error(code: int, err: str, expected: int) -> None:
@@ -36,6 +56,7 @@ def _one_error(code: int, err: str, expected: int) -> None:
 
 
 # --- a bundle renamed after packaging (its signature does not cover the folder's name) ----------
+
 
 def _renamed(bundle: Path, tmp_path: Path, name: str) -> Path:
     d = tmp_path / "renamed" / name
@@ -87,8 +108,10 @@ def test_a_genuinely_signed_bundle_renamed_is_refused_by_verify_and_deploy(bundl
     assert code == 0 and out.startswith("ok:"), err  # the signature is real
     marker = tmp_path / "PWNED"
     renamed = _renamed(signed, tmp_path, _hostile(marker)[0])
-    for argv in (["verify", str(renamed), "--key", str(keys[1])],
-                 ["deploy", str(renamed), "--to", str(tmp_path / "device"), "--verify-key", str(keys[1]), *QUICK]):
+    for argv in (
+        ["verify", str(renamed), "--key", str(keys[1])],
+        ["deploy", str(renamed), "--to", str(tmp_path / "device"), "--verify-key", str(keys[1]), *QUICK],
+    ):
         code, _, err = run_cli(capsys, *argv)
         _one_error(code, err, 6)
         assert "renamed after packaging" in err and not marker.exists() and not (tmp_path / "device").exists()
@@ -96,15 +119,27 @@ def test_a_genuinely_signed_bundle_renamed_is_refused_by_verify_and_deploy(bundl
 
 # --- Ansible: what we hand it is data, never a template ------------------------------------------
 
+
 def _playbook(tmp_path: Path, inventory_text: str) -> subprocess.CompletedProcess:
     (tmp_path / "inv.yml").write_text(inventory_text)
-    (tmp_path / "pb.yml").write_text("- hosts: all\n  gather_facts: false\n  tasks:\n"
-                                     "    - ansible.builtin.raw: \"{{ rd_command }}\"\n")
+    (tmp_path / "pb.yml").write_text(
+        '- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.raw: "{{ rd_command }}"\n'
+    )
     tool = Path(sys.executable).parent / "ansible-playbook"
-    return subprocess.run([str(tool), "-i", str(tmp_path / "inv.yml"), str(tmp_path / "pb.yml"), "-v"],
-                          capture_output=True, text=True, timeout=120, cwd=tmp_path,
-                          env={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(tmp_path),
-                               "ANSIBLE_LOCAL_TEMP": str(tmp_path / "t"), "ANSIBLE_NOCOLOR": "1", "LC_ALL": "C.UTF-8"})
+    return subprocess.run(
+        [str(tool), "-i", str(tmp_path / "inv.yml"), str(tmp_path / "pb.yml"), "-v"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={
+            "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+            "HOME": str(tmp_path),
+            "ANSIBLE_LOCAL_TEMP": str(tmp_path / "t"),
+            "ANSIBLE_NOCOLOR": "1",
+            "LC_ALL": "C.UTF-8",
+        },
+    )
 
 
 def test_ansible_never_renders_a_template_in_our_variables(tmp_path):
@@ -117,8 +152,17 @@ def test_ansible_never_renders_a_template_in_our_variables(tmp_path):
 
     def inventory(marker: Path) -> dict:
         hostile = f'{{{{ lookup("pipe", "touch {marker}") }}}}'
-        return {"all": {"hosts": {"box": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
-                                          "rd_command": shlex.join(["printf", "%s", hostile])}}}}
+        return {
+            "all": {
+                "hosts": {
+                    "box": {
+                        "ansible_connection": "local",
+                        "ansible_python_interpreter": sys.executable,
+                        "rd_command": shlex.join(["printf", "%s", hostile]),
+                    }
+                }
+            }
+        }
 
     ours = inventory(tmp_path / "PWNED")
     proc = _playbook(tmp_path, unsafe_yaml(ours))
@@ -152,15 +196,21 @@ def _inventory(tmp_path: Path, line: str) -> Path:
     return inv
 
 
-@pytest.mark.parametrize("setting, said", [
-    ("resnet_deploy_path=/srv/m{{7*7}}", "resnet_deploy_path '/srv/m{{7*7}}' has the character '{'"),
-    ("resnet_deploy_path='/srv/$(touch PWNED)'", "has the character '$'"),
-    ("resnet_deploy_path=relative/dir", "is not an absolute folder"),
-    ("ansible_python_interpreter='python3;touch PWNED'", "ansible_python_interpreter 'python3;touch PWNED' has the"),
-    ("resnet_deploy_timeout=nan", "resnet_deploy_timeout of host 'pi' is 'nan'; pass a finite number > 0"),
-    ("resnet_deploy_timeout=inf", "resnet_deploy_timeout of host 'pi' is 'inf'"),
-    ("resnet_deploy_timeout=-5", "resnet_deploy_timeout of host 'pi' is -5; pass a finite number > 0"),
-])
+@pytest.mark.parametrize(
+    "setting, said",
+    [
+        ("resnet_deploy_path=/srv/m{{7*7}}", "resnet_deploy_path '/srv/m{{7*7}}' has the character '{'"),
+        ("resnet_deploy_path='/srv/$(touch PWNED)'", "has the character '$'"),
+        ("resnet_deploy_path=relative/dir", "is not an absolute folder"),
+        (
+            "ansible_python_interpreter='python3;touch PWNED'",
+            "ansible_python_interpreter 'python3;touch PWNED' has the",
+        ),
+        ("resnet_deploy_timeout=nan", "resnet_deploy_timeout of host 'pi' is 'nan'; pass a finite number > 0"),
+        ("resnet_deploy_timeout=inf", "resnet_deploy_timeout of host 'pi' is 'inf'"),
+        ("resnet_deploy_timeout=-5", "resnet_deploy_timeout of host 'pi' is -5; pass a finite number > 0"),
+    ],
+)
 def test_inventory_values_that_reach_the_device_are_checked(bundles, tmp_path, capsys, monkeypatch, setting, said):
     monkeypatch.chdir(tmp_path)
     inv = _inventory(tmp_path, f"pi ansible_host=127.0.0.1 {setting}")
@@ -179,8 +229,9 @@ def test_a_binary_inventory_is_one_line(bundles, tmp_path, capsys):
     assert f"inventory {inv} line 3: byte {len(text)} (0x00) is not UTF-8 text" in err, err
 
 
-@pytest.mark.parametrize("to, char", [("/srv/m{{ 7*7 }}", "'{'"), ("/srv/d$(id)", "'$'"), ("/srv/a;b", "';'"),
-                                      ("/srv/a b", "U+0020")])
+@pytest.mark.parametrize(
+    "to, char", [("/srv/m{{ 7*7 }}", "'{'"), ("/srv/d$(id)", "'$'"), ("/srv/a;b", "';'"), ("/srv/a b", "U+0020")]
+)
 def test_fleet_to_is_refused_before_anything_runs(bundles, tmp_path, capsys, to, char):
     inv = _inventory(tmp_path, "pi ansible_host=127.0.0.1")
     code, _, err = run_cli(capsys, "deploy", bundles["onnx"]["tarball"], "--inventory", str(inv), "--to", to)
@@ -190,45 +241,81 @@ def test_fleet_to_is_refused_before_anything_runs(bundles, tmp_path, capsys, to,
 
 # --- SSH: identical with and without SFTP ---------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory):
     if not sshd.available():
         pytest.skip("openssh-server is not installed (.ci/run installs it)")
-    made = {"sftp": sshd.InetdSshd(tmp_path_factory.mktemp("sftp")),
-            "classic scp": sshd.InetdSshd(tmp_path_factory.mktemp("nosftp"), sftp=False)}
+    made = {
+        "sftp": sshd.InetdSshd(tmp_path_factory.mktemp("sftp")),
+        "classic scp": sshd.InetdSshd(tmp_path_factory.mktemp("nosftp"), sftp=False),
+    }
     yield made
     for s in made.values():
         s.close()
 
 
 @pytest.mark.parametrize("kind", ["sftp", "classic scp"])
-def test_hostile_remote_folders_and_names_never_reach_the_device_shell(servers, bundles, tmp_path, capsys,
-                                                                        monkeypatch, kind):
+def test_hostile_remote_folders_and_names_never_reach_the_device_shell(
+    servers, bundles, tmp_path, capsys, monkeypatch, kind
+):
     monkeypatch.chdir(tmp_path)
     server, marker = servers[kind], tmp_path / "PWNED"
     py = str(devices.ensure("onnxruntime"))
     device = tmp_path / "device"
     device.mkdir()
-    for folder in (f"{device}/d$(touch {marker})", f"{device}/d;touch {marker};", f"{device}/d`touch {marker}`",
-                   f"{device}/-oProxyCommand=x"):
-        code, _, err = run_cli(capsys, "deploy", bundles["onnx"]["tarball"], "--to", server.url(folder),
-                               "--python", py, *server.ssh_args(), *QUICK)
+    for folder in (
+        f"{device}/d$(touch {marker})",
+        f"{device}/d;touch {marker};",
+        f"{device}/d`touch {marker}`",
+        f"{device}/-oProxyCommand=x",
+    ):
+        code, _, err = run_cli(
+            capsys,
+            "deploy",
+            bundles["onnx"]["tarball"],
+            "--to",
+            server.url(folder),
+            "--python",
+            py,
+            *server.ssh_args(),
+            *QUICK,
+        )
         _one_error(code, err, 2)
         assert "--to's folder" in err and "has the" in err or "starting with '-'" in err, err
     for name in ("d$(touch PWNED)", "d;touch PWNED;"):
         given = _renamed(Path(bundles["onnx"]["bundle"]), tmp_path, name)
-        code, _, err = run_cli(capsys, "deploy", str(given), "--to", server.url(device), "--python", py,
-                               *server.ssh_args(), *QUICK)
+        code, _, err = run_cli(
+            capsys, "deploy", str(given), "--to", server.url(device), "--python", py, *server.ssh_args(), *QUICK
+        )
         _one_error(code, err, 6)
         shutil.rmtree(tmp_path / "renamed")
     for python in (f"python3;touch {marker}", f"$(touch {marker})"):
-        code, _, err = run_cli(capsys, "deploy", bundles["onnx"]["tarball"], "--to", server.url(device),
-                               "--python", python, *server.ssh_args(), *QUICK)
+        code, _, err = run_cli(
+            capsys,
+            "deploy",
+            bundles["onnx"]["tarball"],
+            "--to",
+            server.url(device),
+            "--python",
+            python,
+            *server.ssh_args(),
+            *QUICK,
+        )
         _one_error(code, err, 2)
         assert "--python" in err
     assert not marker.exists() and not any(device.iterdir())
-    code, _, err = run_cli(capsys, "deploy", bundles["onnx"]["tarball"], "--to", server.url(device), "--python", py,
-                           *server.ssh_args(), *QUICK)  # the same device takes an ordinary bundle
+    code, _, err = run_cli(
+        capsys,
+        "deploy",
+        bundles["onnx"]["tarball"],
+        "--to",
+        server.url(device),
+        "--python",
+        py,
+        *server.ssh_args(),
+        *QUICK,
+    )  # the same device takes an ordinary bundle
     assert code == 0 and (device / "digits-onnx-int8" / "model.onnx").is_file(), err
 
 
@@ -240,7 +327,7 @@ def test_an_ssh_host_that_looks_like_an_option_is_refused(bundles, capsys, url):
 
 
 def test_ssh_and_scp_get_double_dash_before_their_positional_arguments(tmp_path, monkeypatch):
-    from resnet_deploy.ship import deploy
+    from resnet_deploy.ship import ssh
 
     seen = []
 
@@ -248,7 +335,7 @@ def test_ssh_and_scp_get_double_dash_before_their_positional_arguments(tmp_path,
         seen.append(cmd)
         return subprocess.CompletedProcess(cmd, 0, "", "")
 
-    dev = deploy.SshDevice("ssh://pi@10.0.0.7:22/srv/models", [], 5)
+    dev = ssh.SshDevice("ssh://pi@10.0.0.7:22/srv/models", [], 5)
     monkeypatch.setattr(dev, "run", fake_run)
     dev.ssh("true", "probe", 5)
     (tmp_path / "b").mkdir()
@@ -260,10 +347,19 @@ def test_ssh_and_scp_get_double_dash_before_their_positional_arguments(tmp_path,
 
 # --- local folders ----------------------------------------------------------------------------------
 
+
 def test_deploy_to_a_relative_folder_runs_the_selftest_there(bundles, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    code, out, err = run_cli(capsys, "deploy", bundles["onnx"]["tarball"], "--to", "devices/box",
-                             "--python", str(devices.ensure("onnxruntime")), *QUICK)
+    code, out, err = run_cli(
+        capsys,
+        "deploy",
+        bundles["onnx"]["tarball"],
+        "--to",
+        "devices/box",
+        "--python",
+        str(devices.ensure("onnxruntime")),
+        *QUICK,
+    )
     assert code == 0, err
     assert (tmp_path / "devices" / "box" / "digits-onnx-int8" / "model.onnx").is_file()
 

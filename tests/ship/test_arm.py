@@ -1,6 +1,7 @@
 """Bundles built for arm64 self-test on an aarch64 device: Debian's arm64 Python under
 qemu-aarch64-static with only numpy and one runtime (tests/support/arm_device.py), locally and over SSH.
 The device really is aarch64: its platform.machine(), the probe and the self-test say so."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,9 @@ from tests.support import arm_device, sshd
 from tests.support.cli import QUICK
 from tests.support.cli import run_cli
 
-pytestmark = pytest.mark.skipif(not arm_device.available(),
-                                reason="no emulated aarch64 device (.ci/run installs qemu-user-static and builds it)")
+pytestmark = pytest.mark.skipif(
+    not arm_device.available(), reason="no emulated aarch64 device (.ci/run installs qemu-user-static and builds it)"
+)
 
 
 def _selftest(device: str, bundle) -> tuple[int, dict, str]:
@@ -22,14 +24,17 @@ def _selftest(device: str, bundle) -> tuple[int, dict, str]:
     return run.returncode, json.loads(run.stdout.strip().splitlines()[-1]), run.stderr
 
 
-@pytest.mark.parametrize("device, bundle, runtime", [
-    ("aarch64-litert", "digits-tflite-int8", "ai_edge_litert"),
-    ("aarch64-litert", "digits-tflite-fp32", "ai_edge_litert"),
-    ("aarch64-tflite-runtime", "digits-tflite-int8", "tflite_runtime"),
-    ("aarch64-tflite-runtime", "digits-tflite-fp32", "tflite_runtime"),
-    ("aarch64-onnxruntime", "digits-onnx-int8", "onnxruntime"),
-    ("aarch64-openvino", "digits-openvino-int8", "openvino"),
-])
+@pytest.mark.parametrize(
+    "device, bundle, runtime",
+    [
+        ("aarch64-litert", "digits-tflite-int8", "ai_edge_litert"),
+        ("aarch64-litert", "digits-tflite-fp32", "ai_edge_litert"),
+        ("aarch64-tflite-runtime", "digits-tflite-int8", "tflite_runtime"),
+        ("aarch64-tflite-runtime", "digits-tflite-fp32", "tflite_runtime"),
+        ("aarch64-onnxruntime", "digits-onnx-int8", "onnxruntime"),
+        ("aarch64-openvino", "digits-openvino-int8", "openvino"),
+    ],
+)
 def test_arm64_bundles_selftest_on_an_aarch64_device(arm_bundles, device, bundle, runtime):
     code, res, err = _selftest(device, arm_bundles / bundle)
     assert code == 0, err
@@ -59,13 +64,32 @@ def test_ssh_deploy_to_an_aarch64_device(arm_bundles, bundles, tmp_path, capsys)
     py = str(arm_device.ensure("aarch64-litert"))
     try:
         remote = tmp_path / "board"
-        code, out, err = run_cli(capsys, "deploy", str(arm_bundles / "digits-tflite-int8.tar.gz"), "--to",
-                                 server.url(remote), "--python", py, *server.ssh_args(), "--json", *QUICK)
+        code, out, err = run_cli(
+            capsys,
+            "deploy",
+            str(arm_bundles / "digits-tflite-int8.tar.gz"),
+            "--to",
+            server.url(remote),
+            "--python",
+            py,
+            *server.ssh_args(),
+            "--json",
+            *QUICK,
+        )
         assert code == 0, err
         res = json.loads(out)
         assert res["probe"]["arch"] == "aarch64" and res["machine"] == "aarch64" and res["ok"]
-        code, _, err = run_cli(capsys, "deploy", bundles["tflite"]["tarball"], "--to", server.url(remote / "x86"),
-                               "--python", py, *server.ssh_args(), *QUICK)
+        code, _, err = run_cli(
+            capsys,
+            "deploy",
+            bundles["tflite"]["tarball"],
+            "--to",
+            server.url(remote / "x86"),
+            "--python",
+            py,
+            *server.ssh_args(),
+            *QUICK,
+        )
         assert code == 8 and "but this device is aarch64" in err and "nothing was copied" in err, err
         assert not (remote / "x86").exists() or not any((remote / "x86").iterdir())
     finally:

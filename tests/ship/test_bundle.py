@@ -1,5 +1,6 @@
 """Bundles: packaging, self-tests in runtime-only virtualenvs, tamper and path-traversal refusal,
 and deploys to a folder and over real SSH to an OpenSSH server on 127.0.0.1."""
+
 from __future__ import annotations
 
 import io
@@ -26,8 +27,9 @@ RUNTIME_OF = {"tflite": "tflite_runtime", "onnx": "onnxruntime", "openvino": "op
 
 
 def _selftest(python: Path, bundle_dir: Path, cwd: Path) -> tuple[int, dict, str]:
-    proc = subprocess.run([str(python), str(bundle_dir / "selftest.py"), *QUICK], capture_output=True, text=True,
-                          timeout=300, cwd=cwd)
+    proc = subprocess.run(
+        [str(python), str(bundle_dir / "selftest.py"), *QUICK], capture_output=True, text=True, timeout=300, cwd=cwd
+    )
     return proc.returncode, json.loads(proc.stdout.strip().splitlines()[-1]), proc.stderr
 
 
@@ -122,8 +124,16 @@ def test_unpacking_refuses_members_outside_the_target(kind, tmp_path, capsys):
 
 
 def test_deploy_tarball_to_a_folder(bundles, tmp_path, capsys):
-    code, out, err = run_cli(capsys, "deploy", bundles["tflite"]["tarball"], "--to", str(tmp_path / "device"),
-                             "--python", str(devices.ensure("tflite-runtime")), *QUICK)
+    code, out, err = run_cli(
+        capsys,
+        "deploy",
+        bundles["tflite"]["tarball"],
+        "--to",
+        str(tmp_path / "device"),
+        "--python",
+        str(devices.ensure("tflite-runtime")),
+        *QUICK,
+    )
     assert code == 0, err
     assert "digits-tflite-int8: OK on the device (tflite_runtime 2.14.0" in out
     assert "| accuracy |" in out and "| p50 ms |" in out
@@ -154,13 +164,22 @@ def _rewritten_copy(src: Path, dest: Path, edit) -> Path:
 
 
 def test_a_breach_on_the_device_exits_5_and_deploy_passes_it_on(bundles, tmp_path, capsys):
-    d = _rewritten_copy(Path(bundles["onnx"]["bundle"]), tmp_path / "b",
-                        lambda m, _: m["tolerance"].update(cosine_min=0.9999999))
+    d = _rewritten_copy(
+        Path(bundles["onnx"]["bundle"]), tmp_path / "b", lambda m, _: m["tolerance"].update(cosine_min=0.9999999)
+    )
     code, res, err = _selftest(devices.ensure("onnxruntime"), d, tmp_path)
     assert code == 5 and not res["ok"] and res["breaches"][0]["metric"] == "cosine"
     assert "error: self-test failed: cosine=" in err and "(limit >= 0.9999999)" in err
-    code, out, err = run_cli(capsys, "deploy", str(d), "--to", str(tmp_path / "device"),
-                             "--python", str(devices.ensure("onnxruntime")), *QUICK)
+    code, out, err = run_cli(
+        capsys,
+        "deploy",
+        str(d),
+        "--to",
+        str(tmp_path / "device"),
+        "--python",
+        str(devices.ensure("onnxruntime")),
+        *QUICK,
+    )
     assert code == 5 and "breach: cosine=" in out and "error: self-test failed on the device" in err
 
 
@@ -173,8 +192,9 @@ def test_a_runtime_that_ignores_its_precision_hint_exits_4_on_the_device(bundles
     hint = next((h for h, cap in (("bf16", "BF16"), ("f16", "FP16")) if cap not in caps), None)
     if hint is None:
         pytest.skip("this CPU's plugin honours both bf16 and f16: no hint it would ignore")
-    d = _rewritten_copy(Path(bundles["openvino"]["bundle"]), tmp_path / "b",
-                        lambda m, _: m["openvino"].update(execution_precision=hint))
+    d = _rewritten_copy(
+        Path(bundles["openvino"]["bundle"]), tmp_path / "b", lambda m, _: m["openvino"].update(execution_precision=hint)
+    )
     py = devices.ensure("openvino")
     code, res, err = _selftest(py, d, tmp_path)
     assert code == 4 and f"not the requested {hint}" in res["error"], res
@@ -183,8 +203,11 @@ def test_a_runtime_that_ignores_its_precision_hint_exits_4_on_the_device(bundles
 
 
 def test_a_model_the_runtime_cannot_load_exits_4(bundles, tmp_path):
-    d = _rewritten_copy(Path(bundles["onnx"]["bundle"]), tmp_path / "b",
-                        lambda m, folder: (folder / "model.onnx").write_bytes(b"not an onnx model"))
+    d = _rewritten_copy(
+        Path(bundles["onnx"]["bundle"]),
+        tmp_path / "b",
+        lambda m, folder: (folder / "model.onnx").write_bytes(b"not an onnx model"),
+    )
     code, res, _ = _selftest(devices.ensure("onnxruntime"), d, tmp_path)
     assert code == 4 and res["error"].startswith("the runtime could not run the model"), res
 

@@ -1,5 +1,6 @@
 """The device-like virtualenvs are rebuilt when their pins change, and made with a Python the
 runtime has wheels for."""
+
 from __future__ import annotations
 
 import sys
@@ -21,7 +22,7 @@ def test_a_venv_made_for_other_pins_is_rebuilt(tmp_path, monkeypatch):
     (venv / ".complete").write_text("numpy onnxruntime==1.0.0\n")  # made for another runtime version
     devices.ensure("onnxruntime")
     assert [c[1:3] for c in calls] == [["-m", "venv"], ["-m", "pip"]]
-    assert calls[1][-len(devices.DEVICES["onnxruntime"]):] == devices.DEVICES["onnxruntime"]
+    assert calls[1][-len(devices.DEVICES["onnxruntime"]) :] == devices.DEVICES["onnxruntime"]
     assert (venv / ".complete").read_text() == devices.record("onnxruntime")
 
 

@@ -1,6 +1,7 @@
 """Device profiles (`--device`): the int8 formats are chosen for the device that will run the
 model, not the build host, recorded with their reasons; the self-test and `deploy` refuse a
 device that is not what the bundle was built for (exit 8) unless told otherwise."""
+
 from __future__ import annotations
 
 import json
@@ -33,8 +34,9 @@ def profiled(tmp_path_factory):
     return root
 
 
-@pytest.mark.parametrize("name, act, reduced", [("arm64", "int8", False), ("x86-vnni", "uint8", False),
-                                                ("x86-avx2", "uint8", True)])
+@pytest.mark.parametrize(
+    "name, act, reduced", [("arm64", "int8", False), ("x86-vnni", "uint8", False), ("x86-avx2", "uint8", True)]
+)
 def test_the_onnx_int8_format_is_the_devices_read_from_the_graph(profiled, name, act, reduced):
     a = Artifact.load(profiled / name / "digits" / "onnx" / "int8")
     facts = onnx_quant_facts(a.model_file)
@@ -42,7 +44,9 @@ def test_the_onnx_int8_format_is_the_devices_read_from_the_graph(profiled, name,
     assert (facts["max_abs_weight"] <= 64) == reduced, facts  # 7-bit weights span [-64, 64]
     prof = a.manifest["device_profile"]
     assert prof["name"] == name and prof["reason"] == "given with --device"
-    assert prof["choices"]["onnx_int8"]["activations"] == act and prof["choices"]["onnx_int8"]["reduce_range"] == reduced
+    assert (
+        prof["choices"]["onnx_int8"]["activations"] == act and prof["choices"]["onnx_int8"]["reduce_range"] == reduced
+    )
     assert a.manifest["config"]["device"] == name and name in a.manifest["quantization"]["reason"]
 
 
@@ -54,8 +58,20 @@ def test_host_means_this_machine(profiled):
 
 
 def test_an_artifact_for_another_device_is_not_reused_behind_your_back(profiled, capsys):
-    code, _, err = run_cli(capsys, "parity", "--model", "digits", "--targets", "onnx", "--device", "arm64",
-                           "--n", "20", "--out", str(profiled / "x86-avx2"))
+    code, _, err = run_cli(
+        capsys,
+        "parity",
+        "--model",
+        "digits",
+        "--targets",
+        "onnx",
+        "--device",
+        "arm64",
+        "--n",
+        "20",
+        "--out",
+        str(profiled / "x86-avx2"),
+    )
     assert code == 2 and "device=x86-avx2 (asked: arm64)" in err, err
 
 
@@ -72,8 +88,21 @@ def foreign_bundles(tmp_path_factory):
 
     for name in ("arm64", "x86-vnni", "x86-avx2"):
         try:
-            main(["package", "--model", "digits", "--targets", "tflite", "--n", "40", "--device", name,
-                  "--out", str(out / name)])
+            main(
+                [
+                    "package",
+                    "--model",
+                    "digits",
+                    "--targets",
+                    "tflite",
+                    "--n",
+                    "40",
+                    "--device",
+                    name,
+                    "--out",
+                    str(out / name),
+                ]
+            )
         except SystemExit as e:
             assert not e.code, name
     return {name: out / name / "bundles" / "digits-tflite-int8" for name in ("arm64", "x86-vnni", "x86-avx2")}
@@ -110,8 +139,9 @@ def test_the_selftest_runs_a_bundle_only_where_it_fits(foreign_bundles, tmp_path
     why = device.mismatch(profile, facts)
     if HOST["arch"] == "x86_64":  # the rule itself, stated independently of the code under test
         assert (why is None) == (name == "x86-avx2" or (name == "x86-vnni" and facts["vnni"] is not False)), why
-    run = subprocess.run([sys.executable, str(b / "selftest.py"), *QUICK], capture_output=True, text=True, timeout=300,
-                         env=env)
+    run = subprocess.run(
+        [sys.executable, str(b / "selftest.py"), *QUICK], capture_output=True, text=True, timeout=300, env=env
+    )
     res = json.loads(run.stdout)
     assert res["profile"]["device"]["vnni"] == facts["vnni"], res["profile"]
     if why is None:
@@ -121,8 +151,13 @@ def test_the_selftest_runs_a_bundle_only_where_it_fits(foreign_bundles, tmp_path
     assert res["profile"]["profile"] == name and res["profile"]["fits"] is False and not res["ok"]
     assert ("aarch64" in res["profile"]["why"]) if name == "arm64" else ("VNNI" in res["profile"]["why"])
     assert run.stderr.count("error:") == 1 and "--allow-profile-mismatch" in run.stderr
-    run = subprocess.run([sys.executable, str(b / "selftest.py"), "--allow-profile-mismatch", *QUICK],
-                         capture_output=True, text=True, timeout=300, env=env)
+    run = subprocess.run(
+        [sys.executable, str(b / "selftest.py"), "--allow-profile-mismatch", *QUICK],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert run.returncode == 0, run.stderr
     res = json.loads(run.stdout)
     assert res["ok"] and res["profile"]["allowed"] is True and res["profile"]["fits"] is False
@@ -134,8 +169,9 @@ def test_deploy_refuses_before_copying_anything(foreign_bundles, tmp_path, capsy
     assert code == 8 and err.count("error:") == 1, err
     assert "built for arm64 (aarch64) but this device is" in err and "nothing was copied" in err
     assert not dest.exists() or not any(dest.iterdir())
-    code, out, err = run_cli(capsys, "deploy", str(foreign_bundles["arm64"]), "--to", str(dest),
-                             "--allow-profile-mismatch", "--json", *QUICK)
+    code, out, err = run_cli(
+        capsys, "deploy", str(foreign_bundles["arm64"]), "--to", str(dest), "--allow-profile-mismatch", "--json", *QUICK
+    )
     assert code == 0, err
     res = json.loads(out)
     assert res["ok"] and res["profile"]["allowed"] and res["probe"]["arch"] == HOST["arch"]
@@ -150,8 +186,17 @@ def test_deploy_over_ssh_probes_the_device_first(foreign_bundles, tmp_path, caps
     server = sshd.InetdSshd(tmp_path / "sshd")
     try:
         remote = tmp_path / "remote"
-        code, _, err = run_cli(capsys, "deploy", str(foreign_bundles["arm64"]), "--to", server.url(remote),
-                               "--python", sys.executable, *server.ssh_args(), *QUICK)
+        code, _, err = run_cli(
+            capsys,
+            "deploy",
+            str(foreign_bundles["arm64"]),
+            "--to",
+            server.url(remote),
+            "--python",
+            sys.executable,
+            *server.ssh_args(),
+            *QUICK,
+        )
         assert code == 8 and "127.0.0.1" in err and "nothing was copied" in err, err
         assert not remote.exists() or not any(remote.iterdir())
     finally:

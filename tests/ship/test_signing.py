@@ -1,4 +1,5 @@
 """Signed bundles (OpenSSF model-signing, EC keys made by OpenSSL): what is refused and what is not."""
+
 from __future__ import annotations
 
 import hashlib
@@ -28,8 +29,20 @@ def signed(tmp_path_factory):
     root = tmp_path_factory.mktemp("signed")
     keys = {"ours": _keypair(root, "ours"), "theirs": _keypair(root, "theirs")}
     try:
-        main(["package", "--targets", "onnx", "--n", "60", "--sign-key", str(keys["ours"][0]), "--out", str(root),
-              "--json"])
+        main(
+            [
+                "package",
+                "--targets",
+                "onnx",
+                "--n",
+                "60",
+                "--sign-key",
+                str(keys["ours"][0]),
+                "--out",
+                str(root),
+                "--json",
+            ]
+        )
     except SystemExit as e:
         assert not e.code, e.code
     bundle = next(p for p in (root / "bundles").iterdir() if p.is_dir())
@@ -62,7 +75,9 @@ def _rewrite_manifests(bundle, changed):
 
 TAMPERING = {
     "model edited, manifests rewritten to match": lambda b: (
-        (b / "model.onnx").write_bytes((b / "model.onnx").read_bytes()[:-1] + b"\0"), _rewrite_manifests(b, "model.onnx")),
+        (b / "model.onnx").write_bytes((b / "model.onnx").read_bytes()[:-1] + b"\0"),
+        _rewrite_manifests(b, "model.onnx"),
+    ),
     "a file added": lambda b: (b / "extra.py").write_text("print('hi')"),
     "the signature removed": lambda b: (b / "model.sig").unlink(),
     "the signature replaced by another key's": None,  # below: needs the other key
@@ -82,14 +97,24 @@ def test_tampered_bundles_are_refused_with_one_line(signed, case, tmp_path, caps
     assert code == 6 and err.count("error:") == 1 and "Traceback" not in err, (case, err)
     # and deploy refuses it before anything reaches the device
     dest = tmp_path / "device"
-    code, _, err = run_cli(capsys, "deploy", str(b), "--to", str(dest), "--verify-key",
-                           str(signed["keys"]["ours"][1]), *QUICK)
+    code, _, err = run_cli(
+        capsys, "deploy", str(b), "--to", str(dest), "--verify-key", str(signed["keys"]["ours"][1]), *QUICK
+    )
     assert code == 6 and not (dest.exists() and any(dest.iterdir())), (case, err)
 
 
 def test_deploy_with_the_key_deploys_a_signed_bundle_with_its_signature(signed, tmp_path, capsys):
-    code, out, err = run_cli(capsys, "deploy", str(signed["tarball"]), "--to", str(tmp_path / "device"),
-                             "--verify-key", str(signed["keys"]["ours"][1]), *QUICK, "--json")
+    code, out, err = run_cli(
+        capsys,
+        "deploy",
+        str(signed["tarball"]),
+        "--to",
+        str(tmp_path / "device"),
+        "--verify-key",
+        str(signed["keys"]["ours"][1]),
+        *QUICK,
+        "--json",
+    )
     assert code == 0, err
     assert (tmp_path / "device" / signed["bundle"].name / "model.sig").is_file()
     # this "device" (the test's own Python) has model-signing: its self-test checked the signature too
@@ -101,11 +126,25 @@ def test_a_device_without_model_signing_still_self_tests_and_says_so(signed, tmp
     from tests.support import devices
 
     py = devices.ensure("onnxruntime")
-    code, out, err = run_cli(capsys, "deploy", str(signed["tarball"]), "--to", str(tmp_path / "device"),
-                             "--verify-key", str(signed["keys"]["ours"][1]), "--python", str(py), *QUICK, "--json")
+    code, out, err = run_cli(
+        capsys,
+        "deploy",
+        str(signed["tarball"]),
+        "--to",
+        str(tmp_path / "device"),
+        "--verify-key",
+        str(signed["keys"]["ours"][1]),
+        "--python",
+        str(py),
+        *QUICK,
+        "--json",
+    )
     assert code == 0, err
-    assert json.loads(out)["signature"] == {"signed": True, "checked": False,
-                                            "why": "model-signing is not installed here"}, out
+    assert json.loads(out)["signature"] == {
+        "signed": True,
+        "checked": False,
+        "why": "model-signing is not installed here",
+    }, out
 
 
 def test_unsigned_bundles_and_wrong_keys_are_refused(signed, bundles, tmp_path, capsys):
@@ -117,13 +156,24 @@ def test_unsigned_bundles_and_wrong_keys_are_refused(signed, bundles, tmp_path, 
 
 @pytest.mark.parametrize("what", ["a private key as --key", "not a key", "missing"])
 def test_key_files_that_are_not_keys_are_one_line(signed, what, tmp_path, capsys):
-    key = {"a private key as --key": signed["keys"]["ours"][0], "not a key": signed["bundle"] / "manifest.json",
-           "missing": tmp_path / "nope.pub"}[what]
+    key = {
+        "a private key as --key": signed["keys"]["ours"][0],
+        "not a key": signed["bundle"] / "manifest.json",
+        "missing": tmp_path / "nope.pub",
+    }[what]
     code, _, err = run_cli(capsys, "verify", str(signed["bundle"]), "--key", str(key))
     assert code == 2 and err.count("error:") == 1 and "openssl" in err, err
     # package checks its key before any work
-    code, _, err = run_cli(capsys, "package", "--targets", "onnx", "--sign-key", str(signed["keys"]["ours"][1]),
-                           "--out", str(tmp_path / "o"))
+    code, _, err = run_cli(
+        capsys,
+        "package",
+        "--targets",
+        "onnx",
+        "--sign-key",
+        str(signed["keys"]["ours"][1]),
+        "--out",
+        str(tmp_path / "o"),
+    )
     assert code == 2 and "not a PEM private key" in err and not (tmp_path / "o").exists(), err
 
 
@@ -142,20 +192,24 @@ def test_over_ssh_and_to_a_fleet_the_device_checks_the_signature_with_the_key_se
     pub, name = str(signed["keys"]["ours"][1]), signed["bundle"].name
     ssh = [*server.ssh_args(), "--python", sys.executable, "--verify-key", pub, *QUICK, "--json"]
     inv = tmp_path / "fleet.yml"
-    inv.write_text(f"all:\n  hosts:\n    board:\n      ansible_host: 127.0.0.1\n      ansible_port: {server.port}\n"
-                   f"      ansible_user: {server.user}\n      ansible_python_interpreter: {sys.executable}\n")
+    inv.write_text(
+        f"all:\n  hosts:\n    board:\n      ansible_host: 127.0.0.1\n      ansible_port: {server.port}\n"
+        f"      ansible_user: {server.user}\n      ansible_python_interpreter: {sys.executable}\n"
+    )
     try:
         code, out, err = run_cli(capsys, "deploy", str(signed["tarball"]), "--to", server.url(tmp_path / "one"), *ssh)
         assert code == 0 and json.loads(out)["signature"] == {"signed": True, "checked": True, "ok": True}, err + out
         assert (tmp_path / "one" / f"{name}.verify-key.pub").read_bytes() == signed["keys"]["ours"][1].read_bytes()
-        code, out, err = run_cli(capsys, "deploy", str(signed["tarball"]), "--inventory", str(inv),
-                                 "--to", str(tmp_path / "fleet"), *ssh)
+        code, out, err = run_cli(
+            capsys, "deploy", str(signed["tarball"]), "--inventory", str(inv), "--to", str(tmp_path / "fleet"), *ssh
+        )
         row = json.loads(out)["hosts"][0]
         assert code == 0 and row["signature"] is True and row["selftest"]["signature"]["ok"] is True, err + out
         tampered = _copy(signed, tmp_path)
         TAMPERING["a file added"](tampered)
-        code, _, err = run_cli(capsys, "deploy", str(tampered), "--inventory", str(inv), "--to",
-                               str(tmp_path / "fleet2"), *ssh)
+        code, _, err = run_cli(
+            capsys, "deploy", str(tampered), "--inventory", str(inv), "--to", str(tmp_path / "fleet2"), *ssh
+        )
         assert code == 6 and "extra.py" in err and not (tmp_path / "fleet2").exists(), err
     finally:
         server.close()

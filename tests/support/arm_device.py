@@ -14,6 +14,7 @@ ai-edge-litert is pinned to 1.4.0, its newest release with an aarch64 wheel for 
 (2.x publishes none that pip finds for manylinux 2.17-2.39 aarch64). ONNX Runtime is pinned to 1.27.0, the newest that runs under this qemu: 1.28.0 to 1.32.0 die
 with SIGSEGV on the first InferenceSession (checked here, Debian 12's qemu 7.2).
 """
+
 from __future__ import annotations
 
 import shutil
@@ -23,13 +24,43 @@ from pathlib import Path
 
 from tests.support.devices import _pin, root
 
-DEBS = ["python3.11-minimal", "libpython3.11-minimal", "libpython3.11-stdlib", "libc6", "libexpat1", "zlib1g",
-        "libffi8", "libssl3", "libbz2-1.0", "liblzma5", "libgcc-s1", "libstdc++6", "libsqlite3-0", "libncursesw6",
-        "libtinfo6", "libreadline8", "libuuid1", "libcrypt1", "libnsl2", "libtirpc3", "libdb5.3", "libgssapi-krb5-2",
-        "libkrb5-3", "libk5crypto3", "libcom-err2", "libkrb5support0", "libkeyutils1"]
+DEBS = [
+    "python3.11-minimal",
+    "libpython3.11-minimal",
+    "libpython3.11-stdlib",
+    "libc6",
+    "libexpat1",
+    "zlib1g",
+    "libffi8",
+    "libssl3",
+    "libbz2-1.0",
+    "liblzma5",
+    "libgcc-s1",
+    "libstdc++6",
+    "libsqlite3-0",
+    "libncursesw6",
+    "libtinfo6",
+    "libreadline8",
+    "libuuid1",
+    "libcrypt1",
+    "libnsl2",
+    "libtirpc3",
+    "libdb5.3",
+    "libgssapi-krb5-2",
+    "libkrb5-3",
+    "libk5crypto3",
+    "libcom-err2",
+    "libkrb5support0",
+    "libkeyutils1",
+]
 PYTHON = "3.11"  # Debian 12's
-PLATFORMS = ["manylinux2014_aarch64", "manylinux_2_17_aarch64", "manylinux_2_28_aarch64", "manylinux_2_34_aarch64",
-             "manylinux_2_35_aarch64"]  # Debian 12 has glibc 2.36
+PLATFORMS = [
+    "manylinux2014_aarch64",
+    "manylinux_2_17_aarch64",
+    "manylinux_2_28_aarch64",
+    "manylinux_2_34_aarch64",
+    "manylinux_2_35_aarch64",
+]  # Debian 12 has glibc 2.36
 DEVICES: dict[str, list[str]] = {
     "aarch64-litert": ["numpy<2.3", "ai-edge-litert==1.4.0"],
     "aarch64-tflite-runtime": ["numpy<2", "tflite-runtime==2.14.0"],
@@ -83,13 +114,32 @@ def ensure(name: str) -> Path:
     platforms = [a for p in PLATFORMS for a in ("--platform", p)]
     # --no-warn-conflicts: pip checks a --target folder against this host's packages (resnet-deploy wants
     # ai-edge-litert 2, the host's ml-dtypes wants numpy 2), which are not the emulated device's
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-warn-conflicts",
-                    *platforms,
-                    "--python-version", PYTHON, "--implementation", "cp", "--only-binary=:all:", "--target", str(site),
-                    *DEVICES[name]], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            "--no-warn-conflicts",
+            *platforms,
+            "--python-version",
+            PYTHON,
+            "--implementation",
+            "cp",
+            "--only-binary=:all:",
+            "--target",
+            str(site),
+            *DEVICES[name],
+        ],
+        check=True,
+    )
     py.parent.mkdir(parents=True)
-    py.write_text(f'#!/bin/sh\nexec {qemu()} -L {sysroot()} -E PYTHONPATH={site} -E PYTHONNOUSERSITE=1 '
-                  f'{sysroot()}/usr/bin/python{PYTHON} "$@"\n')
+    py.write_text(
+        f"#!/bin/sh\nexec {qemu()} -L {sysroot()} -E PYTHONPATH={site} -E PYTHONNOUSERSITE=1 "
+        f'{sysroot()}/usr/bin/python{PYTHON} "$@"\n'
+    )
     py.chmod(0o755)
     marker.write_text(want)
     return py

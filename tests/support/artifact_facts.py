@@ -1,5 +1,6 @@
 """Read what an artifact really is from the file itself (not from our manifest or flags):
 weight dtypes in a .tflite, ONNX initializers and Q/DQ types, OpenVINO IR constants."""
+
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
@@ -44,12 +45,21 @@ def onnx_quant_facts(path: Path) -> dict:
 
     m = onnx.load(str(path))
     inits = {i.name: onnx.numpy_helper.to_array(i) for i in m.graph.initializer}
-    act_types = {inits[n.input[2]].dtype.name for n in m.graph.node
-                 if n.op_type == "QuantizeLinear" and len(n.input) > 2 and n.input[2] in inits}
-    weights = [inits[n.input[0]] for n in m.graph.node if n.op_type == "DequantizeLinear"
-               and n.input[0] in inits and inits[n.input[0]].ndim == 4]
-    return {"activation_zero_point_types": act_types, "conv_weights": len(weights),
-            "max_abs_weight": max(int(np.abs(w.astype(np.int32)).max()) for w in weights) if weights else None}
+    act_types = {
+        inits[n.input[2]].dtype.name
+        for n in m.graph.node
+        if n.op_type == "QuantizeLinear" and len(n.input) > 2 and n.input[2] in inits
+    }
+    weights = [
+        inits[n.input[0]]
+        for n in m.graph.node
+        if n.op_type == "DequantizeLinear" and n.input[0] in inits and inits[n.input[0]].ndim == 4
+    ]
+    return {
+        "activation_zero_point_types": act_types,
+        "conv_weights": len(weights),
+        "max_abs_weight": max(int(np.abs(w.astype(np.int32)).max()) for w in weights) if weights else None,
+    }
 
 
 def ir_const_types(xml_path: Path) -> Counter:

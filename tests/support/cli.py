@@ -1,4 +1,5 @@
 """Running the CLI in the test's own process, and the short timing protocol tests use."""
+
 from __future__ import annotations
 
 from resnet_deploy.cli.main import main

@@ -9,6 +9,7 @@ Runtimes are pinned to the versions installed on the host, so pip takes them fro
 tflite-runtime 2.14 is the last release: it needs numpy<2 and a Python of 3.9 to 3.11, so its
 venv is made with such an interpreter (this one, or python3.11/3.10/3.9 on PATH).
 """
+
 from __future__ import annotations
 
 import os
@@ -55,8 +56,10 @@ def base_python(name: str) -> str:
         found = shutil.which(f"python3.{minor}")
         if found:
             return found
-    raise RuntimeError(f"the {name} device needs Python <= {newest[0]}.{newest[1]} (no wheels for "
-                       f"{sys.version_info[0]}.{sys.version_info[1]}); install python3.{newest[1]}.")
+    raise RuntimeError(
+        f"the {name} device needs Python <= {newest[0]}.{newest[1]} (no wheels for "
+        f"{sys.version_info[0]}.{sys.version_info[1]}); install python3.{newest[1]}."
+    )
 
 
 def record(name: str) -> str:

@@ -1,4 +1,5 @@
 """Keras outputs and inputs for a model under test."""
+
 from __future__ import annotations
 
 import numpy as np

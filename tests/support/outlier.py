@@ -8,6 +8,7 @@ BatchNormalization is affine, ReLU is positively homogeneous, and the consumers 
 ranges are then set by that one channel, and the other 31 channels of down_relu lose nearly all
 their precision: int8 accuracy collapses on every backend, starting at down_bn/down_relu.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -5,6 +5,7 @@ it, and every accepted connection is handed to `sshd -i` (inetd mode) on its std
 there is no probe-then-bind race, and a server can run without an sftp subsystem (old devices,
 dropbear) to exercise the classic scp protocol.
 """
+
 from __future__ import annotations
 
 import getpass
@@ -37,7 +38,8 @@ class InetdSshd:
         self.config.write_text(
             f"HostKey {d / 'host_key'}\nAuthorizedKeysFile {d / 'authorized_keys'}\n"
             "PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
-            "UsePAM no\nStrictModes no\n" + ("Subsystem sftp internal-sftp\n" if sftp else ""))
+            "UsePAM no\nStrictModes no\n" + ("Subsystem sftp internal-sftp\n" if sftp else "")
+        )
         self.log = open(d / f"{self.config.name}.log", "a")  # a file, not a pipe: sshd never blocks on it
         self.srv = socket.socket()
         self.srv.bind((host, 0))
@@ -56,8 +58,14 @@ class InetdSshd:
             except OSError:
                 return
             with conn:
-                self.procs.append(subprocess.Popen([SSHD, "-i", "-e", "-f", str(self.config)], stdin=conn.fileno(),
-                                                   stdout=conn.fileno(), stderr=self.log))
+                self.procs.append(
+                    subprocess.Popen(
+                        [SSHD, "-i", "-e", "-f", str(self.config)],
+                        stdin=conn.fileno(),
+                        stdout=conn.fileno(),
+                        stderr=self.log,
+                    )
+                )
 
     def url(self, path: Path | str) -> str:
         return f"ssh://{self.user}@{self.host}:{self.port}{path}"

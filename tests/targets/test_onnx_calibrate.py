@@ -1,6 +1,7 @@
 """ONNX Runtime calibration in an optimised session (targets/onnx/calibrate.py): ORT's own
 calibrator, tensors and merging, the same ranges up to float rounding; ORT's session one
 environment variable away."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -33,15 +34,21 @@ def _ranges(work, samples, name: str, optimized: bool, monkeypatch) -> tuple[dic
 
     monkeypatch.setenv(onnx_calibrate.ENV, "optimized" if optimized else "ort")
     with onnx_calibrate.optimized_session():
-        cal = create_calibrator(work / "pre.onnx", None, augmented_model_path=str(work / f"{name}.onnx"),
-                                calibrate_method=CalibrationMethod.MinMax)
+        cal = create_calibrator(
+            work / "pre.onnx",
+            None,
+            augmented_model_path=str(work / f"{name}.onnx"),
+            calibrate_method=CalibrationMethod.MinMax,
+        )
     level = cal.infer_session.get_session_options().graph_optimization_level
     reduced = len(cal.infer_session.get_outputs())
     with onnx_calibrate.optimized_session():  # compute_data is patched too
         cal.collect_data(OrtDataReader(samples, INPUT_NAME, Progress(), "calibrating"))
         data = cal.compute_data()
-    return {k: tuple(float(np.asarray(v).ravel()[0]) for v in data[k].range_value) for k in data}, \
-        (int(level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL), reduced)
+    return {k: tuple(float(np.asarray(v).ravel()[0]) for v in data[k].range_value) for k in data}, (
+        int(level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL),
+        reduced,
+    )
 
 
 def test_optimized_session_gives_orts_ranges(pre_onnx, digits_calib, monkeypatch):

@@ -1,5 +1,6 @@
 """tf2onnx in lean mode: the same file as tf2onnx's own mode, a fallback when an optimizer raises,
 and no copy of the weights per optimizer call (the cause of 7.3 GB on ResNet-50)."""
+
 from __future__ import annotations
 
 import pytest

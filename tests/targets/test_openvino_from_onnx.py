@@ -1,6 +1,7 @@
 """OpenVINO int8 from the same export's ONNX int8 model (targets/openvino/from_onnx.py): one
 calibration pass; the IR computes what the ONNX model computes and passes parity; NNCF, saying
 why, whenever the ONNX model cannot be taken."""
+
 from __future__ import annotations
 
 import contextlib
@@ -28,8 +29,9 @@ def _outputs(artifact, x):
         return r.predict(x)
 
 
-def test_openvino_int8_is_the_onnx_int8_model_read_by_openvino(digits_model, digits_calib, digits_test, digits_ref,
-                                                                tmp_path, monkeypatch):
+def test_openvino_int8_is_the_onnx_int8_model_read_by_openvino(
+    digits_model, digits_calib, digits_test, digits_ref, tmp_path, monkeypatch
+):
     runs, real = [], layermap.keras_activations
     monkeypatch.setattr(layermap, "keras_activations", lambda *a: runs.append(1) or real(*a))
     loaded, ws = pipeline.Loaded.of("digits", digits_model, digits_calib), Workspace(tmp_path)
@@ -58,11 +60,16 @@ def test_openvino_int8_is_the_onnx_int8_model_read_by_openvino(digits_model, dig
     assert [a.model_file for a in again] == [ov.model_file, onnx.model_file]
 
 
-def test_nncf_runs_when_asked_for_or_when_there_is_no_onnx_model_and_says_why(digits_model, digits_calib, tmp_path,
-                                                                              monkeypatch):
+def test_nncf_runs_when_asked_for_or_when_there_is_no_onnx_model_and_says_why(
+    digits_model, digits_calib, tmp_path, monkeypatch
+):
     nncf = ExportConfig(precision="int8", quant=QuantConfig(openvino_int8="nncf"))
-    res = pipeline.export_model(pipeline.Loaded.of("digits", digits_model, digits_calib), ["onnx", "openvino"], nncf,
-                                Workspace(tmp_path / "asked"))
+    res = pipeline.export_model(
+        pipeline.Loaded.of("digits", digits_model, digits_calib),
+        ["onnx", "openvino"],
+        nncf,
+        Workspace(tmp_path / "asked"),
+    )
     assert res.ok, res.failures
     q = res.artifacts[1].details["quantization"]
     assert (q["tool"], q["why"]) == ("nncf", "NNCF: --openvino-int8 nncf")
@@ -71,9 +78,15 @@ def test_nncf_runs_when_asked_for_or_when_there_is_no_onnx_model_and_says_why(di
     def broken(**kwargs):
         raise ExportError("onnxruntime static quantization failed: on purpose")
 
-    monkeypatch.setattr(resnet_deploy.targets.onnx, "quantize", broken)  # the ONNX export fails: OpenVINO goes on without it
-    res = pipeline.export_model(pipeline.Loaded.of("digits", digits_model, digits_calib), ["onnx", "openvino"], INT8,
-                                Workspace(tmp_path / "failed"))
+    monkeypatch.setattr(
+        resnet_deploy.targets.onnx, "quantize", broken
+    )  # the ONNX export fails: OpenVINO goes on without it
+    res = pipeline.export_model(
+        pipeline.Loaded.of("digits", digits_model, digits_calib),
+        ["onnx", "openvino"],
+        INT8,
+        Workspace(tmp_path / "failed"),
+    )
     assert list(res.failures) == ["onnx"] and [a.target for a in res.artifacts] == ["openvino"]
     assert res.artifacts[0].details["quantization"]["why"] == f"NNCF: {digits_calib.int8_onnx.nothing}"
 
@@ -81,8 +94,10 @@ def test_nncf_runs_when_asked_for_or_when_there_is_no_onnx_model_and_says_why(di
 def test_why_not_names_every_case_the_onnx_model_cannot_serve():
     assert from_onnx.why_not(INT8) is None
     assert from_onnx.why_not(ExportConfig(precision="fp32")) == "fp32 is not int8"
-    assert from_onnx.why_not(ExportConfig(precision="int8", quant=QuantConfig(openvino_int8="nncf"))) == \
-        "--openvino-int8 nncf"
+    assert (
+        from_onnx.why_not(ExportConfig(precision="int8", quant=QuantConfig(openvino_int8="nncf")))
+        == "--openvino-int8 nncf"
+    )
     assert "float" in from_onnx.why_not(ExportConfig(precision="int8", quant=QuantConfig(float_nodes=("conv",))))
     asked = ExportConfig(precision="int8", quant=QuantConfig(onnx_format="qdq-u8s8"))
     assert from_onnx.why_not(asked).startswith("--onnx-format qdq-u8s8 is the ONNX model's")

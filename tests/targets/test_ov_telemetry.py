@@ -1,4 +1,5 @@
 """OpenVINO's telemetry does not fork the exporting process (resnet_deploy/ov_telemetry.py)."""
+
 from __future__ import annotations
 
 import os
@@ -15,7 +16,7 @@ def forks():
     count = [0]
     os.register_at_fork(after_in_parent=lambda: count.__setitem__(0, count[0] + 1))  # cannot be unregistered
     yield count
-    count[0] = -10**9  # the hook stays: make later forks of this process count for nothing here
+    count[0] = -(10**9)  # the hook stays: make later forks of this process count for nothing here
 
 
 def test_an_openvino_export_sends_no_telemetry(digits_model, tmp_path, monkeypatch, forks):

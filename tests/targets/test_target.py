@@ -1,4 +1,5 @@
 """The Target template and the docs' plugin example, run as written."""
+
 from __future__ import annotations
 
 import re
@@ -27,8 +28,9 @@ def test_the_readme_example_target_exports_and_runs(tmp_path):
         assert "npy" in available_targets()
         inp = keras.Input((4,))
         model = keras.Model(inp, keras.layers.Dense(3, use_bias=False)(inp))
-        res = pipeline.export_model(pipeline.Loaded.of("tiny", model), ["npy"], ExportConfig(precision="fp32"),
-                                    Workspace(tmp_path))
+        res = pipeline.export_model(
+            pipeline.Loaded.of("tiny", model), ["npy"], ExportConfig(precision="fp32"), Workspace(tmp_path)
+        )
         assert res.ok, res.failures
         x = np.random.default_rng(0).random((5, 4), dtype=np.float32)
         with get_target("npy").runner(res.artifacts[0]) as r:

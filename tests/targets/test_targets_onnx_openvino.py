@@ -1,4 +1,5 @@
 """ONNX Runtime and OpenVINO targets: real conversions and runtimes, numbers against the table."""
+
 from __future__ import annotations
 
 import pytest
@@ -59,7 +60,9 @@ def test_fp16_matches_keras(backend, small_models, tmp_path):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_int8_digits_keeps_accuracy_within_2_points(backend, digits_model, digits_test, digits_ref, digits_calib, tmp_path):
+def test_int8_digits_keeps_accuracy_within_2_points(
+    backend, digits_model, digits_test, digits_ref, digits_calib, tmp_path
+):
     x, y = digits_test
     a = _export(backend, digits_model, tmp_path, "int8", digits_calib)
     m = compare(digits_ref, _run(backend, a, x), y)
@@ -93,7 +96,7 @@ def test_onnx_auto_int8_format_read_from_the_graph(digits_model, digits_calib, t
 
 
 def test_openvino_fp32_asks_for_f32_and_reduced_precision_is_caught(small_models, tmp_path, monkeypatch):
-    """"fp32 means fp32", on any CPU: the IR holds f32 weights (read from model.xml), every
+    """ "fp32 means fp32", on any CPU: the IR holds f32 weights (read from model.xml), every
     compile asks for INFERENCE_PRECISION_HINT f32 and gets it; a reduced precision either breaks
     the fp32 tolerance (forced bf16, where the CPU has it) or is refused because the plugin
     ignored the hint (where it does not, as on AVX2-only CPUs)."""
@@ -106,8 +109,11 @@ def test_openvino_fp32_asks_for_f32_and_reduced_precision_is_caught(small_models
     consts = ir_const_types(a.model_file)
     assert "f16" not in consts and dominant(consts) == "f32", consts
     asked, real_compile = [], ov.Core.compile_model
-    monkeypatch.setattr(ov.Core, "compile_model", lambda self, m, dev, cfg=None: asked.append(dict(cfg or {}))
-                        or real_compile(self, m, dev, cfg))
+    monkeypatch.setattr(
+        ov.Core,
+        "compile_model",
+        lambda self, m, dev, cfg=None: asked.append(dict(cfg or {})) or real_compile(self, m, dev, cfg),
+    )
     with get_target("openvino").runner(a, threads=2) as r:
         assert r.info()["inference_precision"] == "f32"
         assert not check(compare(ref, r.predict(x)), tolerance_for("fp32"))
@@ -160,8 +166,10 @@ def test_int8_is_faster_than_fp32_on_resnet18(backend, resnet18_224, tmp_path):
     protocol = Protocol(warmup_runs=5, warmup_s=0.3, runs=30, seconds=1.0)
     arts = {p: _export(backend, model, tmp_path, p, calib if p == "int8" else None) for p in ("fp32", "int8")}
     p50: dict[str, float] = {}
-    with get_target(backend).runner(arts["fp32"], threads=2) as fp32, \
-            get_target(backend).runner(arts["int8"], threads=2) as int8:
+    with (
+        get_target(backend).runner(arts["fp32"], threads=2) as fp32,
+        get_target(backend).runner(arts["int8"], threads=2) as int8,
+    ):
         for _ in range(3):
             for precision, r in (("fp32", fp32), ("int8", int8)):
                 p50[precision] = min(p50.get(precision, float("inf")), measure(r, x, protocol).p50)
@@ -183,9 +191,12 @@ def test_all_targets_share_one_calibration_and_survive_a_failure(digits_model, d
 
     register("broken", Broken)
     try:
-        res = pipeline.export_model(pipeline.Loaded.of("digits", digits_model, digits_calib),
-                                    ["tflite", "broken", "onnx", "openvino"], ExportConfig(precision="int8"),
-                                    Workspace(tmp_path))
+        res = pipeline.export_model(
+            pipeline.Loaded.of("digits", digits_model, digits_calib),
+            ["tflite", "broken", "onnx", "openvino"],
+            ExportConfig(precision="int8"),
+            Workspace(tmp_path),
+        )
     finally:
         unregister("broken")
     assert set(res.failures) == {"broken"} and "converter exploded" in str(res.failures["broken"])

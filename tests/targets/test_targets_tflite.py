@@ -1,4 +1,5 @@
 """TFLite target: real conversions, real interpreter, numbers against the tolerance table."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,7 +17,9 @@ from tests.support.models import keras_outputs, random_inputs
 def _export(model, tmp_path, precision, calib=None, io_dtype="int8"):
     out = tmp_path / precision
     out.mkdir()
-    return TFLiteTarget().export(model, out, ExportConfig(precision=precision, quant=QuantConfig(io_dtype=io_dtype)), calib)
+    return TFLiteTarget().export(
+        model, out, ExportConfig(precision=precision, quant=QuantConfig(io_dtype=io_dtype)), calib
+    )
 
 
 def _run(artifact, x):
@@ -71,8 +74,10 @@ def test_quantized_io_roundtrip(digits_model, digits_calib, digits_test, tmp_pat
         assert np.abs(back - x).max() <= scale / 2 + 1e-6
         raw = r.run_raw(r.quantize_input(x[:1]))
         assert raw.dtype == np.int8
-        np.testing.assert_allclose(r.dequantize_output(raw), (raw.astype(np.float32) - a.outputs[0].quant["zero_point"])
-                                   * a.outputs[0].quant["scale"])
+        np.testing.assert_allclose(
+            r.dequantize_output(raw),
+            (raw.astype(np.float32) - a.outputs[0].quant["zero_point"]) * a.outputs[0].quant["scale"],
+        )
         # callers pass floats; a wrong-dtype or wrong-shape input is refused, not reinterpreted
         from resnet_deploy.errors import InputError
 
@@ -102,8 +107,10 @@ def test_converter_skips_the_savedmodel_round_trip_with_the_same_graph(digits_mo
 
     x = digits_test[0][:8]
     got = {}
-    for how, converter in (("ours", keras_converter(tf, digits_model)),
-                           ("keras", tf.lite.TFLiteConverter.from_keras_model(digits_model))):
+    for how, converter in (
+        ("ours", keras_converter(tf, digits_model)),
+        ("keras", tf.lite.TFLiteConverter.from_keras_model(digits_model)),
+    ):
         it = Interpreter(model_content=converter.convert())
         it.resize_tensor_input(it.get_input_details()[0]["index"], list(x.shape))
         it.allocate_tensors()

@@ -1,6 +1,7 @@
 """TFLite calibration on all cores (targets/tflite/calibrate.py): the ranges it records are the
 float model's own, tensor by tensor, for exactly the tensors TF's calibrator records; TF's own
 stays one environment variable away."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -30,8 +31,11 @@ def _ranges(model_bytes: bytes) -> dict[int, tuple[float, float]]:
     from tensorflow.lite.tools import flatbuffer_utils
 
     sg = flatbuffer_utils.convert_bytearray_to_object(bytearray(model_bytes)).subgraphs[0]
-    return {i: (float(t.quantization.min[0]), float(t.quantization.max[0])) for i, t in enumerate(sg.tensors)
-            if t.quantization is not None and t.quantization.min is not None and len(t.quantization.min)}
+    return {
+        i: (float(t.quantization.min[0]), float(t.quantization.max[0]))
+        for i, t in enumerate(sg.tensors)
+        if t.quantization is not None and t.quantization.min is not None and len(t.quantization.min)
+    }
 
 
 def _reference(model_bytes: bytes, tensors, samples) -> dict[int, tuple[float, float]]:
@@ -39,8 +43,11 @@ def _reference(model_bytes: bytes, tensors, samples) -> dict[int, tuple[float, f
     overwritten, no delegate): an independent way to the same numbers."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    it = Interpreter(model_content=model_bytes, experimental_preserve_all_tensors=True,
-                     experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    it = Interpreter(
+        model_content=model_bytes,
+        experimental_preserve_all_tensors=True,
+        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+    )
     it.allocate_tensors()
     lo, hi = {i: np.inf for i in tensors}, {i: -np.inf for i in tensors}
     for x in samples:

@@ -1,5 +1,6 @@
 """TFLite's conversion without the frozen ConcreteFunction TF builds and never uses
 (targets/tflite/lean.py): none is built, and the file is the same as TF's own."""
+
 from __future__ import annotations
 
 from resnet_deploy.config import ExportConfig
