@@ -68,7 +68,7 @@ def canonical_names(ov_model: Any) -> None:
         for out in op.outputs():
             names = out.get_names()
             if names:
-                out.get_tensor().set_names({renamed(n) for n in names})
+                out.get_tensor().set_names({renamed(n) for n in sorted(names)})  # sorted: set order varies per process
 
 
 class OpenVINOTarget(Target):

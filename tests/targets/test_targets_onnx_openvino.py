@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from resnet_deploy.models import source as models
@@ -207,3 +209,27 @@ def test_all_targets_share_one_calibration_and_survive_a_failure(digits_model, d
     assert not list((tmp_path / "digits" / "broken").iterdir())  # staging dir removed
     for a in res.artifacts:
         Artifact.load(a.path).verify()
+
+
+def test_an_openvino_ir_is_the_same_file_in_every_process(tmp_path):
+    """Names OpenVINO and Keras number per process are renumbered in graph order, whatever order
+    Python's per-process string hashing gives a tensor's set of names."""
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    digests = set()
+    for seed in ("1", "3"):  # two seeds that order the names differently
+        out = tmp_path / seed
+        env = {**__import__("os").environ, "PYTHONHASHSEED": seed}
+        proc = subprocess.run(
+            [sys.executable, "cli.py", "export", "--target", "openvino", "--precision", "fp32", "--out", str(out)],
+            cwd=repo,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        digests.add((out / "digits" / "openvino" / "fp32" / "model.xml").read_bytes())
+    assert len(digests) == 1
