@@ -6,13 +6,16 @@ which devices run too; the defaults are portable.constants.DEFAULT_PROTOCOL."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from resnet_deploy.errors import InputError
 from resnet_deploy.portable.constants import DEFAULT_PROTOCOL
 from resnet_deploy.portable.protocol import time_calls
-from resnet_deploy.backend.runner import Runner
+
+if TYPE_CHECKING:
+    from resnet_deploy.backend.runner import Runner
 
 
 @dataclass(frozen=True)
