@@ -4,7 +4,7 @@ A Target is small: `export()` is a template that checks the request, captures th
 chatter and turns its exceptions into one ExportError (quoting what it printed), then calls the
 backend's own `export_impl()`. A target whose export ends in work that needs neither TensorFlow
 nor the model (ONNX's int8 quantization) can return that work as a `Tail` from `begin()`: the
-export schedule (background.py) runs it in a worker process beside the next target. Built-in
+export schedule (exporting/schedule.py) runs it in a worker process beside the next target. Built-in
 targets register through the same `register()` a plugin would; third-party targets are found
 through the `resnet_deploy.targets` entry-point group. Targets are named by import path, so
 nothing heavy loads until one is used.
@@ -47,7 +47,7 @@ class Target:
     # an existing artifact is reused only if these match what a command asks for.
     options: tuple[str, ...] = ()
     # Whether this target's export may run while another target's Tail runs in a worker process:
-    # only targets whose peak memory leaves room for the worker's (background.py has the numbers).
+    # only targets whose peak memory leaves room for the worker's (exporting/schedule.py has the numbers).
     light: bool = False
 
     def check_config(self, config: ExportConfig) -> None:
@@ -82,7 +82,7 @@ class Target:
         progress: Progress | None = None,
     ) -> "Artifact | Tail":
         """export(), except that a target may return the rest of its work as a Tail that needs
-        neither TensorFlow nor the model (background.py runs it in a worker process)."""
+        neither TensorFlow nor the model (exporting/schedule.py runs it in a worker process)."""
         self.check_config(config)
         if config.precision.needs_calibration and calib is None:
             raise InputError(
@@ -105,7 +105,7 @@ class Target:
     def takes(self, config: ExportConfig, names: Sequence[str]) -> frozenset[str]:
         """The boards (CalibrationSet.boards(): "ranges", "int8_onnx") whose offer from an earlier
         target of the same export (`names`: all its targets) this export takes: it then runs
-        after that target's tail, never beside it (background.py)."""
+        after that target's tail, never beside it (exporting/schedule.py)."""
         return frozenset()
 
     def has_tail(self, config: ExportConfig) -> bool:

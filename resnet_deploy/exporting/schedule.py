@@ -7,13 +7,13 @@ redirect_tempdir() sets tempfile.tempdir, so a thread's temporary models could l
 target's staging folder. The worker is spawned, not forked (TensorFlow's threads are running),
 and imports no TensorFlow.
 
-Why only "light" targets run beside it (peak RSS, ResNet-50 @224, 200 samples, measured with the
-tree sampler of benchmarks/export_speed.py): this process with TensorFlow, the model and the
-calibration set is ~0.95 GB; the TFLite export peaks at 2.45 GB (2.8-2.9 GB before targets/tflite/lean.py;
-`export --target all`'s max RSS), so it does not run while the
-worker (ORT quantization: 0.93 GB) does, or the 3 GB budget of an export is gone (tf2onnx, 2.95 GB
-until its lean loader, 2.0 GB since, comes before any tail: it makes the ONNX model); OpenVINO's
-export with NNCF (convert_model + NNCF) peaks at ~1.5 GB and does. Since OpenVINO int8 takes the
+Why only "light" targets run beside it (peak RSS, ResNet-50 @224, 200 samples, from
+`python benchmarks/export_speed.py`, RESULTS-export_speed.md names the CPU): this process with
+TensorFlow, the model and the calibration set is ~0.95 GB; the TFLite export peaks at 2.45 GB
+(`export --target all`'s max RSS), so it does not run while the worker (ORT quantization:
+0.93 GB) does, or the 3 GB budget of an export is gone (tf2onnx, 2.0 GB, comes before any tail:
+it makes the ONNX model); OpenVINO's export with NNCF (convert_model + NNCF) peaks at ~1.5 GB
+and does. Since OpenVINO int8 takes the
 ONNX int8 model by default (targets/openvino/from_onnx.py), it waits for the tail instead, and the
 worker runs only when OpenVINO quantizes with NNCF.
 """

@@ -1,4 +1,4 @@
-"""One export_model call's targets, in the schedule's order (background.py): each staged, begun,
+"""One export_model call's targets, in the schedule's order (exporting/schedule.py): each staged, begun,
 its Tail run here or in the worker, mapped, given its manifest and published whole; a target's
 failure recorded and the others going on."""
 
@@ -211,7 +211,7 @@ class Schedule:
         if isinstance(s.done, Tail):
             record["worker_process"] = (
                 f"{s.done.label}, beside the next target, on {WORKER_THREADS} thread at nice "
-                f"{WORKER_NICE} (background.py says why)"
+                f"{WORKER_NICE} (exporting/schedule.py says why)"
             )
         artifact.write_manifest(
             {

@@ -157,7 +157,7 @@ def low_accuracy_hint(model: Any, spec: PreprocessSpec) -> str:
 
 
 def check_labels(labels: Any, classes: int) -> None:
-    """Labels must be whole numbers in 0..classes-1: any other value used to give a plausible
+    """Labels must be whole numbers in 0..classes-1: any other value would give a plausible
     accuracy and status ok."""
     import numpy as np
 

@@ -1,6 +1,6 @@
 """`diagnose`: where int8 loses accuracy, per Keras layer, on every backend, with the same names.
 
-For each backend, the int8 artifact runs with every intermediate tensor exposed (layerprobe),
+For each backend, the int8 artifact runs with every intermediate tensor exposed (its target's probe),
 each Keras layer is given its tensor (layermap: by value, fusion decided exactly on the
 backend's fp32 artifact, by the layer map its manifest recorded), and over N inputs the int8 activation is compared with Keras' fp32
 activation of that layer: SQNR, cosine, max error relative to the peak, and the error the layer

@@ -1,6 +1,6 @@
 """The `report` command: an offline HTML page (charts inlined) and report.md from the model's
 last results, found through the workspace: parity, latency, throughput, per-layer profile and
-diagnose tables, and the charts of report_charts.py."""
+diagnose tables, and the charts of charts.py."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Markdown tables of a parity report and a bench result (printed by the CLI, and the body of
-the HTML report in report_html.py)."""
+the HTML report in html.py)."""
 
 from __future__ import annotations
 

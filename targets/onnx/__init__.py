@@ -55,7 +55,8 @@ def choose_quant_format(requested: OnnxFormat | str = OnnxFormat.AUTO, device: s
 
     On x86 ORT's default S8S8 QDQ leaves every conv that is not followed by a ReLU (those
     feeding the residual Add, the downsample convs) in fp32 between Q/DQ pairs; U8S8 fuses all
-    of them. Measured here: ResNet-18 S8S8 22 ms vs U8S8 6 ms (fp32 17 ms). Without VNNI, U8S8
+    of them: ResNet-18 S8S8 22 ms vs U8S8 6 ms p50 (fp32 17 ms) on an AMD EPYC with VNNI
+    (`python benchmarks/onnx_formats.py` measures it on yours). Without VNNI, U8S8
     uses pmaddubsw, which can saturate: ORT's advice is reduce_range (7-bit weights) there.
     On ARM S8S8 is the fast pair (sdot).
     """
@@ -127,7 +128,7 @@ def _finish(out_dir: Path, work: Path, precision: Precision, details: dict, quan
 
 def _offer(finish: Any, model: Any, calib: Any, quantization: dict) -> Artifact:
     """finish(quantization), offering the export's later targets on this calibration set the
-    ranges ORT measured (or why there are none) and the int8 model (openvino_from_onnx.py)."""
+    ranges ORT measured (or why there are none) and the int8 model (from_onnx.py)."""
     measured = quantization.pop("measured_ranges", None)
     if measured is not None:
         calib.ranges.offer(model, MeasuredRanges.from_dict(measured) if isinstance(measured, dict) else measured)

@@ -1,6 +1,6 @@
 """Keras -> ONNX with tf2onnx: deterministic (the same model gives the same file) and lean.
 
-tf2onnx 1.17 as shipped, on ResNet-50 @224 (measured here, AMD EPYC Zen 3): 27.2 s and 7.3 GB peak
+tf2onnx 1.17 as shipped, on ResNet-50 @224 (AMD EPYC Zen 3, `python benchmarks/export_speed.py`): 27.2 s and 7.3 GB peak
 RSS for a 100 MB model. Two causes, both in its optimizer loop (tf2onnx.optimizer.optimize_graph):
 it deep-copies the whole graph, weights included, before each of 12 optimizers on every pass (to
 roll back an optimizer that raises), and each pass's `update_proto` re-copies every Const's value

@@ -1,9 +1,9 @@
 """OpenVINO: convert_model straight from the Keras model, IR saved without silent fp16
-compression for fp32; int8 from the same export's ONNX int8 model (openvino_from_onnx.py) or via
+compression for fp32; int8 from the same export's ONNX int8 model (from_onnx.py) or via
 nncf.quantize; and a CPU runner that runs fp32 in f32.
 
-Why from Keras and not from the ONNX file: measured here on ResNet-18 @224, convert_model on the
-Keras model took 1.4 s (74 ops, p50 16.5 ms f32) against 9.5 s through tf2onnx + ONNX (76 ops,
+Why from Keras and not from the ONNX file: on ResNet-18 @224 (AMD EPYC, 2 vCPUs), convert_model on
+the Keras model took 1.4 s (74 ops, p50 16.5 ms f32) against 9.5 s through tf2onnx + ONNX (76 ops,
 p50 18.9 ms), with identical outputs; it also keeps OpenVINO working without tf2onnx.
 """
 
@@ -73,13 +73,13 @@ def canonical_names(ov_model: Any) -> None:
 
 class OpenVINOTarget(Target):
     """Keras -> OpenVINO IR (model.xml + model.bin): fp32, fp16 weights, or int8 (the same export's
-    ONNX int8 model read by OpenVINO, else NNCF: openvino_from_onnx.py)."""
+    ONNX int8 model read by OpenVINO, else NNCF: from_onnx.py)."""
 
     name = "openvino"
     precisions = (Precision.FP32, Precision.FP16, Precision.INT8)
     description = "OpenVINO IR (Intel CPU; int8 from the ONNX int8 model or NNCF)"
     options = ("device", "quant.openvino_int8")
-    light = True  # convert_model + NNCF peak ~1.5 GB on ResNet-50: room for a worker beside it (background.py)
+    light = True  # convert_model + NNCF peak ~1.5 GB on ResNet-50: room for a worker beside it (exporting/schedule.py)
 
     def probe(self, model_file: Path) -> Probe:
         from resnet_deploy.targets.openvino.probe import probe
