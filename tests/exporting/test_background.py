@@ -1,5 +1,5 @@
 """The export schedule: ONNX's int8 quantization in a worker process beside the OpenVINO export
-(background.py; OpenVINO with its own calibration pass, NNCF's). Same bytes as the inline export,
+(exporting/schedule.py; OpenVINO with its own calibration pass, NNCF's). Same bytes as the inline export,
 errors back as the target's one-line failure, no process outliving its export."""
 
 from __future__ import annotations
