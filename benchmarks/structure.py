@@ -61,14 +61,9 @@ def reached(start: set[str], graph: dict[str, set[str]]) -> set[str]:
     return seen
 
 
-def empty(path: Path) -> bool:
-    """A package __init__ with nothing but its docstring (not counted as a module a command loads)."""
-    return path.name == "__init__.py" and all(isinstance(n, ast.Expr) for n in ast.parse(path.read_text()).body)
-
-
-def commands(graph: dict[str, set[str]], files: dict[str, Path]) -> dict[str, int]:
-    """Command function -> modules it loads (empty package __init__s not counted): the CLI's
-    group and the command's own imports."""
+def commands(graph: dict[str, set[str]], files: dict[str, Path]) -> dict[str, tuple[int, int]]:
+    """Command function -> (modules, package __init__s) it loads: the CLI's group and the
+    command's own imports."""
     out = {}
     for mod in [m for m in files if m.startswith("resnet_deploy.cli")]:
         tree = ast.parse(files[mod].read_text())
@@ -79,7 +74,9 @@ def commands(graph: dict[str, set[str]], files: dict[str, Path]) -> dict[str, in
             for n in ast.walk(fn):
                 if isinstance(n, ast.ImportFrom) and n.module:
                     start |= {f"{n.module}.{a.name}" if f"{n.module}.{a.name}" in files else n.module for a in n.names}
-            out[fn.name] = len([m for m in reached(start, graph) if not empty(files[m])])
+            loads = reached(start, graph)
+            inits = len([m for m in loads if files[m].name == "__init__.py"])
+            out[fn.name] = (len(loads) - inits, inits)
     return out
 
 
@@ -97,17 +94,16 @@ def main() -> None:
         for n in ast.walk(ast.parse(p.read_text()))
         if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
     )
-    counted = len([m for m in files if not empty(files[m])])
-    print(
-        f"modules: {len(files)} ({counted} not counting empty package __init__s); longest function: {longest[1]} ({longest[0]} lines)\n"
-    )
+    inits = len([m for m in files if files[m].name == "__init__.py"])
+    print(f"modules: {len(files) - inits} and {inits} package __init__s")
+    print(f"longest function: {longest[1]} ({longest[0]} lines)\n")
     print("| folder | modules |\n|---|---|")
     for folder, n in sorted(folders.items()):
         print(f"| {folder} | {n} |")
     what = "reachable (imports inside functions too)" if args.all_imports else "loaded"
-    print(f"\n| command | our modules {what} (of {counted}) |\n|---|---|")
-    for name, n in sorted(commands(graph, files).items()):
-        print(f"| {name} | {n} |")
+    print(f"\n| command | our modules {what} (of {len(files) - inits}) | package __init__s |\n|---|---|---|")
+    for name, (n, i) in sorted(commands(graph, files).items()):
+        print(f"| {name} | {n} | {i} |")
 
 
 if __name__ == "__main__":

@@ -9,18 +9,19 @@ target that needs them.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from resnet_deploy.lazy import public
 
 __version__ = "0.1.0"
 
 _LAZY = {
     **{
-        name: "resnet_deploy.api"
+        name: "api"
         for name in ("export", "parity", "bench", "diagnose", "package", "deploy", "gate", "report", "verify")
     },
     **{
-        name: "resnet_deploy.requests"
+        name: "requests"
         for name in (
             "ExportRequest",
             "ParityRequest",
@@ -33,8 +34,8 @@ _LAZY = {
             "ArtifactOptions",
         )
     },
-    "ModelRef": "resnet_deploy.models.source",
-    "Budget": "resnet_deploy.quantize.budget",
+    "ModelRef": "models.source",
+    "Budget": "quantize.budget",
 }
 __all__ = [
     "__version__",
@@ -77,13 +78,4 @@ if TYPE_CHECKING:
     )
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'resnet_deploy' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = public(__name__, _LAZY)

@@ -1,1 +1,2 @@
-"""cli"""
+"""The command line: one group, commands by flow (make, check, ship), shared options; it parses and
+formats, the library does the work."""

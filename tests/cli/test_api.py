@@ -47,3 +47,21 @@ def test_a_request_and_its_fields_together_are_refused():
 def test_python_m_resnet_deploy_is_the_cli():
     proc = subprocess.run([sys.executable, "-m", "resnet_deploy", "list"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "tflite" in proc.stdout and "openvino" in proc.stdout
+
+
+PACKAGES = ("models", "inputs", "store", "backend", "exporting", "evaluate", "quantize", "measure", "ship", "reporting")
+
+
+def test_every_package_has_a_small_public_face_that_loads_on_use():
+    """Importing every package loads no framework; every name of each face resolves."""
+    code = (
+        "import importlib, sys\n"
+        f"pkgs = [importlib.import_module('resnet_deploy.' + p) for p in {PACKAGES!r}]\n"
+        "heavy = [m for m in ('tensorflow', 'keras', 'onnxruntime', 'openvino', 'nncf') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+        "for p in pkgs:\n"
+        "    assert 1 <= len(p.__all__) <= 12 and sorted(p.__all__) == dir(p), p.__name__\n"
+        "    for name in p.__all__:\n"
+        "        getattr(p, name)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
