@@ -10,12 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import numpy as np
 
 from resnet_deploy.calibration.preprocess import PreprocessSpec
-from resnet_deploy.calibration.board import NO_INT8_ONNX, NOTHING_OFFERED, Board
 from resnet_deploy.calibration.sources import ArraySource, DigitsSource, ImageFolderSource, Source, SyntheticSource
 from resnet_deploy.errors import InputError
 
@@ -30,12 +29,6 @@ class CalibrationSet:
         self._cache: tuple[np.ndarray, np.ndarray | None] | None = None
         self._fingerprint: str | None = None
         self.requested: int | None = None  # what the caller asked for (from_spec), if more than the data has
-        self.ranges = Board(NOTHING_OFFERED)  # activation ranges a backend measured on this set (ranges.py)
-        self.int8_onnx = Board(NO_INT8_ONNX)  # the ONNX int8 model an export made on this set (board.py)
-
-    def boards(self) -> dict[str, Any]:
-        """What a target may take from an earlier one of the same export (Target.takes names these)."""
-        return {"ranges": self.ranges, "int8_onnx": self.int8_onnx}
 
     def shortfall(self, what: str) -> str | None:
         """One line when the data has fewer samples than were asked for, else None."""

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
+from resnet_deploy.backend.exchange import Exchange
 from resnet_deploy.config import ExportConfig, Precision
 from resnet_deploy.errors import DeployError, ExportError, InputError, converter_said, first_line
 from resnet_deploy.progress import Progress
@@ -65,10 +66,11 @@ class Target:
         config: ExportConfig,
         calib: "CalibrationSet | None" = None,
         progress: Progress | None = None,
+        exchange: Exchange | None = None,
     ) -> "Artifact":
         """Write the artifact's files into out_dir (a fresh staging dir) and describe them."""
         progress = progress or Progress()
-        started = self.begin(model, out_dir, config, calib, progress)
+        started = self.begin(model, out_dir, config, calib, progress, exchange)
         if isinstance(started, Tail):
             return started.finish(self.run_tail(started, out_dir, config, progress))
         return started
@@ -80,10 +82,14 @@ class Target:
         config: ExportConfig,
         calib: "CalibrationSet | None" = None,
         progress: Progress | None = None,
+        exchange: Exchange | None = None,
     ) -> "Artifact | Tail":
         """export(), except that a target may return the rest of its work as a Tail that needs
-        neither TensorFlow nor the model (exporting/schedule.py runs it in a worker process)."""
+        neither TensorFlow nor the model (exporting/schedule.py runs it in a worker process).
+        `exchange`: what the targets of this export hand each other (backend/exchange.py); the
+        target reads it as self.exchange."""
         self.check_config(config)
+        self.exchange = exchange if exchange is not None else Exchange()
         if config.precision.needs_calibration and calib is None:
             raise InputError(
                 f"{config.precision.value} export needs calibration data; pass --calib digits|synthetic|DIR|FILE."
@@ -103,9 +109,9 @@ class Target:
             return tail.fn(progress=progress, threads=None, **tail.kwargs)
 
     def takes(self, config: ExportConfig, names: Sequence[str]) -> frozenset[str]:
-        """The boards (CalibrationSet.boards(): "ranges", "int8_onnx") whose offer from an earlier
-        target of the same export (`names`: all its targets) this export takes: it then runs
-        after that target's tail, never beside it (exporting/schedule.py)."""
+        """The offers (exchange.KINDS: "ranges", "int8_onnx") from an earlier target of the same
+        export (`names`: all its targets) this target takes: it then runs after that target's
+        tail, never beside it (exporting/schedule.py)."""
         return frozenset()
 
     def has_tail(self, config: ExportConfig) -> bool:

@@ -20,6 +20,7 @@ from resnet_deploy.exporting.steps import ExportResult, MakeArtifact, Schedule
 from resnet_deploy.progress import Progress
 from resnet_deploy.models.source import ModelRef
 from resnet_deploy.requests import ArtifactOptions, ExportRequest
+from resnet_deploy.backend.exchange import KINDS, Exchange
 from resnet_deploy.backend.target import get_target
 from resnet_deploy.store.workspace import Workspace, conflicts
 
@@ -154,15 +155,19 @@ def _common_manifest(loaded: Loaded, calib: Any, progress: Progress) -> dict:
     return common
 
 
-def _start_boards(calib: Any, order: list[Any], config: ExportConfig, own_make: bool, stack: Any) -> None:
-    """Each of the calibration set's boards wanted when a later target takes what it holds, and
-    reset when the export ends. When the caller makes each artifact its own way (the accuracy
-    budget keeps layers in float per backend), OpenVINO does not take the ONNX model: a converted
-    ONNX model would not follow OpenVINO's own float layers."""
-    names = [t.name for t in order]  # `order` holds every target of the export
-    for key, board in calib.boards().items():
-        board.start(any(key in t.takes(config, names) for t in order[1:]) and not (own_make and key == "int8_onnx"))
-        stack.callback(board.start, False)
+def _exchange(order: list[Any], config: ExportConfig, own_make: bool) -> Exchange:
+    """This export's exchange, wanting what a later target takes (`order` holds every target of
+    the export). When the caller makes each artifact its own way (the accuracy budget keeps
+    layers in float per backend), OpenVINO does not take the ONNX model: a converted ONNX model
+    would not follow OpenVINO's own float layers."""
+    names = [t.name for t in order]
+    return Exchange(
+        {
+            k
+            for k in KINDS
+            if any(k in t.takes(config, names) for t in order[1:]) and not (own_make and k == "int8_onnx")
+        }
+    )
 
 
 def export_model(
@@ -186,10 +191,19 @@ def export_model(
     order, use_worker = background.plan(target_objs, config) if make is None else (target_objs, False)
     with contextlib.ExitStack() as stack, background.Worker() as worker:  # the worker stops before staging goes
         stack.enter_context(memory.long_lived())  # TF, Keras and the model: out of every collection's way
-        if calib is not None:
-            _start_boards(calib, order, config, make is not None, stack)
         schedule = Schedule(
-            loaded, config, calib, common, ws, progress, stack, worker, use_worker, [t.name for t in order], make
+            loaded,
+            config,
+            calib,
+            common,
+            ws,
+            progress,
+            stack,
+            worker,
+            use_worker,
+            [t.name for t in order],
+            make,
+            _exchange(order, config, make is not None),
         )
         for target in order:
             schedule.run(target)

@@ -20,6 +20,7 @@ from resnet_deploy.errors import DeployError, ExportError, first_line
 from resnet_deploy.store.fsutil import publish_dir, staging_dir
 from resnet_deploy.exporting.memory import release
 from resnet_deploy.progress import Progress
+from resnet_deploy.backend.exchange import Exchange
 from resnet_deploy.backend.target import Tail
 from resnet_deploy.store.workspace import Workspace
 
@@ -145,6 +146,7 @@ class Schedule:
     use_worker: bool
     names: list[str] = field(default_factory=list)  # every target of this export
     make: MakeArtifact | None = None  # the caller's way to make each artifact (export_model says)
+    exchange: Exchange | None = None  # what this export's targets hand each other (backend/exchange.py)
     result: ExportResult = field(default_factory=ExportResult)
     waiting: Started | None = None
 
@@ -189,7 +191,7 @@ class Schedule:
         if self.make is not None:
             return Started(target, final, staging, t0, self.make(target, staging, progress))
         with progress.step(f"exporting {loaded.name} -> {target.name} {config.precision.value}"):
-            done = target.begin(loaded.model, staging, config, self.calib, progress)
+            done = target.begin(loaded.model, staging, config, self.calib, progress, self.exchange)
             if isinstance(done, Tail) and not self.use_worker:
                 release()  # the converter's garbage (tf2onnx: ~1.1 GB on ResNet-50) goes before the tail's peak
                 done = done.finish(target.run_tail(done, staging, config, progress))

@@ -12,7 +12,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from resnet_deploy.calibration.board import Int8Onnx
+from resnet_deploy.backend.exchange import Exchange, Int8Onnx
 from resnet_deploy.calibration.ranges import PROBES, MeasuredRanges
 from resnet_deploy._tf import INPUT_NAME
 from resnet_deploy.store.artifact import Artifact, TensorSpec
@@ -126,15 +126,15 @@ def _finish(out_dir: Path, work: Path, precision: Precision, details: dict, quan
     return Artifact(OnnxTarget.name, precision, out_dir, [MODEL_FILE], inputs, outputs, details)
 
 
-def _offer(finish: Any, model: Any, calib: Any, quantization: dict) -> Artifact:
-    """finish(quantization), offering the export's later targets on this calibration set the
-    ranges ORT measured (or why there are none) and the int8 model (from_onnx.py)."""
+def _offer(finish: Any, exchange: Exchange, quantization: dict) -> Artifact:
+    """finish(quantization), offering the export's later targets the ranges ORT measured (or why
+    there are none) and the int8 model (from_onnx.py)."""
     measured = quantization.pop("measured_ranges", None)
     if measured is not None:
-        calib.ranges.offer(model, MeasuredRanges.from_dict(measured) if isinstance(measured, dict) else measured)
+        exchange.ranges.offer(MeasuredRanges.from_dict(measured) if isinstance(measured, dict) else measured)
     artifact = finish(quantization)
-    if calib.int8_onnx.wanted:  # OpenVINO's int8, when it is in this export (targets/openvino/from_onnx.py)
-        calib.int8_onnx.offer(model, Int8Onnx(artifact.model_file.read_bytes(), dict(quantization)))
+    if exchange.int8_onnx.wanted:  # OpenVINO's int8, when it is in this export (targets/openvino/from_onnx.py)
+        exchange.int8_onnx.offer(Int8Onnx(artifact.model_file.read_bytes(), dict(quantization)))
     return artifact
 
 
@@ -272,9 +272,9 @@ class OnnxTarget(Target):
                     "samples": str(samples),
                     "choice": choice,
                     "quant": config.quant,
-                    "share_ranges": calib.ranges.wanted,
+                    "share_ranges": self.exchange.ranges.wanted,
                 },
-                functools.partial(_offer, finish, model, calib),
+                functools.partial(_offer, finish, self.exchange),
             )
         if p is Precision.FP32:
             shutil.move(str(fp32_path), out)

@@ -107,7 +107,7 @@ class OpenVINOTarget(Target):
         p = config.precision
         offered = None
         if p is Precision.INT8:
-            offered = from_onnx.why_not(config) or calib.int8_onnx.for_model(model)
+            offered = from_onnx.why_not(config) or self.exchange.int8_onnx.taken()
         if isinstance(offered, from_onnx.Int8Onnx):
             try:
                 ov_model, quantization = from_onnx.convert(ov, offered)

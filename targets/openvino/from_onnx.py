@@ -27,7 +27,7 @@ from __future__ import annotations
 import io
 from typing import Any, Sequence
 
-from resnet_deploy.calibration.board import Int8Onnx
+from resnet_deploy.backend.exchange import Int8Onnx
 from resnet_deploy.config import ExportConfig, OnnxFormat, OpenVinoInt8, Precision
 
 # The ONNX quantization record's fields that describe what the OpenVINO IR computes too.

@@ -149,7 +149,7 @@ class TFLiteTarget(Target):
         details: dict[str, Any] = {"quantization": _configure(converter, tf, config, calib, progress)}
         nodes = config.quant.float_nodes if config.precision is Precision.INT8 else ()
         interp_cls, _ = load_interpreter_class()
-        measured = calib.ranges.for_model(model) if calib is not None else None
+        measured = self.exchange.ranges.taken() if calib is not None else None
         with (
             tf_calibrator(interp_cls, measured=measured) as calibrator,
             lean_conversion(converter),

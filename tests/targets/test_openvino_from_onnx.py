@@ -4,7 +4,6 @@ why, whenever the ONNX model cannot be taken."""
 
 from __future__ import annotations
 
-import contextlib
 
 import pytest
 
@@ -16,6 +15,7 @@ from resnet_deploy.config import ExportConfig, QuantConfig
 from resnet_deploy.errors import ExportError
 from resnet_deploy.evaluate.parity import check, compare
 from resnet_deploy.progress import Progress
+from resnet_deploy.backend.exchange import NO_INT8_ONNX
 from resnet_deploy.backend.target import get_target
 from resnet_deploy.evaluate.tolerances import tolerance_for
 from resnet_deploy.store.workspace import Workspace
@@ -88,7 +88,7 @@ def test_nncf_runs_when_asked_for_or_when_there_is_no_onnx_model_and_says_why(
         Workspace(tmp_path / "failed"),
     )
     assert list(res.failures) == ["onnx"] and [a.target for a in res.artifacts] == ["openvino"]
-    assert res.artifacts[0].details["quantization"]["why"] == f"NNCF: {digits_calib.int8_onnx.nothing}"
+    assert res.artifacts[0].details["quantization"]["why"] == f"NNCF: {NO_INT8_ONNX}"
 
 
 def test_why_not_names_every_case_the_onnx_model_cannot_serve():
@@ -118,10 +118,10 @@ def test_the_plan_exports_openvino_after_the_onnx_model_it_takes():
     assert ([t.name for t in order], worker) == (["onnx", "openvino", "tflite"], True)
 
 
-def test_an_accuracy_budget_keeps_openvino_on_nncf(digits_calib):
+def test_an_accuracy_budget_keeps_openvino_on_nncf():
     order = [get_target(n) for n in ("onnx", "tflite", "openvino")]
     for budget, wanted in ((False, True), (True, False)):
-        with contextlib.ExitStack() as stack:
-            pipeline._start_boards(digits_calib, order, INT8, budget, stack)  # noqa: SLF001
-            assert (digits_calib.ranges.wanted, digits_calib.int8_onnx.wanted) == (True, wanted)
-        assert not digits_calib.int8_onnx.wanted  # reset when the export ends
+        exchange = pipeline._exchange(order, INT8, budget)  # noqa: SLF001
+        assert (exchange.ranges.wanted, exchange.int8_onnx.wanted) == (True, wanted)
+    alone = pipeline._exchange([get_target("openvino"), get_target("tflite")], INT8, False)  # noqa: SLF001
+    assert not alone.ranges.wanted and not alone.int8_onnx.wanted  # no earlier target makes them
