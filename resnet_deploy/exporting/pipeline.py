@@ -248,7 +248,7 @@ def ensure_artifacts(
 ) -> list[Artifact]:
     """Each target's artifact under ws if it is intact and matches; the missing ones exported now,
     together (one calibration set, and what one target's export shares with another's:
-    calibration/board.py), as `export --target` them all would. A saved-reference run, with no
+    backend/exchange.py), as `export --target` them all would. A saved-reference run, with no
     model, cannot export."""
     found = {t: ws.find(loaded.name, t, precision) for t in targets}
     for t, a in found.items():
