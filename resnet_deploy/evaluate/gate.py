@@ -232,15 +232,15 @@ def run_gate(req: Any, progress: Any = None) -> dict[str, Any]:
         if base is not None
         else f"### Regression gate: {cur['model']}: first run, baseline written to {req.baseline}\n",
     }
-    model_dir = Workspace(req.out).model_dir(cur["model"])
-    write_json_atomic(model_dir / "gate-record.json", cur)  # this run's record: a later --current or --baseline
-    write_json_atomic(model_dir / "gate.json", result)
-    write_text_atomic(model_dir / "gate.md", result["markdown"])
+    ws = Workspace(req.out)
+    write_json_atomic(ws.result(cur["model"], "gate-record"), cur)  # this run's record: a later --current or --baseline
+    write_json_atomic(ws.result(cur["model"], "gate"), result)
+    write_text_atomic(ws.result(cur["model"], "gate-md"), result["markdown"])
     if not ok:
         bad = [f"{r['entry']} {r['metric']}" for r in rows if not r["ok"]]
         err = RegressionError(
             f"regression against {str(req.baseline)!r}: {', '.join(bad)} (see "
-            f"{model_dir / 'gate.md'}); the baseline is unchanged."
+            f"{ws.result(cur['model'], 'gate-md')}); the baseline is unchanged."
         )
         err.markdown = result["markdown"]
         raise err

@@ -49,5 +49,5 @@ def run_diagnose(req: Any, progress: Progress | None = None) -> dict:
         i8 = ensure_artifact(ws, loaded, t, "int8", progress)
         with progress.step(f"diagnosing {t}/int8 layer by layer on {len(x)} samples"):
             result["backends"][f"{t}/int8"] = diagnose_backend(loaded.model, t, f32, i8.model_file, x, req.sqnr_limit)
-    write_json_atomic(ws.model_dir(loaded.name) / "diagnose.json", result)
+    write_json_atomic(ws.result(loaded.name, "diagnose"), result)
     return result

@@ -119,23 +119,17 @@ def render(results: dict[str, dict | None], dest: Path) -> dict[str, Any]:
     return {"html": str(dest / "index.html"), "markdown": str(dest / "report.md"), "images": [n for n, _ in made]}
 
 
-RESULT_FILES = {
-    "parity": "parity.json",
-    "bench": "bench.json",
-    "throughput": "throughput.json",
-    "profile": "profile.json",
-    "diagnose": "diagnose.json",
-}
+REPORTED = ("parity", "bench", "throughput", "profile", "diagnose")  # the results the report renders
 
 
 def write_report(req: ReportRequest) -> dict[str, Any]:
     """The `report` command: the model's last results under --out, rendered."""
     ws = Workspace(req.out)
     name = ModelRef(req.model).workspace_name
-    results = {kind: ws.read_result(ws.model_dir(name) / file, kind) for kind, file in RESULT_FILES.items()}
+    results = {kind: ws.read_result(ws.result(name, kind), kind) for kind in REPORTED}
     if not any(results.values()):
         raise InputError(
-            f"No {', '.join(RESULT_FILES.values())} under {str(ws.model_dir(name))!r}; run "
+            f"No {', '.join(ws.result(name, k).name for k in REPORTED)} under {str(ws.model_dir(name))!r}; run "
             f"`parity --model {req.model}`, `bench` or `diagnose` first."
         )
     try:

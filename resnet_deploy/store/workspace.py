@@ -23,8 +23,21 @@ from resnet_deploy.config import record_value
 from resnet_deploy.portable.constants import MANIFEST
 
 
+# The results a command writes under OUT/<model>/ (the report reads the first five back).
+RESULT_FILES = {
+    "parity": "parity.json",
+    "bench": "bench.json",
+    "throughput": "throughput.json",
+    "profile": "profile.json",
+    "diagnose": "diagnose.json",
+    "gate": "gate.json",
+    "gate-record": "gate-record.json",
+    "gate-md": "gate.md",
+}
+
+
 class Workspace:
-    """The folder tree under one --out root."""
+    """The folder tree under one --out root: the one place that knows where each result lives."""
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
@@ -32,20 +45,24 @@ class Workspace:
     def model_dir(self, model: str) -> Path:
         return self.root / model
 
+    def result(self, model: str, kind: str) -> Path:
+        """Where the `kind` result (RESULT_FILES) of a model lives."""
+        return self.root / model / RESULT_FILES[kind]
+
     def artifact_dir(self, model: str, target: str, precision: str) -> Path:
         return self.root / model / target / getattr(precision, "value", precision)
 
     def parity_json(self, model: str) -> Path:
-        return self.root / model / "parity.json"
+        return self.result(model, "parity")
 
     def bench_json(self, model: str) -> Path:
-        return self.root / model / "bench.json"
+        return self.result(model, "bench")
 
     def throughput_json(self, model: str) -> Path:
-        return self.root / model / "throughput.json"
+        return self.result(model, "throughput")
 
     def profile_json(self, model: str) -> Path:
-        return self.root / model / "profile.json"
+        return self.result(model, "profile")
 
     def report_dir(self, model: str) -> Path:
         return self.root / model / "report"
