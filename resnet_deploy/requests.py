@@ -19,20 +19,6 @@ from resnet_deploy.values import positive_float, positive_int, readable_file, th
 
 DEFAULT_OUT = Path("artifacts")
 
-# Defaults for options a command was not given. One copy: the CLI's help texts read them.
-# (--calib has no fixed default: digits for the digits model, synthetic for an untrained built-in,
-# and a user's model must name its own images: contract.data_source.)
-ARTIFACT_DEFAULTS: dict[str, Any] = {
-    "calib_size": 200,
-    "seed": 0,
-    "io_dtype": "int8",
-    "calib_method": "minmax",
-    "onnx_format": "auto",
-    "openvino_int8": "auto",
-    "opset": 17,
-    "device": "host",
-}
-
 # ArtifactOptions field -> the config_record key it sets
 _CONFIG_KEYS = {
     "io_dtype": "quant.io_dtype",
@@ -43,6 +29,21 @@ _CONFIG_KEYS = {
     "calib_size": "calib_size",
     "device": "device",
 }
+
+
+def _config_default(key: str) -> Any:
+    """The default of a config field ("quant.io_dtype"), as its value: config.py holds the one copy."""
+    from dataclasses import fields
+
+    cls = QuantConfig if key.startswith("quant.") else ExportConfig
+    found = next(f for f in fields(cls) if f.name == key.rpartition(".")[2])
+    return getattr(found.default, "value", found.default)
+
+
+# Defaults for options a command was not given (the CLI's help texts read them). --calib has no
+# fixed default: digits for the digits model, synthetic for an untrained built-in, and a user's
+# model must name its own images (contract.data_source).
+ARTIFACT_DEFAULTS: dict[str, Any] = {"seed": 0, **{name: _config_default(key) for name, key in _CONFIG_KEYS.items()}}
 
 
 @dataclass(frozen=True)

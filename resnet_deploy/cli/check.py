@@ -7,9 +7,10 @@ from pathlib import Path
 import click
 
 from resnet_deploy.errors import ParityError
-from resnet_deploy.requests import DEFAULT_OUT
+from resnet_deploy.requests import DEFAULT_OUT, BenchRequest, GateRequest, ParityRequest, ReportRequest
 
 from resnet_deploy.cli.options import (
+    default,
     _artifact_options,
     _given,
     _int_list,
@@ -28,16 +29,36 @@ from resnet_deploy.cli.group import EXAMPLE, as_json_text, cli
     )
 )
 @model_options
-@click.option("--targets", "--target", "targets", default="all", show_default=True, help="tflite,onnx,openvino or all.")
-@click.option("--precision", default="int8", show_default=True, help="One precision or a comma list, e.g. fp32,int8.")
+@click.option(
+    "--targets",
+    "--target",
+    "targets",
+    default=default(ParityRequest, "targets"),
+    show_default=True,
+    help="tflite,onnx,openvino or all.",
+)
+@click.option(
+    "--precision",
+    default=default(ParityRequest, "precisions"),
+    show_default=True,
+    help="One precision or a comma list, e.g. fp32,int8.",
+)
 @click.option(
     "--data",
     default=None,
     help="Parity inputs: an image folder (class subfolders = labels), a .npz, digits "
     "(the held-out test split; the default for digits) or synthetic (untrained built-ins).",
 )
-@click.option("--n", "n", type=int, default=450, show_default=True, help="Number of parity samples.")
-@click.option("--threads", type=int, default=2, show_default=True, help="Threads for every runtime.")
+@click.option(
+    "--n", "n", type=int, default=default(ParityRequest, "n"), show_default=True, help="Number of parity samples."
+)
+@click.option(
+    "--threads",
+    type=int,
+    default=default(ParityRequest, "threads"),
+    show_default=True,
+    help="Threads for every runtime.",
+)
 @artifact_options
 @click.option(
     "--tol",
@@ -104,18 +125,45 @@ def parity(tol, reference, as_json: bool, **kw) -> None:
 
 @cli.command(epilog=EXAMPLE.format("python cli.py bench --targets all --precision fp32,int8 --threads 1,2"))
 @model_options
-@click.option("--targets", "--target", "targets", default="all", show_default=True, help="tflite,onnx,openvino or all.")
-@click.option("--precision", default="fp32,int8", show_default=True, help="One precision or a comma list.")
-@click.option("--threads", default="2", show_default=True, help="Thread counts, e.g. 1,2.")
-@click.option("--batch", default="1", show_default=True, help="Batch size; throughput mode takes a list, e.g. 1,8,32.")
+@click.option(
+    "--targets",
+    "--target",
+    "targets",
+    default=default(BenchRequest, "targets"),
+    show_default=default(BenchRequest, "keras"),
+    help="tflite,onnx,openvino or all.",
+)
+@click.option(
+    "--precision",
+    default=default(BenchRequest, "precisions"),
+    show_default=default(BenchRequest, "keras"),
+    help="One precision or a comma list.",
+)
+@click.option(
+    "--threads",
+    default=default(BenchRequest, "threads"),
+    show_default=default(BenchRequest, "keras"),
+    help="Thread counts, e.g. 1,2.",
+)
+@click.option(
+    "--batch",
+    default=default(BenchRequest, "batch"),
+    show_default=default(BenchRequest, "keras"),
+    help="Batch size; throughput mode takes a list, e.g. 1,8,32.",
+)
 @click.option(
     "--mode",
     type=click.Choice(["latency", "throughput"]),
-    default="latency",
-    show_default=True,
+    default=default(BenchRequest, "mode"),
+    show_default=default(BenchRequest, "keras"),
     help="latency: one request at a time (bench.json); throughput: requests in flight on every core (throughput.json).",
 )
-@click.option("--keras/--no-keras", default=True, show_default=True, help="Time the Keras model as the baseline.")
+@click.option(
+    "--keras/--no-keras",
+    default=default(BenchRequest, "keras"),
+    show_default=default(BenchRequest, "keras"),
+    help="Time the Keras model as the baseline.",
+)
 @click.option(
     "--profile",
     is_flag=True,
@@ -176,14 +224,33 @@ def bench(threads: str, batch: str, warmup_s, seconds, as_json: bool, **kw) -> N
     help="Percent slower, as the ratio to Keras in the same run (default 15).",
 )
 @model_options
-@click.option("--targets", "--target", "targets", default="all", show_default=True, help="tflite,onnx,openvino or all.")
-@click.option("--precision", default="int8", show_default=True, help="One precision or a comma list, e.g. fp32,int8.")
+@click.option(
+    "--targets",
+    "--target",
+    "targets",
+    default=default(GateRequest, "targets"),
+    show_default=True,
+    help="tflite,onnx,openvino or all.",
+)
+@click.option(
+    "--precision",
+    default=default(GateRequest, "precisions"),
+    show_default=True,
+    help="One precision or a comma list, e.g. fp32,int8.",
+)
 @click.option("--data", default=None, help="Parity inputs (as for parity).")
-@click.option("--n", "n", type=int, default=450, show_default=True, help="Parity samples (when parity runs now).")
+@click.option(
+    "--n",
+    "n",
+    type=int,
+    default=default(GateRequest, "n"),
+    show_default=True,
+    help="Parity samples (when parity runs now).",
+)
 @click.option(
     "--threads",
     type=int,
-    default=2,
+    default=default(GateRequest, "threads"),
     show_default=True,
     help="Threads for every runtime (when parity and bench run now).",
 )
@@ -231,7 +298,11 @@ def gate(as_json: bool, warmup_s, seconds, **kw) -> None:
 
 @cli.command(epilog=EXAMPLE.format("python cli.py report --out artifacts"))
 @click.option(
-    "--model", "model_name", default="digits", show_default=True, help="Model name or path, as given to parity."
+    "--model",
+    "model_name",
+    default=default(ReportRequest, "model"),
+    show_default=True,
+    help="Model name or path, as given to parity.",
 )
 @click.option(
     "--out",

@@ -7,7 +7,16 @@ import sys
 import click
 
 
-from resnet_deploy.cli.options import _artifact_options, _budget, _model, _progress, artifact_options, model_options
+from resnet_deploy.cli.options import (
+    _artifact_options,
+    _budget,
+    _model,
+    _progress,
+    artifact_options,
+    default,
+    model_options,
+)
+from resnet_deploy.requests import DiagnoseRequest, ExportRequest
 from resnet_deploy.cli.group import EXAMPLE, as_json_text, cli
 
 
@@ -20,12 +29,14 @@ from resnet_deploy.cli.group import EXAMPLE, as_json_text, cli
     "--target",
     "--targets",
     "targets",
-    default="tflite",
+    default=default(ExportRequest, "targets"),
     show_default=True,
     help="tflite, onnx, openvino, a comma list, or all.",
 )
 @model_options
-@click.option("--precision", default="int8", show_default=True, help="int8, fp16, dynamic or fp32.")
+@click.option(
+    "--precision", default=default(ExportRequest, "precision"), show_default=True, help="int8, fp16, dynamic or fp32."
+)
 @artifact_options
 @click.option(
     "--max-acc-drop",
@@ -77,15 +88,30 @@ def export(as_json: bool, max_acc_drop, val, max_float_layers, **kw) -> None:
     epilog=EXAMPLE.format("python cli.py diagnose --model my_model.keras --data ./val_images --targets all --n 16")
 )
 @model_options
-@click.option("--targets", "--target", "targets", default="all", show_default=True, help="tflite,onnx,openvino or all.")
+@click.option(
+    "--targets",
+    "--target",
+    "targets",
+    default=default(DiagnoseRequest, "targets"),
+    show_default=True,
+    help="tflite,onnx,openvino or all.",
+)
 @click.option(
     "--data",
     default=None,
     help="Inputs: an image folder, a .npz, digits (held-out split; the default for "
     "digits) or synthetic (untrained built-ins).",
 )
-@click.option("--n", "n", type=int, default=16, show_default=True, help="Samples to compare on.")
-@click.option("--sqnr-limit", type=float, default=20.0, show_default=True, help="dB below which a layer has diverged.")
+@click.option(
+    "--n", "n", type=int, default=default(DiagnoseRequest, "n"), show_default=True, help="Samples to compare on."
+)
+@click.option(
+    "--sqnr-limit",
+    type=float,
+    default=default(DiagnoseRequest, "sqnr_limit"),
+    show_default=True,
+    help="dB below which a layer has diverged.",
+)
 @artifact_options
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON result on stdout.")
 def diagnose(as_json: bool, **kw) -> None:

@@ -4,6 +4,7 @@ into request values; cli.py holds the commands."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -186,3 +187,15 @@ def _int_list(value: str, option: str) -> tuple[int, ...]:
         return tuple(int(t) for t in value.split(","))
     except ValueError:
         raise InputError(f"{option} {value!r} is not a comma list of integers, e.g. 1,2.") from None
+
+
+def default(request: type, name: str) -> Any:
+    """A request field's default as an option shows it (one copy of every default: the request's);
+    tuples as comma lists, enums as their values."""
+    import dataclasses
+
+    found = {f.name: f for f in dataclasses.fields(request)}[name]
+    value = found.default if found.default is not dataclasses.MISSING else found.default_factory()  # type: ignore[operator]
+    if isinstance(value, tuple):
+        return ",".join(str(getattr(v, "value", v)) for v in value)
+    return getattr(value, "value", value)

@@ -9,7 +9,9 @@ import click
 
 from resnet_deploy.errors import DeployError, ParityError
 
+from resnet_deploy.requests import DeployRequest, PackageRequest
 from resnet_deploy.cli.options import (
+    default,
     _artifact_options,
     _model,
     _progress,
@@ -26,9 +28,19 @@ from resnet_deploy.cli.group import EXAMPLE, as_json_text, cli
     )
 )
 @model_options
-@click.option("--targets", "--target", "targets", default="all", show_default=True, help="tflite,onnx,openvino or all.")
 @click.option(
-    "--precision", default="int8", show_default=True, help="The precision to package: int8, fp16, dynamic or fp32."
+    "--targets",
+    "--target",
+    "targets",
+    default=default(PackageRequest, "targets"),
+    show_default=True,
+    help="tflite,onnx,openvino or all.",
+)
+@click.option(
+    "--precision",
+    default=default(PackageRequest, "precision"),
+    show_default=True,
+    help="The precision to package: int8, fp16, dynamic or fp32.",
 )
 @click.option(
     "--data",
@@ -36,9 +48,20 @@ from resnet_deploy.cli.group import EXAMPLE, as_json_text, cli
     help="Reference inputs shipped in the bundle: an image folder, a .npz, "
     "digits (held-out split; the default for digits) or synthetic (untrained built-ins).",
 )
-@click.option("--n", "n", type=int, default=200, show_default=True, help="Reference samples shipped in the bundle.")
 @click.option(
-    "--threads", type=int, default=2, show_default=True, help="Threads for the host's parity and latency check."
+    "--n",
+    "n",
+    type=int,
+    default=default(PackageRequest, "n"),
+    show_default=True,
+    help="Reference samples shipped in the bundle.",
+)
+@click.option(
+    "--threads",
+    type=int,
+    default=default(PackageRequest, "threads"),
+    show_default=True,
+    help="Threads for the host's parity and latency check.",
 )
 @artifact_options
 @click.option("--allow-low-accuracy", is_flag=True, help="Package even if Keras itself scores near chance (untrained).")
@@ -100,7 +123,13 @@ def package(as_json: bool, **kw) -> None:
     default=None,
     help="An ssh config file (ssh -F): Host aliases, ProxyJump, keys; it reaches jump hosts too.",
 )
-@click.option("--connect-timeout", type=int, default=10, show_default=True, help="Seconds to wait for the device.")
+@click.option(
+    "--connect-timeout",
+    type=int,
+    default=default(DeployRequest, "connect_timeout"),
+    show_default=True,
+    help="Seconds to wait for the device.",
+)
 @click.option(
     "--allow-profile-mismatch",
     is_flag=True,
@@ -119,11 +148,17 @@ def package(as_json: bool, **kw) -> None:
     help="An Ansible inventory (INI or YAML): deploy to all its hosts; --to is then the folder on each.",
 )
 @click.option("--limit", default=None, help="Only these inventory hosts (an Ansible pattern, e.g. 'boards:!pi3').")
-@click.option("--max-parallel", type=int, default=8, show_default=True, help="Hosts worked on at once (--inventory).")
+@click.option(
+    "--max-parallel",
+    type=int,
+    default=default(DeployRequest, "max_parallel"),
+    show_default=True,
+    help="Hosts worked on at once (--inventory).",
+)
 @click.option(
     "--host-timeout",
     type=float,
-    default=900,
+    default=default(DeployRequest, "host_timeout"),
     show_default=True,
     help="Seconds for one host's self-test (--inventory; per host: resnet_deploy_timeout).",
 )
