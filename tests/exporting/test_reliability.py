@@ -1,7 +1,7 @@
 """Bad input of every kind, through the CLI as a user types it: each case exits with its code,
 prints exactly one `error:` line naming the problem and no traceback, and leaves nothing new in
---out, in the device folder or in TMPDIR. Grouped as issue 12 groups them: filesystem, models,
-numbers, labels, bundles, data files, and structured files read back."""
+--out, in the device folder or in TMPDIR. Grouped by kind: filesystem, models, numbers, labels,
+bundles, data files, and structured files read back."""
 
 from __future__ import annotations
 
