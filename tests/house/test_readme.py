@@ -54,3 +54,20 @@ def test_every_exit_code_is_in_the_readme_and_the_troubleshooting_page():
     for text in (README, PAGES["troubleshooting.md"]):
         listed = {int(c) for c in re.findall(r"^\| (\d+) \|", text, re.M)}
         assert codes <= listed, codes - listed
+
+
+def test_no_development_history_in_code_or_tests():
+    """Comments, docstrings and tests speak of the product: no issue or session numbers."""
+    import subprocess
+
+    files = subprocess.run(
+        ["git", "ls-files", "*.py", "*.toml", "*.yml", "*.md"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    found = []
+    for f in files:
+        if f == "CHANGELOG.md":
+            continue
+        for n, line in enumerate((ROOT / f).read_text(errors="replace").splitlines(), 1):
+            if re.search(r"\b(issue|session)s? #?\d", line, re.I) and "/issues/" not in line:
+                found.append(f"{f}:{n}: {line.strip()[:80]}")
+    assert not found, found
