@@ -10,6 +10,7 @@ from resnet_deploy.errors import ParityError
 from resnet_deploy.requests import DEFAULT_OUT, BenchRequest, GateRequest, ParityRequest, ReportRequest
 
 from resnet_deploy.cli.options import (
+    targets_option,
     default,
     _artifact_options,
     _given,
@@ -29,14 +30,7 @@ from resnet_deploy.cli.group import EXAMPLE, as_json_text, cli
     )
 )
 @model_options
-@click.option(
-    "--targets",
-    "--target",
-    "targets",
-    default=default(ParityRequest, "targets"),
-    show_default=True,
-    help="tflite,onnx,openvino or all.",
-)
+@targets_option(ParityRequest)
 @click.option(
     "--precision",
     default=default(ParityRequest, "precisions"),
@@ -125,43 +119,36 @@ def parity(tol, reference, as_json: bool, **kw) -> None:
 
 @cli.command(epilog=EXAMPLE.format("python cli.py bench --targets all --precision fp32,int8 --threads 1,2"))
 @model_options
-@click.option(
-    "--targets",
-    "--target",
-    "targets",
-    default=default(BenchRequest, "targets"),
-    show_default=default(BenchRequest, "keras"),
-    help="tflite,onnx,openvino or all.",
-)
+@targets_option(BenchRequest)
 @click.option(
     "--precision",
     default=default(BenchRequest, "precisions"),
-    show_default=default(BenchRequest, "keras"),
+    show_default=True,
     help="One precision or a comma list.",
 )
 @click.option(
     "--threads",
     default=default(BenchRequest, "threads"),
-    show_default=default(BenchRequest, "keras"),
+    show_default=True,
     help="Thread counts, e.g. 1,2.",
 )
 @click.option(
     "--batch",
     default=default(BenchRequest, "batch"),
-    show_default=default(BenchRequest, "keras"),
+    show_default=True,
     help="Batch size; throughput mode takes a list, e.g. 1,8,32.",
 )
 @click.option(
     "--mode",
     type=click.Choice(["latency", "throughput"]),
     default=default(BenchRequest, "mode"),
-    show_default=default(BenchRequest, "keras"),
+    show_default=True,
     help="latency: one request at a time (bench.json); throughput: requests in flight on every core (throughput.json).",
 )
 @click.option(
     "--keras/--no-keras",
     default=default(BenchRequest, "keras"),
-    show_default=default(BenchRequest, "keras"),
+    show_default=True,
     help="Time the Keras model as the baseline.",
 )
 @click.option(
@@ -224,14 +211,7 @@ def bench(threads: str, batch: str, warmup_s, seconds, as_json: bool, **kw) -> N
     help="Percent slower, as the ratio to Keras in the same run (default 15).",
 )
 @model_options
-@click.option(
-    "--targets",
-    "--target",
-    "targets",
-    default=default(GateRequest, "targets"),
-    show_default=True,
-    help="tflite,onnx,openvino or all.",
-)
+@targets_option(GateRequest)
 @click.option(
     "--precision",
     default=default(GateRequest, "precisions"),

@@ -8,6 +8,7 @@ import click
 
 
 from resnet_deploy.cli.options import (
+    targets_option,
     _artifact_options,
     _budget,
     _model,
@@ -88,14 +89,7 @@ def export(as_json: bool, max_acc_drop, val, max_float_layers, **kw) -> None:
     epilog=EXAMPLE.format("python cli.py diagnose --model my_model.keras --data ./val_images --targets all --n 16")
 )
 @model_options
-@click.option(
-    "--targets",
-    "--target",
-    "targets",
-    default=default(DiagnoseRequest, "targets"),
-    show_default=True,
-    help="tflite,onnx,openvino or all.",
-)
+@targets_option(DiagnoseRequest)
 @click.option(
     "--data",
     default=None,

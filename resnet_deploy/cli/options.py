@@ -199,3 +199,15 @@ def default(request: type, name: str) -> Any:
     if isinstance(value, tuple):
         return ",".join(str(getattr(v, "value", v)) for v in value)
     return getattr(value, "value", value)
+
+
+def targets_option(request: type) -> Any:
+    """--targets (or --target): the targets a command works on, its default the request's."""
+    return click.option(
+        "--targets",
+        "--target",
+        "targets",
+        default=default(request, "targets"),
+        show_default=True,
+        help="tflite,onnx,openvino or all (a comma list).",
+    )

@@ -11,6 +11,7 @@ from resnet_deploy.errors import DeployError, ParityError
 
 from resnet_deploy.requests import DeployRequest, PackageRequest
 from resnet_deploy.cli.options import (
+    targets_option,
     default,
     _artifact_options,
     _model,
@@ -28,14 +29,7 @@ from resnet_deploy.cli.group import EXAMPLE, as_json_text, cli
     )
 )
 @model_options
-@click.option(
-    "--targets",
-    "--target",
-    "targets",
-    default=default(PackageRequest, "targets"),
-    show_default=True,
-    help="tflite,onnx,openvino or all.",
-)
+@targets_option(PackageRequest)
 @click.option(
     "--precision",
     default=default(PackageRequest, "precision"),
