@@ -9,8 +9,6 @@ target that needs them.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from resnet_deploy.lazy import public
 
 __version__ = "0.1.0"
@@ -37,45 +35,6 @@ _LAZY = {
     "ModelRef": "models.source",
     "Budget": "quantize.budget",
 }
-__all__ = [
-    "__version__",
-    "export",
-    "parity",
-    "bench",
-    "diagnose",
-    "package",
-    "deploy",
-    "gate",
-    "report",
-    "verify",
-    "ExportRequest",
-    "ParityRequest",
-    "BenchRequest",
-    "DiagnoseRequest",
-    "PackageRequest",
-    "DeployRequest",
-    "GateRequest",
-    "ReportRequest",
-    "ArtifactOptions",
-    "ModelRef",
-    "Budget",
-]
-
-if TYPE_CHECKING:
-    from resnet_deploy.api import bench, deploy, diagnose, export, gate, package, parity, report, verify
-    from resnet_deploy.models.source import ModelRef
-    from resnet_deploy.quantize.budget import Budget
-    from resnet_deploy.requests import (
-        ArtifactOptions,
-        BenchRequest,
-        DeployRequest,
-        DiagnoseRequest,
-        ExportRequest,
-        GateRequest,
-        PackageRequest,
-        ParityRequest,
-        ReportRequest,
-    )
-
+__all__ = ["__version__", *_LAZY]
 
 __getattr__, __dir__ = public(__name__, _LAZY)

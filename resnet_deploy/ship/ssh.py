@@ -65,7 +65,7 @@ class SshDevice:
             "ServerAliveCountMax=3",
             *ssh_args,
         ]
-        self.port = [str(port)] if port else []  # no port in the URL: ssh_config's Port, else 22
+        self.port = str(port) if port else None  # no port in the URL: ssh_config's Port, else 22
         # a step that only talks to sshd: connect (<= connect_timeout) plus a few round trips
         self.step_limit = connect_timeout + 20
         for tool in ("ssh", "scp"):
@@ -88,7 +88,7 @@ class SshDevice:
 
     def ssh(self, remote_command: str, step: str, limit: float) -> subprocess.CompletedProcess:
         return self.run(
-            ["ssh", *(["-p", *self.port] if self.port else []), *self.opts, "--", self.host, remote_command],
+            ["ssh", *(["-p", self.port] if self.port else []), *self.opts, "--", self.host, remote_command],
             step,
             limit,
         )
@@ -101,7 +101,7 @@ class SshDevice:
             "scp",
             "-q",
             "-r",
-            *(["-P", *self.port] if self.port else []),
+            *(["-P", self.port] if self.port else []),
             *self.opts,
             "--",
             str(local.resolve()),
