@@ -115,6 +115,7 @@ def load(ref: ModelRef, options: ArtifactOptions, progress: Progress, data: str 
     from resnet_deploy.calibration.dataset import check_calib_value
     from resnet_deploy.inputs.contract import describe, resolve
     from resnet_deploy.models.check import check_model
+    from resnet_deploy.models.keras_apps import recognise
 
     ref.check()  # what can be refused without TensorFlow is refused before it loads
     for value in (options.calib, data):
@@ -123,7 +124,12 @@ def load(ref: ModelRef, options: ArtifactOptions, progress: Progress, data: str 
     with progress.step(f"loading model {ref.name}"):
         name, model = ref.load()
     check_model(model, name)
-    spec, why = resolve(options.preprocess, model, name, ref.trained_with)
+    trained_with, trained_why = ref.trained_with, None
+    if trained_with is None:  # a user's file: is it a keras.applications ResNet?
+        found = recognise(model)
+        if found is not None:
+            trained_with, trained_why = found.preset, found.why(name)
+    spec, why = resolve(options.preprocess, model, name, trained_with, trained_why)
     progress.log(f"preprocessing: {describe(spec)}: {why}")
     if not ref.trained:
         progress.log(f"{name} is untrained (random weights): its numbers are for speed only")

@@ -67,7 +67,9 @@ def first_layer_preprocessing(model: Any) -> Any:
     return None
 
 
-def model_default(model: Any, model_name: str, trained_with: str | None) -> tuple[str, str]:
+def model_default(
+    model: Any, model_name: str, trained_with: str | None, trained_why: str | None = None
+) -> tuple[str, str]:
     """(preset, why) when the user declared none."""
     layer = first_layer_preprocessing(model)
     if layer is not None:
@@ -76,21 +78,26 @@ def model_default(model: Any, model_name: str, trained_with: str | None) -> tupl
             "it takes raw 0..255 pixels"
         )
     if trained_with:
-        return trained_with, f"the preprocessing {model_name} is made for"
+        return trained_with, trained_why or f"the preprocessing {model_name} is made for"
     return "unit", "the default (x/255); state your model's with --preprocess"
 
 
 def resolve(
-    options: PreprocessOptions, model: Any, model_name: str, trained_with: str | None = None
+    options: PreprocessOptions,
+    model: Any,
+    model_name: str,
+    trained_with: str | None = None,
+    trained_why: str | None = None,
 ) -> tuple[PreprocessSpec | None, str]:
     """The spec for this model and the reason it was chosen (None for a model whose input is not
-    an image: its data must already be model inputs)."""
+    an image: its data must already be model inputs). trained_with/trained_why: the preset the
+    model was trained with, when known (a built-in, or a recognised keras.applications ResNet)."""
     if len(model.input_shape) != 4 and not options.declared:
         return None, "the model's input is not an NHWC image: data is taken as model inputs, as it is"
     if options.preset is not None:
         preset, why = options.preset, "declared with --preprocess"
     else:
-        preset, why = model_default(model, model_name, trained_with)
+        preset, why = model_default(model, model_name, trained_with, trained_why)
     order, scale, mean, std, _ = PRESETS[preset]
     channels = int(model.input_shape[-1]) if len(model.input_shape) == 4 else 0
     if channels == 1 and (order == "bgr" or len(options.mean or mean) == 3 or len(options.std or std) == 3):

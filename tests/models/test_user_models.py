@@ -161,6 +161,15 @@ def test_a_keras_application_saved_as_a_file_loads_and_exports(tmp_path, capsys)
     code, _, err = run_cli(capsys, "export", "--model", str(path), "--precision", "fp32", "--out", str(tmp_path))
     assert code == 0, err
     assert (tmp_path / "v2" / "tflite" / "fp32" / "model.tflite").is_file()
+    # recognised as the keras.applications network it is: its own preprocessing, with the reason
+    assert "preprocessing: symmetric" in err and "built from keras.applications ResNet50V2" in err
+    m = json.loads((tmp_path / "v2" / "tflite" / "fp32" / "manifest.json").read_text())
+    assert m["preprocessing"]["preset"] == "symmetric" and "3-4-6-3 residual blocks" in m["preprocessing"]["why"]
+    # --preprocess always wins over what was recognised
+    code, _, err = run_cli(
+        capsys, "export", "--model", str(path), "--precision", "fp32", "--preprocess", "unit", "--out", str(tmp_path)
+    )
+    assert code == 0 and "preprocessing: unit" in err and "declared with --preprocess" in err
 
 
 def test_weights_are_local_files_only(tmp_path, capsys):
