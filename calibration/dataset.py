@@ -15,88 +15,115 @@ from typing import Iterator
 import numpy as np
 
 from resnet_deploy.calibration.preprocess import PreprocessSpec
-from resnet_deploy.calibration.sources import ArraySource, DigitsSource, ImageFolderSource, Source, SyntheticSource
+from resnet_deploy.calibration.arrays import ArraySource
+from resnet_deploy.calibration.sources import DigitsSource, ImageFolderSource, Source, SyntheticSource
+from resnet_deploy.calibration.subset import Selection, choose, notes
 from resnet_deploy.errors import InputError
 
 
-class CalibrationSet:
-    """Preprocessed float32 samples (H, W, C) from a Source, optionally limited to n."""
+CACHE_BYTES = 64 << 20  # a set this small is kept after its first read; a larger one is re-read per pass
 
-    def __init__(self, source: Source, spec: PreprocessSpec, limit: int | None = None) -> None:
+
+class CalibrationSet:
+    """Preprocessed float32 samples (H, W, C) from a Source: all of it, or a seeded, stratified
+    subset of `limit` samples (calibration/subset.py). Read in bounded batches, any number of times."""
+
+    def __init__(self, source: Source, spec: PreprocessSpec, limit: int | None = None, seed: int = 0) -> None:
         self.source = source
         self.spec = spec
         self.limit = None if limit is None else min(int(limit), len(source))
+        self.seed = seed
+        self._selection: Selection | None = None
         self._cache: tuple[np.ndarray, np.ndarray | None] | None = None
         self._fingerprint: str | None = None
-        self.requested: int | None = None  # what the caller asked for (from_spec), if more than the data has
-
-    def shortfall(self, what: str) -> str | None:
-        """One line when the data has fewer samples than were asked for, else None."""
-        if self.requested is not None and len(self) < self.requested:
-            return (
-                f"{what}: the data has {len(self)} samples, {self.requested} were asked for; using {len(self)} "
-                "(pass more data or a smaller count to silence this)"
-            )
-        return None
+        self.requested: int | None = None  # what the caller asked for (from_spec)
 
     def __len__(self) -> int:
         return len(self.source) if self.limit is None else self.limit
 
     def take(self, n: int) -> "CalibrationSet":
-        """The first n samples, as a new set (same source and spec)."""
+        """n samples of this set's source (a seeded, stratified subset when fewer than it holds)."""
         if n < 1:
             raise InputError(f"take(n={n}): n must be >= 1.")
-        return CalibrationSet(self.source, self.spec, n if self.limit is None else min(n, self.limit))
+        return CalibrationSet(self.source, self.spec, n if self.limit is None else min(n, self.limit), self.seed)
+
+    @property
+    def selection(self) -> Selection:
+        if self._selection is None:
+            self._selection = choose(
+                self.source.labels(), len(self), len(self.source), self.seed, self.source.class_names
+            )
+        return self._selection
+
+    def notes(self, what: str) -> list[str]:
+        """Lines to print: fewer samples than asked for, classes the subset leaves out."""
+        return notes(self.selection, self.requested, what)
 
     @property
     def has_labels(self) -> bool:
         return self.source.has_labels
 
-    def _iter_samples(self) -> Iterator[tuple[np.ndarray, int | None]]:
+    def _sample(self, i: int, img: np.ndarray) -> np.ndarray:
         expected = (self.spec.height, self.spec.width, self.spec.num_channels)
-        for i, (img, label) in enumerate(self.source):
-            if self.limit is not None and i >= self.limit:
-                return
-            if self.source.preprocessed:
-                x = np.asarray(img, dtype=np.float32)
-                if x.ndim == 2:
-                    x = x[:, :, None]
-            else:
-                x = self.spec.apply(img)
-            if x.shape != expected:
-                where = self.source.describe().get("path", self.source.name)
-                raise InputError(
-                    f"Sample {i} of {where} has shape {x.shape}, model expects {expected}; "
-                    "pass uint8 images (they are resized) or float arrays of the model's input shape."
-                )
-            if not np.isfinite(x).all():
-                raise InputError(
-                    f"Sample {i} of {self.source.name} data contains NaN or Inf; clean the data before calibrating."
-                )
-            yield x, label
+        if self.source.preprocessed:
+            x = np.asarray(img, dtype=np.float32)
+            x = x[:, :, None] if x.ndim == 2 else x
+        else:
+            x = self.spec.apply(img)
+        if x.shape != expected:
+            where = self.source.describe().get("path", self.source.name)
+            raise InputError(
+                f"Sample {i} of {where} has shape {x.shape}, model expects {expected}; "
+                "pass uint8 images (they are resized) or float arrays of the model's input shape."
+            )
+        if not np.isfinite(x).all():
+            raise InputError(
+                f"Sample {i} of {self.source.name} data contains NaN or Inf; clean the data before calibrating."
+            )
+        return x
+
+    def batches(self, size: int = 32) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        """(x, labels or None) batches of at most `size` samples, in order; nothing else is held."""
+        if self._cache is not None:
+            x, y = self._cache
+            for s in range(0, len(x), size):
+                yield x[s : s + size], None if y is None else y[s : s + size]
+            return
+        indices = self.selection.indices
+        xs: list[np.ndarray] = []
+        ys: list[int | None] = []
+        for i, (img, label) in zip(indices, self.source.read(indices)):
+            xs.append(self._sample(int(i), img))
+            ys.append(label)
+            if len(xs) == size:
+                yield np.stack(xs), self._labels(ys)
+                xs, ys = [], []
+        if xs:
+            yield np.stack(xs), self._labels(ys)
+
+    def _labels(self, ys: list[int | None]) -> np.ndarray | None:
+        return np.asarray(ys, dtype=np.int64) if self.has_labels else None
 
     def __iter__(self) -> Iterator[np.ndarray]:
         """Yield one float32 (H, W, C) sample at a time; re-readable."""
-        if self._cache is not None:
-            yield from self._cache[0]
-            return
-        for x, _ in self._iter_samples():
-            yield x
+        for x, _ in self.batches():
+            yield from x
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray | None]:
-        """All samples stacked (N, H, W, C) float32, and labels (N,) or None. Cached."""
-        if self._cache is None:
-            xs, ys = [], []
-            for x, y in self._iter_samples():
-                xs.append(x)
-                ys.append(y)
-            if not xs:
-                raise InputError(
-                    f"Calibration data from {self.source.name} is empty; pass a source with at least one image."
-                )
-            labels = np.asarray(ys, dtype=np.int64) if self.has_labels else None
-            self._cache = (np.stack(xs), labels)
-        return self._cache
+        """All samples stacked (N, H, W, C) float32, and labels (N,) or None: for small sets
+        (kept when under CACHE_BYTES); large ones are read with batches()."""
+        if self._cache is not None:
+            return self._cache
+        parts = list(self.batches())
+        if not parts:
+            raise InputError(
+                f"Calibration data from {self.source.name} is empty; pass a source with at least one image."
+            )
+        x = np.concatenate([p[0] for p in parts])
+        y = None if parts[0][1] is None else np.concatenate([p[1] for p in parts])  # type: ignore[misc]
+        if x.nbytes <= CACHE_BYTES:
+            self._cache = (x, y)
+        return x, y
 
     def preprocess_dict(self) -> dict:
         """The preprocessing actually applied, for manifests."""
@@ -113,26 +140,24 @@ class CalibrationSet:
     def fingerprint(self) -> str:
         """sha256 over the preprocessing spec and every sample's float32 bytes, in order."""
         if self._fingerprint is None:
-            self._fingerprint = self._hash()
+            h = hashlib.sha256()
+            h.update(json.dumps(self.preprocess_dict(), sort_keys=True).encode())
+            for x, _ in self.batches():
+                h.update(np.ascontiguousarray(x, dtype="<f4").tobytes())
+            self._fingerprint = h.hexdigest()
         return self._fingerprint
-
-    def _hash(self) -> str:
-        x, _ = self.arrays()
-        h = hashlib.sha256()
-        h.update(json.dumps(self.preprocess_dict(), sort_keys=True).encode())
-        h.update(np.ascontiguousarray(x, dtype="<f4").tobytes())
-        return h.hexdigest()
 
     def describe(self) -> dict:
         return {
             "source": self.source.describe(),
             "count": len(self),
+            "sampling": self.selection.record(),
             "preprocess": self.preprocess_dict(),
             "fingerprint_sha256": self.fingerprint,
         }
 
 
-def make_source(calib: str | Path, input_shape: tuple, size: int, seed: int = 0, digits_split: str = "train") -> Source:
+def make_source(calib: str | Path, input_shape: tuple, size: int, seed: int = 0, digits_split: str = "calib") -> Source:
     """Pick a Source from a CLI-style value: digits, synthetic, a folder or a .npy/.npz file."""
     key = str(calib)
     if key == "digits":
@@ -166,11 +191,11 @@ def from_spec(
     size: int = 200,
     seed: int = 0,
     spec: PreprocessSpec | None = None,
-    digits_split: str = "train",
+    digits_split: str = "calib",
 ) -> CalibrationSet:
     """Build the CalibrationSet for a model input shape (N, H, W, C) from a CLI-style value."""
     spec = spec or PreprocessSpec.for_input_shape(tuple(input_shape))
     source = make_source(calib, input_shape, size, seed, digits_split)
-    ds = CalibrationSet(source, spec).take(size)
+    ds = CalibrationSet(source, spec, seed=seed).take(size)
     ds.requested = size
     return ds

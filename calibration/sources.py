@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -27,7 +27,7 @@ DIGITS_VAL_SIZE = 360
 
 
 class Source:
-    """Base: a finite, re-readable sequence of (image, label)."""
+    """Base: a finite, re-readable sequence of (image, label), read by ascending index."""
 
     name = "source"
     preprocessed = False
@@ -35,8 +35,16 @@ class Source:
     def __len__(self) -> int:
         raise NotImplementedError
 
-    def __iter__(self) -> Iterator[tuple[np.ndarray, int | None]]:
+    def read(self, indices: Any) -> Iterator[tuple[np.ndarray, int | None]]:
+        """The samples at ascending indices, in order, one decoded at a time."""
         raise NotImplementedError
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, int | None]]:
+        return self.read(range(len(self)))
+
+    def labels(self) -> np.ndarray | None:
+        """Every sample's label without decoding a sample (what stratified sampling reads), or None."""
+        return None
 
     @property
     def has_labels(self) -> bool:
@@ -53,11 +61,12 @@ class Source:
 def load_digits_split(split: str = "test") -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's 8x8 handwritten digits as uint8 images (0..255) and int labels.
 
-    split: "train", "test" or "all" (stratified, fixed seed); "val" is the last DIGITS_VAL_SIZE
-    images of train (validation for accuracy budgets: calibration reads train from the start).
+    split: "train" (what the shipped model was trained on), "test" (held out) or "all" (stratified,
+    fixed seed); train is cut in two disjoint parts: "val", its last DIGITS_VAL_SIZE images
+    (validation for accuracy budgets), and "calib", the rest (what calibration samples from).
     """
-    if split not in ("train", "val", "test", "all"):
-        raise InputError(f"Unrecognized digits split={split!r}. Supported: train, val, test, all.")
+    if split not in ("train", "calib", "val", "test", "all"):
+        raise InputError(f"Unrecognized digits split={split!r}. Supported: train, calib, val, test, all.")
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -70,7 +79,8 @@ def load_digits_split(split: str = "test") -> tuple[np.ndarray, np.ndarray]:
     train_idx, test_idx = train_test_split(
         idx, test_size=DIGITS_TEST_FRACTION, random_state=DIGITS_SPLIT_SEED, stratify=labels
     )
-    pick = {"train": train_idx, "val": train_idx[-DIGITS_VAL_SIZE:], "test": test_idx}[split]
+    val = DIGITS_VAL_SIZE
+    pick = {"train": train_idx, "calib": train_idx[:-val], "val": train_idx[-val:], "test": test_idx}[split]
     return images[pick], labels[pick]
 
 
@@ -78,7 +88,7 @@ def load_digits_split(split: str = "test") -> tuple[np.ndarray, np.ndarray]:
 class DigitsSource(Source):
     """scikit-learn's digits images (real handwriting shipped inside the package)."""
 
-    split: str = "train"
+    split: str = "calib"
     name = "digits"
 
     def __post_init__(self) -> None:
@@ -87,9 +97,12 @@ class DigitsSource(Source):
     def __len__(self) -> int:
         return len(self._labels)
 
-    def __iter__(self):
-        for img, lab in zip(self._images, self._labels):
-            yield img, int(lab)
+    def read(self, indices: Any) -> Iterator[tuple[np.ndarray, int | None]]:
+        for i in indices:
+            yield self._images[i], int(self._labels[i])
+
+    def labels(self) -> np.ndarray:
+        return self._labels
 
     @property
     def has_labels(self) -> bool:
@@ -122,10 +135,15 @@ class SyntheticSource(Source):
     def __len__(self) -> int:
         return self.count
 
-    def __iter__(self):
-        rng = np.random.default_rng(self.seed)
-        for _ in range(self.count):
-            yield rng.integers(0, 256, (self.height, self.width, self.channels), dtype=np.uint8), None
+    def read(self, indices: Any) -> Iterator[tuple[np.ndarray, int | None]]:
+        """Image i is the i-th draw of the seeded generator, whichever images are read."""
+        rng, at = np.random.default_rng(self.seed), 0
+        shape = (self.height, self.width, self.channels)
+        for i in indices:
+            for _ in range(int(i) - at):  # the skipped images' draws, one by one as when they are read
+                rng.integers(0, 256, shape, dtype=np.uint8)
+            at = int(i) + 1
+            yield rng.integers(0, 256, shape, dtype=np.uint8), None
 
     def describe(self) -> dict:
         return {
@@ -205,18 +223,24 @@ class ImageFolderSource(Source):
     def __len__(self) -> int:
         return len(self._files)
 
-    def __iter__(self):
+    def read(self, indices: Any) -> Iterator[tuple[np.ndarray, int | None]]:
         from PIL import Image, UnidentifiedImageError
 
-        for path in self._files:
+        for i in indices:
+            path = self._files[i]
             try:
                 with Image.open(path) as im:  # reads the header only: the size is checked before decoding
                     check_pixels(path, *im.size)
                     img = np.asarray(im.convert("RGB"), dtype=np.uint8)
             except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
                 raise InputError(f"Image {str(path)!r} cannot be read ({e}); remove or replace it.") from e
-            label = self._classes.index(path.parent.name) if self._classes else None
-            yield img, label
+            yield img, (None if self._classes is None else self._classes.index(path.parent.name))
+
+    def labels(self) -> np.ndarray | None:
+        if self._classes is None:
+            return None
+        index = {c: i for i, c in enumerate(self._classes)}
+        return np.array([index[p.parent.name] for p in self._files], np.int64)
 
     @property
     def has_labels(self) -> bool:
@@ -234,85 +258,3 @@ def whole_numbers(labels: np.ndarray) -> bool:
     """Integer labels, or floats that are all finite whole numbers (the one test of "whole")."""
     kind = labels.dtype.kind
     return kind in "iu" or (kind == "f" and bool(np.isfinite(labels).all() and (labels == np.round(labels)).all()))
-
-
-def _checked_arrays(path: Path, x: np.ndarray, y: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
-    """Images (uint8) or model inputs (finite floats), N x H x W [x C]; labels whole numbers, one per image."""
-    where = str(path)
-    if x.dtype != np.uint8 and x.dtype.kind != "f":
-        raise InputError(f"{where!r} holds {x.dtype} arrays; save uint8 images (0..255) or float32 model inputs.")
-    if x.ndim not in (3, 4) or len(x) == 0:
-        raise InputError(f"Array in {where!r} has shape {x.shape}; expected N x H x W [x C] with N >= 1.")
-    if x.dtype.kind == "f" and not np.isfinite(x).all():
-        raise InputError(f"{where!r} contains NaN or Inf values; model inputs must be finite numbers.")
-    if y is None:
-        return x, None
-    if y.ndim != 1 or len(y) != len(x):
-        raise InputError(f"{where!r}: {len(x)} images but labels of shape {y.shape}; save one label per image.")
-    if not whole_numbers(y):
-        raise InputError(f"{where!r}: labels are {y.dtype} values, not whole class numbers; save integer labels.")
-    return x, y.astype(np.int64)
-
-
-@dataclass
-class ArraySource(Source):
-    """A .npy array (N,H,W[,C]) or a .npz with 'x'/'images' (and optional 'y'/'labels').
-
-    uint8 arrays are images and go through the PreprocessSpec; float arrays are taken as
-    model inputs already (preprocessed) and must match the model's input shape.
-    """
-
-    path: Path
-    name = "array"
-
-    def __post_init__(self) -> None:
-        self.path = Path(self.path).expanduser()
-        if not self.path.is_file():
-            raise InputError(f"Calibration file {str(self.path)!r} does not exist; pass an existing .npy/.npz file.")
-        try:
-            if self.path.suffix == ".npy":
-                x, y = np.load(self.path, allow_pickle=False), None
-            else:
-                with np.load(self.path, allow_pickle=False) as z:
-                    xkey = next((k for k in ("x", "images", "inputs") if k in z.files), None)
-                    if xkey is None:
-                        raise InputError(
-                            f"{str(self.path)!r} has no 'x' or 'images' array (found {z.files}); save images under 'x'."
-                        )
-                    x = z[xkey]
-                    ykey = next((k for k in ("y", "labels") if k in z.files), None)
-                    y = z[ykey] if ykey else None
-        except InputError:
-            raise
-        except Exception as e:  # noqa: BLE001 - corrupt user file
-            why = (
-                "not in numpy's array format (numpy would read it as pickled objects, which we never load)"
-                if "pickle" in str(e)
-                else str(e)[:160]
-            )
-            raise InputError(
-                f"{str(self.path)!r} cannot be read as numpy arrays: {why}; save images with "
-                "numpy.save(FILE.npy, x) or numpy.savez(FILE.npz, x=x, y=labels)."
-            ) from e
-        self._x, self._y = _checked_arrays(self.path, x, y)
-        self.preprocessed = self._x.dtype != np.uint8
-
-    def __len__(self) -> int:
-        return len(self._x)
-
-    def __iter__(self):
-        for i in range(len(self._x)):
-            yield self._x[i], (None if self._y is None else int(self._y[i]))
-
-    @property
-    def has_labels(self) -> bool:
-        return self._y is not None
-
-    def describe(self) -> dict:
-        return {
-            "kind": "array",
-            "path": str(self.path),
-            "count": len(self._x),
-            "dtype": str(self._x.dtype),
-            "preprocessed": self.preprocessed,
-        }

@@ -103,8 +103,7 @@ def make_reference(
     ds = from_spec(
         data_source(data, loaded.ref, "--data"), model.input_shape, size=n, digits_split="test", spec=loaded.spec
     )
-    note = ds.shortfall("--n")
-    if note:
+    for note in ds.notes("--n"):
         progress.log(note)
     with progress.step(f"loading {len(ds)} parity inputs"):
         x, labels = ds.arrays()

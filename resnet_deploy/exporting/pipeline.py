@@ -99,8 +99,7 @@ class Loaded:
                     spec=self.spec,
                 )
             )
-            note = self._calib[0].shortfall("calibration")
-            if note:
+            for note in self._calib[0].notes("calibration"):
                 self.progress.log(note)
         return self._calib[0]
 

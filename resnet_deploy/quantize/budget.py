@@ -73,6 +73,9 @@ def load_validation(budget: Budget, loaded: Any, calib: Any, progress: Progress)
     from resnet_deploy.inputs.contract import check_reference_accuracy
 
     ds = from_spec(budget.val, loaded.model.input_shape, size=VAL_SIZE, digits_split="val", spec=loaded.spec)
+    ds.requested = None  # VAL_SIZE is a cap, not a request
+    for note in ds.notes("validation"):
+        progress.log(note)
     x, y = ds.arrays()
     if y is None:
         raise InputError(

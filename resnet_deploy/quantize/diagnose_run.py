@@ -35,6 +35,8 @@ def run_diagnose(req: Any, progress: Progress | None = None) -> dict:
         digits_split="test",
         spec=loaded.spec,
     )
+    for note in ds.notes("--n"):
+        progress.log(note)
     x, _ = ds.arrays()
     result: dict = {
         "model": loaded.name,

@@ -5,7 +5,9 @@ import pytest
 from PIL import Image
 
 from resnet_deploy.calibration import CalibrationSet, PreprocessSpec, from_spec
-from resnet_deploy.calibration.sources import ArraySource, ImageFolderSource, SyntheticSource
+from resnet_deploy.calibration.arrays import ArraySource
+from resnet_deploy.inputs.samples import sample_fingerprints
+from resnet_deploy.calibration.sources import ImageFolderSource, SyntheticSource
 from resnet_deploy.errors import InputError
 
 SHAPE = (None, 16, 16, 3)
@@ -88,16 +90,21 @@ def test_take_and_reread():
     first = [x.copy() for x in cs]
     second = list(cs)
     assert len(first) == 10 and all(np.array_equal(p, q) for p, q in zip(first, second))
-    t = cs.take(3)
-    assert len(t) == 3 and np.array_equal(t.arrays()[0], np.stack(first[:3]))
+    t = cs.take(3)  # a seeded subset, not the first three
+    picked = t.selection.indices
+    assert len(t) == 3 and np.array_equal(t.arrays()[0], np.stack([first[i] for i in picked]))
+    assert t.selection.strategy == "random" and list(picked) == sorted(picked)
 
 
-def test_digits_source_uses_the_train_split_for_calibration():
+def test_digits_calibration_samples_the_train_split_outside_validation():
     cs = from_spec("digits", (None, 32, 32, 3), size=50)
     x, y = cs.arrays()
-    assert x.shape == (50, 32, 32, 3) and set(y.tolist()) <= set(range(10))
-    assert cs.describe()["source"]["split"] == "train"
+    assert x.shape == (50, 32, 32, 3) and set(y.tolist()) == set(range(10))  # stratified: every digit
+    assert cs.describe()["source"]["split"] == "calib" and cs.describe()["sampling"]["strategy"] == "stratified"
     assert 0.0 <= x.min() and x.max() <= 1.0
+    val = from_spec("digits", (None, 32, 32, 3), size=500, digits_split="val")
+    everything = from_spec("digits", (None, 32, 32, 3), size=2000)
+    assert not set(sample_fingerprints(val.arrays()[0])) & set(sample_fingerprints(everything.arrays()[0]))
 
 
 def test_corrupt_npz_and_unknown_source(tmp_path):
