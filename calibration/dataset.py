@@ -120,7 +120,7 @@ class CalibrationSet:
                 f"Calibration data from {self.source.name} is empty; pass a source with at least one image."
             )
         x = np.concatenate([p[0] for p in parts])
-        y = None if parts[0][1] is None else np.concatenate([p[1] for p in parts])  # type: ignore[misc]
+        y = None if parts[0][1] is None else np.concatenate([p[1] for p in parts])
         if x.nbytes <= CACHE_BYTES:
             self._cache = (x, y)
         return x, y

@@ -55,7 +55,7 @@ def build(name: str, input_size: int | None = None, classes: int | None = None, 
 
 
 # residual blocks per stage (conv2..conv5) -> keras.applications name, V1 and V2 alike
-DEPTHS = {(3, 4, 6, 3): "ResNet50", (3, 4, 23, 3): "ResNet101", (3, 8, 36, 3): "ResNet152"}
+DEPTHS: dict[tuple[int, ...], str] = {(3, 4, 6, 3): "ResNet50", (3, 4, 23, 3): "ResNet101", (3, 8, 36, 3): "ResNet152"}
 _BLOCK = re.compile(r"^conv([2-5])_block(\d+)_")
 
 
