@@ -12,6 +12,7 @@ as folded, with the layer that carries it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -162,21 +163,47 @@ def _best(
     return [f for f in found if f[2] >= top - NEAR_BEST][-1]
 
 
+def keeps_layer_name(tensor: str, layer: str) -> bool:
+    """The converter kept the Keras layer's name in the tensor's (`model_1/LAYER_1/Relu`, `LAYER/...`):
+    the same name in an int8 artifact of the same export is the same op, however damaged its values."""
+    return re.search(rf"(^|[/;]){re.escape(layer)}(_\d+)?/", tensor) is not None
+
+
+def _by_name(want_array: np.ndarray, fp32_tensor: str, tensors: dict[str, np.ndarray]) -> tuple[str, str, float] | None:
+    """The int8 tensor named as the fp32 one (ignoring our '#position' suffix), in the layout
+    that fits best: found by name, so damage cannot hide it or make another tensor take its place."""
+    base = fp32_tensor.split("#")[0]
+    same = [t for t in tensors if t.split("#")[0] == base]
+    if len(same) != 1:
+        return None
+    want = _Want(want_array)
+    views = [(layout, cosine(view / want.scale, want.w)) for view, layout in _views(tensors[same[0]], want_array)]
+    if not views:
+        return None
+    layout, score = max(views, key=lambda v: v[1])
+    return same[0], layout, score
+
+
 def build(
     backend: str,
     keras_out: dict[str, np.ndarray],
     tensors: dict[str, np.ndarray],
     order: list[str],
     exact: bool = True,
-    only: set[str] | None = None,
+    only: dict[str, str] | None = None,
 ) -> LayerMap:
-    """Match Keras outputs to backend tensors. exact (fp32 artifacts): within 1e-3 of the peak;
-    otherwise (int8) the best cosine >= 0.9, among the layers `only` (those the backend's fp32
-    artifact has a tensor for, so fusion is decided exactly, not by similarity)."""
+    """Match Keras outputs to backend tensors. exact (fp32 artifacts): within 1e-3 of the peak.
+    Otherwise (int8) among the layers `only` (layer -> tensor of the backend's fp32 artifact, so
+    fusion is decided exactly, not by similarity): by the fp32 tensor's name where the converter
+    kept the layer's name in it, else the best cosine >= 0.9."""
     lm = LayerMap(backend)
     cache: dict[Any, Any] = {}
     for name in order:
-        hit = None if (only is not None and name not in only) else _best(keras_out[name], tensors, exact, cache)
+        hit = None
+        if only is not None and name in only and keeps_layer_name(only[name], name):
+            hit = _by_name(keras_out[name], only[name], tensors)
+        if hit is None and (only is None or name in only):
+            hit = _best(keras_out[name], tensors, exact, cache)
         if hit is None and only is not None and name in only:
             lm.lost.append(name)  # the fp32 artifact has it; nothing in the int8 one resembles it any more
         elif hit is None:

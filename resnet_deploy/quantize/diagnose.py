@@ -62,13 +62,14 @@ def _feed_nsr(name: str, stats: dict[str, dict], model: Any, seen: set[str]) -> 
     return worst
 
 
-def _fp32_layers(target: str, fp32: Any, first: dict, x: np.ndarray, order: list[str]) -> set[str]:
-    """The layers the backend's fp32 artifact has a tensor for: from its manifest's exact layer map
+def _fp32_layers(target: str, fp32: Any, first: dict, x: np.ndarray, order: list[str]) -> dict[str, str]:
+    """layer -> tensor of the backend's fp32 artifact: from its manifest's exact layer map
     (recorded at export), else by probing it now."""
     recorded = fp32.manifest.get("layer_map") or {}
-    if "layers" in recorded:
-        return set(recorded["layers"])
-    return set(layermap.build(target, first, layermap.probe_tensors(target, fp32.model_file, x[:1]), order).layers)
+    if isinstance(recorded.get("layers"), dict):
+        return {str(k): str(v) for k, v in recorded["layers"].items()}
+    lm = layermap.build(target, first, layermap.probe_tensors(target, fp32.model_file, x[:1]), order)
+    return {k: v["tensor"] for k, v in lm.layers.items()}
 
 
 def diagnose_backend(model: Any, target: str, fp32: Any, int8_file: Any, x: np.ndarray, sqnr_limit: float) -> dict:

@@ -217,13 +217,19 @@ def test_an_unreachable_budget_exits_5_and_leaves_nothing(outlier_model, tmp_pat
         (["--max-acc-drop", "1", "--val", "digits", "--precision", "fp32"], "--max-acc-drop applies to int8 exports"),
         (["--max-acc-drop", "1", "--val", "synthetic"], "has no labels; --max-acc-drop needs labelled validation data"),
         (
-            ["--max-acc-drop", "1", "--val", "digits", "--calib-size", "1200"],
+            ["--max-acc-drop", "1", "--val", "SHARED", "--calib", "SHARED"],  # one labelled file for both
             "of the validation samples are also calibration samples",
         ),
         (["--max-acc-drop", "1", "--val", "/no/such/folder"], "/no/such/folder"),
     ],
 )
 def test_budget_bad_input_is_one_line_and_exit_2(args, message, tmp_path, capsys):
+    if "SHARED" in args:
+        from resnet_deploy.calibration.sources import load_digits_split
+
+        x, y = load_digits_split("test")
+        np.savez(tmp_path / "shared.npz", x=x, y=y)
+        args = [str(tmp_path / "shared.npz") if a == "SHARED" else a for a in args]
     code, _, err = run_cli(capsys, "export", "--target", "onnx", *args, "--out", str(tmp_path))
     assert code == 2, err
     assert err.count("error:") == 1 and message in err and "Traceback" not in err
