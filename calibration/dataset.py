@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -90,19 +90,30 @@ class CalibrationSet:
                 yield x[s : s + size], None if y is None else y[s : s + size]
             return
         indices = self.selection.indices
+        hasher = None if self._fingerprint is not None else self._hasher()  # a full pass hashes for free
         xs: list[np.ndarray] = []
         ys: list[int | None] = []
         for i, (img, label) in zip(indices, self.source.read(indices)):
             xs.append(self._sample(int(i), img))
             ys.append(label)
             if len(xs) == size:
-                yield np.stack(xs), self._labels(ys)
+                yield self._batch(xs, ys, hasher)
                 xs, ys = [], []
         if xs:
-            yield np.stack(xs), self._labels(ys)
+            yield self._batch(xs, ys, hasher)
+        if hasher is not None:
+            self._fingerprint = hasher.hexdigest()
 
-    def _labels(self, ys: list[int | None]) -> np.ndarray | None:
-        return np.asarray(ys, dtype=np.int64) if self.has_labels else None
+    def _batch(self, xs: list[np.ndarray], ys: list[int | None], hasher: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        x = np.stack(xs)
+        if hasher is not None:
+            hasher.update(np.ascontiguousarray(x, dtype="<f4").tobytes())
+        return x, np.asarray(ys, dtype=np.int64) if self.has_labels else None
+
+    def _hasher(self) -> Any:
+        h = hashlib.sha256()
+        h.update(json.dumps(self.preprocess_dict(), sort_keys=True).encode())
+        return h
 
     def __iter__(self) -> Iterator[np.ndarray]:
         """Yield one float32 (H, W, C) sample at a time; re-readable."""
@@ -140,11 +151,9 @@ class CalibrationSet:
     def fingerprint(self) -> str:
         """sha256 over the preprocessing spec and every sample's float32 bytes, in order."""
         if self._fingerprint is None:
-            h = hashlib.sha256()
-            h.update(json.dumps(self.preprocess_dict(), sort_keys=True).encode())
-            for x, _ in self.batches():
-                h.update(np.ascontiguousarray(x, dtype="<f4").tobytes())
-            self._fingerprint = h.hexdigest()
+            for _ in self.batches():  # hashes as it reads
+                pass
+        assert self._fingerprint is not None
         return self._fingerprint
 
     def describe(self) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Iterable, Iterator, TextIO, TypeVar
+from typing import Callable, Iterable, Iterator, TextIO, TypeVar
 
 T = TypeVar("T")
 
@@ -17,7 +17,11 @@ class Progress:
     def step(self, label: str) -> Iterator[None]:
         yield
 
-    def track(self, items: Iterable[T], total: int, label: str) -> Iterable[T]:
+    def track(
+        self, items: Iterable[T], total: int, label: str, weight: Callable[[T], int] | None = None
+    ) -> Iterable[T]:
+        """items, unchanged; a console shows count, rate and time left (weight: how many of
+        `total` one item is, e.g. a batch's samples)."""
         return items
 
     def log(self, message: str) -> None:
@@ -54,12 +58,30 @@ class ConsoleProgress(Progress):
             yield
         self.console.print(f"[green]✓[/green] {label} ({time.perf_counter() - t0:.1f} s)", highlight=False)
 
-    def track(self, items: Iterable[T], total: int, label: str) -> Iterable[T]:
+    def track(
+        self, items: Iterable[T], total: int, label: str, weight: Callable[[T], int] | None = None
+    ) -> Iterable[T]:
         if not self.console.is_terminal:
             return items
-        from rich.progress import track
+        return self._bar(items, total, label, weight or (lambda _: 1))
 
-        return track(items, total=total, description=label, console=self.console, transient=True)
+    def _bar(self, items: Iterable[T], total: int, label: str, weight: Callable[[T], int]) -> Iterator[T]:
+        from rich import progress as rp
+
+        columns = (
+            rp.TextColumn("{task.description}"),
+            rp.BarColumn(),
+            rp.MofNCompleteColumn(),
+            rp.TextColumn("{task.fields[rate]}"),
+            rp.TimeRemainingColumn(),
+        )
+        with rp.Progress(*columns, console=self.console, transient=True) as bar:
+            task = bar.add_task(label, total=total, rate="")
+            for item in items:
+                yield item
+                bar.advance(task, weight(item))
+                speed = bar.tasks[0].speed
+                bar.update(task, rate=f"{speed:.1f}/s" if speed else "")
 
     def log(self, message: str) -> None:
         self.console.print(message, highlight=False)

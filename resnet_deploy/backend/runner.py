@@ -94,6 +94,19 @@ class Runner:
         outs = [self.infer(xs[i : i + step]) for i in range(0, len(xs), step)]
         return np.concatenate(outs, axis=0)
 
+    def serve(self, xs: np.ndarray) -> np.ndarray:
+        """Outputs for many samples, in order, computed the way the runtime serves at throughput
+        (the configuration of `throughput()`: every core busy): what parity runs. The default is
+        predict(); runtimes with their own way of serving concurrent requests override it."""
+        return self.predict(xs)
+
+    @property
+    def streams(self) -> int:
+        """Requests in flight when serving: the thread budget, one thread each."""
+        import os
+
+        return self.threads or os.cpu_count() or 1
+
     def info(self) -> dict[str, Any]:
         """What actually ran: runtime, version, execution precision, threads."""
         return {"runner": self.name}

@@ -6,12 +6,14 @@ The harness sees Runners and arrays only; it never imports a backend.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+import time
+from typing import Any, Callable
 
 import numpy as np
 
 from resnet_deploy.portable import metrics as _core
 from resnet_deploy.evaluate.tolerances import Tolerance
+from resnet_deploy.progress import Progress
 
 
 @dataclass(frozen=True)
@@ -161,47 +163,54 @@ class ParityReport:
         }
 
 
-def _agreement(a: np.ndarray, b: np.ndarray) -> float:
-    if _core.is_classifier_output(a):
-        return float(np.mean(a.argmax(1) == b.argmax(1)))
-    return compare(a, b).cosine
+def _agreement(acc: _core.Accumulator) -> float:
+    m = acc.result()
+    return float(m["top1_agreement"] if acc.classifier else m["cosine"])
 
 
 def evaluate(
     model: str,
-    x: np.ndarray,
-    labels: np.ndarray | None,
-    reference: np.ndarray,
-    reference_info: dict,
+    reference: Any,
     candidates: list[Candidate],
     tolerances: dict[str, Any],
     data: dict | None = None,
     environment: dict | None = None,
     progress: Any = None,
+    check_batch: Callable[[np.ndarray], None] | None = None,
 ) -> ParityReport:
-    """Run every candidate on the same inputs, in the same order, and judge it against the reference.
+    """Run every candidate on the same inputs, batch by batch in the same order, and judge it
+    against the reference's Keras outputs. Each runner serves the batch as it would in production
+    (Runner.serve); metrics are accumulated exactly (portable/metrics.py: Accumulator), so memory
+    does not grow with the number of samples.
 
-    tolerances: {precision: Tolerance}. A runner must already be active.
+    reference: .count, .outputs, .meta and .batches() -> (inputs, labels, Keras outputs), in memory
+    or streamed (evaluate/reference.py). tolerances: {precision: Tolerance}. Runners must be active.
     """
-    import time
-
-    outputs: dict[str, np.ndarray] = {"keras": reference}
+    progress = progress or Progress()
+    names = ["keras", *(c.name for c in candidates)]
+    against = {c.name: _core.Accumulator() for c in candidates}
+    pairs = {(a, b): _core.Accumulator() for i, a in enumerate(names) for b in names[i + 1 :]}
+    seconds = dict.fromkeys(against, 0.0)
+    label = f"parity of {len(candidates)} artifact(s) against Keras"
+    for x, labels, ref in progress.track(reference.batches(), reference.count, label, weight=lambda b: len(b[0])):
+        if check_batch is not None:
+            check_batch(x)
+        outputs = {"keras": ref}
+        for c in candidates:
+            t0 = time.perf_counter()
+            outputs[c.name] = c.runner.serve(x)
+            seconds[c.name] += time.perf_counter() - t0
+            against[c.name].add(ref, outputs[c.name], labels)
+        for (a, b), acc in pairs.items():
+            acc.add(outputs[a], outputs[b])
     results = []
     for c in candidates:
-        t0 = time.perf_counter()
-        if progress is not None:
-            with progress.step(f"running {c.name} on {len(x)} samples"):
-                out = c.runner.predict(x)
-        else:
-            out = c.runner.predict(x)
-        seconds = time.perf_counter() - t0
-        outputs[c.name] = out
-        tol = tolerances[c.precision]
-        m = compare(reference, out, labels)
+        m, tol = Metrics(**against[c.name].result()), tolerances[c.precision]
+        info = {**c.runner.info(), "images_per_s": round(reference.count / max(seconds[c.name], 1e-9), 2)}
         results.append(
-            BackendResult(c.name, c.precision, m, check(m, tol), c.runner.info(), asdict(tol), seconds, c.artifact)
+            BackendResult(c.name, c.precision, m, check(m, tol), info, asdict(tol), seconds[c.name], c.artifact)
         )
-    names = list(outputs)
-    matrix = {a: {b: _agreement(outputs[a], outputs[b]) for b in names} for a in names}
-    metric = "top1_agreement" if _core.is_classifier_output(reference) else "cosine"
-    return ParityReport(model, len(x), data or {}, reference_info, results, matrix, metric, environment or {})
+    matrix = {a: {b: 1.0 if a == b else _agreement(pairs.get((a, b)) or pairs[(b, a)]) for b in names} for a in names}
+    metric = "top1_agreement" if _core.is_classifier_output(reference.outputs) else "cosine"
+    meta = reference.meta.get("keras", {})
+    return ParityReport(model, reference.count, data or {}, meta, results, matrix, metric, environment or {})

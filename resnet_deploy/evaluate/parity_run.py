@@ -11,7 +11,7 @@ from resnet_deploy.store.fsutil import write_json_atomic
 from resnet_deploy.evaluate.parity import Candidate, ParityReport, evaluate
 from resnet_deploy.exporting.pipeline import Loaded, ensure_artifacts, load
 from resnet_deploy.progress import Progress
-from resnet_deploy.evaluate.reference import Reference, make_reference
+from resnet_deploy.evaluate.reference import Reference, StreamedReference, stream_reference
 from resnet_deploy.requests import ParityRequest
 from resnet_deploy.store.workspace import Workspace
 
@@ -28,7 +28,7 @@ RECORDED_VERSIONS = (
 )
 
 
-def _reference(req: ParityRequest, progress: Progress) -> tuple[Loaded, Reference]:
+def _reference(req: ParityRequest, progress: Progress) -> tuple[Loaded, Reference | StreamedReference]:
     """The model as resolved (no model for a saved reference) and the reference."""
     if req.reference_file is not None:
         ref = Reference.load(req.reference_file)
@@ -39,16 +39,21 @@ def _reference(req: ParityRequest, progress: Progress) -> tuple[Loaded, Referenc
             )
         return Loaded(ref.meta["model"], None, ref.meta["source_sha256"], req.options), ref
     loaded = load(req.model or ModelRef(), req.options, progress, req.data)
-    return loaded, make_reference(loaded, req.data, req.n, req.threads, progress, req.allow_low_accuracy)
+    return loaded, stream_reference(loaded, req.data, req.n, req.threads, progress, req.allow_low_accuracy)
 
 
-def _check_held_out(artifact: Any, ref: Reference) -> None:
-    """Parity's data must not be the calibration or validation samples an accuracy budget used."""
-    prints = (artifact.manifest.get("accuracy_budget") or {}).get("sample_fingerprints")
-    if prints:
-        from resnet_deploy.inputs.samples import check_disjoint
+def _held_out(artifacts: list[Any]) -> Any:
+    """A check of each batch: parity's data must not be the calibration or validation samples
+    an accuracy budget used (their fingerprints are in the artifact's manifest)."""
+    from resnet_deploy.inputs.samples import check_disjoint
 
-        check_disjoint(ref.x, prints, "parity")
+    recorded = [p for a in artifacts if (p := (a.manifest.get("accuracy_budget") or {}).get("sample_fingerprints"))]
+
+    def check(x: Any) -> None:
+        for prints in recorded:
+            check_disjoint(x, prints, "parity")
+
+    return check if recorded else None
 
 
 def _environment(threads: int | None) -> dict:
@@ -72,25 +77,24 @@ def run_parity(req: ParityRequest, progress: Progress | None = None) -> ParityRe
         progress.log(f"reference saved to {req.save_reference}")
     ws = Workspace(req.out)
     candidates: list[Candidate] = []
+    artifacts: list[Any] = []
     try:
         for p in req.precisions:
             for t, a in zip(req.targets, ensure_artifacts(ws, loaded, req.targets, p.value, progress)):
-                _check_held_out(a, ref)
+                artifacts.append(a)
                 runner = get_target(t).runner(a, threads=req.threads)
                 runner.activate()
                 candidates.append(Candidate(f"{t}/{p.value}", p.value, runner, str(a.path)))
         tolerances = {p.value: tolerance_for(p, req.tolerance_overrides.get(p)) for p in req.precisions}
         report = evaluate(
             name,
-            ref.x,
-            ref.labels,
-            ref.outputs,
-            ref.meta.get("keras", {}),
+            ref,
             candidates,
             tolerances,
             data=ref.meta.get("data"),
             environment=_environment(req.threads),
             progress=progress,
+            check_batch=_held_out(artifacts),
         )
     finally:
         for c in candidates:

@@ -1,7 +1,10 @@
 """The parity reference: inputs, labels and the Keras outputs on them, saved and replayed.
 
-`parity --save-reference ref.npz` keeps one; `parity --reference ref.npz` replays it later or
-on another machine without importing TensorFlow.
+A reference made from data is streamed: Keras runs batch by batch and only its outputs (a few
+floats a sample) and labels are kept; the inputs are re-read from the source whenever they are
+needed, so memory does not grow with the number of samples. `parity --save-reference ref.npz`
+keeps one (written batch by batch); `parity --reference ref.npz` replays it later or on another
+machine without importing TensorFlow; a bundle carries its (small) reference in memory.
 """
 
 from __future__ import annotations
@@ -10,15 +13,18 @@ import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
 from resnet_deploy.errors import InputError
-from resnet_deploy.store.fsutil import write_bytes_atomic
+from resnet_deploy.store.fsutil import write_bytes_atomic, write_npz_streamed
 from resnet_deploy.progress import Progress
 
 REFERENCE_FORMAT = 1
+BATCH = 32  # samples per batch: the Keras reference's batch and parity's unit of work
+
+Batches = Iterator[tuple[np.ndarray, Any, np.ndarray]]  # (inputs, labels or None, Keras outputs)
 
 
 @dataclass
@@ -29,6 +35,18 @@ class Reference:
     labels: Any
     outputs: Any
     meta: dict
+
+    @property
+    def count(self) -> int:
+        return len(self.outputs)
+
+    def batches(self, size: int = BATCH) -> Batches:
+        for s in range(0, self.count, size):
+            yield (
+                self.x[s : s + size],
+                None if self.labels is None else self.labels[s : s + size],
+                self.outputs[s : s + size],
+            )
 
     def arrays(self) -> dict[str, np.ndarray]:
         """x, outputs and labels (if any): what a bundle's reference.npz holds."""
@@ -90,14 +108,75 @@ class Reference:
         return ref
 
 
-def make_reference(
+@dataclass
+class StreamedReference:
+    """Keras outputs and labels on a sample set whose inputs are re-read in batches."""
+
+    data: Any  # the CalibrationSet the outputs were computed on, in its order
+    labels: Any
+    outputs: np.ndarray
+    meta: dict
+
+    @property
+    def count(self) -> int:
+        return len(self.outputs)
+
+    def batches(self, size: int = BATCH) -> Batches:
+        at = 0
+        for x, y in self.data.batches(size):
+            yield x, y, self.outputs[at : at + len(x)]
+            at += len(x)
+
+    def materialize(self) -> Reference:
+        """The inputs in memory too: for a bundle's small reference."""
+        x = np.concatenate([b[0] for b in self.batches()])
+        return Reference(x, self.labels, self.outputs, self.meta)
+
+    def save(self, path: Path) -> None:
+        """The same .npz as Reference.save, its inputs written batch by batch."""
+        members = {
+            "x": ((self.count, *self._input_shape()), np.float32, (b[0] for b in self.batches())),
+            "outputs": (self.outputs.shape, self.outputs.dtype, iter([self.outputs])),
+            "meta": ((), np.dtype(f"<U{len(json.dumps(self.meta))}"), iter([np.array(json.dumps(self.meta))])),
+        }
+        if self.labels is not None:
+            members["labels"] = (self.labels.shape, self.labels.dtype, iter([self.labels]))
+        write_npz_streamed(Path(path), members)
+
+    def _input_shape(self) -> tuple[int, ...]:
+        spec = self.data.spec
+        return (spec.height, spec.width, spec.num_channels)
+
+
+def _keras_pass(model: Any, ds: Any, threads: int | None, progress: Progress) -> tuple[np.ndarray, Any, dict]:
+    """Keras on every sample, batched; only outputs and labels are kept."""
+    from resnet_deploy.backend.runner import KerasRunner
+
+    outputs: np.ndarray | None = None
+    labels = np.empty(len(ds), np.int64) if ds.has_labels else None
+    at = 0
+    with KerasRunner(model, threads=threads) as r:
+        for x, y in progress.track(ds.batches(BATCH), len(ds), "Keras reference", weight=len):
+            out = r.predict(x, batch_size=BATCH)
+            if outputs is None:
+                outputs = np.empty((len(ds), *out.shape[1:]), np.float32)
+            outputs[at : at + len(x)] = out
+            if labels is not None:
+                labels[at : at + len(x)] = y
+            at += len(x)
+        info = r.info()
+    assert outputs is not None  # from_spec refuses empty data
+    return outputs[:at], None if labels is None else labels[:at], info
+
+
+def stream_reference(
     loaded: Any, data: str | None, n: int, threads: int | None, progress: Progress, allow_low_accuracy: bool = False
-) -> Reference:
-    """Preprocess the parity inputs with the model's contract (digits: the held-out test split),
-    run Keras on them, and refuse data on which Keras itself scores near chance."""
+) -> StreamedReference:
+    """The parity inputs under the model's contract (digits: the held-out test split; fewer than the
+    data holds: a seeded, stratified sample), Keras run on them batch by batch; refuses data on
+    which Keras itself scores near chance."""
     from resnet_deploy.calibration.dataset import from_spec
     from resnet_deploy.inputs.contract import check_reference_accuracy, data_source, prediction_summary
-    from resnet_deploy.backend.runner import KerasRunner
 
     model = loaded.model
     ds = from_spec(
@@ -105,14 +184,10 @@ def make_reference(
     )
     for note in ds.notes("--n"):
         progress.log(note)
-    with progress.step(f"loading {len(ds)} parity inputs"):
-        x, labels = ds.arrays()
-    with progress.step(f"running the Keras reference on {len(x)} samples"):
-        with KerasRunner(model, threads=threads) as r:
-            outputs = r.predict(x)
-            info = r.info()
+    with progress.step(f"running the Keras reference on {len(ds)} samples"):
+        outputs, labels, info = _keras_pass(model, ds, threads, progress)
     check_reference_accuracy(outputs, labels, model, loaded.spec, allow_low_accuracy)
-    info.update(trained=loaded.ref.trained, preprocessing=loaded.preprocessing())
+    info.update(trained=loaded.ref.trained, preprocessing=loaded.preprocessing(), batch=BATCH)
     if labels is None:
         info["predictions"] = prediction_summary(outputs)
     meta = {
@@ -122,4 +197,11 @@ def make_reference(
         "data": ds.describe(),
         "keras": info,
     }
-    return Reference(x, labels, outputs, meta)
+    return StreamedReference(ds, labels, outputs, meta)
+
+
+def make_reference(
+    loaded: Any, data: str | None, n: int, threads: int | None, progress: Progress, allow_low_accuracy: bool = False
+) -> Reference:
+    """stream_reference with the inputs held in memory (a bundle ships them)."""
+    return stream_reference(loaded, data, n, threads, progress, allow_low_accuracy).materialize()

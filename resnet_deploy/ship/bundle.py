@@ -52,10 +52,7 @@ def _host_check(a: Artifact, ref: Reference, req: PackageRequest, tol: Any, prog
     with get_target(a.target).runner(a, threads=req.threads) as r:
         report = evaluate(
             ref.meta["model"],
-            ref.x,
-            ref.labels,
-            ref.outputs,
-            ref.meta["keras"],
+            ref,
             [Candidate(name, a.precision.value, r, str(a.path))],
             {a.precision.value: tol},
             progress=progress,

@@ -26,6 +26,14 @@ from resnet_deploy.portable.checks import no_nan
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Write to a temp file beside `path`, then rename over it."""
+    with atomic_file(path) as f:
+        f.write(data)
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[Any]:
+    """A binary file to write: a temp file beside `path`, renamed over it when the block ends
+    without an error (removed otherwise), so `path` is never half-written."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -34,7 +42,7 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
         raise OSError(e.errno, e.strerror, str(path)) from None
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
         os.chmod(tmp, 0o644)  # mkstemp makes 0600; our files are meant to be read by others
         os.replace(tmp, path)
     except OSError as e:
@@ -43,6 +51,22 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_npz_streamed(path: Path, members: dict[str, tuple[tuple, Any, Iterator[Any]]]) -> None:
+    """An .npz (numpy.load reads it) whose arrays are written chunk by chunk: members maps a name
+    to (shape, dtype, chunks); the chunks, C-ordered, concatenate to the array. Atomic."""
+    import zipfile
+
+    import numpy as np
+
+    with atomic_file(path) as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+        for name, (shape, dtype, chunks) in members.items():
+            with zf.open(f"{name}.npy", "w", force_zip64=True) as f:
+                header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False}
+                np.lib.format.write_array_header_2_0(f, {**header, "shape": tuple(shape)})
+                for chunk in chunks:
+                    f.write(np.ascontiguousarray(chunk, dtype=dtype).tobytes())
 
 
 def write_text_atomic(path: Path, text: str) -> None:

@@ -318,6 +318,7 @@ class OrtRunner(Runner):
     """ONNX Runtime on the CPU execution provider, full graph optimisation, fixed thread count."""
 
     name = "onnx"
+    _pool: Any = None  # (single-threaded session, thread pool) once serve() runs
 
     def activate_impl(self) -> None:
         try:
@@ -339,9 +340,25 @@ class OrtRunner(Runner):
 
     def deactivate_impl(self) -> None:
         self._sess = None
+        if self._pool is not None:
+            self._pool[1].shutdown()
+        self._pool = None
 
     def infer_impl(self, x: np.ndarray) -> np.ndarray:
         return self._sess.run([self._out_name], {self._in_name: x})[0]
+
+    def serve(self, xs: np.ndarray) -> np.ndarray:
+        """As throughput(): one single-threaded session, `streams` run() calls at once, one sample each."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from resnet_deploy.portable.runtimes import ort_session
+
+        self.check_input(xs[:1])
+        if self._pool is None:
+            self._pool = (ort_session(self.model_path, 1), ThreadPoolExecutor(self.streams))
+        sess, pool = self._pool
+        outs = pool.map(lambda i: sess.run([self._out_name], {self._in_name: xs[i : i + 1]})[0], range(len(xs)))
+        return np.concatenate(list(outs))
 
     def throughput(self, x: np.ndarray, warmup_s: float, seconds: float, streams: int) -> dict[str, Any]:
         """One session (run() is thread-safe), `streams` Python threads calling it at once, one
