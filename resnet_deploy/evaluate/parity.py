@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 import time
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -176,7 +176,6 @@ def evaluate(
     data: dict | None = None,
     environment: dict | None = None,
     progress: Any = None,
-    check_batch: Callable[[np.ndarray], None] | None = None,
 ) -> ParityReport:
     """Run every candidate on the same inputs, batch by batch in the same order, and judge it
     against the reference's Keras outputs. Each runner serves the batch as it would in production
@@ -193,8 +192,6 @@ def evaluate(
     seconds = dict.fromkeys(against, 0.0)
     label = f"parity of {len(candidates)} artifact(s) against Keras"
     for x, labels, ref in progress.track(reference.batches(), reference.count, label, weight=lambda b: len(b[0])):
-        if check_batch is not None:
-            check_batch(x)
         outputs = {"keras": ref}
         for c in candidates:
             t0 = time.perf_counter()

@@ -42,18 +42,13 @@ def _reference(req: ParityRequest, progress: Progress) -> tuple[Loaded, Referenc
     return loaded, stream_reference(loaded, req.data, req.n, req.threads, progress, req.allow_low_accuracy)
 
 
-def _held_out(artifacts: list[Any]) -> Any:
-    """A check of each batch: parity's data must not be the calibration or validation samples
-    an accuracy budget used (their fingerprints are in the artifact's manifest)."""
-    from resnet_deploy.inputs.samples import check_disjoint
+def _check_held_out(artifact: Any, ref: Reference | StreamedReference) -> None:
+    """Parity's data must not be the calibration or validation samples an accuracy budget used."""
+    prints = (artifact.manifest.get("accuracy_budget") or {}).get("sample_fingerprints")
+    if prints:
+        from resnet_deploy.inputs.samples import check_disjoint
 
-    recorded = [p for a in artifacts if (p := (a.manifest.get("accuracy_budget") or {}).get("sample_fingerprints"))]
-
-    def check(x: Any) -> None:
-        for prints in recorded:
-            check_disjoint(x, prints, "parity")
-
-    return check if recorded else None
+        check_disjoint(ref.fingerprints, prints, "parity")
 
 
 def _environment(threads: int | None) -> dict:
@@ -77,11 +72,10 @@ def run_parity(req: ParityRequest, progress: Progress | None = None) -> ParityRe
         progress.log(f"reference saved to {req.save_reference}")
     ws = Workspace(req.out)
     candidates: list[Candidate] = []
-    artifacts: list[Any] = []
     try:
         for p in req.precisions:
             for t, a in zip(req.targets, ensure_artifacts(ws, loaded, req.targets, p.value, progress)):
-                artifacts.append(a)
+                _check_held_out(a, ref)
                 runner = get_target(t).runner(a, threads=req.threads)
                 runner.activate()
                 candidates.append(Candidate(f"{t}/{p.value}", p.value, runner, str(a.path)))
@@ -94,7 +88,6 @@ def run_parity(req: ParityRequest, progress: Progress | None = None) -> ParityRe
             data=ref.meta.get("data"),
             environment=_environment(req.threads),
             progress=progress,
-            check_batch=_held_out(artifacts),
         )
     finally:
         for c in candidates:

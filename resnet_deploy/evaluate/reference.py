@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -39,6 +40,12 @@ class Reference:
     @property
     def count(self) -> int:
         return len(self.outputs)
+
+    @property
+    def fingerprints(self) -> list[str]:
+        from resnet_deploy.inputs.samples import sample_fingerprints
+
+        return sample_fingerprints(self.x)
 
     def batches(self, size: int = BATCH) -> Batches:
         for s in range(0, self.count, size):
@@ -116,6 +123,7 @@ class StreamedReference:
     labels: Any
     outputs: np.ndarray
     meta: dict
+    fingerprints: list[str]  # each input's (inputs.samples), for held-out checks before any backend runs
 
     @property
     def count(self) -> int:
@@ -148,25 +156,28 @@ class StreamedReference:
         return (spec.height, spec.width, spec.num_channels)
 
 
-def _keras_pass(model: Any, ds: Any, threads: int | None, progress: Progress) -> tuple[np.ndarray, Any, dict]:
-    """Keras on every sample, batched; only outputs and labels are kept."""
+def _keras_pass(model: Any, ds: Any, threads: int | None, progress: Progress) -> tuple[np.ndarray, Any, dict, list]:
+    """Keras on every sample, batched; only outputs, labels and input fingerprints are kept."""
     from resnet_deploy.backend.runner import KerasRunner
+    from resnet_deploy.inputs.samples import sample_fingerprints
 
     outputs: np.ndarray | None = None
     labels = np.empty(len(ds), np.int64) if ds.has_labels else None
-    at = 0
+    prints: list[str] = []
+    at, t0 = 0, time.perf_counter()
     with KerasRunner(model, threads=threads) as r:
         for x, y in progress.track(ds.batches(BATCH), len(ds), "Keras reference", weight=len):
             out = r.predict(x, batch_size=BATCH)
             if outputs is None:
                 outputs = np.empty((len(ds), *out.shape[1:]), np.float32)
             outputs[at : at + len(x)] = out
+            prints += sample_fingerprints(x)
             if labels is not None:
                 labels[at : at + len(x)] = y
             at += len(x)
-        info = r.info()
+        info = {**r.info(), "images_per_s": round(at / max(time.perf_counter() - t0, 1e-9), 2)}
     assert outputs is not None  # from_spec refuses empty data
-    return outputs[:at], None if labels is None else labels[:at], info
+    return outputs[:at], None if labels is None else labels[:at], info, prints
 
 
 def stream_reference(
@@ -185,7 +196,7 @@ def stream_reference(
     for note in ds.notes("--n"):
         progress.log(note)
     with progress.step(f"running the Keras reference on {len(ds)} samples"):
-        outputs, labels, info = _keras_pass(model, ds, threads, progress)
+        outputs, labels, info, prints = _keras_pass(model, ds, threads, progress)
     check_reference_accuracy(outputs, labels, model, loaded.spec, allow_low_accuracy)
     info.update(trained=loaded.ref.trained, preprocessing=loaded.preprocessing(), batch=BATCH)
     if labels is None:
@@ -197,7 +208,7 @@ def stream_reference(
         "data": ds.describe(),
         "keras": info,
     }
-    return StreamedReference(ds, labels, outputs, meta)
+    return StreamedReference(ds, labels, outputs, meta, prints)
 
 
 def make_reference(

@@ -15,9 +15,10 @@ def sample_fingerprints(x: np.ndarray) -> list[str]:
     return [hashlib.sha256(np.ascontiguousarray(s, "<f4").tobytes()).hexdigest()[:16] for s in x]
 
 
-def check_disjoint(x: np.ndarray, recorded: dict[str, list[str]], what: str) -> None:
-    """Refuse samples that are also in a recorded set ({"calibration": [...], "validation": [...]})."""
-    mine = set(sample_fingerprints(x))
+def check_disjoint(x: np.ndarray | list[str], recorded: dict[str, list[str]], what: str) -> None:
+    """Refuse samples (or their fingerprints) that are also in a recorded set
+    ({"calibration": [...], "validation": [...]})."""
+    mine = set(x) if isinstance(x, list) else set(sample_fingerprints(x))
     for name, prints in recorded.items():
         shared = mine & set(prints)
         if shared:
