@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -46,6 +47,12 @@ class CalibrationSet:
         if n < 1:
             raise InputError(f"take(n={n}): n must be >= 1.")
         return CalibrationSet(self.source, self.spec, n if self.limit is None else min(n, self.limit), self.seed)
+
+    def subset(self, indices: Any) -> "CalibrationSet":
+        """The samples at these indices of the source, in their order: a shard of this set."""
+        part = CalibrationSet(self.source, self.spec, len(indices), self.seed)
+        part._selection = replace(self.selection, indices=np.asarray(indices, dtype=np.int64))
+        return part
 
     @property
     def selection(self) -> Selection:

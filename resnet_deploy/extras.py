@@ -7,7 +7,11 @@ from importlib.util import find_spec
 from resnet_deploy.errors import BackendUnavailable
 
 # extra -> the modules it installs (pyproject's [project.optional-dependencies])
-EXTRAS = {"fleet": ("ansible", "ansible_runner"), "signing": ("model_signing", "OpenSSL", "cryptography")}
+EXTRAS = {
+    "fleet": ("ansible", "ansible_runner"),
+    "signing": ("model_signing", "OpenSSL", "cryptography"),
+    "cluster": ("ray",),
+}
 
 
 def require(extra: str, feature: str) -> None:

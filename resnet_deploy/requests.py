@@ -162,11 +162,19 @@ class ParityRequest:
     save_reference: Path | None = None
     report_json: Path | None = None
     allow_low_accuracy: bool = False
+    cluster: str | None = None  # a Ray address, "auto" (RAY_ADDRESS or a running one) or "local"
+    shards: int | None = None  # None: one per CPU of the cluster
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "targets", _targets(self.targets))
         object.__setattr__(self, "precisions", _precisions(self.precisions))
         object.__setattr__(self, "n", positive_int(self.n, "--n"))
+        if self.shards is not None:
+            object.__setattr__(self, "shards", positive_int(self.shards, "--shards"))
+        if self.shards is not None and self.cluster is None:
+            raise InputError("--shards goes with --cluster; pass --cluster ADDRESS (or local).")
+        if self.cluster is not None and self.reference_file is not None:
+            raise InputError("--cluster runs the Keras reference on the cluster; drop --reference or --cluster.")
         if self.threads is not None:
             object.__setattr__(self, "threads", thread_count(self.threads))
         for name in ("out", "reference_file", "save_reference", "report_json"):

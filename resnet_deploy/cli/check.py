@@ -80,6 +80,14 @@ from resnet_deploy.cli.group import EXAMPLE, as_json_text, cli
     help="Write the JSON report here (default OUT/<model>/parity.json).",
 )
 @click.option("--allow-low-accuracy", is_flag=True, help="Compare even if Keras itself scores near chance (untrained).")
+@click.option(
+    "--cluster",
+    default=None,
+    metavar="ADDRESS",
+    help="Shard the samples over a Ray cluster: its address (ray://... or host:port), auto, or local "
+    "(a cluster in this process). Needs the 'cluster' extra.",
+)
+@click.option("--shards", type=int, default=None, help="Shards with --cluster (default: one per CPU of the cluster).")
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON report on stdout instead of Markdown.")
 def parity(tol, reference, as_json: bool, **kw) -> None:
     """Run Keras and every artifact on the same inputs; fail (exit 5) on any tolerance breach."""
@@ -106,6 +114,8 @@ def parity(tol, reference, as_json: bool, **kw) -> None:
         kw["save_reference"],
         kw["report_json"],
         kw["allow_low_accuracy"],
+        kw["cluster"],
+        kw["shards"],
     )
     report = run_parity(req, _progress())
     click.echo(as_json_text(report.to_dict()) if as_json else parity_markdown(report))

@@ -6,13 +6,13 @@ The harness sees Runners and arrays only; it never imports a backend.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-import time
 from typing import Any
 
 import numpy as np
 
 from resnet_deploy.portable import metrics as _core
 from resnet_deploy.evaluate.tolerances import Tolerance
+from resnet_deploy.evaluate.tally import Tally
 from resnet_deploy.progress import Progress
 
 
@@ -163,11 +163,6 @@ class ParityReport:
         }
 
 
-def _agreement(acc: _core.Accumulator) -> float:
-    m = acc.result()
-    return float(m["top1_agreement"] if acc.classifier else m["cosine"])
-
-
 def evaluate(
     model: str,
     reference: Any,
@@ -179,35 +174,33 @@ def evaluate(
 ) -> ParityReport:
     """Run every candidate on the same inputs, batch by batch in the same order, and judge it
     against the reference's Keras outputs. Each runner serves the batch as it would in production
-    (Runner.serve); metrics are accumulated exactly (portable/metrics.py: Accumulator), so memory
-    does not grow with the number of samples.
+    (Runner.serve); metrics are accumulated exactly (tally.py), so memory does not grow with the
+    number of samples.
 
     reference: .count, .outputs, .meta and .batches() -> (inputs, labels, Keras outputs), in memory
     or streamed (evaluate/reference.py). tolerances: {precision: Tolerance}. Runners must be active.
     """
-    progress = progress or Progress()
-    names = ["keras", *(c.name for c in candidates)]
-    against = {c.name: _core.Accumulator() for c in candidates}
-    pairs = {(a, b): _core.Accumulator() for i, a in enumerate(names) for b in names[i + 1 :]}
-    seconds = dict.fromkeys(against, 0.0)
-    label = f"parity of {len(candidates)} artifact(s) against Keras"
-    for x, labels, ref in progress.track(reference.batches(), reference.count, label, weight=lambda b: len(b[0])):
-        outputs = {"keras": ref}
-        for c in candidates:
-            t0 = time.perf_counter()
-            outputs[c.name] = c.runner.serve(x)
-            seconds[c.name] += time.perf_counter() - t0
-            against[c.name].add(ref, outputs[c.name], labels)
-        for (a, b), acc in pairs.items():
-            acc.add(outputs[a], outputs[b])
+    tally = Tally.of([c.name for c in candidates]).run(reference, candidates, progress or Progress())
+    return judge(model, tally, candidates, tolerances, reference, data, environment)
+
+
+def judge(
+    model: str,
+    tally: Tally,
+    candidates: list[Candidate],
+    tolerances: dict[str, Any],
+    reference: Any,
+    data: dict | None = None,
+    environment: dict | None = None,
+) -> ParityReport:
+    """The report of a finished tally: each candidate's metrics against its precision's tolerance."""
     results = []
     for c in candidates:
-        m, tol = Metrics(**against[c.name].result()), tolerances[c.precision]
-        info = {**c.runner.info(), "images_per_s": round(reference.count / max(seconds[c.name], 1e-9), 2)}
-        results.append(
-            BackendResult(c.name, c.precision, m, check(m, tol), info, asdict(tol), seconds[c.name], c.artifact)
-        )
-    matrix = {a: {b: 1.0 if a == b else _agreement(pairs.get((a, b)) or pairs[(b, a)]) for b in names} for a in names}
+        m, tol = Metrics(**tally.against[c.name].result()), tolerances[c.precision]
+        seconds = tally.seconds[c.name]
+        info = {**tally.info.get(c.name, {}), "images_per_s": round(tally.count / max(seconds, 1e-9), 2)}
+        results.append(BackendResult(c.name, c.precision, m, check(m, tol), info, asdict(tol), seconds, c.artifact))
+    matrix = {a: {b: tally.agreement(a, b) for b in tally.names} for a in tally.names}
     metric = "top1_agreement" if _core.is_classifier_output(reference.outputs) else "cosine"
     meta = reference.meta.get("keras", {})
-    return ParityReport(model, reference.count, data or {}, meta, results, matrix, metric, environment or {})
+    return ParityReport(model, tally.count, data or {}, meta, results, matrix, metric, environment or {})

@@ -58,41 +58,78 @@ def _environment(threads: int | None) -> dict:
     return {"cpu": cpu_info(), "threads": threads, "versions": versions(*RECORDED_VERSIONS)}
 
 
-def run_parity(req: ParityRequest, progress: Progress | None = None) -> ParityReport:
-    """The whole parity run; writes the JSON report. The caller decides what a breach means
-    (the CLI exits 5)."""
-    from resnet_deploy.backend.target import get_target
+def _tolerances(req: ParityRequest) -> dict:
     from resnet_deploy.evaluate.tolerances import tolerance_for
 
-    progress = progress or Progress()
+    return {p.value: tolerance_for(p, req.tolerance_overrides.get(p)) for p in req.precisions}
+
+
+def _artifacts(req: ParityRequest, loaded: Loaded, ws: Workspace, progress: Progress) -> list[tuple[str, Any]]:
+    """(candidate name, artifact) for every target and precision asked for, exported if missing."""
+    return [
+        (f"{t}/{p.value}", a)
+        for p in req.precisions
+        for t, a in zip(req.targets, ensure_artifacts(ws, loaded, req.targets, p.value, progress))
+    ]
+
+
+def _in_process(req: ParityRequest, progress: Progress) -> tuple[Loaded, Any, ParityReport]:
+    from resnet_deploy.backend.target import get_target
+
     loaded, ref = _reference(req, progress)
-    name = loaded.name
-    if req.save_reference is not None:
-        ref.save(req.save_reference)
-        progress.log(f"reference saved to {req.save_reference}")
-    ws = Workspace(req.out)
     candidates: list[Candidate] = []
     try:
-        for p in req.precisions:
-            for t, a in zip(req.targets, ensure_artifacts(ws, loaded, req.targets, p.value, progress)):
-                _check_held_out(a, ref)
-                runner = get_target(t).runner(a, threads=req.threads)
-                runner.activate()
-                candidates.append(Candidate(f"{t}/{p.value}", p.value, runner, str(a.path)))
-        tolerances = {p.value: tolerance_for(p, req.tolerance_overrides.get(p)) for p in req.precisions}
-        report = evaluate(
-            name,
-            ref,
-            candidates,
-            tolerances,
-            data=ref.meta.get("data"),
-            environment=_environment(req.threads),
-            progress=progress,
-        )
+        for name, a in _artifacts(req, loaded, Workspace(req.out), progress):
+            _check_held_out(a, ref)
+            runner = get_target(a.target).runner(a, threads=req.threads)
+            runner.activate()
+            candidates.append(Candidate(name, a.precision.value, runner, str(a.path)))
+        env = _environment(req.threads)
+        report = evaluate(loaded.name, ref, candidates, _tolerances(req), ref.meta.get("data"), env, progress)
     finally:
         for c in candidates:
             c.runner.deactivate()
-    write_json_atomic(req.report_json or ws.parity_json(name), report.to_dict())
+    return loaded, ref, report
+
+
+def _sharded(req: ParityRequest, progress: Progress) -> tuple[Loaded, Any, ParityReport]:
+    """The same run with the Keras reference and every artifact sharded over a Ray cluster."""
+    from resnet_deploy.evaluate.parity import judge
+    from resnet_deploy.evaluate.reference import finish_reference, parity_set
+    from resnet_deploy.evaluate.shards import run_sharded
+
+    loaded = load(req.model or ModelRef(), req.options, progress, req.data)
+    pairs = _artifacts(req, loaded, Workspace(req.out), progress)
+    ds = parity_set(loaded, req.data, req.n)
+    for note in ds.notes("--n"):
+        progress.log(note)
+    job = {
+        "model": req.model or ModelRef(),
+        "options": req.options,
+        "data": req.data,
+        "n": req.n,
+        "threads": req.threads,
+        "candidates": [(name, a.target, a.precision.value, str(a.path)) for name, a in pairs],
+    }
+    done = run_sharded(job, ds.selection.indices, str(req.cluster), req.shards, progress)
+    ref = finish_reference(loaded, ds, done["keras"], req.allow_low_accuracy)
+    for _, a in pairs:
+        _check_held_out(a, ref)
+    candidates = [Candidate(name, a.precision.value, None, str(a.path)) for name, a in pairs]
+    data = {**ref.meta["data"], "sharding": done["sharding"]}
+    env = _environment(req.threads)
+    return loaded, ref, judge(loaded.name, done["tally"], candidates, _tolerances(req), ref, data, env)
+
+
+def run_parity(req: ParityRequest, progress: Progress | None = None) -> ParityReport:
+    """The whole parity run (in this process, or sharded over a Ray cluster); writes the JSON
+    report. The caller decides what a breach means (the CLI exits 5)."""
+    progress = progress or Progress()
+    loaded, ref, report = (_sharded if req.cluster else _in_process)(req, progress)
+    if req.save_reference is not None:
+        ref.save(req.save_reference)
+        progress.log(f"reference saved to {req.save_reference}")
+    write_json_atomic(req.report_json or Workspace(req.out).parity_json(loaded.name), report.to_dict())
     return report
 
 

@@ -156,7 +156,7 @@ class StreamedReference:
         return (spec.height, spec.width, spec.num_channels)
 
 
-def _keras_pass(model: Any, ds: Any, threads: int | None, progress: Progress) -> tuple[np.ndarray, Any, dict, list]:
+def keras_pass(model: Any, ds: Any, threads: int | None, progress: Progress) -> tuple[np.ndarray, Any, dict, list]:
     """Keras on every sample, batched; only outputs, labels and input fingerprints are kept."""
     from resnet_deploy.backend.runner import KerasRunner
     from resnet_deploy.inputs.samples import sample_fingerprints
@@ -180,24 +180,23 @@ def _keras_pass(model: Any, ds: Any, threads: int | None, progress: Progress) ->
     return outputs[:at], None if labels is None else labels[:at], info, prints
 
 
-def stream_reference(
-    loaded: Any, data: str | None, n: int, threads: int | None, progress: Progress, allow_low_accuracy: bool = False
-) -> StreamedReference:
-    """The parity inputs under the model's contract (digits: the held-out test split; fewer than the
-    data holds: a seeded, stratified sample), Keras run on them batch by batch; refuses data on
-    which Keras itself scores near chance."""
+def parity_set(loaded: Any, data: str | None, n: int) -> Any:
+    """The parity inputs under the model's contract: digits' held-out test split, or the data
+    given; fewer than the data holds: a seeded, stratified sample."""
     from resnet_deploy.calibration.dataset import from_spec
-    from resnet_deploy.inputs.contract import check_reference_accuracy, data_source, prediction_summary
+    from resnet_deploy.inputs.contract import data_source
 
-    model = loaded.model
-    ds = from_spec(
-        data_source(data, loaded.ref, "--data"), model.input_shape, size=n, digits_split="test", spec=loaded.spec
-    )
-    for note in ds.notes("--n"):
-        progress.log(note)
-    with progress.step(f"running the Keras reference on {len(ds)} samples"):
-        outputs, labels, info, prints = _keras_pass(model, ds, threads, progress)
-    check_reference_accuracy(outputs, labels, model, loaded.spec, allow_low_accuracy)
+    source = data_source(data, loaded.ref, "--data")
+    return from_spec(source, loaded.model.input_shape, size=n, digits_split="test", spec=loaded.spec)
+
+
+def finish_reference(loaded: Any, ds: Any, keras: tuple, allow_low_accuracy: bool) -> StreamedReference:
+    """A reference from Keras' outputs, labels, runtime facts and input fingerprints on ds (one
+    process's or merged from shards); refuses data on which Keras itself scores near chance."""
+    from resnet_deploy.inputs.contract import check_reference_accuracy, prediction_summary
+
+    outputs, labels, info, prints = keras
+    check_reference_accuracy(outputs, labels, loaded.model, loaded.spec, allow_low_accuracy)
     info.update(trained=loaded.ref.trained, preprocessing=loaded.preprocessing(), batch=BATCH)
     if labels is None:
         info["predictions"] = prediction_summary(outputs)
@@ -209,6 +208,18 @@ def stream_reference(
         "keras": info,
     }
     return StreamedReference(ds, labels, outputs, meta, prints)
+
+
+def stream_reference(
+    loaded: Any, data: str | None, n: int, threads: int | None, progress: Progress, allow_low_accuracy: bool = False
+) -> StreamedReference:
+    """The parity inputs (parity_set), Keras run on them batch by batch, checked."""
+    ds = parity_set(loaded, data, n)
+    for note in ds.notes("--n"):
+        progress.log(note)
+    with progress.step(f"running the Keras reference on {len(ds)} samples"):
+        keras = keras_pass(loaded.model, ds, threads, progress)
+    return finish_reference(loaded, ds, keras, allow_low_accuracy)
 
 
 def make_reference(
