@@ -143,6 +143,22 @@ class CalibrationSet:
             self._cache = (x, y)
         return x, y
 
+    def save_npy(self, path: Path) -> None:
+        """Every sample into a .npy (N, H, W, C) float32, written batch by batch."""
+        out = None
+        at = 0
+        for x, _ in self.batches():
+            if out is None:
+                out = np.lib.format.open_memmap(path, "w+", np.float32, (len(self), *x.shape[1:]))
+            out[at : at + len(x)] = x
+            at += len(x)
+        if out is None:
+            raise InputError(
+                f"Calibration data from {self.source.name} is empty; pass a source with at least one image."
+            )
+        out.flush()
+        del out
+
     def preprocess_dict(self) -> dict:
         """The preprocessing actually applied, for manifests."""
         if self.source.preprocessed:

@@ -100,7 +100,7 @@ def layer_map(
     from resnet_deploy.config import Precision
 
     if calib is not None:
-        x = calib.arrays()[0][:1]
+        x = next(calib.batches(1))[0]
     else:
         x = np.random.default_rng(0).random((1, *loaded.model.input_shape[1:]), dtype=np.float32)
     return layermap.for_artifact(

@@ -261,7 +261,7 @@ class OnnxTarget(Target):
         finish = functools.partial(_finish, out_dir, work, p, details)
         if p is Precision.INT8:
             samples = work / "calibration.npy"
-            np.save(samples, calib.arrays()[0])
+            calib.save_npy(samples)  # batch by batch; the quantizer's process memory-maps it
             choice = choose_quant_format(config.quant.onnx_format, config.device)
             return Tail(
                 "ONNX Runtime int8 quantization",

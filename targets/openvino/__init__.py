@@ -151,15 +151,14 @@ class OpenVINOTarget(Target):
             import nncf
         except ImportError as e:
             raise BackendUnavailable("int8 OpenVINO export needs nncf; pip install nncf.") from e
-        samples = calib.arrays()[0]
-        dataset = nncf.Dataset(list(samples), lambda x: x[None, ...])
+        dataset = nncf.Dataset(calib, lambda x: x[None, ...])  # re-read from the source in batches
         try:
             # Full bias correction: measured on digits it lifts SQNR from 17.6 to 24.7 dB and
             # accuracy from 99.33% to 99.78%, for +4% quantization time on ResNet-18.
             q = nncf.quantize(
                 ov_model,
                 dataset,
-                subset_size=len(samples),
+                subset_size=len(calib),
                 fast_bias_correction=False,
                 preset=nncf.QuantizationPreset.PERFORMANCE,
                 target_device=nncf.TargetDevice.CPU,
@@ -173,7 +172,7 @@ class OpenVINOTarget(Target):
             "bias_correction": "full",
             "weights": "int8 per-channel symmetric",
             "activations": "int8 per-tensor symmetric (uint8 after ReLU)",
-            "calibration_samples": len(samples),
+            "calibration_samples": len(calib),
             "io_dtype": "float32",
             "float_nodes": list(float_nodes),
         }

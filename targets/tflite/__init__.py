@@ -49,10 +49,9 @@ def _configure(converter: Any, tf: Any, config: ExportConfig, calib: Any, progre
         return {"weights": "float16", "activations": "float32"}
     if p is Precision.DYNAMIC:
         return {"weights": "int8 per-channel", "activations": "float32 (dynamic-range)"}
-    samples = calib.arrays()[0]
 
-    def representative_dataset():
-        for x in progress.track(samples, total=len(samples), label="calibrating TFLite"):
+    def representative_dataset():  # read in batches from the source: never all samples at once
+        for x in progress.track(calib, total=len(calib), label="calibrating TFLite"):
             yield [x[None, ...]]
 
     converter.representative_dataset = representative_dataset
@@ -64,7 +63,7 @@ def _configure(converter: Any, tf: Any, config: ExportConfig, calib: Any, progre
         "weights": "int8 per-channel (symmetric)",
         "activations": "int8 per-tensor (asymmetric)",
         "io_dtype": config.quant.io_dtype.value,
-        "calibration_samples": len(samples),
+        "calibration_samples": len(calib),
     }
 
 
