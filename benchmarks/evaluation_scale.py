@@ -122,4 +122,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from results import recorded
+
+    with recorded("evaluation_scale"):
+        main()

@@ -96,8 +96,9 @@ def _sharded(req: ParityRequest, progress: Progress) -> tuple[Loaded, Any, Parit
     """The same run with the Keras reference and every artifact sharded over a Ray cluster."""
     from resnet_deploy.evaluate.parity import judge
     from resnet_deploy.evaluate.reference import finish_reference, parity_set
-    from resnet_deploy.evaluate.shards import run_sharded
+    from resnet_deploy.evaluate.shards import connect, run_sharded
 
+    connect(str(req.cluster))  # before any model loads: a wrong address is one line at once
     loaded = load(req.model or ModelRef(), req.options, progress, req.data)
     pairs = _artifacts(req, loaded, Workspace(req.out), progress)
     ds = parity_set(loaded, req.data, req.n)

@@ -15,19 +15,46 @@ from typing import Any
 
 import numpy as np
 
+from resnet_deploy.errors import DeployError, InputError, first_line
 from resnet_deploy.progress import Progress
 
 MAX_RETRIES = 3  # attempts of a shard after its worker died (Ray re-runs it elsewhere)
 
 
-def _connect(address: str) -> Any:
+def _reachable(address: str) -> None:
+    """A HOST:PORT (or ray://HOST:PORT) that nothing answers on is refused in seconds, not after
+    Ray's own minutes of reconnecting."""
+    import socket
+
+    if address in ("auto", "local"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise InputError(f"--cluster {address!r} is not HOST:PORT, ray://HOST:PORT, auto or local.")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as e:
+        raise InputError(
+            f"--cluster {address!r}: nothing answers there ({e.strerror or e}); start a cluster with "
+            "`ray start --head` and pass its address, or pass --cluster local."
+        ) from None
+
+
+def connect(address: str) -> Any:
     from resnet_deploy.extras import require
 
     require("cluster", "parity --cluster")
     import ray
 
     if not ray.is_initialized():
-        ray.init(address=None if address == "local" else address, log_to_driver=False, include_dashboard=False)
+        _reachable(address)
+        try:
+            ray.init(address=None if address == "local" else address, log_to_driver=False, include_dashboard=False)
+        except (ConnectionError, ValueError, RuntimeError) as e:
+            raise InputError(
+                f"--cluster {address!r}: no Ray cluster to join ({first_line(e, 160)}); start one with "
+                "`ray start --head`, pass its address, or pass --cluster local."
+            ) from None
     return ray
 
 
@@ -71,12 +98,18 @@ def run_sharded(job: dict, indices: np.ndarray, address: str, shards: int | None
     """Every shard as a Ray task (default: one per CPU of the cluster); results merged in shard order."""
     from resnet_deploy.evaluate.tally import Tally
 
-    ray = _connect(address)
+    ray = connect(address)
     shards = shards or max(1, int(ray.cluster_resources().get("CPU", 1)))
     task = ray.remote(num_cpus=1, max_retries=MAX_RETRIES, retry_exceptions=False)(run_shard)
     parts = split(indices, shards)
     with progress.step(f"parity in {len(parts)} shards on the Ray cluster at {address}"):
-        results = ray.get([task.remote(job, p) for p in parts])
+        try:
+            results = ray.get([task.remote(job, p) for p in parts])
+        except ray.exceptions.RayTaskError as e:  # our one-line errors come back as they were raised
+            cause = getattr(e, "cause", None)
+            raise (
+                cause if isinstance(cause, DeployError) else DeployError(f"a shard failed: {first_line(e)}")
+            ) from None
     tally = Tally.from_state(results[0]["tally"])
     for r in results[1:]:
         tally.merge(Tally.from_state(r["tally"]))

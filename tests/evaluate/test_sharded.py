@@ -98,4 +98,21 @@ def test_shards_without_a_cluster_and_a_cluster_without_its_extra_are_one_line(m
         ParityRequest(shards=2)
     monkeypatch.setattr("resnet_deploy.extras.find_spec", lambda name: None)
     with pytest.raises(BackendUnavailable, match=r"needs the 'cluster' extra .*pip install 'resnet-deploy\[cluster\]'"):
-        shards._connect("local")
+        shards.connect("local")
+
+
+@pytest.mark.parametrize(
+    "address, said",
+    [
+        ("127.0.0.1:1", "nothing answers there (Connection refused)"),
+        ("no-port", "is not HOST:PORT, ray://HOST:PORT, auto or local"),
+        ("ray://no-such-host.invalid:10001", "nothing answers there"),
+    ],
+)
+def test_a_wrong_cluster_address_is_one_line_at_once(capsys, tmp_path, address, said):
+    from tests.support.cli import run_cli
+
+    t0 = time.time()
+    code, _, err = run_cli(capsys, "parity", "--n", "20", "--cluster", address, "--out", str(tmp_path))
+    assert code == 2 and err.count("error:") == 1 and said in err and "Traceback" not in err, err
+    assert time.time() - t0 < 30 and not (tmp_path / "digits").exists()  # refused before any model loads
