@@ -32,25 +32,23 @@ def test_a_base_model_inside_the_users_own_head_is_recognised():
     assert found is not None and found.app == "ResNet152V2" and "3-8-36-3" in found.evidence
 
 
-def test_models_that_only_resemble_a_keras_resnet_are_not_placed():
+def _lookalike(kernel: int, depths: tuple[int, ...]):
+    """keras.applications' layer names on a stem of `kernel` and `depths` blocks per stage."""
     import keras
 
+    inp = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(64, kernel, strides=2, name="conv1_conv")(inp)
+    x = keras.layers.BatchNormalization(name="conv1_bn")(x)
+    for stage, blocks in zip((2, 3, 4, 5), depths):
+        for b in range(1, blocks + 1):
+            x = keras.layers.Conv2D(8, 1, name=f"conv{stage}_block{b}_1_conv")(x)
+    return keras.Model(inp, x)
+
+
+def test_models_that_only_resemble_a_keras_resnet_are_not_placed():
     from resnet_deploy.models.digits import load_trained
 
     assert recognise(load_trained()) is None  # a ResNet of our own, other names
-    # the right names on the wrong stem: a 3x3 conv1_conv
-    inp = keras.Input((32, 32, 3))
-    x = keras.layers.Conv2D(64, 3, strides=2, name="conv1_conv")(inp)
-    x = keras.layers.BatchNormalization(name="conv1_bn")(x)
-    for stage, blocks in zip((2, 3, 4, 5), (3, 4, 6, 3)):
-        for b in range(1, blocks + 1):
-            x = keras.layers.Conv2D(8, 1, name=f"conv{stage}_block{b}_1_conv")(x)
-    assert recognise(keras.Model(inp, x)) is None
-    # a ResNet50 with a block cut out of stage 4 is not any of them
-    inp = keras.Input((32, 32, 3))
-    x = keras.layers.Conv2D(64, 7, strides=2, name="conv1_conv")(inp)
-    x = keras.layers.BatchNormalization(name="conv1_bn")(x)
-    for stage, blocks in zip((2, 3, 4, 5), (3, 4, 5, 3)):
-        for b in range(1, blocks + 1):
-            x = keras.layers.Conv2D(8, 1, name=f"conv{stage}_block{b}_1_conv")(x)
-    assert recognise(keras.Model(inp, x)) is None
+    assert recognise(_lookalike(7, (3, 4, 6, 3))) is not None  # the control: names and structure right
+    assert recognise(_lookalike(3, (3, 4, 6, 3))) is None  # the right names on the wrong stem
+    assert recognise(_lookalike(7, (3, 4, 5, 3))) is None  # a block cut out of stage 4
