@@ -104,12 +104,13 @@ class ArraySource(Source):
     """
 
     path: Path
+    option: str = "--calib"  # the option that named it, for messages
     name = "array"
 
     def __post_init__(self) -> None:
         self.path = Path(self.path).expanduser()
         if not self.path.is_file():
-            raise InputError(f"Calibration file {str(self.path)!r} does not exist; pass an existing .npy/.npz file.")
+            raise InputError(f"{self.option} file {str(self.path)!r} does not exist; pass an existing .npy/.npz file.")
         try:
             x, y = _open(self.path)
         except InputError:

@@ -189,8 +189,16 @@ class CalibrationSet:
         }
 
 
-def make_source(calib: str | Path, input_shape: tuple, size: int, seed: int = 0, digits_split: str = "calib") -> Source:
-    """Pick a Source from a CLI-style value: digits, synthetic, a folder or a .npy/.npz file."""
+def make_source(
+    calib: str | Path,
+    input_shape: tuple,
+    size: int,
+    seed: int = 0,
+    digits_split: str = "calib",
+    option: str = "--calib",
+) -> Source:
+    """Pick a Source from a CLI-style value: digits, synthetic, a folder or a .npy/.npz file.
+    option: the option that gave the value (--calib, --data, --val), named in every message."""
     key = str(calib)
     if key == "digits":
         return DigitsSource(split=digits_split)
@@ -199,22 +207,22 @@ def make_source(calib: str | Path, input_shape: tuple, size: int, seed: int = 0,
         return SyntheticSource(count=size, height=int(h), width=int(w), channels=int(c), seed=seed)
     path = Path(key).expanduser()
     if path.is_dir():
-        return ImageFolderSource(path)
-    if path.suffix.lower() in (".npy", ".npz"):
-        return ArraySource(path)
-    if path.exists():
+        return ImageFolderSource(path, option)
+    if not path.exists():
         raise InputError(
-            f"Calibration file {key!r} is not a .npy/.npz file or image folder; pass digits, synthetic, a folder or a .npy/.npz."
+            f"{option} {key!r} does not exist; pass digits, synthetic, an image folder or a .npy/.npz file."
         )
+    if path.suffix.lower() in (".npy", ".npz"):
+        return ArraySource(path, option)
     raise InputError(
-        f"Calibration source {key!r} does not exist; pass digits, synthetic, an image folder or a .npy/.npz file."
+        f"{option} {key!r} is not a .npy/.npz file or image folder; pass digits, synthetic, a folder or a .npy/.npz."
     )
 
 
-def check_calib_value(calib: str | Path) -> None:
-    """Fail early on a calibration value that cannot work (missing path, empty folder, bad file)."""
+def check_calib_value(calib: str | Path, option: str = "--calib") -> None:
+    """Fail early on a data value that cannot work (missing path, empty folder, bad file)."""
     if str(calib) not in ("digits", "synthetic"):
-        make_source(calib, (None, 1, 1, 3), 1)
+        make_source(calib, (None, 1, 1, 3), 1, option=option)
 
 
 def from_spec(
@@ -224,10 +232,11 @@ def from_spec(
     seed: int = 0,
     spec: PreprocessSpec | None = None,
     digits_split: str = "calib",
+    option: str = "--calib",
 ) -> CalibrationSet:
     """Build the CalibrationSet for a model input shape (N, H, W, C) from a CLI-style value."""
     spec = spec or PreprocessSpec.for_input_shape(tuple(input_shape))
-    source = make_source(calib, input_shape, size, seed, digits_split)
+    source = make_source(calib, input_shape, size, seed, digits_split, option)
     ds = CalibrationSet(source, spec, seed=seed).take(size)
     ds.requested = size
     return ds

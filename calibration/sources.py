@@ -178,6 +178,7 @@ class ImageFolderSource(Source):
     """jpg/png files under a folder (sorted); class subfolders give labels."""
 
     root: Path
+    option: str = "--calib"  # the option that named it, for messages
     name = "folder"
     _files: list[Path] = field(init=False, default_factory=list)
     _classes: list[str] | None = field(init=False, default=None)
@@ -186,12 +187,12 @@ class ImageFolderSource(Source):
         self.root = Path(self.root).expanduser()
         if not self.root.is_dir():
             raise InputError(
-                f"Calibration folder {str(self.root)!r} does not exist; pass a folder of .jpg/.png images."
+                f"{self.option} folder {str(self.root)!r} does not exist; pass a folder of .jpg/.png images."
             )
         self._files = sorted(p for p in self.root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         if not self._files:
             raise InputError(
-                f"Calibration folder {str(self.root)!r} holds no .jpg/.png images; add some or pass --calib digits."
+                f"{self.option} folder {str(self.root)!r} holds no .jpg/.png images; add some or pass another folder."
             )
         parents = {p.parent for p in self._files}
         if all(p.parent != self.root for p in self._files) and all(pp.parent == self.root for pp in parents):

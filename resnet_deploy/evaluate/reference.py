@@ -187,7 +187,7 @@ def parity_set(loaded: Any, data: str | None, n: int) -> Any:
     from resnet_deploy.inputs.contract import data_source
 
     source = data_source(data, loaded.ref, "--data")
-    return from_spec(source, loaded.model.input_shape, size=n, digits_split="test", spec=loaded.spec)
+    return from_spec(source, loaded.model.input_shape, size=n, digits_split="test", spec=loaded.spec, option="--data")
 
 
 def finish_reference(loaded: Any, ds: Any, keras: tuple, allow_low_accuracy: bool) -> StreamedReference:

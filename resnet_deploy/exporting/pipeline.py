@@ -97,6 +97,7 @@ class Loaded:
                     size=self.options.value("calib_size"),
                     seed=self.options.value("seed"),
                     spec=self.spec,
+                    option="--calib" if self.options.calib is not None or given is None else "--data",
                 )
             )
             for note in self._calib[0].notes("calibration"):
@@ -117,9 +118,9 @@ def load(ref: ModelRef, options: ArtifactOptions, progress: Progress, data: str 
     from resnet_deploy.models.keras_apps import recognise
 
     ref.check()  # what can be refused without TensorFlow is refused before it loads
-    for value in (options.calib, data):
+    for value, option in ((options.calib, "--calib"), (data, "--data")):
         if value is not None:
-            check_calib_value(value)
+            check_calib_value(value, option)
     with progress.step(f"loading model {ref.name}"):
         name, model = ref.load()
     check_model(model, name)

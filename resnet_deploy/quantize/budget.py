@@ -72,7 +72,9 @@ def load_validation(budget: Budget, loaded: Any, calib: Any, progress: Progress)
     from resnet_deploy.calibration.dataset import from_spec
     from resnet_deploy.inputs.contract import check_reference_accuracy
 
-    ds = from_spec(budget.val, loaded.model.input_shape, size=VAL_SIZE, digits_split="val", spec=loaded.spec)
+    ds = from_spec(
+        budget.val, loaded.model.input_shape, size=VAL_SIZE, digits_split="val", spec=loaded.spec, option="--val"
+    )
     ds.requested = None  # VAL_SIZE is a cap, not a request
     for note in ds.notes("validation"):
         progress.log(note)
@@ -252,7 +254,7 @@ def export_within(req: Any, progress: Progress | None = None) -> Any:
     from resnet_deploy.store.workspace import Workspace
 
     progress, budget = progress or Progress(), req.budget
-    check_calib_value(budget.val)
+    check_calib_value(budget.val, "--val")
     config = req.options.config(req.precision)
     for name in req.targets:
         get_target(name).check_config(config)

@@ -34,6 +34,7 @@ def run_diagnose(req: Any, progress: Progress | None = None) -> dict:
         size=req.n,
         digits_split="test",
         spec=loaded.spec,
+        option="--data",
     )
     for note in ds.notes("--n"):
         progress.log(note)

@@ -89,8 +89,9 @@ def _corrupt_model(tmp_path):
         (["--target", "tflite2"], "Unrecognized target='tflite2'"),
         (["--model", "resnet99"], "Unrecognized model='resnet99'"),
         (["--precision", "int4"], "Unrecognized precision='int4'"),
-        (["--calib", "{tmp}/missing"], "does not exist"),
-        (["--calib", "{tmp}/empty"], "holds no .jpg/.png images"),
+        (["--calib", "{tmp}/missing"], "--calib '"),
+        (["--calib", "{tmp}/missing.npz"], "--calib '"),
+        (["--calib", "{tmp}/empty"], "--calib folder"),
         (["--calib", "NAN"], "contains NaN"),
         (["--model", "{tmp}/missing.keras"], "does not exist"),
         (["--model", "CORRUPT"], "is not a .keras file (not a zip archive)"),
@@ -233,3 +234,10 @@ def test_a_full_disk_is_its_own_exit_code(capsys, monkeypatch):
         err.strip() == "error: the disk is full (the one mounted at '/'): could not write '/data/out/model.tflite'; "
         "free space there or pass --out on another disk."
     )
+
+
+@pytest.mark.parametrize("command", ["parity", "diagnose", "package"])
+def test_missing_data_is_named_by_its_option(tmp_path, capsys, command):
+    code, _, err = run_cli(capsys, command, "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path))
+    assert code == 2 and err.count("error:") == 1 and f"--data '{tmp_path / 'nowhere'}' does not exist" in err, err
+    assert "Calibration" not in err
