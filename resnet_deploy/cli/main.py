@@ -14,23 +14,37 @@ __all__ = ["cli", "main"]
 
 
 @cli.command("list", epilog=EXAMPLE.format("python cli.py list"))
-def list_cmd() -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print targets, models and precisions as JSON.")
+def list_cmd(as_json: bool) -> None:
     """Show targets, models and precisions."""
+    from resnet_deploy.backend.target import available_targets, get_target
+    from resnet_deploy.cli.group import as_json_text
     from resnet_deploy.config import Precision
     from resnet_deploy.models.source import BUILTIN_MODELS
-    from resnet_deploy.backend.target import available_targets, get_target
 
-    click.echo("targets:")
+    targets: list[dict] = []
     for name in available_targets():
         try:
-            t = get_target(name)
-            click.echo(f"  {name:9s} precisions: {', '.join(p.value for p in t.precisions):28s} {t.description}")
+            found = get_target(name)
+            precs = [p.value for p in found.precisions]
+            targets.append({"name": name, "precisions": precs, "about": found.description})
         except (ImportError, DeployError) as e:
-            click.echo(f"  {name:9s} unavailable: {e}")
+            targets.append({"name": name, "unavailable": str(e)})
+    models = [{"name": spec.name, "about": spec.description} for spec in BUILTIN_MODELS.values()]
+    precisions = [p.value for p in Precision]
+    if as_json:
+        click.echo(as_json_text({"targets": targets, "models": models, "precisions": precisions}))
+        return
+    click.echo("targets:")
+    for t in targets:
+        if "unavailable" in t:
+            click.echo(f"  {t['name']:9s} unavailable: {t['unavailable']}")
+        else:
+            click.echo(f"  {t['name']:9s} precisions: {', '.join(t['precisions']):28s} {t['about']}")
     click.echo("models:")
-    for spec in BUILTIN_MODELS.values():
-        click.echo(f"  {spec.name:18s} {spec.description}")
-    click.echo("precisions: " + ", ".join(p.value for p in Precision))
+    for m in models:
+        click.echo(f"  {m['name']:18s} {m['about']}")
+    click.echo("precisions: " + ", ".join(precisions))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -241,3 +241,18 @@ def test_missing_data_is_named_by_its_option(tmp_path, capsys, command):
     code, _, err = run_cli(capsys, command, "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path))
     assert code == 2 and err.count("error:") == 1 and f"--data '{tmp_path / 'nowhere'}' does not exist" in err, err
     assert "Calibration" not in err
+
+
+def test_list_speaks_json(capsys):
+    code, out, _ = run_cli(capsys, "list", "--json")
+    d = json.loads(out)
+    assert code == 0 and {t["name"] for t in d["targets"]} >= {"tflite", "onnx", "openvino"}
+    assert "int8" in d["precisions"] and any(m["name"] == "digits" for m in d["models"])
+
+
+def test_under_json_an_error_is_a_json_object_on_stdout_too(tmp_path, capsys):
+    code, out, err = run_cli(capsys, "export", "--model", str(tmp_path / "gone.keras"), "--json")
+    assert code == 2 and err.count("error:") == 1
+    assert json.loads(out) == {"error": err.strip().removeprefix("error: "), "exit_code": 2}
+    code, out, err = run_cli(capsys, "export", "--model", str(tmp_path / "gone.keras"))
+    assert code == 2 and out == ""  # without --json stdout stays empty
