@@ -24,6 +24,7 @@ class Precision(str, enum.Enum):
 
     FP32 = "fp32"
     FP16 = "fp16"
+    BF16 = "bf16"  # fp32 weights, bf16 arithmetic where the CPU computes it (OpenVINO on AVX512-BF16/AMX)
     DYNAMIC = "dynamic"  # int8 weights, float activations (no calibration needed)
     INT8 = "int8"  # int8 weights and activations, calibrated
 

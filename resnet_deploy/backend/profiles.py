@@ -79,9 +79,23 @@ def ort_int8(profile: DeviceProfile) -> tuple[str, bool, str]:
     )
 
 
+def bf16(profile: DeviceProfile) -> tuple[bool, str]:
+    """(whether bf16 is offered for this device, reason)."""
+    if profile.vnni:
+        return True, (
+            "x86 with VNNI: bf16 where the CPU also has AVX512-BF16 or AMX-BF16 (Zen 4/5, Cooper Lake, "
+            "Sapphire Rapids and later); the self-test checks the device's flags"
+        )
+    if profile.arch == "aarch64":
+        return False, "arm64: OpenVINO's bf16 on ARM is not measured here; use fp32, fp16 or int8"
+    return False, "x86 without VNNI: no CPU of this kind has AVX512-BF16 or AMX"
+
+
 def choices(profile: DeviceProfile) -> dict:
     act, reduce_range, why = ort_int8(profile)
+    offered, bf16_why = bf16(profile)
     return {
+        "bf16": {"offered": offered, "reason": bf16_why},
         "onnx_int8": {
             "format": "qdq",
             "activations": act,

@@ -50,13 +50,18 @@ class Target:
     # Whether this target's export may run while another target's Tail runs in a worker process:
     # only targets whose peak memory leaves room for the worker's (exporting/schedule.py has the numbers).
     light: bool = False
+    # Precisions this target does not offer, and why (what was measured), said when one is asked for.
+    not_offered: dict[Precision, str] = {}
 
     def check_config(self, config: ExportConfig) -> None:
         """Reject combinations this target cannot build, before any work starts."""
         if config.precision not in self.precisions:
             supported = ", ".join(p.value for p in self.precisions)
+            why = self.not_offered.get(config.precision)
             raise InputError(
-                f"Target {self.name!r} does not support precision={config.precision.value!r}. Supported: {supported}."
+                f"Target {self.name!r} does not support precision={config.precision.value!r}"
+                + (f" ({why})" if why else "")
+                + f". Supported: {supported}."
             )
 
     def export(

@@ -14,7 +14,7 @@ from resnet_deploy.exporting import schedule as background
 
 from resnet_deploy.exporting import memory
 from resnet_deploy.store.artifact import Artifact
-from resnet_deploy.config import ExportConfig
+from resnet_deploy.config import ExportConfig, Precision
 from resnet_deploy.errors import InputError
 from resnet_deploy.exporting.steps import ExportResult, MakeArtifact, Schedule
 from resnet_deploy.progress import Progress
@@ -194,6 +194,8 @@ def export_model(
         t.check_config(config)
     calib = loaded.calibration() if config.precision.needs_calibration else None
     common = _common_manifest(loaded, calib, progress)
+    if config.precision is Precision.BF16:  # the device must compute bf16: checked before it runs there
+        common["device_profile"]["bf16"] = True
     order, use_worker = background.plan(target_objs, config) if make is None else (target_objs, False)
     with contextlib.ExitStack() as stack, background.Worker() as worker:  # the worker stops before staging goes
         stack.enter_context(memory.long_lived())  # TF, Keras and the model: out of every collection's way

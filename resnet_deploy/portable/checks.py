@@ -47,7 +47,7 @@ def _profile(p):
         return None
     if not isinstance(p, dict):
         raise _bad("device_profile", p, "an object or null")
-    for key, kinds in (("name", str), ("arch", str), ("vnni", bool)):
+    for key, kinds in (("name", str), ("arch", str), ("vnni", bool), ("bf16", bool)):
         if p.get(key) is not None and not isinstance(p[key], kinds):
             raise _bad("device_profile.%s" % key, p[key], kinds.__name__)
     return p

@@ -8,6 +8,7 @@ import platform
 from .constants import EXIT_PROFILE
 
 VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # what OpenVINO's CPU plugin computes bf16 with
 ARCH_NAMES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
 
 
@@ -33,7 +34,8 @@ def facts():
     """This device: {"arch", "vnni", "flags_known"}."""
     flags = cpu_flags()
     arch = ARCH_NAMES.get(platform.machine().lower(), platform.machine().lower())
-    return {"arch": arch, "vnni": bool(set(VNNI_FLAGS) & set(flags)) if flags else None, "flags_known": bool(flags),
+    return {"arch": arch, "vnni": bool(set(VNNI_FLAGS) & set(flags)) if flags else None,
+            "bf16": bool(set(BF16_FLAGS) & set(flags)) if flags else None, "flags_known": bool(flags),
             "cpus": os.cpu_count(), **({"cpuinfo": os.environ[CPUINFO_ENV]} if os.environ.get(CPUINFO_ENV) else {})}
 
 
@@ -45,6 +47,9 @@ def mismatch(profile, device):
     if profile.get("arch") and device.get("arch") != profile["arch"]:
         return "the bundle was built for %s (%s) but this device is %s" % (profile.get("name"), profile["arch"],
                                                                          device.get("arch"))
+    if profile.get("bf16") and device.get("bf16") is False:
+        return ("the bundle runs in bf16, which needs a CPU with AVX512-BF16 or AMX-BF16, but this CPU has "
+                "neither (it would run in f32, or not at all)")
     if profile.get("vnni") and device.get("vnni") is False:
         return ("the bundle was built for %s, whose int8 format needs VNNI (8-bit weights without reduce_range "
                 "saturate without it), but this CPU has no VNNI" % profile.get("name"))

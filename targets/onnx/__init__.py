@@ -217,6 +217,11 @@ class OnnxTarget(Target):
 
     name = "onnx"
     precisions = (Precision.FP32, Precision.FP16, Precision.INT8)
+    not_offered = {
+        Precision.BF16: "ONNX Runtime's CPU provider has no bf16 kernels for these ops: Conv takes no bfloat16 "
+        "in the ONNX standard, and MatMul/Add/Relu in bfloat16 are NOT_IMPLEMENTED (onnxruntime 1.32); "
+        "bf16 runs on OpenVINO"
+    }
     description = "ONNX file for ONNX Runtime (CPU; int8 as QDQ)"
     options = ("opset", "quant.onnx_format", "quant.method", "quant.per_channel", "device")
 

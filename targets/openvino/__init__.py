@@ -18,7 +18,7 @@ import numpy as np
 from resnet_deploy._tf import INPUT_NAME
 from resnet_deploy.store.artifact import Artifact, TensorSpec
 from resnet_deploy.config import ExportConfig, Precision
-from resnet_deploy.errors import BackendUnavailable, ExportError, first_line
+from resnet_deploy.errors import BackendUnavailable, ExportError, InputError, first_line
 from resnet_deploy.progress import Progress
 from resnet_deploy.backend.target import FileOps, Graph, Probe, Target
 from resnet_deploy.versions import versions
@@ -31,7 +31,8 @@ WEIGHTS_FILE = "model.bin"
 # What each artifact precision executes in by default. OpenVINO's CPU plugin otherwise runs
 # f32 models in bf16 on AVX512-BF16/AMX CPUs (this one): "fp32 means fp32". int8 artifacts
 # keep their non-quantized ops (the first conv's input, the final Dense) in f32 too.
-EXECUTION_PRECISION = {Precision.FP32: "f32", Precision.FP16: "f32", Precision.INT8: "f32"}
+# bf16 is asked for explicitly (its IR is the fp32 one) and read back like every precision.
+EXECUTION_PRECISION = {Precision.FP32: "f32", Precision.FP16: "f32", Precision.BF16: "bf16", Precision.INT8: "f32"}
 
 
 def _spec(port: Any, layout: str) -> TensorSpec:
@@ -66,10 +67,19 @@ class OpenVINOTarget(Target):
     ONNX int8 model read by OpenVINO, else NNCF: from_onnx.py)."""
 
     name = "openvino"
-    precisions = (Precision.FP32, Precision.FP16, Precision.INT8)
+    precisions = (Precision.FP32, Precision.FP16, Precision.BF16, Precision.INT8)
     description = "OpenVINO IR (Intel CPU; int8 from the ONNX int8 model or NNCF)"
     options = ("device", "quant.openvino_int8")
     light = True  # convert_model + NNCF peak ~1.5 GB on ResNet-50: room for a worker beside it (exporting/schedule.py)
+
+    def check_config(self, config: ExportConfig) -> None:
+        super().check_config(config)
+        if config.precision is Precision.BF16:
+            from resnet_deploy.backend.profiles import bf16, resolve
+
+            offered, why = bf16(resolve(config.device)[0])
+            if not offered:
+                raise InputError(f"--precision bf16 is not offered for --device {config.device}: {why}.")
 
     def probe(self, model_file: Path) -> Probe:
         from resnet_deploy.targets.openvino.probe import probe

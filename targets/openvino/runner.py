@@ -88,6 +88,14 @@ class OpenVINORunner(Runner):
         self.actual: dict[str, Any] = {}
 
     def activate_impl(self) -> None:
+        if self.inference_precision == "bf16":
+            from resnet_deploy.portable.device import facts
+
+            if facts().get("bf16") is False:
+                raise BackendUnavailable(
+                    "bf16 needs a CPU with AVX512-BF16 or AMX-BF16 (cpu flag avx512_bf16 or amx_bf16); this CPU "
+                    "has neither: run the fp32 or int8 artifact here."
+                )
         ov = _ov()
         core = ov.Core()
         try:

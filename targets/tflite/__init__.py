@@ -116,6 +116,10 @@ class TFLiteTarget(Target):
 
     name = "tflite"
     precisions = (Precision.FP32, Precision.FP16, Precision.DYNAMIC, Precision.INT8)
+    not_offered = {
+        Precision.BF16: "the TFLite converter's reduced float is float16 only and XNNPACK has no bf16 "
+        "convolutions on CPU; bf16 runs on OpenVINO"
+    }
     description = "TFLite/LiteRT flatbuffer (mobile, edge; XNNPACK on CPU)"
     options = ("quant.io_dtype", "device")
 
