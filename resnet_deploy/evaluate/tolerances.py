@@ -43,8 +43,13 @@ TOLERANCES: dict[Precision, Tolerance] = {
     # relative output error 4e-4 and cosine 0.9999996 on seed/resnet18. 1e-2 / 0.9999 / 40 dB
     # allow for fp16 activations on runtimes that compute in half precision.
     Precision.FP16: Tolerance(max_abs_rel=1e-2, cosine_min=0.9999, sqnr_min_db=40.0, top1_min=0.98, acc_drop_max=1.0),
-    # bf16 (provisional)
-    Precision.BF16: Tolerance(max_abs_rel=1e-1, cosine_min=0.99, sqnr_min_db=20.0, top1_min=0.95, acc_drop_max=1.0),
+    # bf16 execution (fp32 weights; OpenVINO computes in bf16, an 8-bit mantissa: each product
+    # rounds with relative error <= 2^-9). Measured against Keras on this CPU (AMD EPYC, AVX512-BF16;
+    # `parity --targets openvino --precision bf16`): digits (trained, 450 test images) max rel
+    # error 1.2e-2, cosine 0.99995, SQNR 39.4 dB, top-1 agreement 1.0, accuracy unchanged;
+    # keras:ResNet50 (untrained, 64 synthetic images) 1.2e-3, 0.9999999, 65.5 dB. The limits leave
+    # 4x on the error, 20x on 1-cosine and 9 dB; a wrong layout or scale gives cosine < 0.9.
+    Precision.BF16: Tolerance(max_abs_rel=5e-2, cosine_min=0.999, sqnr_min_db=30.0, top1_min=0.98, acc_drop_max=1.0),
     # dynamic range: int8 weights (per-channel), float activations. Measured max relative error
     # 1.4e-2 and cosine 0.99995 on seed/resnet18; int8 weight rounding is 1/254 of each
     # channel's range, compounding over depth.
