@@ -73,32 +73,26 @@ def test_parity_runs_bf16_and_reads_it_back_or_refuses_the_cpu(bf16_bundle, tmp_
     assert code == 4 and err.count("error:") == 1 and "(cpu flag avx512_bf16 or amx_bf16)" in err, err
 
 
+def _selftest(bundle, env: dict) -> subprocess.CompletedProcess:
+    import os
+
+    cmd = [sys.executable, os.path.join(bundle, "selftest.py"), *QUICK]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+
+
 def test_the_device_selftest_refuses_a_bf16_bundle_on_a_cpu_without_bf16(bf16_bundle, tmp_path):
     import os
 
     _, made = bf16_bundle
     bundle = made["bundle"]
-    manifest = json.loads(
-        (os.path.join(bundle, "manifest.json") and open(os.path.join(bundle, "manifest.json"))).read()
-    )
+    with open(os.path.join(bundle, "manifest.json")) as f:
+        manifest = json.load(f)
     assert manifest["device_profile"]["bf16"] is True and manifest["openvino"]["execution_precision"] == "bf16"
     env = {**os.environ, device.CPUINFO_ENV: _cpuinfo(tmp_path, NO_BF16)}
-    run = subprocess.run(
-        [sys.executable, os.path.join(bundle, "selftest.py"), *QUICK],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+    run = _selftest(bundle, env)
     assert run.returncode == 8 and "AVX512-BF16" in run.stderr and "--allow-profile-mismatch" in run.stderr
     if HOST["bf16"]:  # on this CPU it runs, in bf16
         env.pop(device.CPUINFO_ENV)
-        run = subprocess.run(
-            [sys.executable, os.path.join(bundle, "selftest.py"), *QUICK],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=300,
-        )
+        run = _selftest(bundle, env)
         res = json.loads(run.stdout)
         assert run.returncode == 0 and res["ok"] and res["runtime"]["inference_precision"] == "bf16", run.stderr
