@@ -96,3 +96,18 @@ def test_the_device_selftest_refuses_a_bf16_bundle_on_a_cpu_without_bf16(bf16_bu
         run = _selftest(bundle, env)
         res = json.loads(run.stdout)
         assert run.returncode == 0 and res["ok"] and res["runtime"]["inference_precision"] == "bf16", run.stderr
+
+
+def test_the_gate_records_and_checks_bf16_like_every_precision(bf16_bundle, tmp_path, capsys):
+    out, _ = bf16_bundle
+    gate = ["gate", "--baseline", str(tmp_path / "base.json"), "--targets", "openvino", "--precision", "bf16"]
+    gate += ["--n", "60", "--seconds", "0.3", "--warmup-s", "0.1", "--out", str(out)]
+    code, stdout, err = run_cli(capsys, *gate, "--update-baseline")
+    if not HOST["bf16"]:
+        assert code == 4 and "needs a CPU with AVX512-BF16" in err
+        return
+    assert code == 0, err
+    entry = json.loads((tmp_path / "base.json").read_text())["entries"]["openvino/bf16"]
+    assert entry["accuracy"] > 0.9
+    code, stdout, err = run_cli(capsys, *gate)
+    assert code == 0 and "openvino/bf16 | accuracy" in stdout, err
