@@ -46,15 +46,19 @@ def connect(address: str) -> Any:
     require("cluster", "parity --cluster")
     import ray
 
-    if not ray.is_initialized():
-        _reachable(address)
-        try:
-            ray.init(address=None if address == "local" else address, log_to_driver=False, include_dashboard=False)
-        except (ConnectionError, ValueError, RuntimeError) as e:
-            raise InputError(
-                f"--cluster {address!r}: no Ray cluster to join ({first_line(e, 160)}); start one with "
-                "`ray start --head`, pass its address, or pass --cluster local."
-            ) from None
+    _reachable(address)
+    if ray.is_initialized():
+        joined = ray.get_runtime_context().gcs_address
+        if address in ("auto", "local") or address.removeprefix("ray://") == joined:
+            return ray
+        ray.shutdown()  # this process was on another cluster: join the one asked for
+    try:
+        ray.init(address=None if address == "local" else address, log_to_driver=False, include_dashboard=False)
+    except (ConnectionError, ValueError, RuntimeError) as e:
+        raise InputError(
+            f"--cluster {address!r}: no Ray cluster to join ({first_line(e, 160)}); start one with "
+            "`ray start --head`, pass its address, or pass --cluster local."
+        ) from None
     return ray
 
 

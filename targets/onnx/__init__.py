@@ -200,6 +200,8 @@ def quantize(
                 weight_type=qtype[choice.weight],
                 calibrate_method=method,
                 calibration_providers=["CPUExecutionProvider"],
+                # (not CalibMaxIntermediateOutputs: its merged ranges differ from one pass's in
+                # onnxruntime 1.32, measured on digits; ORT keeps each sample's per-tensor min/max)
                 extra_options={"CalibTensorRangeSymmetric": False},
                 nodes_to_exclude=list(quant.float_nodes),
                 **({} if why_not else {"calibration_cache_path": str(cache)}),

@@ -165,6 +165,7 @@ PINNED = {
     # (max_abs_rel, cosine_min, sqnr_min_db, top1_min, acc_drop_max)
     Precision.FP32: (1e-4, 0.99999, 60.0, 0.99, 0.5),  # summation order only: <=2.5e-6 measured; fp16/bf16 must fail
     Precision.FP16: (1e-2, 0.9999, 40.0, 0.98, 1.0),  # fp16 weights: 4e-4 measured, room for fp16 activations
+    Precision.BF16: (5e-2, 0.999, 30.0, 0.98, 1.0),  # bf16 arithmetic: 1.2e-2, 0.99995, 39.4 dB on digits
     Precision.DYNAMIC: (5e-2, 0.999, 25.0, 0.97, 2.0),  # int8 weights, float activations: 1.4e-2 measured
     Precision.INT8: (None, 0.98, 12.0, 0.95, 2.0),  # task accuracy within 2 points on real images
 }

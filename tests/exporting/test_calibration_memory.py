@@ -1,6 +1,6 @@
 """Calibration reads its samples in batches from the source on every backend: ten times the
-calibration samples do not take more memory in this process (the ONNX quantizer's own process
-memory-maps the file it is given)."""
+calibration samples do not take more memory in this process for our part (the ONNX quantizer
+memory-maps the file it is given; what ONNX Runtime's calibrator itself keeps is bounded below)."""
 
 from __future__ import annotations
 
@@ -37,7 +37,13 @@ def _peak(tmp_path, calib, target: str, size: int) -> int:
     return peak
 
 
+# ONNX Runtime's MinMax calibrator keeps every sample's per-tensor min and max until it ends: on
+# digits ~6.7 KB a sample, measured (3.1 MB at 200, 12.4 MB at 2000), less than the 12 KB a sample
+# the inputs themselves take as float32. Holding the inputs too (what this guards against) gives ~36 MB.
+GROWTH_PER_SAMPLE = {"tflite": 0, "onnx": 8 << 10}
+
+
 @pytest.mark.parametrize("target", ["tflite", "onnx"])
 def test_ten_times_the_calibration_samples_take_no_more_memory(tmp_path, many_digits, target):
     small, large = _peak(tmp_path, many_digits, target, 200), _peak(tmp_path, many_digits, target, 2000)
-    assert large < 1.15 * small + (4 << 20), (small, large)
+    assert large < 1.15 * small + (4 << 20) + 1800 * GROWTH_PER_SAMPLE[target], (small, large)

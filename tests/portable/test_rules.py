@@ -576,6 +576,7 @@ def test_the_exact_facts_and_profile_messages(tmp_path, monkeypatch):
         assert device.facts() == {
             "arch": arch,
             "vnni": device.facts()["vnni"],
+            "bf16": device.facts()["bf16"],
             "flags_known": bool(real),
             "cpus": os.cpu_count(),
         }
@@ -584,6 +585,7 @@ def test_the_exact_facts_and_profile_messages(tmp_path, monkeypatch):
         "the bundle was built for x86-vnni, whose int8 format needs VNNI (8-bit weights without reduce_range "
         "saturate without it), but this CPU has no VNNI"
     )
+    assert device.facts()["bf16"] == (bool({"avx512_bf16", "amx_bf16"} & set(device.cpu_flags())) if real else None)
     assert str(_raised(device.check_profile, VNNI_PROFILE, False, {**X86, "vnni": False})[1]).endswith(
         "but this CPU has no VNNI; build the bundle with --device for this device, or pass --allow-profile-mismatch"
     )
