@@ -147,14 +147,17 @@ class OpenVINORunner(Runner):
             compiled, _ = self._compile_checked(1, "THROUGHPUT")
             self._serving = ov.AsyncInferQueue(compiled, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
         outs: list[Any] = [None] * len(xs)
+        finished: list[int] = []
 
         def done(request: Any, i: int) -> None:
             outs[i] = np.array(request.get_output_tensor(0).data, dtype=np.float32, copy=True)
+            finished.append(i)
 
         self._serving.set_callback(done)
         for i in range(len(xs)):
             self._serving.start_async({0: xs[i : i + 1]}, userdata=i)
         self._serving.wait_all()
+        _callbacks_done(finished, len(xs))  # every output is in, and no callback thread holds the queue
         return np.concatenate(outs)
 
     def infer_impl(self, x: np.ndarray) -> np.ndarray:
