@@ -39,7 +39,9 @@ def main() -> None:
     ref = ModelRef(args.model, input_size=224)
     paths = {}
     for precision, fmt in FORMATS:
-        loaded = load(ref, ArtifactOptions(calib="synthetic", calib_size=32, onnx_format=fmt), progress)
+        loaded = load(
+            ref, ArtifactOptions(calib="synthetic", calib_size=32, target_options={"onnx_format": fmt}), progress
+        )
         a = ensure_artifact(Workspace(args.out / (fmt or "fp32")), loaded, "onnx", precision, progress)
         paths[fmt or "fp32"] = str(a.path)
     name = loaded.name

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from resnet_deploy.errors import InputError
 
@@ -37,13 +38,6 @@ class Precision(str, enum.Enum):
         return self is Precision.INT8
 
 
-class IODtype(str, enum.Enum):
-    """Dtype of a quantized model's inputs and outputs."""
-
-    INT8 = "int8"
-    FLOAT = "float"
-
-
 class CalibMethod(str, enum.Enum):
     """How activation ranges are estimated from the calibration set (ONNX Runtime names)."""
 
@@ -52,51 +46,50 @@ class CalibMethod(str, enum.Enum):
     PERCENTILE = "percentile"
 
 
-class OnnxFormat(str, enum.Enum):
-    """ONNX Runtime int8 format and activation/weight types; auto picks for the CPU (targets/onnx/__init__.py)."""
-
-    AUTO = "auto"
-    QDQ_U8S8 = "qdq-u8s8"
-    QDQ_S8S8 = "qdq-s8s8"
-    QOPERATOR_U8S8 = "qoperator-u8s8"
+E = TypeVar("E", bound=enum.Enum)
 
 
-class OpenVinoInt8(str, enum.Enum):
-    """Where OpenVINO's int8 comes from (targets/openvino/from_onnx.py): auto converts the ONNX
-    int8 model of the same export when there is one (one calibration pass), else runs NNCF."""
+@dataclass(frozen=True)
+class Option(Generic[E]):
+    """One target's own export option, declared once by the target (Target.own_options): its
+    flag, choices, default and help come from here, and so do the CLI's flag, the request's
+    check, the manifest's record (config.options) and the reuse check."""
 
-    AUTO = "auto"
-    NNCF = "nncf"
+    name: str  # the keyword and, with dashes, the flag: io_dtype -> --io-dtype
+    choices: type[E]
+    default: E
+    help: str
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def key(self) -> str:
+        """Its key in the manifest's config record (record_value)."""
+        return f"options.{self.name}"
+
+    def parse(self, value: object) -> E:
+        return _choice(self.choices, value, self.flag)  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
 class QuantConfig:
-    """Options of int8 quantization that hold across backends.
+    """Options of int8 quantization that hold across backends (a backend's own are its Options).
 
-    io_dtype:  TFLite only: int8 I/O (the default, what microcontrollers and NPUs want) or
-               float I/O with quantize/dequantize ops inside the model.
     method:    activation-range estimation (ONNX Runtime); TFLite and NNCF use their own.
     per_channel: per-output-channel weight scales (all backends default to this for convs).
-    onnx_format: "auto" picks the fastest format/type pair for this CPU; see targets/onnx/__init__.py.
-    openvino_int8: "auto" converts the same export's ONNX int8 (QDQ) model; "nncf" always quantizes
-               with NNCF (targets/openvino/from_onnx.py says when and why).
     float_nodes: backend op names kept in float (the accuracy budget's fallback, fallback.py);
                in each backend's own naming, resolved from Keras layer names.
     """
 
-    io_dtype: IODtype = IODtype.INT8
     method: CalibMethod = CalibMethod.MINMAX
     per_channel: bool = True
-    onnx_format: OnnxFormat = OnnxFormat.AUTO
-    openvino_int8: OpenVinoInt8 = OpenVinoInt8.AUTO
     float_nodes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "float_nodes", tuple(self.float_nodes))
-        object.__setattr__(self, "io_dtype", _choice(IODtype, self.io_dtype, "io dtype"))
         object.__setattr__(self, "method", _choice(CalibMethod, self.method, "calibration method"))
-        object.__setattr__(self, "onnx_format", _choice(OnnxFormat, self.onnx_format, "onnx format"))
-        object.__setattr__(self, "openvino_int8", _choice(OpenVinoInt8, self.openvino_int8, "openvino int8 source"))
 
 
 @dataclass(frozen=True)
@@ -108,16 +101,23 @@ class ExportConfig:
     calib_size: int = 200
     opset: int = 17
     device: str = "host"  # a device profile (profiles.py); "host": this machine's
+    # The targets' own options (Target.own_options) by name, as values; one not here is its default.
+    options: tuple[tuple[str, str], ...] | dict[str, str] = ()
 
     def __post_init__(self) -> None:
         from resnet_deploy.backend.profiles import resolve
 
         object.__setattr__(self, "precision", Precision.parse(self.precision))
+        object.__setattr__(self, "options", tuple(sorted(dict(self.options).items())))
         object.__setattr__(self, "device", resolve(self.device)[0].name)  # recorded and compared by profile name
         if isinstance(self.calib_size, bool) or int(self.calib_size) < 1:
             raise InputError(f"calib_size={self.calib_size} must be >= 1; pass --calib-size N with N >= 1.")
         if isinstance(self.opset, bool) or not 7 <= int(self.opset) <= 21:
             raise InputError(f"opset={self.opset} is outside 7..21; pick e.g. --opset 17.")
+
+    def option(self, option: Option[E]) -> E:
+        """A target's own option's value in this config (its default when not set)."""
+        return option.parse(dict(self.options).get(option.name, option.default))
 
 
 def config_record(config: ExportConfig) -> dict:
@@ -129,7 +129,9 @@ def config_record(config: ExportConfig) -> dict:
             return {k: plain(x) for k, x in v.items()}
         return getattr(v, "value", v)
 
-    return plain(asdict(config))  # type: ignore[return-value]
+    record = plain(asdict(config))
+    record["options"] = dict(config.options)  # type: ignore[index]
+    return record  # type: ignore[return-value]
 
 
 def record_value(record: dict, key: str) -> object:

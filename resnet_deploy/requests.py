@@ -21,10 +21,7 @@ DEFAULT_OUT = Path("artifacts")
 
 # ArtifactOptions field -> the config_record key it sets
 _CONFIG_KEYS = {
-    "io_dtype": "quant.io_dtype",
     "calib_method": "quant.method",
-    "onnx_format": "quant.onnx_format",
-    "openvino_int8": "quant.openvino_int8",
     "opset": "opset",
     "calib_size": "calib_size",
     "device": "device",
@@ -32,7 +29,7 @@ _CONFIG_KEYS = {
 
 
 def _config_default(key: str) -> Any:
-    """The default of a config field ("quant.io_dtype"), as its value: config.py holds the one copy."""
+    """The default of a config field ("quant.method"), as its value: config.py holds the one copy."""
     from dataclasses import fields
 
     cls = QuantConfig if key.startswith("quant.") else ExportConfig
@@ -49,16 +46,16 @@ ARTIFACT_DEFAULTS: dict[str, Any] = {"seed": 0, **{name: _config_default(key) fo
 @dataclass(frozen=True)
 class ArtifactOptions:
     """Export options a command may be given. None means "not given": a new export uses
-    ARTIFACT_DEFAULTS, and an existing artifact is reused whatever it was built with. A given
-    option must match the existing artifact (for the targets that read it), or the command stops."""
+    ARTIFACT_DEFAULTS (a target's own option: its declared default), and an existing artifact is
+    reused whatever it was built with. A given option must match the existing artifact (for the
+    targets that read it), or the command stops. target_options: the targets' own options
+    (Target.own_options) by name, e.g. {"io_dtype": "float"}."""
 
     calib: str | None = None
     calib_size: int | None = None
     seed: int | None = None
-    io_dtype: str | None = None
     calib_method: str | None = None
-    onnx_format: str | None = None
-    openvino_int8: str | None = None
+    target_options: tuple[tuple[str, str], ...] | dict[str, str] = ()
     opset: int | None = None
     preprocess: PreprocessOptions = field(default_factory=PreprocessOptions)
     device: str | None = None
@@ -68,6 +65,7 @@ class ArtifactOptions:
             object.__setattr__(self, "calib_size", positive_int(self.calib_size, "--calib-size"))
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0):
             raise InputError(f"--seed {self.seed!r} must be a whole number >= 0 (numpy's seeds are).")
+        object.__setattr__(self, "target_options", tuple(sorted(dict(self.target_options).items())))
         self.config(Precision.INT8)  # validates every given value now, before any work
 
     def value(self, name: str) -> Any:
@@ -75,15 +73,12 @@ class ArtifactOptions:
         return ARTIFACT_DEFAULTS[name] if v is None else v
 
     def config(self, precision: Precision | str) -> ExportConfig:
-        quant = QuantConfig(
-            io_dtype=self.value("io_dtype"),
-            method=self.value("calib_method"),
-            onnx_format=self.value("onnx_format"),
-            openvino_int8=self.value("openvino_int8"),
-        )
+        from resnet_deploy.backend.target import option_values
+
         return ExportConfig(
             precision=Precision.parse(precision),
-            quant=quant,
+            quant=QuantConfig(method=self.value("calib_method")),
+            options=option_values(dict(self.target_options)),
             calib_size=self.value("calib_size"),
             opset=self.value("opset"),
             device=self.value("device"),
@@ -92,7 +87,9 @@ class ArtifactOptions:
     def given_config(self) -> dict[str, Any]:
         """{config_record key: value} for the options that were given (normalised)."""
         record = config_record(self.config(Precision.INT8))
-        return {key: record_value(record, key) for name, key in _CONFIG_KEYS.items() if getattr(self, name) is not None}
+        keys = [key for name, key in _CONFIG_KEYS.items() if getattr(self, name) is not None]
+        keys += [f"options.{name}" for name in dict(self.target_options)]
+        return {key: record_value(record, key) for key in keys}
 
     @property
     def calibration_given(self) -> bool:

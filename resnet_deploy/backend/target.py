@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from resnet_deploy.backend.exchange import Exchange
-from resnet_deploy.config import ExportConfig, Precision
+from resnet_deploy.config import ExportConfig, Option, Precision
 from resnet_deploy.errors import DeployError, ExportError, InputError, converter_said, first_line
 from resnet_deploy.progress import Progress
 
@@ -44,14 +44,20 @@ class Target:
     name: str = ""
     precisions: tuple[Precision, ...] = ()
     description: str = ""
-    # The ExportConfig options this target reads (config_record keys, e.g. "quant.io_dtype"):
-    # an existing artifact is reused only if these match what a command asks for.
+    # The shared ExportConfig options this target reads (config_record keys, e.g. "opset"), and
+    # its own options (declared here once: the CLI's flags, the manifest and reuse read them).
+    # An existing artifact is reused only if both match what a command asks for (reads()).
     options: tuple[str, ...] = ()
+    own_options: tuple[Option, ...] = ()
     # Whether this target's export may run while another target's Tail runs in a worker process:
     # only targets whose peak memory leaves room for the worker's (exporting/schedule.py has the numbers).
     light: bool = False
     # Precisions this target does not offer, and why (what was measured), said when one is asked for.
     not_offered: dict[Precision, str] = {}
+
+    def reads(self) -> tuple[str, ...]:
+        """Every config_record key this target's artifacts depend on."""
+        return self.options + tuple(o.key for o in self.own_options)
 
     def check_config(self, config: ExportConfig) -> None:
         """Reject combinations this target cannot build, before any work starts."""
@@ -274,6 +280,30 @@ def get_target(name: str) -> Target:
 def targets_with(hook: str) -> list[str]:
     """The registered targets that implement an optional hook."""
     return [n for n in available_targets() if get_target(n).has(hook)]
+
+
+def declared_options() -> dict[str, Option]:
+    """The registered targets' own options by name. A target that cannot be loaded declares none
+    here (using it says why); two targets declaring one name is the plugin author's error."""
+    found: dict[str, Option] = {}
+    for name in available_targets():
+        try:
+            target = get_target(name)
+        except InputError:
+            continue
+        for option in target.own_options:
+            if found.setdefault(option.name, option) is not option:
+                raise InputError(f"Target {name!r} declares the option {option.flag}, which another target declares.")
+    return found
+
+
+def option_values(given: dict[str, object]) -> tuple[tuple[str, str], ...]:
+    """Every declared option's value (the given one, else its default), checked against its choices."""
+    known = declared_options()
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise InputError(f"Unknown target option {unknown[0]!r}; the targets take: {', '.join(sorted(known))}.")
+    return tuple(sorted((n, o.parse(given.get(n, o.default)).value) for n, o in known.items()))
 
 
 def parse_targets(value: str) -> list[str]:

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from resnet_deploy.backend.target import declared_options
 from resnet_deploy.portable.constants import DEFAULT_PROTOCOL
 from resnet_deploy.requests import ARTIFACT_DEFAULTS, DEFAULT_OUT
 
@@ -69,22 +70,14 @@ artifact_options = _options(
     click.option("--resize", default=None, help="stretch (default) or center-crop (shorter side to size/0.875)."),
     click.option("--calib-size", type=int, default=None, help=f"Calibration samples (default {D['calib_size']})."),
     click.option("--seed", type=int, default=None, help=f"Seed of synthetic calibration data (default {D['seed']})."),
-    click.option("--io-dtype", default=None, help=f"TFLite int8 model I/O: int8 or float (default {D['io_dtype']})."),
     click.option(
         "--calib-method",
         default=None,
         help=f"ONNX int8 activation ranges: minmax, entropy or percentile (default {D['calib_method']}).",
     ),
-    click.option(
-        "--onnx-format",
-        default=None,
-        help="ONNX int8 format: auto (fastest for this CPU), qdq-u8s8, qdq-s8s8, qoperator-u8s8 (default auto).",
-    ),
-    click.option(
-        "--openvino-int8",
-        default=None,
-        help="OpenVINO int8 from: auto (the same export's ONNX int8 model "
-        "when there is one: one calibration pass; else NNCF) or nncf (default auto).",
+    *(
+        click.option(o.flag, o.name, default=None, help=f"{o.help} (default {o.default.value}).")
+        for o in declared_options().values()
     ),
     click.option("--opset", type=int, default=None, help=f"ONNX opset (default {D['opset']})."),
     click.option(
@@ -143,14 +136,12 @@ def _artifact_options(kw: dict):
                 "calib",
                 "calib_size",
                 "seed",
-                "io_dtype",
                 "calib_method",
-                "onnx_format",
-                "openvino_int8",
                 "opset",
                 "device",
             )
         },
+        target_options={n: v for n in declared_options() if (v := kw.pop(n)) is not None},
         preprocess=pre,
     )
 

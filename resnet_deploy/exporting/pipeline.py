@@ -241,7 +241,7 @@ def _check_reusable(a: Artifact, target: str, loaded: Loaded) -> None:
     fp = loaded.calibration().fingerprint if calibrated and loaded.options.calibration_given else None
     given = loaded.options.given_config() if loaded.model is not None else {}
     diff = conflicts(
-        a, get_target(target).options, given, loaded.source_sha, fp, loaded.preprocessing() if calibrated else None
+        a, get_target(target).reads(), given, loaded.source_sha, fp, loaded.preprocessing() if calibrated else None
     )
     if diff:
         raise InputError(

@@ -8,7 +8,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
@@ -16,7 +16,7 @@ from resnet_deploy.backend.exchange import Exchange, Int8Onnx
 from resnet_deploy.calibration.ranges import PROBES, MeasuredRanges
 from resnet_deploy._tf import INPUT_NAME
 from resnet_deploy.store.artifact import Artifact, TensorSpec
-from resnet_deploy.config import CalibMethod, ExportConfig, OnnxFormat, Precision, QuantConfig
+from resnet_deploy.config import CalibMethod, ExportConfig, Precision, QuantConfig
 from resnet_deploy.errors import ExportError, first_line
 from resnet_deploy.exporting.memory import release
 from resnet_deploy.progress import Progress
@@ -30,6 +30,7 @@ from resnet_deploy.targets.onnx.calibrate import (
     share_problem,
 )
 from resnet_deploy.targets.onnx.convert import keras_to_onnx
+from resnet_deploy.targets.onnx.options import ONNX_FORMAT, OPTIONS, OnnxFormat
 from resnet_deploy.targets.onnx.runner import OrtRunner
 
 MODEL_FILE = "model.onnx"
@@ -62,7 +63,7 @@ def choose_quant_format(requested: OnnxFormat | str = OnnxFormat.AUTO, device: s
     """
     from resnet_deploy.backend.profiles import ort_int8, resolve
 
-    requested = QuantConfig(onnx_format=cast(OnnxFormat, requested)).onnx_format  # QuantConfig parses a str
+    requested = ONNX_FORMAT.parse(requested)
     if requested is OnnxFormat.AUTO:
         profile, _ = resolve(device)
         act, reduce_range, why = ort_int8(profile)
@@ -225,7 +226,8 @@ class OnnxTarget(Target):
         "bf16 runs on OpenVINO"
     }
     description = "ONNX file for ONNX Runtime (CPU; int8 as QDQ)"
-    options = ("opset", "quant.onnx_format", "quant.method", "quant.per_channel", "device")
+    options = ("opset", "quant.method", "quant.per_channel", "device")
+    own_options = OPTIONS
 
     def probe(self, model_file: Path) -> Probe:
         from resnet_deploy.targets.onnx.probe import probe
@@ -269,7 +271,7 @@ class OnnxTarget(Target):
         if p is Precision.INT8:
             samples = work / "calibration.npy"
             calib.save_npy(samples)  # batch by batch; the quantizer's process memory-maps it
-            choice = choose_quant_format(config.quant.onnx_format, config.device)
+            choice = choose_quant_format(config.option(ONNX_FORMAT), config.device)
             return Tail(
                 "ONNX Runtime int8 quantization",
                 quantize,

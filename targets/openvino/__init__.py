@@ -23,6 +23,7 @@ from resnet_deploy.progress import Progress
 from resnet_deploy.backend.target import FileOps, Graph, Probe, Target
 from resnet_deploy.versions import versions
 from resnet_deploy.targets.openvino import from_onnx
+from resnet_deploy.targets.openvino.options import OPTIONS
 from resnet_deploy.targets.openvino.runner import OpenVINORunner, _ov
 
 MODEL_FILE = "model.xml"
@@ -69,7 +70,8 @@ class OpenVINOTarget(Target):
     name = "openvino"
     precisions = (Precision.FP32, Precision.FP16, Precision.BF16, Precision.INT8)
     description = "OpenVINO IR (Intel CPU; int8 from the ONNX int8 model or NNCF)"
-    options = ("device", "quant.openvino_int8")
+    options = ("device",)
+    own_options = OPTIONS
     light = True  # convert_model + NNCF peak ~1.5 GB on ResNet-50: room for a worker beside it (exporting/schedule.py)
 
     def check_config(self, config: ExportConfig) -> None:

@@ -28,7 +28,9 @@ import io
 from typing import Any, Sequence
 
 from resnet_deploy.backend.exchange import Int8Onnx
-from resnet_deploy.config import ExportConfig, OnnxFormat, OpenVinoInt8, Precision
+from resnet_deploy.config import ExportConfig, Precision
+from resnet_deploy.targets.onnx.options import ONNX_FORMAT, OnnxFormat
+from resnet_deploy.targets.openvino.options import OPENVINO_INT8, OpenVinoInt8
 
 # The ONNX quantization record's fields that describe what the OpenVINO IR computes too.
 INHERITED = (
@@ -54,13 +56,13 @@ def why_not(config: ExportConfig) -> str | None:
 
     if config.precision is not Precision.INT8:
         return f"{config.precision.value} is not int8"
-    if config.quant.openvino_int8 is OpenVinoInt8.NNCF:
+    if config.option(OPENVINO_INT8) is OpenVinoInt8.NNCF:
         return "--openvino-int8 nncf"
     if config.quant.float_nodes:
         return "layers kept in float are chosen per backend"
-    if config.quant.onnx_format is not OnnxFormat.AUTO:
+    if config.option(ONNX_FORMAT) is not OnnxFormat.AUTO:
         return (
-            f"--onnx-format {config.quant.onnx_format.value} is the ONNX model's, not a device profile's "
+            f"--onnx-format {config.option(ONNX_FORMAT).value} is the ONNX model's, not a device profile's "
             "choice for OpenVINO"
         )
     profile, _ = resolve(config.device)

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from resnet_deploy.store.artifact import Artifact, TensorSpec
-from resnet_deploy.config import ExportConfig, IODtype, Precision
+from resnet_deploy.config import ExportConfig, Precision
 from resnet_deploy.errors import ExportError, InputError, first_line
 from resnet_deploy.portable.quantio import dequantize, quantize
 from resnet_deploy.progress import Progress
@@ -21,6 +21,7 @@ from resnet_deploy.versions import versions
 from resnet_deploy.targets.tflite.interpreter import load_interpreter_class
 from resnet_deploy.targets.tflite.calibrate import record as calibration_record, tf_calibrator
 from resnet_deploy.targets.tflite.lean import lean as lean_conversion
+from resnet_deploy.targets.tflite.options import IO_DTYPE, OPTIONS, IODtype
 
 MODEL_FILE = "model.tflite"
 TFLITE_CONVERT_OPS = frozenset({"QUANTIZE", "DEQUANTIZE", "RESHAPE", "TRANSPOSE", "SQUEEZE", "PACK", "SHAPE"})
@@ -56,13 +57,13 @@ def _configure(converter: Any, tf: Any, config: ExportConfig, calib: Any, progre
 
     converter.representative_dataset = representative_dataset
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    if config.quant.io_dtype is IODtype.INT8:
+    if config.option(IO_DTYPE) is IODtype.INT8:
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
     return {
         "weights": "int8 per-channel (symmetric)",
         "activations": "int8 per-tensor (asymmetric)",
-        "io_dtype": config.quant.io_dtype.value,
+        "io_dtype": config.option(IO_DTYPE).value,
         "calibration_samples": len(calib),
     }
 
@@ -85,7 +86,7 @@ def _convert_keeping_float(converter: Any, tf: Any, config: ExportConfig, nodes:
             f"the TFLite graph to quantize has no op {missing[0]!r} to keep in float; "
             "re-export fp32 so that its layer map matches this converter."
         )
-    io = tf.int8 if config.quant.io_dtype is IODtype.INT8 else tf.float32
+    io = tf.int8 if config.option(IO_DTYPE) is IODtype.INT8 else tf.float32
     try:
         return convert.mlir_quantize(
             calibrated,
@@ -121,7 +122,8 @@ class TFLiteTarget(Target):
         "convolutions on CPU; bf16 runs on OpenVINO"
     }
     description = "TFLite/LiteRT flatbuffer (mobile, edge; XNNPACK on CPU)"
-    options = ("quant.io_dtype", "device")
+    options = ("device",)
+    own_options = OPTIONS
 
     def takes(self, config: ExportConfig, names: Sequence[str]) -> frozenset[str]:
         """ONNX Runtime's activation ranges, when the same export makes ONNX int8 first (calibration/ranges.py)."""

@@ -97,11 +97,11 @@ def _corrupt_model(tmp_path):
         (["--model", "CORRUPT"], "is not a .keras file (not a zip archive)"),
         (["--calib-size", "0"], "--calib-size 0 must be"),
         (["--opset", "99"], "opset=99 is outside"),
-        (["--onnx-format", "qdq-u4"], "Unrecognized onnx format"),
+        (["--onnx-format", "qdq-u4"], "Unrecognized --onnx-format="),
         (["--preprocess", "imagenet"], "Unrecognized preprocess='imagenet'"),
         (["--mean", "0.5,0.5"], "--mean has 2 values; pass 1 (every channel) or 3 (RGB/BGR)"),
         (["--resize", "center-crop"], "Image of 8x8 is smaller than the 32x32 center crop"),
-        (["--io-dtype", "int16"], "Unrecognized io dtype"),
+        (["--io-dtype", "int16"], "Unrecognized --io-dtype="),
         (["--bogus"], "No such option"),
     ],
 )

@@ -29,11 +29,11 @@ def _names(targets: list) -> list[str]:
     return [t.name for t in targets]
 
 
-NNCF = QuantConfig(openvino_int8="nncf")  # OpenVINO's own calibration pass, which runs beside ORT's
+NNCF = {"openvino_int8": "nncf"}  # OpenVINO's own calibration pass, which runs beside ORT's
 
 
 def test_the_plan_puts_a_tail_first_and_only_light_targets_beside_it(monkeypatch):
-    int8, fp32 = ExportConfig(precision="int8", quant=NNCF), ExportConfig(precision="fp32")
+    int8, fp32 = ExportConfig(precision="int8", options=NNCF), ExportConfig(precision="fp32")
     all3 = [get_target(n) for n in ("tflite", "onnx", "openvino")]
     order, worker = background.plan(all3, int8)
     assert (_names(order), worker) == (["onnx", "openvino", "tflite"], True)
@@ -47,7 +47,7 @@ def test_the_plan_puts_a_tail_first_and_only_light_targets_beside_it(monkeypatch
 
 
 def test_the_worker_gives_the_inline_exports_bytes_and_says_it_ran(digits_model, digits_calib, tmp_path):
-    config = ExportConfig(precision="int8", quant=NNCF)
+    config = ExportConfig(precision="int8", options=NNCF)
     both = pipeline.export_model(
         pipeline.Loaded.of("digits", digits_model, digits_calib),
         ["openvino", "onnx"],

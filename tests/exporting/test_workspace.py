@@ -38,7 +38,7 @@ def test_parity_reuses_the_users_onnx_format_and_refuses_a_conflicting_one(tmp_p
     )
     errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
     assert code == 2 and len(errors) == 1, err
-    assert "quant.onnx_format=qdq-s8s8 (asked: qdq-u8s8)" in errors[0] and "not replaced" in errors[0]
+    assert "options.onnx_format=qdq-s8s8 (asked: qdq-u8s8)" in errors[0] and "not replaced" in errors[0]
     assert _hash(tmp_path, "onnx") == before
     # the same option, given explicitly, is reused
     code, _, err = run_cli(

@@ -10,7 +10,7 @@ import pytest
 
 from resnet_deploy.calibration.ranges import PROBES, MeasuredRanges, fingerprint, match
 from resnet_deploy.exporting import pipeline
-from resnet_deploy.config import ExportConfig, QuantConfig
+from resnet_deploy.config import ExportConfig
 from resnet_deploy.store.workspace import Workspace
 from resnet_deploy.targets.onnx import calibrate as onnx_calibrate
 from resnet_deploy.targets.tflite import calibrate as tflite_calibrate
@@ -30,7 +30,7 @@ def _quant_params(path) -> dict[str, tuple[float, int]]:
 
 def test_tflite_takes_the_ranges_onnx_measured_and_they_are_its_own(digits_model, digits_calib, tmp_path):
     config = ExportConfig(precision="int8")
-    nncf = ExportConfig(precision="int8", quant=QuantConfig(openvino_int8="nncf"))  # ORT's tail in the worker
+    nncf = ExportConfig(precision="int8", options={"openvino_int8": "nncf"})  # ORT's tail in the worker
     shared = pipeline.export_model(
         pipeline.Loaded.of("digits", digits_model, digits_calib),
         ["tflite", "onnx", "openvino"],

@@ -12,6 +12,7 @@ from resnet_deploy.exporting import schedule as background
 from resnet_deploy.exporting import layermap
 from resnet_deploy.exporting import pipeline
 from resnet_deploy.config import ExportConfig, QuantConfig
+from resnet_deploy.requests import ArtifactOptions
 from resnet_deploy.errors import ExportError
 from resnet_deploy.evaluate.parity import check, compare
 from resnet_deploy.progress import Progress
@@ -63,7 +64,7 @@ def test_openvino_int8_is_the_onnx_int8_model_read_by_openvino(
 def test_nncf_runs_when_asked_for_or_when_there_is_no_onnx_model_and_says_why(
     digits_model, digits_calib, tmp_path, monkeypatch
 ):
-    nncf = ExportConfig(precision="int8", quant=QuantConfig(openvino_int8="nncf"))
+    nncf = ExportConfig(precision="int8", options={"openvino_int8": "nncf"})
     res = pipeline.export_model(
         pipeline.Loaded.of("digits", digits_model, digits_calib),
         ["onnx", "openvino"],
@@ -95,25 +96,24 @@ def test_why_not_names_every_case_the_onnx_model_cannot_serve():
     assert from_onnx.why_not(INT8) is None
     assert from_onnx.why_not(ExportConfig(precision="fp32")) == "fp32 is not int8"
     assert (
-        from_onnx.why_not(ExportConfig(precision="int8", quant=QuantConfig(openvino_int8="nncf")))
-        == "--openvino-int8 nncf"
+        from_onnx.why_not(ExportConfig(precision="int8", options={"openvino_int8": "nncf"})) == "--openvino-int8 nncf"
     )
     assert "float" in from_onnx.why_not(ExportConfig(precision="int8", quant=QuantConfig(float_nodes=("conv",))))
-    asked = ExportConfig(precision="int8", quant=QuantConfig(onnx_format="qdq-u8s8"))
+    asked = ExportConfig(precision="int8", options={"onnx_format": "qdq-u8s8"})
     assert from_onnx.why_not(asked).startswith("--onnx-format qdq-u8s8 is the ONNX model's")
     arm = ExportConfig(precision="int8", device="arm64")  # S8S8 for sdot: saturates in OpenVINO on x86
     assert from_onnx.why_not(arm) == "the ONNX int8 model is made for arm64 (aarch64); OpenVINO's is for x86"
     assert from_onnx.why_not(ExportConfig(precision="int8", device="x86-vnni")) is None
     assert from_onnx.takes(INT8, ["onnx", "openvino"]) and not from_onnx.takes(INT8, ["tflite", "openvino"])
-    with pytest.raises(Exception, match="openvino int8 source"):
-        QuantConfig(openvino_int8="pot")
+    with pytest.raises(Exception, match=r"--openvino-int8='pot'. Supported: auto, nncf"):
+        ArtifactOptions(target_options={"openvino_int8": "pot"})
 
 
 def test_the_plan_exports_openvino_after_the_onnx_model_it_takes():
     all3 = [get_target(n) for n in ("tflite", "onnx", "openvino")]
     order, worker = background.plan(all3, INT8)
     assert ([t.name for t in order], worker) == (["onnx", "tflite", "openvino"], False)  # nothing to run beside
-    nncf = ExportConfig(precision="int8", quant=QuantConfig(openvino_int8="nncf"))
+    nncf = ExportConfig(precision="int8", options={"openvino_int8": "nncf"})
     order, worker = background.plan(all3, nncf)  # NNCF's pass runs beside ORT's
     assert ([t.name for t in order], worker) == (["onnx", "openvino", "tflite"], True)
 

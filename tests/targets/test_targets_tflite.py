@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from resnet_deploy.models import source as models
-from resnet_deploy.config import ExportConfig, QuantConfig
+from resnet_deploy.config import ExportConfig
 from resnet_deploy.evaluate.parity import check, compare
 from resnet_deploy.evaluate.tolerances import tolerance_for
 from resnet_deploy.targets.tflite import TFLiteTarget
@@ -17,9 +17,7 @@ from tests.support.models import keras_outputs, random_inputs
 def _export(model, tmp_path, precision, calib=None, io_dtype="int8"):
     out = tmp_path / precision
     out.mkdir()
-    return TFLiteTarget().export(
-        model, out, ExportConfig(precision=precision, quant=QuantConfig(io_dtype=io_dtype)), calib
-    )
+    return TFLiteTarget().export(model, out, ExportConfig(precision=precision, options={"io_dtype": io_dtype}), calib)
 
 
 def _run(artifact, x):
