@@ -111,7 +111,7 @@ def export(as_json: bool, max_acc_drop, val, max_float_layers, **kw) -> None:
 def diagnose(as_json: bool, **kw) -> None:
     """Per Keras layer, on every backend: how far int8 is from fp32, and which layers add the most error."""
     from resnet_deploy.quantize.diagnose_run import run_diagnose
-    from resnet_deploy.reporting.markdown import diagnose_markdown
+    from resnet_deploy.reporting.markdown import diagnose_terminal
     from resnet_deploy.requests import DiagnoseRequest
 
     req = DiagnoseRequest(
@@ -124,4 +124,4 @@ def diagnose(as_json: bool, **kw) -> None:
         kw.pop("out"),
     )
     result = run_diagnose(req, _progress())
-    click.echo(as_json_text(result) if as_json else diagnose_markdown(result))
+    click.echo(as_json_text(result) if as_json else diagnose_terminal(result))

@@ -13,6 +13,13 @@ def _label(backend: str, precision: str, threads: Any = None) -> str:
     return f"{backend} {precision}" + (f" @{threads}t" if threads is not None else "")
 
 
+MAX_WIDTH_IN, HEIGHT_IN, MAX_TICKS = 14.0, 4.5, 40  # at 100 dpi: at most 1400 x 450 px, read without zooming
+
+
+def _width(items: int, per_item: float) -> float:
+    return min(MAX_WIDTH_IN, max(6.0, per_item * items))
+
+
 def _save(fig: Any, path: Path) -> None:
     import io
 
@@ -29,7 +36,7 @@ def _latency_chart(bench: dict, dest: Path) -> tuple[str, str]:
     import matplotlib.pyplot as plt
 
     rows = bench["rows"]
-    fig, ax = plt.subplots(figsize=(max(6, 0.8 * len(rows)), 4))
+    fig, ax = plt.subplots(figsize=(_width(len(rows), 0.8), HEIGHT_IN))
     xs = range(len(rows))
     ax.bar([i - 0.2 for i in xs], [r["p50"] for r in rows], width=0.4, label="p50")
     ax.bar([i + 0.2 for i in xs], [r["p90"] for r in rows], width=0.4, label="p90")
@@ -44,7 +51,7 @@ def _latency_chart(bench: dict, dest: Path) -> tuple[str, str]:
 def _speedup_chart(rows: list[dict], dest: Path) -> tuple[str, str]:
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(max(6, 0.8 * len(rows)), 4))
+    fig, ax = plt.subplots(figsize=(_width(len(rows), 0.8), HEIGHT_IN))
     ax.bar(range(len(rows)), [r["speedup_vs_keras"] for r in rows], color="tab:green")
     ax.axhline(1.0, color="gray", lw=1)
     ax.set_xticks(
@@ -75,10 +82,15 @@ def _quality_points(parity: dict, bench: dict) -> list[tuple[float, float, str]]
 def _accuracy_chart(parity: dict, points: list, dest: Path) -> tuple[str, str]:
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for lat, q, name in points:
-        ax.scatter(lat, q, s=40)
-        ax.annotate(name, (lat, q), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    fig, ax = plt.subplots(figsize=(7, HEIGHT_IN))
+    markers = "osD^vP*X"
+    for i, (lat, q, name) in enumerate(points):  # a legend, not labels by the points: they never overlap
+        ax.scatter(lat, q, s=60, marker=markers[i % len(markers)], label=name)
+    qs = [q for _, q, _ in points]
+    mid, half = (max(qs) + min(qs)) / 2, max(5.0, (max(qs) - min(qs)) / 2 + 1)
+    ax.set_ylim(max(0.0, mid - half), min(100.5, mid + half))  # at least 10 points tall: drops look their size
+    ax.set_xlim(left=0)
+    ax.legend(fontsize=8, loc="best")
     ax.set_xlabel("p50 latency (ms, best thread count)")
     metric = "accuracy" if parity["results"][0]["metrics"]["accuracy"] is not None else "top-1 agreement"
     ax.set_ylabel(f"{metric} (%)")
@@ -96,20 +108,31 @@ def _layer_lines(
     path: Path,
     limit: float | None = None,
 ) -> None:
+    _save(layer_figure(order, series, ylabel, title, limit), path)
+
+
+def layer_figure(
+    order: list[str], series: dict[str, dict[str, float]], ylabel: str, title: str, limit: float | None = None
+) -> Any:
     """One line per backend over the Keras layers in graph order (a layer a backend lacks is skipped)."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(order)), 4))
+    fig, ax = plt.subplots(figsize=(_width(len(order), 0.35), HEIGHT_IN))
     for name, got in series.items():
         xs = [i for i, n in enumerate(order) if n in got]
-        ax.plot(xs, [got[order[i]] for i in xs], marker="o", label=name)
+        ax.plot(xs, [got[order[i]] for i in xs], marker="o", ms=3, label=name)
     if limit is not None:
         ax.axhline(limit, color="gray", lw=1, ls="--", label="limit")
-    ax.set_xticks(range(len(order)), order, rotation=60, ha="right", fontsize=7)
+    step = -(-len(order) // MAX_TICKS)  # every step-th layer named: the names never overlap
+    ticks = list(range(0, len(order), step))
+    names = [order[i] if len(order[i]) <= 24 else order[i][:23] + "…" for i in ticks]  # the plot keeps its height
+    ax.set_xticks(ticks, names, rotation=90, fontsize=7)
+    if step > 1:
+        ax.set_xlabel(f"Keras layers in graph order (every {step}th named; the tables below list all)")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend()
-    _save(fig, path)
+    return fig
 
 
 def _sqnr_chart(diag: dict, dest: Path) -> tuple[str, str]:
@@ -144,7 +167,7 @@ def plots(results: dict[str, dict | None], dest: Path) -> list[tuple[str, str]]:
         sp = [r for r in bench["rows"] if r.get("speedup_vs_keras")]
         if sp:
             made.append(_speedup_chart(sp, dest))
-    if parity and bench and parity["results"]:
+    if parity and bench and parity["results"] and parity.get("reference", {}).get("trained") is not False:
         points = _quality_points(parity, bench)
         if points:
             made.append(_accuracy_chart(parity, points, dest))
@@ -163,7 +186,7 @@ def _throughput_chart(result: dict, dest: Path) -> tuple[str, str]:
     names = list(dict.fromkeys(_label(r["backend"], r["precision"], r["threads"]) for r in rows))
     batches = sorted({r["batch"] for r in rows})
     width = 0.8 / len(batches)
-    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(names)), 4))
+    fig, ax = plt.subplots(figsize=(_width(len(names), 0.9), HEIGHT_IN))
     for j, b in enumerate(batches):
         got = {_label(r["backend"], r["precision"], r["threads"]): r["throughput"] for r in rows if r["batch"] == b}
         ax.bar(

@@ -1,6 +1,7 @@
 """The `report` command: an offline HTML page (charts inlined) and report.md from the model's
-last results, found through the workspace: parity, latency, throughput, per-layer profile and
-diagnose tables, and the charts of charts.py."""
+last results, found through the workspace. The page opens on one screen that says what a team
+asks first (summary.py: verdict, accuracy, speed-up, size per artifact; machine, versions, date),
+then the charts (charts.py), then the detailed sections (markdown.py) with long tables folded."""
 
 from __future__ import annotations
 
@@ -13,70 +14,41 @@ from resnet_deploy.errors import InputError
 from resnet_deploy.store.fsutil import publish_dir, staging_dir, write_text_atomic
 from resnet_deploy.models.source import ModelRef
 from resnet_deploy.evaluate.parity import ParityReport
+from resnet_deploy.reporting.doc import Section
 from resnet_deploy.reporting.markdown import (
-    diagnose_markdown,
-    latency_markdown,
-    parity_markdown,
-    profile_markdown,
-    throughput_markdown,
+    diagnose_section,
+    latency_section,
+    parity_section,
+    profile_section,
+    throughput_section,
 )
+from resnet_deploy.reporting.summary import machine_line, summary_section
 from resnet_deploy.reporting.charts import plots
 from resnet_deploy.requests import ReportRequest
 from resnet_deploy.store.workspace import Workspace
 
 
-def _md_table_to_html(md: str) -> str:
-    """Our own Markdown (headings, paragraphs, pipe tables) to HTML; escaped."""
-    out: list[str] = []
-    table: list[str] = []
-
-    def flush() -> None:
-        if not table:
-            return
-        rows = [
-            [html.escape(c.strip()) for c in ln.strip().strip("|").split("|")]
-            for ln in table
-            if not ln.startswith("|---")
-        ]
-        out.append(
-            "<table><thead><tr>"
-            + "".join(f"<th>{c}</th>" for c in rows[0])
-            + "</tr></thead><tbody>"
-            + "".join(
-                "<tr>" + "".join(f"<td class='{'fail' if c.startswith('FAIL') else ''}'>{c}</td>" for c in r) + "</tr>"
-                for r in rows[1:]
-            )
-            + "</tbody></table>"
-        )
-        table.clear()
-
-    for ln in md.splitlines():
-        if ln.startswith("|"):
-            table.append(ln)
-            continue
-        flush()
-        if ln.startswith("### "):
-            out.append(f"<h2>{html.escape(ln[4:])}</h2>")
-        elif ln.strip():
-            out.append(f"<p>{html.escape(ln)}</p>")
-    flush()
-    return "\n".join(out)
-
-
-_CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px;color:#222}
-table{border-collapse:collapse;margin:1em 0;font-size:13px}th,td{border:1px solid #ccc;padding:3px 7px;text-align:right}
+_CSS = """body{font-family:system-ui,sans-serif;margin:1.5em 2em;max-width:1400px;color:#222}
+h1{margin:0 0 .2em;font-size:1.6em}.meta{color:#555;font-size:13px;margin:0 0 1em}
+table{border-collapse:collapse;margin:.6em 0;font-size:13px}th,td{border:1px solid #ccc;padding:3px 7px;text-align:right}
 th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}td.fail{color:#b00;font-weight:bold}
-figure{margin:1em 0}img{max-width:100%;border:1px solid #eee}"""
+td.ok{color:#070;font-weight:bold}details{margin:.5em 0}summary{cursor:pointer;color:#036}
+.summary table{font-size:15px}.charts{display:flex;flex-wrap:wrap;gap:1em}
+figure{margin:0;flex:1 1 560px;max-width:100%}img{max-width:100%;border:1px solid #eee}
+figcaption{font-size:12px;color:#555}"""
 
-# The tiny script only marks, for tests and people, that every chart decoded.
+# The tiny script only marks, for tests and people, that every chart decoded, how large each is
+# drawn, and where the summary ends (it must fit the first screen).
 _SCRIPT = (
-    "<script>window.addEventListener('load',()=>{const i=[...document.images];"
-    "document.body.dataset.imagesOk=String(i.filter(x=>x.complete&&x.naturalWidth>0).length);"
-    "document.body.dataset.imagesTotal=String(i.length);});</script>"
+    "<script>window.addEventListener('load',()=>{const i=[...document.images],d=document.body.dataset;"
+    "d.imagesOk=String(i.filter(x=>x.complete&&x.naturalWidth>0).length);d.imagesTotal=String(i.length);"
+    "d.imageSizes=i.map(x=>Math.round(x.width)+'x'+Math.round(x.height)).join(',');"
+    "d.summaryBottom=String(Math.round(document.querySelector('.summary').getBoundingClientRect().bottom));});"
+    "</script>"
 )
 
 
-def _page(model: str, sections_md: list[str], plots: list[tuple[str, str]], dest: Path) -> str:
+def _page(model: str, head: str, sections: list[Section], plots: list[tuple[str, str]], dest: Path) -> str:
     figs = []
     for name, cap in plots:
         data = base64.b64encode((dest / name).read_bytes()).decode()
@@ -84,11 +56,15 @@ def _page(model: str, sections_md: list[str], plots: list[tuple[str, str]], dest
             f"<figure><img alt='{html.escape(cap)}' src='data:image/png;base64,{data}'>"
             f"<figcaption>{html.escape(cap)}</figcaption></figure>"
         )
-    body = "\n".join(_md_table_to_html(s) for s in sections_md)
+    summary, details = sections[0], sections[1:]
     title = f"resnet-deploy report: {html.escape(model)}"
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title><style>{_CSS}</style></head>"
-        f"<body><h1>{title}</h1>\n{body}\n" + "\n".join(figs) + _SCRIPT + "</body></html>\n"
+        f"<body><h1>{title}</h1><p class='meta'>{html.escape(head)}</p>\n"
+        f"<div class='summary'>{summary.html()}</div>\n<div class='charts'>{''.join(figs)}</div>\n"
+        + "\n".join(s.html() for s in details)
+        + _SCRIPT
+        + "</body></html>\n"
     )
 
 
@@ -96,25 +72,31 @@ def render(results: dict[str, dict | None], dest: Path) -> dict[str, Any]:
     """Write index.html (self-contained: images inlined as data URIs), report.md and the PNGs
     into dest, built in a staging folder and swapped in whole. results: the model's parity,
     bench, throughput, diagnose and profile results (any may be None)."""
+    import datetime
+
     model = next((r["model"] for r in results.values() if r), "model")
     parts = (
-        ("parity", lambda d: parity_markdown(ParityReport.from_dict(d))),
-        ("bench", latency_markdown),
-        ("throughput", throughput_markdown),
-        ("profile", profile_markdown),
-        ("diagnose", diagnose_markdown),
+        ("parity", lambda d: parity_section(ParityReport.from_dict(d))),
+        ("bench", latency_section),
+        ("throughput", throughput_section),
+        ("profile", profile_section),
+        ("diagnose", diagnose_section),
     )
-    sections_md = [render_md(cast(dict, results[k])) for k, render_md in parts if results.get(k)]
+    sections = [summary_section(results)] + [make(cast(dict, results[k])) for k, make in parts if results.get(k)]
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    head = (
+        f"Made {now} from the last {', '.join(k for k in REPORTED if results.get(k))} results. {machine_line(results)}"
+    )
     with staging_dir(dest) as staging:
         made = plots(results, staging)
         write_text_atomic(
             staging / "report.md",
-            f"# resnet-deploy report: {model}\n\n"
-            + "\n".join(sections_md)
+            f"# resnet-deploy report: {model}\n\n{head}\n\n"
+            + "\n".join(s.markdown() for s in sections)
             + "\n"
             + "\n".join(f"![{cap}]({name})\n" for name, cap in made),
         )
-        write_text_atomic(staging / "index.html", _page(model, sections_md, made, staging))
+        write_text_atomic(staging / "index.html", _page(model, head, sections, made, staging))
         publish_dir(staging, dest)
     return {"html": str(dest / "index.html"), "markdown": str(dest / "report.md"), "images": [n for n, _ in made]}
 

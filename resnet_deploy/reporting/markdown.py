@@ -1,5 +1,5 @@
-"""Markdown tables of a parity report and a bench result (printed by the CLI, and the body of
-the HTML report in html.py)."""
+"""The sections of a parity report, bench, throughput, profile and diagnose result (doc.py):
+printed as Markdown by the CLI and in report.md, rendered as HTML by html.py."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 from resnet_deploy.evaluate.parity import ParityReport
+from resnet_deploy.reporting.doc import Section, Table
 
 
 def _fmt(v: Any, digits: int = 4) -> str:
@@ -22,39 +23,33 @@ def _fmt(v: Any, digits: int = 4) -> str:
 
 
 def parity_markdown(report: ParityReport) -> str:
-    """The parity table, the agreement matrix and the environment, as Markdown."""
-    lines = [
-        f"### Parity: {report.model} on {report.samples} samples ({report.data.get('source', {}).get('kind', 'data')})",
-        "",
-    ]
+    return parity_section(report).markdown()
+
+
+def parity_section(report: ParityReport) -> Section:
+    """The parity table, the agreement matrix and the environment."""
+    lines: list = []
     acc = report.results[0].metrics.ref_accuracy if report.results else None
     if acc is not None:
         lines += [f"Keras reference accuracy: {acc * 100:.2f}%", ""]
     lines += _reference_notes(report.reference)
-    lines += [
-        "| backend | precision | ran in | threads | max abs | mean abs | max rel | cosine | SQNR dB | top-1 agr | top-5 ovl | accuracy | Δacc pts | status |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
+    table = Table(
+        "backend,precision,ran in,threads,max abs,mean abs,max rel,cosine,SQNR dB,top-1 agr,top-5 ovl,accuracy,"
+        "Δacc pts,status".split(",")
+    )
     for r in report.results:
         m = r.metrics
         ran = r.info.get("inference_precision") or r.info.get("precision") or r.info.get("io_dtype") or "-"
         status = "ok" if not r.breaches else "FAIL: " + "; ".join(str(b) for b in r.breaches)
         acc_s = _fmt(m.accuracy * 100, 2) + "%" if m.accuracy is not None else "-"
-        lines.append(
-            f"| {r.name} | {r.precision} | {ran} | {r.info.get('threads', '-')} | {_fmt(m.max_abs)} | {_fmt(m.mean_abs)} | "
-            f"{_fmt(m.max_abs_rel)} | {_fmt(m.cosine, 6)} | {_fmt(m.sqnr_db, 1)} | {_fmt(m.top1_agreement)} | "
-            f"{_fmt(m.top5_overlap)} | {acc_s} | {_fmt(m.acc_drop, 2)} | {status} |"
+        table.rows.append(
+            [r.name, str(r.precision), str(ran), str(r.info.get("threads", "-")), _fmt(m.max_abs), _fmt(m.mean_abs)]
+            + [_fmt(m.max_abs_rel), _fmt(m.cosine, 6), _fmt(m.sqnr_db, 1), _fmt(m.top1_agreement)]
+            + [_fmt(m.top5_overlap), acc_s, _fmt(m.acc_drop, 2), status]
         )
     names = list(report.agreement)
-    lines += [
-        "",
-        f"Cross-backend agreement ({report.agreement_metric}):",
-        "",
-        "| | " + " | ".join(names) + " |",
-        "|---" * (len(names) + 1) + "|",
-    ]
-    for a in names:
-        lines.append(f"| {a} | " + " | ".join(_fmt(report.agreement[a][b]) for b in names) + " |")
+    agreement = Table(["", *names], [[a, *(_fmt(report.agreement[a][b]) for b in names)] for a in names])
+    lines += [table, "", f"Cross-backend agreement ({report.agreement_metric}):", "", agreement]
     env = report.environment
     if env:
         feats = ", ".join(k for k, v in env.get("cpu", {}).get("features", {}).items() if v) or "none"
@@ -63,7 +58,8 @@ def parity_markdown(report: ParityReport) -> str:
             f"CPU: {env.get('cpu', {}).get('model', '?')} ({env.get('cpu', {}).get('arch', '?')}); features: {feats}",
             "Versions: " + ", ".join(f"{k} {v}" for k, v in env.get("versions", {}).items()),
         ]
-    return "\n".join(lines) + "\n"
+    kind = report.data.get("source", {}).get("kind", "data")
+    return Section(f"Parity: {report.model} on {report.samples} samples ({kind})", lines)
 
 
 def _reference_notes(ref: dict) -> list[str]:
@@ -95,9 +91,8 @@ def _ops(ops: dict | None) -> str:
     return f"{ops['int8']}/{ops['float']}/{ops['convert']}" + (f" (float: {floats})" if floats else "")
 
 
-def _untrained(lines: list[str], result: dict) -> None:
-    if result.get("trained") is False:
-        lines[1:1] = ["UNTRAINED model (random weights): speed only.", ""]
+def _untrained(result: dict) -> list:
+    return ["UNTRAINED model (random weights): speed only.", ""] if result.get("trained") is False else []
 
 
 def _speedup(row: dict) -> str:
@@ -105,25 +100,24 @@ def _speedup(row: dict) -> str:
 
 
 def latency_markdown(bench: dict) -> str:
+    return latency_section(bench).markdown()
+
+
+def latency_section(bench: dict) -> Section:
     """The latency table of a bench result."""
     p = bench.get("protocol", {})
-    lines = [
-        f"### Latency: {bench['model']}, batch {bench['batch']} (warm-up >= {p.get('warmup_runs')} runs and "
-        f"{p.get('warmup_s')} s, then >= {p.get('runs')} runs and {p.get('seconds')} s)",
-        "",
-        "| backend | precision | threads (used) | load ms | first ms | p50 ms | p90 ms | p99 ms | mean ms | std ms | "
-        "inf/s | peak RSS MB | size MB | speed-up vs Keras | ops int8/float/convert |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    _untrained(lines, bench)
+    table = Table(
+        "backend,precision,threads (used),load ms,first ms,p50 ms,p90 ms,p99 ms,mean ms,std ms,inf/s,peak RSS MB,"
+        "size MB,speed-up vs Keras,ops int8/float/convert".split(",")
+    )
     for r in bench["rows"]:
-        sp = _speedup(r)
-        lines.append(
-            f"| {r['backend']} | {r['precision']} | {r['threads']} ({r['threads_used']}) | {r['load_ms']:.0f} | "
-            f"{r['first_ms']:.2f} | {r['p50']:.2f} | {r['p90']:.2f} | {r['p99']:.2f} | {r['mean']:.2f} | "
-            f"{r['std']:.2f} | {r['throughput']:.1f} | {r['peak_rss_mb']:.0f} | {r['size_mb']:.2f} | {sp} | "
-            f"{_ops(r.get('ops'))} |"
+        table.rows.append(
+            [r["backend"], r["precision"], f"{r['threads']} ({r['threads_used']})", f"{r['load_ms']:.0f}"]
+            + [f"{r[k]:.2f}" for k in ("first_ms", "p50", "p90", "p99", "mean", "std")]
+            + [f"{r['throughput']:.1f}", f"{r['peak_rss_mb']:.0f}", f"{r['size_mb']:.2f}", _speedup(r)]
+            + [_ops(r.get("ops"))]
         )
+    lines: list = [*_untrained(bench), table]
     for r in bench["rows"]:
         if r.get("float_fallback"):
             f, lat = r["float_fallback"], r["float_fallback"].get("latency") or {}
@@ -133,29 +127,34 @@ def latency_markdown(bench: dict) -> str:
                 f"({lat.get('p50_ms', {}).get('plain_int8')} -> {lat.get('p50_ms', {}).get('with_fallback')} ms, "
                 f"{lat.get('measured')}, {lat.get('cpu')})."
             )
-    return "\n".join(lines) + "\n"
+    title = (
+        f"Latency: {bench['model']}, batch {bench['batch']} (warm-up >= {p.get('warmup_runs')} runs and "
+        f"{p.get('warmup_s')} s, then >= {p.get('runs')} runs and {p.get('seconds')} s)"
+    )
+    return Section(title, lines)
 
 
 def throughput_markdown(result: dict) -> str:
+    return throughput_section(result).markdown()
+
+
+def throughput_section(result: dict) -> Section:
     """The throughput table of a `bench --mode throughput` result, with the settings each runtime used."""
     p = result.get("protocol", {})
-    lines = [
-        f"### Throughput: {result['model']}, batch {','.join(map(str, result['batches']))} (requests in flight "
-        f"on every stream; warm-up {p.get('warmup_s')} s, then >= {p.get('seconds')} s)",
-        "",
-        "| backend | precision | batch | threads | streams | inf/s | latency p50 ms | p90 ms | p99 ms | requests | "
-        "x Keras | how |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    _untrained(lines, result)
+    table = Table(
+        "backend,precision,batch,threads,streams,inf/s,latency p50 ms,p90 ms,p99 ms,requests,x Keras,how".split(",")
+    )
     for r in result["rows"]:
-        sp = _speedup(r)
-        lines.append(
-            f"| {r['backend']} | {r['precision']} | {r['batch']} | {r['threads']} | {r['streams']} | "
-            f"{r['throughput']:.1f} | {r['p50']:.2f} | {r['p90']:.2f} | {r['p99']:.2f} | {r['requests']} | {sp} | "
-            f"{r['settings'].get('how', '')} |"
+        table.rows.append(
+            [r["backend"], r["precision"], str(r["batch"]), str(r["threads"]), str(r["streams"])]
+            + [f"{r['throughput']:.1f}", f"{r['p50']:.2f}", f"{r['p90']:.2f}", f"{r['p99']:.2f}"]
+            + [str(r["requests"]), _speedup(r), r["settings"].get("how", "")]
         )
-    return "\n".join(lines) + "\n"
+    title = (
+        f"Throughput: {result['model']}, batch {','.join(map(str, result['batches']))} (requests in flight "
+        f"on every stream; warm-up {p.get('warmup_s')} s, then >= {p.get('seconds')} s)"
+    )
+    return Section(title, [*_untrained(result), table])
 
 
 def profile_markdown(result: dict, top: bool = False) -> str:
@@ -163,45 +162,74 @@ def profile_markdown(result: dict, top: bool = False) -> str:
     layers per backend (the terminal's view)."""
     from resnet_deploy.measure.profiling import top_layers
 
-    head = (
-        f"### Where the time goes: {result['model']}, per Keras layer (a layer with the batch norm and ReLU after it is one row; {result['threads']} threads, batch "
-        f"{result['batch']}, mean of {result['runs']} runs)"
-    )
+    section = profile_section(result)
     if top:
-        return "\n".join(["", head, ""] + [f"- {line}" for line in top_layers(result)]) + "\n"
+        return "\n".join(["", "### " + section.title, ""] + [f"- {line}" for line in top_layers(result)]) + "\n"
+    return section.markdown()
+
+
+def profile_section(result: dict) -> Section:
     backends = {k: b for k, b in result["backends"].items() if b.get("supported")}
-    lines = [head, ""] + [
+    lines: list = [
         f"- {k}: no per-op profile ({b.get('why')})" for k, b in result["backends"].items() if not b.get("supported")
     ]
-    lines += [
-        "",
-        "| layer | " + " | ".join(f"{k} ms | {k} % | {k} int8/float ops" for k in backends) + " |",
-        "|---|" + "---|---|---|" * len(backends),
-    ]
+    table = Table(["layer", *(f"{k} {c}" for k in backends for c in ("ms", "%", "int8/float ops"))])
     rows: dict[str, dict] = {}
     for k, b in backends.items():
         for r in b["layers"]:
             rows.setdefault(r["layer"], {})[k] = r
     for layer, per in rows.items():
         cells = [
-            f"{per[k]['ms']:.3f} | {per[k]['pct']:.1f} | {per[k]['int8']}/{per[k]['float']}"
-            if k in per
-            else "- | - | -"
+            c
             for k in backends
+            for c in (
+                [f"{per[k]['ms']:.3f}", f"{per[k]['pct']:.1f}", f"{per[k]['int8']}/{per[k]['float']}"]
+                if k in per
+                else ["-", "-", "-"]
+            )
         ]
         folded: list[str] = next((r.get("folded_in") for r in per.values() if r.get("folded_in")), [])
-        lines.append(f"| {layer}{' (+ ' + ', '.join(folded) + ')' if folded else ''} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        table.rows.append([f"{layer}{' (+ ' + ', '.join(folded) + ')' if folded else ''}", *cells])
+    title = (
+        f"Where the time goes: {result['model']}, per Keras layer (a layer with the batch norm and ReLU after it "
+        f"is one row; {result['threads']} threads, batch {result['batch']}, mean of {result['runs']} runs)"
+    )
+    return Section(title, [*lines, "", table])
 
 
 def diagnose_markdown(result: dict) -> str:
-    """Per Keras layer, in graph order: each backend's int8 SQNR and the dB it adds on its own."""
-    backends = list(result["backends"])
+    return diagnose_section(result).markdown()
+
+
+TERMINAL_TOP = 5  # layers per backend the terminal shows; the full table is in --json and the report
+
+
+def diagnose_terminal(result: dict) -> str:
+    """The terminal's view: per backend the verdict and the layers that add the most noise."""
     lines = [
-        f"### Diagnose: {result['model']} int8 vs Keras fp32, per layer, on {result['samples']} samples "
+        f"Diagnose: {result['model']} int8 vs Keras fp32 on {result['samples']} samples "
         f"(limit {result['sqnr_limit_db']:g} dB)",
         "",
     ]
+    for b, r in result["backends"].items():
+        by_name = {lay["layer"]: lay for lay in r["layers"]}
+        worst = r["ranked"][:TERMINAL_TOP]
+        verdict = f"first below the limit: {r['first_divergent']}" if r["first_divergent"] else "no layer below the limit"
+        lost = f"; LOST (int8 no longer resembles Keras): {', '.join(r['lost'])}" if r.get("lost") else ""
+        lines.append(f"- {b}: {verdict}{lost}; {len(r['folded'])} layers fused into others")
+        for name in worst:
+            lay = by_name.get(name, {})
+            lines.append(
+                f"    {name}: SQNR {_fmt(lay.get('sqnr_db'), 1)} dB, adds {_fmt(lay.get('added_noise_pct'), 3)}% noise"
+            )
+    lines += ["", "Every layer: --json, or `report` (the per-layer table and chart)."]
+    return "\n".join(lines) + "\n"
+
+
+def diagnose_section(result: dict) -> Section:
+    """Per Keras layer, in graph order: each backend's int8 SQNR and the dB it adds on its own."""
+    backends = list(result["backends"])
+    lines: list = []
     for b in backends:
         r = result["backends"][b]
         lost = f"; LOST (int8 no longer resembles Keras): {', '.join(r['lost'])}" if r.get("lost") else ""
@@ -209,25 +237,27 @@ def diagnose_markdown(result: dict) -> str:
             f"- {b}: first below the limit: {r['first_divergent'] or 'none'}{lost}; adds the most: "
             f"{', '.join(r['ranked'][:3])}; folded: " + ", ".join(f"{k}->{v}" for k, v in r["folded"].items())
         )
-    lines += [
-        "",
-        "| layer | class | " + " | ".join(f"{b} SQNR dB | {b} added noise %" for b in backends) + " |",
-        "|---|---|" + "---|---|" * len(backends),
-    ]
+    table = Table(["layer", "class", *(f"{b} {c}" for b in backends for c in ("SQNR dB", "added noise %"))])
     rows: dict[str, dict] = {name: {} for name in result["layers"]}
     for b in backends:
         for lay in result["backends"][b]["layers"]:
             rows[lay["layer"]].update({"class": lay["class"], b: lay})
     for name, row in rows.items():
-        if not row and not any(name in result["backends"][b].get("lost", []) for b in backends):
+        lost_in = [b for b in backends if name in result["backends"][b].get("lost", [])]
+        if not row and not lost_in:
             continue
         cells = [
-            f"{_fmt(row[b]['sqnr_db'], 1)} | {_fmt(row[b]['added_noise_pct'], 3)}"
-            if b in row
-            else "LOST | -"
-            if name in result["backends"][b].get("lost", [])
-            else "folded | -"
+            c
             for b in backends
+            for c in (
+                [_fmt(row[b]["sqnr_db"], 1), _fmt(row[b]["added_noise_pct"], 3)]
+                if b in row
+                else ["LOST" if b in lost_in else "folded", "-"]
+            )
         ]
-        lines.append(f"| {name} | {row.get('class', '-')} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        table.rows.append([name, row.get("class", "-"), *cells])
+    title = (
+        f"Diagnose: {result['model']} int8 vs Keras fp32, per layer, on {result['samples']} samples "
+        f"(limit {result['sqnr_limit_db']:g} dB)"
+    )
+    return Section(title, [*lines, "", table])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -130,6 +131,8 @@ def test_report_renders_offline_in_headless_chromium(tmp_path, capsys):
     md = open(paths["markdown"]).read()
     assert "| tflite/int8 | int8 |" in md and "| onnx | int8 |" in md
     chromium = _chromium()
+    head = md.split("### ")[1]  # the summary comes first in report.md too
+    assert head.startswith("Summary") and "| tflite/int8 | pass |" in head and "| onnx/int8 | pass |" in head
     if chromium is None:
         pytest.skip("chromium is not installed (.ci/run installs Debian's chromium)")
     flags = [
@@ -149,17 +152,26 @@ def test_report_renders_offline_in_headless_chromium(tmp_path, capsys):
     ).stdout
     assert 'data-images-ok="3"' in dom and 'data-images-total="3"' in dom, dom[-500:]
     assert dom.count("<table>") >= 3 and "tflite/int8" in dom
+    # the first screen (1280x800) holds the summary: verdict, machine and date before any chart or long table
+    assert int(re.search(r'data-summary-bottom="(\d+)"', dom).group(1)) <= 800, dom[:2000]
+    assert dom.index("PASS: all 2 artifacts match Keras") < dom.index("<img") < dom.index("<h2>Parity: ")
+    assert "Machine: " in dom and "Made 20" in dom and "UTC" in dom
+    for size in re.search(r'data-image-sizes="([^"]+)"', dom).group(1).split(","):  # drawn large enough to read
+        w, h = map(int, size.split("x"))
+        assert h >= 250 and w >= 400 and w / h <= 4, size
     shot = tmp_path / "shot.png"
     subprocess.run(
-        [chromium, *flags, "--window-size=1200,1600", f"--screenshot={shot}", f"file://{paths['html']}"],
+        [chromium, *flags, "--window-size=1280,800", f"--screenshot={shot}", f"file://{paths['html']}"],
         capture_output=True,
         timeout=120,
     )
     from PIL import Image
 
     img = np.asarray(Image.open(shot).convert("RGB"))
-    assert img.shape[:2] == (1600, 1200)
+    assert img.shape[:2] == (800, 1280)
     assert len(np.unique(img.reshape(-1, 3), axis=0)) > 50  # charts and tables, not a blank page
+    green = (img[..., 1] > 100) & (img[..., 0] < 60) & (img[..., 2] < 60)
+    assert green.sum() > 20  # the summary's "pass" verdicts, in the first screen
 
 
 def test_report_finds_a_model_files_results_by_its_stem(tmp_path, capsys):

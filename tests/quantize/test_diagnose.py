@@ -74,13 +74,19 @@ def test_fp32_maps_are_exact(diagnosed, digits_model, digits_test):
         )
 
 
-def test_the_cli_prints_one_table_with_every_backend(diagnosed, capsys):
+def test_the_terminal_shows_the_verdict_and_top_layers_and_the_report_every_layer(diagnosed, capsys):
     out, _ = diagnosed
     code, stdout, err = run_cli(capsys, "diagnose", "--n", "4", "--sqnr-limit", "1000", "--out", str(out))
     assert code == 0, err
-    assert "| layer | class | tflite/int8 SQNR dB | tflite/int8 added noise % | onnx/int8 SQNR dB" in stdout
     assert "- tflite/int8: first below the limit: stem_relu" in stdout  # everything is below 1000 dB
-    assert "| block1_conv1 |" not in stdout and "| block2_out | ReLU |" in stdout
+    assert len(stdout) < 2500 and "folded:" not in stdout and "| layer |" not in stdout  # not a wall of text
+    for backend in ("tflite/int8", "onnx/int8", "openvino/int8"):
+        block = stdout.split(f"- {backend}:")[1].split("\n- ")[0]
+        assert block.count(" dB, adds ") == 5, block  # its five noisiest layers, each with numbers
+    code, stdout, err = run_cli(capsys, "report", "--out", str(out), "--json")
+    md = open(json.loads(stdout)["markdown"]).read()
+    assert "| layer | class | tflite/int8 SQNR dB | tflite/int8 added noise % | onnx/int8 SQNR dB" in md
+    assert "| block1_conv1 |" not in md and "| block2_out | ReLU |" in md
     code, _, err = run_cli(capsys, "diagnose", "--n", "0", "--out", str(out))
     assert code == 2 and "--n 0 must be a whole number >= 1" in err
 
