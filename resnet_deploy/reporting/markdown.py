@@ -214,7 +214,9 @@ def diagnose_terminal(result: dict) -> str:
     for b, r in result["backends"].items():
         by_name = {lay["layer"]: lay for lay in r["layers"]}
         worst = r["ranked"][:TERMINAL_TOP]
-        verdict = f"first below the limit: {r['first_divergent']}" if r["first_divergent"] else "no layer below the limit"
+        verdict = (
+            f"first below the limit: {r['first_divergent']}" if r["first_divergent"] else "no layer below the limit"
+        )
         lost = f"; LOST (int8 no longer resembles Keras): {', '.join(r['lost'])}" if r.get("lost") else ""
         lines.append(f"- {b}: {verdict}{lost}; {len(r['folded'])} layers fused into others")
         for name in worst:
