@@ -40,7 +40,7 @@ def main() -> None:
     t0 = time.perf_counter()
     res = run_diagnose(DiagnoseRequest(ref, "all", "synthetic", args.n, options=options, out=args.out), progress)
     seconds = time.perf_counter() - t0
-    layers = len(res["layers"])
+    layers = len(res.layers)
     print(
         f"diagnose {args.model} @{args.input_size}, {args.n} samples, 3 backends, {layers} Keras layers: "
         f"{seconds:.1f} s wall, peak RSS {peak_rss_mb():.0f} MB (this process, exports included before timing)"

@@ -38,7 +38,7 @@ def main() -> None:
             out=args.out,
         )
         result = run_bench(req, ConsoleProgress())
-        tables.append(latency_markdown(result))
+        tables.append(latency_markdown(result.to_dict()))
     print("\n".join(tables))
 
 

@@ -7,8 +7,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from resnet_deploy.exporting.steps import ExportResult
+    from resnet_deploy.evaluate.gate import GateResult
     from resnet_deploy.evaluate.parity import ParityReport
+    from resnet_deploy.exporting.steps import ExportResult
+    from resnet_deploy.measure.bench import BenchResult
+    from resnet_deploy.quantize.diagnose_run import DiagnoseResult
+    from resnet_deploy.reporting.html import ReportResult
+    from resnet_deploy.ship.bundle import PackageResult
+    from resnet_deploy.ship.deploy import DeployResult
+    from resnet_deploy.ship.fleet_result import FleetResult
     from resnet_deploy.progress import Progress
     from resnet_deploy.requests import (
         BenchRequest,
@@ -57,30 +64,31 @@ def parity(request: ParityRequest | None = None, progress: Progress | None = Non
     return run_parity(_request("ParityRequest", request, fields), progress)
 
 
-def bench(request: BenchRequest | None = None, progress: Progress | None = None, **fields: Any) -> dict[str, Any]:
+def bench(request: BenchRequest | None = None, progress: Progress | None = None, **fields: Any) -> BenchResult:
     """Latency (or throughput) of Keras and every artifact, one process per measurement."""
     from resnet_deploy.measure.bench import run_bench
 
     return run_bench(_request("BenchRequest", request, fields), progress)
 
 
-def diagnose(request: DiagnoseRequest | None = None, progress: Progress | None = None, **fields: Any) -> dict:
+def diagnose(request: DiagnoseRequest | None = None, progress: Progress | None = None, **fields: Any) -> DiagnoseResult:
     """Where int8 loses accuracy, per Keras layer, on every backend."""
     from resnet_deploy.quantize.diagnose_run import run_diagnose
 
     return run_diagnose(_request("DiagnoseRequest", request, fields), progress)
 
 
-def package(
-    request: PackageRequest | None = None, progress: Progress | None = None, **fields: Any
-) -> list[dict[str, Any]]:
-    """Self-testing bundles, one per target, each checked on this machine first."""
+def package(request: PackageRequest | None = None, progress: Progress | None = None, **fields: Any) -> PackageResult:
+    """Self-testing bundles, one per target, each checked on this machine first (a target that
+    breaks a tolerance there is refused: `result.refused`, `result.ok`)."""
     from resnet_deploy.ship.bundle import package as run
 
     return run(_request("PackageRequest", request, fields), progress)
 
 
-def deploy(request: DeployRequest | None = None, progress: Progress | None = None, **fields: Any) -> dict:
+def deploy(
+    request: DeployRequest | None = None, progress: Progress | None = None, **fields: Any
+) -> DeployResult | FleetResult:
     """Copy a bundle to a device (a folder, ssh://, or every host of an inventory) and self-test it there."""
     req = _request("DeployRequest", request, fields)
     if req.inventory is not None:
@@ -92,15 +100,16 @@ def deploy(request: DeployRequest | None = None, progress: Progress | None = Non
     return run(req)
 
 
-def gate(request: GateRequest | None = None, progress: Progress | None = None, **fields: Any) -> dict[str, Any]:
+def gate(request: GateRequest | None = None, progress: Progress | None = None, **fields: Any) -> GateResult:
     """This run against the last good one; raises RegressionError on a regression."""
     from resnet_deploy.evaluate.gate import run_gate
 
     return run_gate(_request("GateRequest", request, fields), progress)
 
 
-def report(request: ReportRequest | None = None, **fields: Any) -> dict[str, Any]:
-    """The model's last results under --out, as report.md and an offline HTML page."""
+def report(request: ReportRequest | None = None, **fields: Any) -> ReportResult:
+    """The last results under --out (of `model`, default every model there), as report.md and an
+    offline HTML page per model."""
     from resnet_deploy.reporting.html import write_report
 
     return write_report(_request("ReportRequest", request, fields))

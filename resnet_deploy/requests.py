@@ -232,6 +232,7 @@ class PackageRequest:
     out: Path = DEFAULT_OUT
     allow_low_accuracy: bool = False
     sign_key: Path | None = None  # sign each bundle with this EC private key (signing.py)
+    tolerance_overrides: dict = field(default_factory=dict)  # {Precision: {field: value}}, as for parity
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "targets", _targets(self.targets))
@@ -315,7 +316,7 @@ class DeployRequest:
 
 @dataclass(frozen=True)
 class ReportRequest:
-    model: str = "digits"
+    model: str | None = None  # None: every model with results under `out`
     out: Path = DEFAULT_OUT
     dest: Path | None = None
 

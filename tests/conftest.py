@@ -47,7 +47,8 @@ def bundles(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("bundles")
     made = bundle.package(PackageRequest(targets="tflite,onnx,openvino", precision="int8", n=120, threads=2, out=out))
-    return {b["target"]: b for b in made}
+    assert made.ok, made.refused
+    return {b.target: b.to_dict() for b in made.packaged}
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,7 @@ from resnet_deploy.cli.options import (
     artifact_options,
     model_options,
     protocol_options,
+    tol_option,
 )
 from resnet_deploy.cli.group import EXAMPLE, as_json_text, cli
 
@@ -54,13 +55,7 @@ from resnet_deploy.cli.group import EXAMPLE, as_json_text, cli
     help="Threads for every runtime.",
 )
 @artifact_options
-@click.option(
-    "--tol",
-    "tol",
-    multiple=True,
-    metavar="PREC.FIELD=VALUE",
-    help="Override a tolerance, e.g. --tol int8.cosine_min=0.97 (repeatable).",
-)
+@tol_option
 @click.option(
     "--save-reference",
     type=click.Path(path_type=Path),
@@ -196,7 +191,7 @@ def bench(threads: str, batch: str, warmup_s, seconds, as_json: bool, **kw) -> N
     click.echo(
         as_json_text(result)
         if as_json
-        else table(result) + (profile_markdown(result["profile"], top=True) if "profile" in result else "")
+        else table(result.to_dict()) + (profile_markdown(result.profile, top=True) if result.profile else "")
     )
 
 
@@ -283,7 +278,7 @@ def gate(as_json: bool, warmup_s, seconds, **kw) -> None:
     except RegressionError as e:
         click.echo(e.markdown)  # the table first: CI logs show what regressed, then the one-line error
         raise
-    click.echo(as_json_text(result) if as_json else result["markdown"])
+    click.echo(as_json_text(result) if as_json else result.markdown)
 
 
 @cli.command(epilog=EXAMPLE.format("python cli.py report --out artifacts"))
@@ -310,5 +305,9 @@ def report(model_name, out, dest, as_json) -> None:
     from resnet_deploy.reporting.html import write_report
     from resnet_deploy.requests import ReportRequest
 
-    paths = write_report(ReportRequest(model_name, out, dest))
-    click.echo(as_json_text(paths) if as_json else f"report: {paths['html']}\nmarkdown: {paths['markdown']}")
+    made = write_report(ReportRequest(model_name, out, dest))
+    click.echo(
+        as_json_text(made)
+        if as_json
+        else "\n".join(f"{r.model}: report {r.html}\n{r.model}: markdown {r.markdown}" for r in made.reports)
+    )

@@ -13,8 +13,9 @@ def as_json_text(data) -> str:
     import json
 
     from resnet_deploy.portable.checks import no_nan
+    from resnet_deploy.store.record import plain
 
-    return json.dumps(no_nan(data), indent=2, default=str)
+    return json.dumps(no_nan(plain(data)), indent=2, default=str)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -124,4 +124,4 @@ def diagnose(as_json: bool, **kw) -> None:
         kw.pop("out"),
     )
     result = run_diagnose(req, _progress())
-    click.echo(as_json_text(result) if as_json else diagnose_terminal(result))
+    click.echo(as_json_text(result) if as_json else diagnose_terminal(result.to_dict()))

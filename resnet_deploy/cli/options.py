@@ -95,6 +95,14 @@ artifact_options = _options(
     ),
 )
 
+tol_option = click.option(
+    "--tol",
+    "tol",
+    multiple=True,
+    metavar="PREC.FIELD=VALUE",
+    help="Override a tolerance, e.g. --tol int8.cosine_min=0.97 (repeatable; recorded where it is used).",
+)
+
 protocol_options = _options(
     click.option(
         "--warmup-s",

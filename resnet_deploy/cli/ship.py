@@ -19,6 +19,7 @@ from resnet_deploy.cli.options import (
     artifact_options,
     model_options,
     protocol_options,
+    tol_option,
 )
 from resnet_deploy.cli.group import EXAMPLE, as_json_text, cli
 
@@ -65,9 +66,12 @@ from resnet_deploy.cli.group import EXAMPLE, as_json_text, cli
     default=None,
     help="Sign each bundle with this EC private key (OpenSSF model-signing; see README).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print what was packaged as JSON on stdout.")
-def package(as_json: bool, **kw) -> None:
-    """Write self-testing bundles (OUT/bundles/<model>-<target>-<precision>[.tar.gz]) per target."""
+@tol_option
+@click.option("--json", "as_json", is_flag=True, help="Print every target's outcome as JSON on stdout.")
+def package(tol, as_json: bool, **kw) -> None:
+    """Write self-testing bundles (OUT/bundles/<model>-<target>-<precision>[.tar.gz]) per target; a
+    target whose artifact breaks a tolerance on this host is refused (exit 5), the others packaged."""
+    from resnet_deploy.evaluate.tolerances import parse_overrides
     from resnet_deploy.ship import bundle
     from resnet_deploy.requests import PackageRequest
 
@@ -82,17 +86,14 @@ def package(as_json: bool, **kw) -> None:
         kw.pop("out"),
         kw.pop("allow_low_accuracy"),
         kw.pop("sign_key"),
+        parse_overrides(list(tol)),
     )
     made = bundle.package(req, _progress())
-    if as_json:
-        click.echo(as_json_text(made))
-        return
-    for b in made:
-        acc = b["host"]["parity"].get("accuracy")
-        click.echo(
-            f"{b['tarball']}  {b['bytes'] / 1024:.0f} KiB  host p50 {b['host']['latency']['p50']:.2f} ms"
-            + (f"  accuracy {acc * 100:.2f}%" if acc is not None else "")
-        )
+    click.echo(as_json_text(made) if as_json else bundle.outcome_lines(made))
+    if not made.ok:
+        for r in made.refused[:-1]:
+            click.echo(f"error: {r.why}", err=True)
+        raise ParityError(made.refused[-1].why)
 
 
 @cli.command(
@@ -169,10 +170,11 @@ def deploy(bundle_path, as_json: bool, **kw) -> None:
         _deploy_fleet(req, as_json)
         return
     result = deploying.deploy(req)
-    click.echo(as_json_text(result) if as_json else deploying.comparison_markdown(result))
-    if not result.get("ok"):
-        code = result.get("exit_code") or ParityError.exit_code
-        click.echo(f"error: self-test failed on the device: {result.get('error') or 'tolerance breached'}", err=True)
+    click.echo(as_json_text(result) if as_json else deploying.comparison_markdown(result.to_dict()))
+    if not result.ok:
+        code = result.selftest.get("exit_code") or ParityError.exit_code
+        why = result.selftest.get("error") or "tolerance breached"
+        click.echo(f"error: self-test failed on the device: {why}", err=True)
         sys.exit(code)
 
 
@@ -181,9 +183,9 @@ def _deploy_fleet(req, as_json: bool) -> None:
     from resnet_deploy.ship.fleet_result import fleet_markdown
 
     result = deploy_fleet(req, _progress())
-    click.echo(as_json_text(result) if as_json else fleet_markdown(result))
-    if not result["ok"]:
-        click.echo(f"error: {result['failed']} of {len(result['hosts'])} hosts failed; their rows say why.", err=True)
+    click.echo(as_json_text(result) if as_json else fleet_markdown(result.to_dict()))
+    if not result.ok:
+        click.echo(f"error: {result.failed} of {len(result.hosts)} hosts failed; their rows say why.", err=True)
         sys.exit(DeployError.exit_code)
 
 

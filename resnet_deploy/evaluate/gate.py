@@ -12,10 +12,12 @@ the new baseline (`--update-baseline`, written atomically).
 from __future__ import annotations
 
 import datetime as _dt
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from resnet_deploy.errors import InputError, ParityError
+from resnet_deploy.store.record import Record
 
 RECORD_KIND, RECORD_VERSION = "resnet-deploy gate record", 1
 
@@ -203,10 +205,22 @@ def current_record(req: Any, progress: Any) -> dict:
         ),
         progress,
     )
-    return record(report.to_dict(), bench)
+    return record(report.to_dict(), bench.to_dict())
 
 
-def run_gate(req: Any, progress: Any = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class GateResult(Record):
+    """This run against the baseline: one row per entry and metric (empty on the first run), this
+    run's record, and the table as Markdown."""
+
+    ok: bool
+    baseline: str
+    rows: list[dict[str, Any]]
+    current: dict[str, Any]
+    markdown: str
+
+
+def run_gate(req: Any, progress: Any = None) -> GateResult:
     """The `gate` command: compare, write OUT/<model>/gate-record.json, gate.json and gate.md, and with
     --update-baseline make a passing run (or the first one) the baseline. Raises RegressionError
     (exit 5) on a regression, after writing what it found."""
@@ -222,27 +236,26 @@ def run_gate(req: Any, progress: Any = None) -> dict[str, Any]:
     if base is not None:
         check_comparable(base, cur, Path(req.baseline))
         rows = compare(base, cur, req.limits)
-    ok = all(r["ok"] for r in rows)
-    result: dict[str, Any] = {
-        "ok": ok,
-        "baseline": str(req.baseline),
-        "rows": rows,
-        "current": cur,
-        "markdown": markdown(rows, base, cur)
+    result = GateResult(
+        all(r["ok"] for r in rows),
+        str(req.baseline),
+        rows,
+        cur,
+        markdown(rows, base, cur)
         if base is not None
         else f"### Regression gate: {cur['model']}: first run, baseline written to {req.baseline}\n",
-    }
+    )
     ws = Workspace(req.out)
     write_json_atomic(ws.result(cur["model"], "gate-record"), cur)  # this run's record: a later --current or --baseline
-    write_json_atomic(ws.result(cur["model"], "gate"), result)
-    write_text_atomic(ws.result(cur["model"], "gate-md"), result["markdown"])
-    if not ok:
+    write_json_atomic(ws.result(cur["model"], "gate"), result.to_dict())
+    write_text_atomic(ws.result(cur["model"], "gate-md"), result.markdown)
+    if not result.ok:
         bad = [f"{r['entry']} {r['metric']}" for r in rows if not r["ok"]]
         err = RegressionError(
             f"regression against {str(req.baseline)!r}: {', '.join(bad)} (see "
             f"{ws.result(cur['model'], 'gate-md')}); the baseline is unchanged."
         )
-        err.markdown = result["markdown"]
+        err.markdown = result.markdown
         raise err
     if req.update_baseline:
         write_json_atomic(Path(req.baseline), cur)

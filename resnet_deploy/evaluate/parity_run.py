@@ -58,10 +58,13 @@ def _environment(threads: int | None) -> dict:
     return {"cpu": cpu_info(), "threads": threads, "versions": versions(*RECORDED_VERSIONS)}
 
 
-def _tolerances(req: ParityRequest) -> dict:
+def _tolerances(req: ParityRequest, ref: Any) -> dict:
+    """Each precision's limits, with the user's overrides, judged as this reference allows (an
+    untrained model's top-1 agreement is noise)."""
     from resnet_deploy.evaluate.tolerances import tolerance_for
 
-    return {p.value: tolerance_for(p, req.tolerance_overrides.get(p)) for p in req.precisions}
+    trained = ref.meta.get("keras", {}).get("trained") is not False
+    return {p.value: tolerance_for(p, req.tolerance_overrides.get(p), trained) for p in req.precisions}
 
 
 def _artifacts(req: ParityRequest, loaded: Loaded, ws: Workspace, progress: Progress) -> list[tuple[str, Any]]:
@@ -85,7 +88,7 @@ def _in_process(req: ParityRequest, progress: Progress) -> tuple[Loaded, Any, Pa
             runner.activate()
             candidates.append(Candidate(name, a.precision.value, runner, str(a.path)))
         env = _environment(req.threads)
-        report = evaluate(loaded.name, ref, candidates, _tolerances(req), ref.meta.get("data"), env, progress)
+        report = evaluate(loaded.name, ref, candidates, _tolerances(req, ref), ref.meta.get("data"), env, progress)
     finally:
         for c in candidates:
             c.runner.deactivate()
@@ -119,7 +122,7 @@ def _sharded(req: ParityRequest, progress: Progress) -> tuple[Loaded, Any, Parit
     candidates = [Candidate(name, a.precision.value, None, str(a.path)) for name, a in pairs]
     data = {**ref.meta["data"], "sharding": done["sharding"]}
     env = _environment(req.threads)
-    return loaded, ref, judge(loaded.name, done["tally"], candidates, _tolerances(req), ref, data, env)
+    return loaded, ref, judge(loaded.name, done["tally"], candidates, _tolerances(req, ref), ref, data, env)
 
 
 def run_parity(req: ParityRequest, progress: Progress | None = None) -> ParityReport:

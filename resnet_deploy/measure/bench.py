@@ -11,7 +11,7 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from resnet_deploy.errors import DeployError
 from resnet_deploy.measure.latency import Protocol
 from resnet_deploy.progress import Progress
 from resnet_deploy.requests import BenchRequest
+from resnet_deploy.store.record import Record
 
 INPUT_SEED = 1234
 
@@ -159,7 +160,28 @@ def _jobs(req: BenchRequest, artifacts: list, protocol: dict) -> list[BenchJob]:
     return jobs
 
 
-def run_bench(req: BenchRequest, progress: Progress | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class BenchResult(Record):
+    """What `bench` measured: one row per runtime x threads x batch (latency or throughput), the
+    protocol, the artifacts' sha256 and the machine; `profile` when per-op profiles were asked for."""
+
+    model: str
+    trained: bool | None
+    mode: str
+    batch: int
+    batches: list[int]
+    protocol: dict[str, Any]
+    rows: list[dict[str, Any]]
+    artifacts: dict[str, str]
+    environment: dict[str, Any]
+    profile: dict[str, Any] | None = field(default=None, metadata={"optional": True})
+
+    def row(self, backend: str, precision: str) -> dict[str, Any] | None:
+        """The first row measured for this runtime and precision (None if it was not measured)."""
+        return next((r for r in self.rows if (r["backend"], r["precision"]) == (backend, precision)), None)
+
+
+def run_bench(req: BenchRequest, progress: Progress | None = None) -> BenchResult:
     """The `bench` command: find (or export) each artifact, then time Keras and every artifact,
     one process per measurement. Writes OUT/<model>/bench.json and returns what it wrote."""
     from resnet_deploy.backend.cpu import cpu_info
@@ -181,31 +203,33 @@ def run_bench(req: BenchRequest, progress: Progress | None = None) -> dict[str, 
         ):
             rows.append(run_in_subprocess(job))
     add_speedups(rows)
-    result = {
-        "model": name,
-        "trained": req.model.trained,
-        "mode": req.mode,
-        "batch": req.batch[0],
-        "batches": list(req.batch),
-        "protocol": protocol,
-        "rows": rows,
-        "artifacts": {str(a.path): a.manifest["files"][a.files[0]]["sha256"] for a in artifacts},
-        "environment": {
+    result = BenchResult(
+        name,
+        req.model.trained,
+        req.mode,
+        req.batch[0],
+        list(req.batch),
+        protocol,
+        rows,
+        {str(a.path): a.manifest["files"][a.files[0]]["sha256"] for a in artifacts},
+        {
             "cpu": cpu_info(),
             "versions": versions(
                 "resnet-deploy", "tensorflow-cpu", "keras", "ai-edge-litert", "onnxruntime", "openvino"
             ),
         },
-    }
-    write_json_atomic(ws.throughput_json(name) if req.mode == "throughput" else ws.bench_json(name), result)
-    if req.profile:
-        from resnet_deploy.measure.profiling import keras_units
+    )
+    path = ws.throughput_json(name) if req.mode == "throughput" else ws.bench_json(name)
+    write_json_atomic(path, result.to_dict())
+    if not req.profile:
+        return result
+    from resnet_deploy.measure.profiling import keras_units
 
-        result["profile"] = profile_artifacts(
-            name, artifacts, req.threads[0], req.batch[0], protocol, progress, keras_units(loaded.model)
-        )
-        write_json_atomic(ws.profile_json(name), result["profile"])
-    return result
+    profile = profile_artifacts(
+        name, artifacts, req.threads[0], req.batch[0], protocol, progress, keras_units(loaded.model)
+    )
+    write_json_atomic(ws.profile_json(name), profile)
+    return replace(result, profile=profile)
 
 
 def profile_artifacts(

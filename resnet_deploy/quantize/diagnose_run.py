@@ -3,6 +3,7 @@ diagnose.py's per-layer comparison on N inputs, written to OUT/<model>/diagnose.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from resnet_deploy.exporting import layermap
@@ -10,9 +11,23 @@ from resnet_deploy.quantize.diagnose import diagnose_backend
 from resnet_deploy.errors import InputError
 from resnet_deploy.store.fsutil import write_json_atomic
 from resnet_deploy.progress import Progress
+from resnet_deploy.store.record import Record
 
 
-def run_diagnose(req: Any, progress: Progress | None = None) -> dict:
+@dataclass(frozen=True)
+class DiagnoseResult(Record):
+    """Per backend ("<target>/int8"), each Keras layer's int8-vs-fp32 comparison (diagnose.py's
+    record: ranked layers, first divergent, lost and fused layers), on `samples` inputs."""
+
+    model: str
+    samples: int
+    sqnr_limit_db: float
+    data: dict[str, Any]
+    layers: list[str]
+    backends: dict[str, dict[str, Any]]
+
+
+def run_diagnose(req: Any, progress: Progress | None = None) -> DiagnoseResult:
     """The `diagnose` command: fp32 and int8 artifacts of each backend (reused or exported), the
     per-layer comparison on N inputs, written to OUT/<model>/diagnose.json."""
     from resnet_deploy.calibration.dataset import from_spec
@@ -39,18 +54,19 @@ def run_diagnose(req: Any, progress: Progress | None = None) -> dict:
     for note in ds.notes("--n"):
         progress.log(note)
     x, _ = ds.arrays()
-    result: dict = {
-        "model": loaded.name,
-        "samples": int(len(x)),
-        "sqnr_limit_db": req.sqnr_limit,
-        "data": ds.describe(),
-        "layers": [layer.name for layer in layermap.computing_layers(loaded.model)],
-        "backends": {},
-    }
+    backends: dict[str, dict[str, Any]] = {}
     for t in req.targets:
         f32 = ensure_artifact(ws, loaded, t, "fp32", progress)
         i8 = ensure_artifact(ws, loaded, t, "int8", progress)
         with progress.step(f"diagnosing {t}/int8 layer by layer on {len(x)} samples"):
-            result["backends"][f"{t}/int8"] = diagnose_backend(loaded.model, t, f32, i8.model_file, x, req.sqnr_limit)
-    write_json_atomic(ws.result(loaded.name, "diagnose"), result)
+            backends[f"{t}/int8"] = diagnose_backend(loaded.model, t, f32, i8.model_file, x, req.sqnr_limit)
+    result = DiagnoseResult(
+        loaded.name,
+        int(len(x)),
+        req.sqnr_limit,
+        ds.describe(),
+        [layer.name for layer in layermap.computing_layers(loaded.model)],
+        backends,
+    )
+    write_json_atomic(ws.result(loaded.name, "diagnose"), result.to_dict())
     return result

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import base64
 import html
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 from resnet_deploy.errors import InputError
 from resnet_deploy.store.fsutil import publish_dir, staging_dir, write_text_atomic
@@ -25,6 +26,7 @@ from resnet_deploy.reporting.markdown import (
 from resnet_deploy.reporting.summary import machine_line, summary_section
 from resnet_deploy.reporting.charts import plots
 from resnet_deploy.requests import ReportRequest
+from resnet_deploy.store.record import Record
 from resnet_deploy.store.workspace import Workspace
 
 
@@ -68,7 +70,24 @@ def _page(model: str, head: str, sections: list[Section], plots: list[tuple[str,
     )
 
 
-def render(results: dict[str, dict | None], dest: Path) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ModelReport(Record):
+    """One model's report: the page, the Markdown and the charts written."""
+
+    model: str
+    html: str
+    markdown: str
+    images: list[str]
+
+
+@dataclass(frozen=True)
+class ReportResult(Record):
+    """The reports written, one per model."""
+
+    reports: list[ModelReport]
+
+
+def render(results: dict[str, dict | None], dest: Path) -> ModelReport:
     """Write index.html (self-contained: images inlined as data URIs), report.md and the PNGs
     into dest, built in a staging folder and swapped in whole. results: the model's parity,
     bench, throughput, diagnose and profile results (any may be None)."""
@@ -98,24 +117,37 @@ def render(results: dict[str, dict | None], dest: Path) -> dict[str, Any]:
         )
         write_text_atomic(staging / "index.html", _page(model, head, sections, made, staging))
         publish_dir(staging, dest)
-    return {"html": str(dest / "index.html"), "markdown": str(dest / "report.md"), "images": [n for n, _ in made]}
+    return ModelReport(model, str(dest / "index.html"), str(dest / "report.md"), [n for n, _ in made])
 
 
 REPORTED = ("parity", "bench", "throughput", "profile", "diagnose")  # the results the report renders
 
 
-def write_report(req: ReportRequest) -> dict[str, Any]:
-    """The `report` command: the model's last results under --out, rendered."""
+def write_report(req: ReportRequest) -> ReportResult:
+    """The `report` command: the last results of the model (default: of every model with results
+    under --out), rendered; with several models and --dest, each goes to DEST/<model>."""
     ws = Workspace(req.out)
-    name = ModelRef(req.model).workspace_name
+    if req.model is not None:
+        return ReportResult([_model_report(ws, ModelRef(req.model).workspace_name, req.model, req.dest)])
+    names = ws.models_with(REPORTED)
+    if not names:
+        raise InputError(
+            f"No results under {str(ws.root)!r}; run `parity`, `bench` or `diagnose` first (or pass --model)."
+        )
+    dests = [req.dest / n if req.dest is not None and len(names) > 1 else req.dest for n in names]
+    return ReportResult([_model_report(ws, n, n, d) for n, d in zip(names, dests)])
+
+
+def _model_report(ws: Workspace, name: str, asked: str, dest: Path | None) -> ModelReport:
+    """One model's results rendered into dest (default OUT/<model>/report)."""
     results = {kind: ws.read_result(ws.result(name, kind), kind) for kind in REPORTED}
     if not any(results.values()):
         raise InputError(
             f"No {', '.join(ws.result(name, k).name for k in REPORTED)} under {str(ws.model_dir(name))!r}; run "
-            f"`parity --model {req.model}`, `bench` or `diagnose` first."
+            f"`parity --model {asked}`, `bench` or `diagnose` first."
         )
     try:
-        return render(results, req.dest or ws.report_dir(name))
+        return render(results, dest or ws.report_dir(name))
     except (KeyError, TypeError, ValueError) as e:
         raise InputError(
             f"the results under {str(ws.model_dir(name))!r} are incomplete ({e}); re-run `parity` and `bench`."

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from resnet_deploy.evaluate.tolerances import UNTRAINED_NOTE
 from resnet_deploy.evaluate.parity import ParityReport
 from resnet_deploy.reporting.doc import Section, Table
 
@@ -72,7 +73,9 @@ def _reference_notes(ref: dict) -> list[str]:
             f"std {pp['std']}, {pp['channels']}, {pp['resize']}): {pp.get('why', '')}"
         )
     if ref.get("trained") is False:
-        out.append("UNTRAINED model (random weights): these numbers are for speed only, not accuracy.")
+        out.append(
+            f"UNTRAINED model (random weights): these numbers are for speed only, not accuracy; {UNTRAINED_NOTE}."
+        )
     pred = ref.get("predictions")
     if pred:
         out.append(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as _dt
 import shutil
 import tarfile
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from resnet_deploy.portable import constants as C
 from resnet_deploy.progress import Progress
 from resnet_deploy.evaluate.reference import Reference
 from resnet_deploy.requests import PackageRequest
+from resnet_deploy.store.record import Record
 from resnet_deploy.store.workspace import Workspace
 
 SELFTEST_SOURCE = Path(__file__).with_name(C.SELFTEST)
@@ -118,7 +119,7 @@ def _write_bundle(
     out_dir: Path,
     preprocessing: dict | None,
     sign_key: Path | None = None,
-) -> dict:
+) -> Packaged:
     """Build the bundle and its tarball in staging, then publish both."""
     name = bundle_name(ref.meta["model"], a.target, a.precision.value)
     final_dir, final_tar = out_dir / name, out_dir / f"{name}.tar.gz"
@@ -135,19 +136,67 @@ def _write_bundle(
             tar.add(bundle, arcname=name)
         (staging / f"{name}.tar.gz").replace(final_tar)
         publish_dir(bundle, final_dir)
-    return {
-        "target": a.target,
-        "precision": a.precision.value,
-        "bundle": str(final_dir),
-        "tarball": str(final_tar),
-        "bytes": final_tar.stat().st_size,
-        "host": manifest["host"],
-        "signed": sign_key is not None,
-    }
+    return Packaged(
+        a.target,
+        a.precision.value,
+        str(final_dir),
+        str(final_tar),
+        final_tar.stat().st_size,
+        manifest["host"],
+        sign_key is not None,
+    )
 
 
-def package(req: PackageRequest, progress: Progress | None = None) -> list[dict[str, Any]]:
-    """Export (or reuse) each artifact, check it on the host, and write its bundle + tarball."""
+@dataclass(frozen=True)
+class Packaged(Record):
+    """One bundle written: where, its tarball's size, the host's parity and latency, signed or not."""
+
+    target: str
+    precision: str
+    bundle: str
+    tarball: str
+    bytes: int
+    host: dict[str, Any]
+    signed: bool
+
+
+@dataclass(frozen=True)
+class Refused(Record):
+    """One target not packaged, and why (its artifact broke a tolerance on the host)."""
+
+    target: str
+    precision: str
+    why: str
+
+
+@dataclass(frozen=True)
+class PackageResult(Record):
+    """Every target's outcome: the bundles written and the targets refused."""
+
+    packaged: list[Packaged]
+    refused: list[Refused]
+
+    @property
+    def ok(self) -> bool:
+        return not self.refused
+
+
+def outcome_lines(result: PackageResult) -> str:
+    """One line per target: packaged (tarball, size, host p50 and accuracy) or refused and why."""
+    lines = []
+    for b in result.packaged:
+        acc = b.host["parity"].get("accuracy")
+        lines.append(
+            f"packaged {b.target}/{b.precision}: {b.tarball}  {b.bytes / 1024:.0f} KiB  "
+            f"host p50 {b.host['latency']['p50']:.2f} ms" + (f"  accuracy {acc * 100:.2f}%" if acc is not None else "")
+        )
+    lines += [f"refused  {r.target}/{r.precision}: {r.why}" for r in result.refused]
+    return "\n".join(lines)
+
+
+def package(req: PackageRequest, progress: Progress | None = None) -> PackageResult:
+    """Export (or reuse) each artifact, check it on the host, and write its bundle + tarball; an
+    artifact that breaks a tolerance on the host is refused (the others are still packaged)."""
     from resnet_deploy.exporting.pipeline import ensure_artifacts, load
     from resnet_deploy.evaluate.reference import make_reference
     from resnet_deploy.evaluate.tolerances import tolerance_for
@@ -157,11 +206,18 @@ def package(req: PackageRequest, progress: Progress | None = None) -> list[dict[
         from resnet_deploy.ship.signing import check_key
 
         check_key(req.sign_key, private=True)  # before any work
+    # a bad override fails here, before any work
+    tol = tolerance_for(req.precision, req.tolerance_overrides.get(req.precision), req.model.trained)
     loaded = load(req.model, req.options, progress, req.data)
     ref = make_reference(loaded, req.data, req.n, req.threads, progress, req.allow_low_accuracy)
-    ws, tol = Workspace(req.out), tolerance_for(req.precision)
-    made = []
+    ws = Workspace(req.out)
+    made: list[Packaged] = []
+    refused: list[Refused] = []
     for a in ensure_artifacts(ws, loaded, req.targets, req.precision.value, progress):
-        host = _host_check(a, ref, req, tol, progress)
+        try:
+            host = _host_check(a, ref, req, tol, progress)
+        except ParityError as e:
+            refused.append(Refused(a.target, a.precision.value, str(e)))
+            continue
         made.append(_write_bundle(a, ref, tol, host, ws.bundles_dir(), loaded.preprocessing(), req.sign_key))
-    return made
+    return PackageResult(made, refused)

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from resnet_deploy.portable.metrics import breach_text
 from resnet_deploy.requests import DeployRequest
 from resnet_deploy.ship.ssh import SshDevice, _publish_on_device, device_paths, parse_ssh_url
 from resnet_deploy.ship.unpack import open_bundle
+from resnet_deploy.store.record import Record
 
 
 # ---------------------------------------------------------------------------------------------
@@ -211,9 +213,28 @@ def comparison_markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def deploy(req: DeployRequest) -> dict:
+@dataclass(frozen=True)
+class DeployResult(Record):
+    """One device's outcome: the self-test's own JSON (its verdict, metrics, latency, exit code),
+    what the probe found, where it went and how long it took. to_dict() is the self-test's JSON
+    with probe, deploy_seconds and to beside it."""
+
+    selftest: dict[str, Any]
+    probe: dict[str, Any]
+    to: str
+    deploy_seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.selftest.get("ok"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.selftest, "probe": self.probe, "deploy_seconds": self.deploy_seconds, "to": self.to}
+
+
+def deploy(req: DeployRequest) -> DeployResult:
     """The `deploy` command: verify on the host, copy to the device (folder or ssh://), self-test
-    there; returns the device's JSON with deploy_seconds and to."""
+    there; returns the device's result."""
     if "://" in req.to and not req.to.startswith("ssh://"):
         raise InputError(f"--to {req.to!r}: only a folder or ssh://user@host:port/path is supported.")
     if req.to.startswith("ssh://"):
@@ -243,6 +264,5 @@ def deploy(req: DeployRequest) -> dict:
                 allow_mismatch=req.allow_profile_mismatch,
                 verify_key=req.verify_key,
             )
-        result["deploy_seconds"] = round(time.perf_counter() - t0, 2)
-        result["to"] = req.to
-        return result
+        probe = result.pop("probe")
+        return DeployResult(result, probe, req.to, round(time.perf_counter() - t0, 2))

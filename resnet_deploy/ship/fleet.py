@@ -31,7 +31,7 @@ from typing import Any
 from resnet_deploy.ship.deploy import _manifest, _selftest_args
 from resnet_deploy.ship.ssh import cleanup_command, device_paths, prepare_command, swap_command
 from resnet_deploy.errors import DeployError, InputError
-from resnet_deploy.ship.fleet_result import host_row
+from resnet_deploy.ship.fleet_result import FleetResult, host_row
 from resnet_deploy.ship.inventory import FleetHost, check_resolves, load
 from resnet_deploy.portable.constants import SELFTEST
 from resnet_deploy.progress import Progress
@@ -195,7 +195,7 @@ class Collector:
         ]
 
 
-def deploy_fleet(req: DeployRequest, progress: Progress | None = None) -> dict:
+def deploy_fleet(req: DeployRequest, progress: Progress | None = None) -> FleetResult:
     """Verify the bundle once, then probe, copy and self-test on every inventory host."""
     progress = progress or Progress()
     _require_engine()
@@ -225,17 +225,7 @@ def deploy_fleet(req: DeployRequest, progress: Progress | None = None) -> dict:
         )
         for h in hosts
     ]
-    return {
-        "bundle": bundle.name,
-        "inventory": str(req.inventory),
-        "to": req.to,
-        "engine": _engine(final, req),
-        "hosts": rows,
-        "passed": sum(r["ok"] for r in rows),
-        "failed": sum(not r["ok"] for r in rows),
-        "ok": all(r["ok"] for r in rows),
-        "seconds": round(seconds, 2),
-    }
+    return FleetResult(bundle.name, str(req.inventory), req.to, _engine(final, req), rows, round(seconds, 2))
 
 
 ENGINE_ENV = ("HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TMPDIR", "SSH_AUTH_SOCK")  # all the engine inherits

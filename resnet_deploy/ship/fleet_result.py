@@ -8,12 +8,14 @@ unreachable / login refused (ssh), no Python or profile mismatch (probe), copy f
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any, cast
 
 from resnet_deploy.ship.deploy import last_json_line
 from resnet_deploy.ship.inventory import FleetHost
 from resnet_deploy.portable.constants import EXIT_PROFILE
 from resnet_deploy.portable.metrics import breach_text
+from resnet_deploy.store.record import Record
 
 PUBLISH_TASKS = ("prepare", "copy", "copy key", "unpack", "swap")
 # what ssh itself prints on stderr around a step's output (a new host key; several inventory hosts on one
@@ -146,6 +148,34 @@ def host_row(h: FleetHost, results: dict[str, dict], steps: list[dict], ansible_
     row["status"], row["error"] = cast(tuple, bad)
     row["ok"] = row["status"] == "ok"
     return row
+
+
+@dataclass(frozen=True)
+class FleetResult(Record):
+    """A fleet deploy: the bundle, where it went, the engine that ran it, one row per host
+    (host_row) and the wall time; to_dict() adds the counts and the verdict."""
+
+    bundle: str
+    inventory: str
+    to: str
+    engine: dict[str, Any]
+    hosts: list[dict[str, Any]]
+    seconds: float
+
+    @property
+    def passed(self) -> int:
+        return sum(bool(r["ok"]) for r in self.hosts)
+
+    @property
+    def failed(self) -> int:
+        return len(self.hosts) - self.passed
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "passed": self.passed, "failed": self.failed, "ok": self.ok}
 
 
 def _cell(v: Any, fmt: str) -> str:

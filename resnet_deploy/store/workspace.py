@@ -49,6 +49,14 @@ class Workspace:
         """Where the `kind` result (RESULT_FILES) of a model lives."""
         return self.root / model / RESULT_FILES[kind]
 
+    def models_with(self, kinds: tuple[str, ...]) -> list[str]:
+        """The models under this root that have any of these results, by name."""
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            d.name for d in self.root.iterdir() if d.is_dir() and any((d / RESULT_FILES[k]).is_file() for k in kinds)
+        )
+
     def artifact_dir(self, model: str, target: str, precision: str) -> Path:
         return self.root / model / target / getattr(precision, "value", precision)
 

@@ -37,6 +37,55 @@ def test_export_then_parity_from_python(tmp_path):
     assert report.ok and metrics.top1_agreement == pytest.approx(1.0) and np.isfinite(metrics.max_abs)
 
 
+def test_bench_and_report_return_typed_results_that_read_back(tmp_path):
+    """Each command's result is a class whose dict is the JSON it wrote, and reads back equal."""
+    import json
+
+    from resnet_deploy import bench, report
+    from resnet_deploy.measure.bench import BenchResult
+    from resnet_deploy.measure.latency import Protocol
+
+    result = bench(
+        targets="tflite", precisions="fp32", threads=(1,), protocol=Protocol(warmup_s=0.1, seconds=0.2), out=tmp_path
+    )
+    assert isinstance(result, BenchResult) and result.profile is None
+    assert result.row("tflite", "fp32")["p50"] > 0 and result.row("onnx", "fp32") is None
+    saved = json.loads((tmp_path / "digits" / "bench.json").read_text())
+    assert saved == json.loads(json.dumps(result.to_dict())) and "profile" not in saved
+    assert BenchResult.from_dict(saved) == BenchResult.from_dict(result.to_dict())
+    made = report(out=tmp_path)
+    assert [r.model for r in made.reports] == ["digits"] and made.reports[0].images
+
+
+def test_fleet_and_deploy_results_keep_their_json_shape():
+    from resnet_deploy.ship.deploy import DeployResult
+    from resnet_deploy.ship.fleet_result import FleetResult
+
+    rows = [{"host": "a", "ok": True}, {"host": "b", "ok": False}]
+    fleet = FleetResult("b1", "inv.ini", "/opt/m", {"name": "ansible"}, rows, 1.5)
+    assert (fleet.passed, fleet.failed, fleet.ok) == (1, 1, False)
+    assert fleet.to_dict() == {
+        "bundle": "b1",
+        "inventory": "inv.ini",
+        "to": "/opt/m",
+        "engine": {"name": "ansible"},
+        "hosts": rows,
+        "seconds": 1.5,
+        "passed": 1,
+        "failed": 1,
+        "ok": False,
+    }
+    dev = DeployResult({"ok": True, "exit_code": 0, "metrics": {"cosine": 1.0}}, {"arch": "x86_64"}, "/d", 0.5)
+    assert dev.ok and dev.to_dict() == {
+        "ok": True,
+        "exit_code": 0,
+        "metrics": {"cosine": 1.0},
+        "probe": {"arch": "x86_64"},
+        "deploy_seconds": 0.5,
+        "to": "/d",
+    }
+
+
 def test_a_request_and_its_fields_together_are_refused():
     from resnet_deploy import ExportRequest, export
 

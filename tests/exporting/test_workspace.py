@@ -79,7 +79,7 @@ def test_bench_and_package_use_the_artifact_parity_judged(tmp_path, capsys):
     assert list(bench["artifacts"].values()) == [before] and _hash(tmp_path, "tflite") == before
     code, stdout, err = run_cli(capsys, "package", "--targets", "tflite", "--n", "40", "--out", out, "--json")
     assert code == 0, err
-    b = json.loads(stdout)[0]
+    b = json.loads(stdout)["packaged"][0]
     m = json.loads((Path(b["bundle"]) / "manifest.json").read_text())
     assert m["files"]["model.tflite"]["sha256"] == before and m["quantization"]["io_dtype"] == "float"
     assert m["config"]["calib_size"] == 64

@@ -90,6 +90,8 @@ def test_bench_rejects_bad_threads(tmp_path, capsys):
 
 def test_report_without_runs_is_a_clear_error(tmp_path, capsys):
     code, _, err = run_cli(capsys, "report", "--out", str(tmp_path))
+    assert code == 2 and f"No results under {str(tmp_path)!r}; run `parity`" in err
+    code, _, err = run_cli(capsys, "report", "--model", "digits", "--out", str(tmp_path))
     assert code == 2 and "run `parity --model digits`" in err
 
 
@@ -124,7 +126,7 @@ def test_report_renders_offline_in_headless_chromium(tmp_path, capsys):
     )
     code, stdout, err = run_cli(capsys, "report", "--out", str(out), "--json")
     assert code == 0, err
-    paths = json.loads(stdout)
+    (paths,) = json.loads(stdout)["reports"]
     assert sorted(paths["images"]) == ["accuracy_vs_latency.png", "latency.png", "speedup.png"]
     html = open(paths["html"]).read()
     assert "http://" not in html and "https://" not in html  # nothing to fetch: works offline
@@ -206,7 +208,17 @@ def test_report_finds_a_model_files_results_by_its_stem(tmp_path, capsys):
         capsys, "report", "--model", str(tmp_path / "models" / "mine.h5"), "--out", str(tmp_path), "--json"
     )
     assert code == 0, err
-    assert json.loads(out)["html"] == str(tmp_path / "mine" / "report" / "index.html")
+    assert json.loads(out)["reports"][0]["html"] == str(tmp_path / "mine" / "report" / "index.html")
+    (tmp_path / "other model").mkdir()  # without --model: every model with results, each its own page
+    (tmp_path / "other model" / "bench.json").write_text(json.dumps({**bench, "model": "other model"}))
+    (tmp_path / "bundles").mkdir()  # not a model
+    code, out, err = run_cli(capsys, "report", "--out", str(tmp_path), "--dest", str(tmp_path / "pages"), "--json")
+    assert code == 0, err
+    made = json.loads(out)["reports"]
+    assert [r["model"] for r in made] == ["mine", "other model"]
+    for r in made:
+        assert r["html"] == str(tmp_path / "pages" / r["model"] / "index.html")
+        assert f"resnet-deploy report: {r['model']}" in open(r["html"]).read()
     (tmp_path / "mine" / "bench.json").write_text('{"model": "mine"}')  # not a bench result
     code, _, err = run_cli(capsys, "report", "--model", "mine", "--out", str(tmp_path))
     assert code == 2 and "is not a resnet-deploy bench (at the top level: 'batch' is a required property)" in err

@@ -106,7 +106,9 @@ def test_throughput_mode_measures_every_backend_at_every_batch(ws):
     assert rows[("onnx", 1)]["streams"] == rows[("tflite", 1)]["streams"] == 2  # --threads 2: two streams
     assert "Throughput: digits" in r.output and "AsyncInferQueue" in r.output
     report = _cli("report", "--out", ws, "--json")
-    assert report.exit_code == 0 and "throughput.png" in json.loads(report.output)["images"], report.output
+    assert report.exit_code == 0 and "throughput.png" in json.loads(report.output)["reports"][0]["images"], (
+        report.output
+    )
 
 
 def test_latency_mode_takes_one_batch(ws, capsys):
@@ -140,7 +142,7 @@ def test_profile_maps_each_runtime_op_to_a_keras_layer_and_says_where_it_cannot(
     assert "Where the time goes" in r.output and "onnx/int8:" in r.output
     report = _cli("report", "--out", ws, "--json")
     assert report.exit_code == 0, report.output
-    images = json.loads(report.output)["images"]
+    images = json.loads(report.output)["reports"][0]["images"]
     assert "time_per_layer.png" in images
 
 

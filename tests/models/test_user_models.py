@@ -63,7 +63,7 @@ def test_a_model_with_its_own_rescaling_gets_a_correct_bundle_with_only_data(
     )
     assert code == 0, err
     assert "preprocessing: raw" in err and "Rescaling (rescale)" in err and "calibrating on --data" in err
-    b = json.loads(out)[0]
+    b = json.loads(out)["packaged"][0]
     m = json.loads((Path(b["bundle"]) / "manifest.json").read_text())
     assert m["preprocessing"]["preset"] == "raw" and m["preprocessing"]["scale"] == 1.0
     assert "Rescaling" in m["preprocessing"]["why"]

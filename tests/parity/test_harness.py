@@ -58,6 +58,35 @@ class FakeTarget(Target):
         return NoisyRunner(self.noise)
 
 
+class EchoTarget(FakeTarget):
+    """The exported Keras model itself plus noise of `noise` times its outputs' spread."""
+
+    name = "echo"
+    keras = None
+
+    def export_impl(self, model, out_dir, config, calib, progress):
+        EchoTarget.keras = model
+        (out_dir / "model.fake").write_bytes(b"fake")
+        spec = TensorSpec("input", "float32", [-1, *model.input_shape[1:]])
+        return Artifact(self.name, config.precision, out_dir, ["model.fake"], [spec], [spec])
+
+    def runner(self, artifact, threads=None):
+        return EchoRunner(EchoTarget.keras, self.noise)
+
+
+class EchoRunner(NoisyRunner):
+    def __init__(self, model, noise: float) -> None:
+        super().__init__(noise)
+        self.keras = model
+
+    def activate_impl(self) -> None:
+        self.input_shape = tuple(self.keras.input_shape)
+
+    def infer_impl(self, x):
+        y = np.asarray(self.keras(x, training=False))
+        return y + np.random.default_rng(0).normal(scale=self.noise * y.std(), size=y.shape).astype(np.float32)
+
+
 @pytest.fixture
 def fake_target():
     register("fake", FakeTarget)
@@ -240,3 +269,54 @@ def test_package_refuses_an_artifact_that_breaks_its_tolerance_on_the_host(fake_
     code, _, err = run_cli(capsys, "package", "--targets", "fake", "--n", "60", "--out", str(tmp_path))
     assert code == 5 and "fake/int8 breaks its tolerance on the host" in err and "not packaging" in err
     assert not (tmp_path / "bundles").exists() or not any((tmp_path / "bundles").iterdir())
+
+
+def test_package_says_each_targets_outcome_when_one_is_refused(fake_target, tmp_path, capsys):
+    """Two targets, one breaking its tolerance: the other is packaged, stdout says both, exit 5."""
+    fake_target.noise = 8.0
+    args = ["package", "--targets", "tflite,fake", "--n", "60", "--out", str(tmp_path)]
+    code, out, err = run_cli(capsys, *args)
+    assert code == 5 and err.count("error:") == 1 and "fake/int8 breaks its tolerance on the host" in err
+    lines = out.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("packaged tflite/int8: ") and " KiB  host p50 " in lines[0]
+    assert lines[1].startswith("refused  fake/int8: fake/int8 breaks its tolerance on the host (cosine=")
+    assert sorted(p.name for p in (tmp_path / "bundles").iterdir()) == [
+        "digits-tflite-int8",
+        "digits-tflite-int8.tar.gz",
+    ]
+    code, out, _ = run_cli(capsys, *args, "--json")
+    made = json.loads(out)
+    assert code == 5 and [b["target"] for b in made["packaged"]] == ["tflite"]
+    assert [(r["target"], r["precision"]) for r in made["refused"]] == [("fake", "int8")]
+
+
+def test_package_takes_the_same_tol_overrides_as_parity_and_ships_them(tmp_path, capsys):
+    args = ["package", "--targets", "tflite", "--n", "60", "--out", str(tmp_path)]
+    code, out, err = run_cli(capsys, *args, "--tol", "int8.sqnr_min_db=200")  # no int8 reaches 200 dB
+    assert code == 5 and out.startswith("refused  tflite/int8: ") and "(limit >= 200)" in err, err
+    code, out, err = run_cli(capsys, *args, "--tol", "int8.cosine_min=0.5")
+    assert code == 0 and out.startswith("packaged tflite/int8: "), err
+    manifest = json.loads((tmp_path / "bundles" / "digits-tflite-int8" / "manifest.json").read_text())
+    assert manifest["tolerance"]["cosine_min"] == 0.5 and manifest["tolerance"]["sqnr_min_db"] == 12.0
+    code, _, err = run_cli(capsys, *args, "--tol", "int8.nope=1")
+    assert code == 2 and err.count("\n") == 1 and "Unknown tolerance field(s) ['nope']" in err
+
+
+def test_an_untrained_models_top1_agreement_is_noise_not_a_failure(tmp_path, capsys):
+    """Near-uniform outputs: small noise flips which class wins (agreement well below 0.95) while
+    cosine and SQNR stay high. Not judged, and said so; a limit the user names is still checked."""
+    register("echo", EchoTarget)
+    EchoTarget.noise = 0.1
+    try:
+        args = ["parity", "--model", "resnet18", "--input-size", "32", "--targets", "echo", "--n", "64"]
+        args += ["--precision", "int8", "--out", str(tmp_path)]
+        code, out, err = run_cli(capsys, *args, "--json")
+        (r,) = json.loads(out)["results"]
+        assert r["metrics"]["top1_agreement"] < 0.9 and r["metrics"]["cosine"] > 0.98, r["metrics"]
+        assert code == 0 and r["tolerance"]["top1_min"] is None and not r["breaches"], err
+        code, out, _ = run_cli(capsys, *args)
+        assert "top-1 agreement and accuracy are not judged: an untrained model's outputs are near-uniform" in out
+        code, _, err = run_cli(capsys, *args, "--tol", "int8.top1_min=0.95")
+        assert code == 5 and "top1_agreement=" in err
+    finally:
+        unregister("echo")

@@ -25,10 +25,10 @@ def diagnosed(tmp_path_factory):
 
 def test_every_computing_layer_is_mapped_or_folded_on_every_backend(diagnosed):
     out, res = diagnosed
-    assert set(res["backends"]) == {"tflite/int8", "onnx/int8", "openvino/int8"}
-    order = res["layers"]
+    assert set(res.backends) == {"tflite/int8", "onnx/int8", "openvino/int8"}
+    order = res.layers
     assert order[0] == "stem_conv" and order[-1] == "logits" and "input" not in order
-    for b, r in res["backends"].items():
+    for b, r in res.backends.items():
         mapped = [lay["layer"] for lay in r["layers"]]
         assert set(mapped) | set(r["folded"]) == set(order), b
         assert not set(mapped) & set(r["folded"]), b
@@ -37,25 +37,25 @@ def test_every_computing_layer_is_mapped_or_folded_on_every_backend(diagnosed):
             assert carrier in mapped and order.index(carrier) > order.index(layer), (b, layer, carrier)
         assert "logits" in mapped and "avg_pool" in mapped  # the head is never folded away
     # a Conv2D never has its own tensor (its BN is folded into it); the ReLU after a block's Add always has
-    for r in res["backends"].values():
+    for r in res.backends.values():
         assert {"stem_conv", "block1_conv1", "block2_conv2"} <= set(r["folded"])
         assert {"block1_out", "block2_out"} <= {lay["layer"] for lay in r["layers"]}
 
 
 def test_per_layer_numbers_are_consistent(diagnosed):
     out, res = diagnosed
-    for b, r in res["backends"].items():
+    for b, r in res.backends.items():
         for lay in r["layers"]:
             assert 0.9 <= lay["cosine"] <= 1.0 and lay["sqnr_db"] > 5 and lay["added_noise_pct"] >= 0, (b, lay)
             # SQNR and cosine agree: 10*log10(1/(2(1-cos))) is SQNR's upper bound for unbiased noise
             assert lay["sqnr_db"] <= 10 * np.log10(1 / max(2 * (1 - lay["cosine"]), 1e-12)) + 3, (b, lay)
-        below = [lay["layer"] for lay in r["layers"] if lay["sqnr_db"] < res["sqnr_limit_db"]]
+        below = [lay["layer"] for lay in r["layers"] if lay["sqnr_db"] < res.sqnr_limit_db]
         assert r["first_divergent"] == (below[0] if below else None)
         assert sorted(r["ranked"]) == sorted(lay["layer"] for lay in r["layers"])
         added = {lay["layer"]: lay["added_noise_pct"] for lay in r["layers"]}
         assert [added[n] for n in r["ranked"]] == sorted(added.values(), reverse=True)
     saved = json.loads((out / "digits" / "diagnose.json").read_text())
-    assert saved["backends"].keys() == res["backends"].keys()
+    assert saved["backends"].keys() == res.backends.keys()
 
 
 def test_fp32_maps_are_exact(diagnosed, digits_model, digits_test):
@@ -84,7 +84,8 @@ def test_the_terminal_shows_the_verdict_and_top_layers_and_the_report_every_laye
         block = stdout.split(f"- {backend}:")[1].split("\n- ")[0]
         assert block.count(" dB, adds ") == 5, block  # its five noisiest layers, each with numbers
     code, stdout, err = run_cli(capsys, "report", "--out", str(out), "--json")
-    md = open(json.loads(stdout)["markdown"]).read()
+    (made,) = json.loads(stdout)["reports"]
+    md = open(made["markdown"]).read()
     assert "| layer | class | tflite/int8 SQNR dB | tflite/int8 added noise % | onnx/int8 SQNR dB" in md
     assert "| block1_conv1 |" not in md and "| block2_out | ReLU |" in md
     code, _, err = run_cli(capsys, "diagnose", "--n", "0", "--out", str(out))
@@ -119,15 +120,15 @@ def test_an_outlier_channel_breaks_int8_everywhere_and_diagnose_names_its_layer(
 
 def test_digits_quantizes_fine_so_nothing_is_lost(diagnosed):
     _, res = diagnosed
-    assert all(not r["lost"] for r in res["backends"].values())
+    assert all(not r["lost"] for r in res.backends.values())
 
 
 def test_the_report_draws_sqnr_per_layer_with_one_line_per_backend(diagnosed, capsys):
     out, _ = diagnosed
     code, stdout, err = run_cli(capsys, "report", "--out", str(out), "--json")
     assert code == 0, err
-    paths = json.loads(stdout)
-    assert paths["images"] == ["sqnr_per_layer.png"]
+    (paths,) = json.loads(stdout)["reports"]
+    assert paths["model"] == "digits" and paths["images"] == ["sqnr_per_layer.png"]
     md = open(paths["markdown"]).read()
     assert "### Diagnose: digits int8 vs Keras fp32" in md and "| block2_out | ReLU |" in md
 

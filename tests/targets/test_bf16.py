@@ -55,7 +55,8 @@ def bf16_bundle(tmp_path_factory):
     made = package(
         targets="openvino", precision="bf16", n=60, out=out, **({} if HOST["bf16"] else {"device": "x86-vnni"})
     )
-    return out, made[0]
+    assert made.ok and not made.refused, made.refused
+    return out, made.packaged[0]
 
 
 def test_parity_runs_bf16_and_reads_it_back_or_refuses_the_cpu(bf16_bundle, tmp_path, capsys, monkeypatch):
@@ -84,7 +85,7 @@ def test_the_device_selftest_refuses_a_bf16_bundle_on_a_cpu_without_bf16(bf16_bu
     import os
 
     _, made = bf16_bundle
-    bundle = made["bundle"]
+    bundle = made.bundle
     with open(os.path.join(bundle, "manifest.json")) as f:
         manifest = json.load(f)
     assert manifest["device_profile"]["bf16"] is True and manifest["openvino"]["execution_precision"] == "bf16"
