@@ -38,6 +38,7 @@ class CalibrationSet:
         self._cache: tuple[np.ndarray, np.ndarray | None] | None = None
         self._fingerprint: str | None = None
         self.requested: int | None = None  # what the caller asked for (from_spec)
+        self.everything = False  # the caller asked for no count: every sample of the data (from_spec)
 
     def __len__(self) -> int:
         return len(self.source) if self.limit is None else self.limit
@@ -64,7 +65,7 @@ class CalibrationSet:
 
     def notes(self, what: str) -> list[str]:
         """Lines to print: fewer samples than asked for, classes the subset leaves out."""
-        return notes(self.selection, self.requested, what)
+        return notes(self.selection, self.requested, what, self.everything)
 
     @property
     def has_labels(self) -> bool:
@@ -225,18 +226,22 @@ def check_calib_value(calib: str | Path, option: str = "--calib") -> None:
         make_source(calib, (None, 1, 1, 3), 1, option=option)
 
 
+SYNTHETIC_COUNT = 200  # samples of synthetic data when no count is given (it has no size of its own)
+
+
 def from_spec(
     calib: str | Path,
     input_shape: tuple,
-    size: int = 200,
+    size: int | None = 200,
     seed: int = 0,
     spec: PreprocessSpec | None = None,
     digits_split: str = "calib",
     option: str = "--calib",
 ) -> CalibrationSet:
-    """Build the CalibrationSet for a model input shape (N, H, W, C) from a CLI-style value."""
+    """Build the CalibrationSet for a model input shape (N, H, W, C) from a CLI-style value.
+    size None: every sample of the data (synthetic data: SYNTHETIC_COUNT)."""
     spec = spec or PreprocessSpec.for_input_shape(tuple(input_shape))
-    source = make_source(calib, input_shape, size, seed, digits_split, option)
-    ds = CalibrationSet(source, spec, seed=seed).take(size)
-    ds.requested = size
+    source = make_source(calib, input_shape, size or SYNTHETIC_COUNT, seed, digits_split, option)
+    ds = CalibrationSet(source, spec, seed=seed).take(len(source) if size is None else size)
+    ds.requested, ds.everything = size, size is None
     return ds

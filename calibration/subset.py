@@ -69,10 +69,13 @@ def choose(labels: np.ndarray | None, n: int, available: int, seed: int, names: 
     return Selection(idx, strategy, seed, available, per_class, missing)
 
 
-def notes(selection: Selection, requested: int | None, what: str) -> list[str]:
-    """The lines a user must see: fewer samples than asked for, classes left out."""
+def notes(selection: Selection, requested: int | None, what: str, everything: bool = False) -> list[str]:
+    """The lines a user must see: how many samples when no count was given, fewer samples than
+    asked for, classes left out."""
     lines = []
     count = len(selection.indices)
+    if everything:
+        lines.append(f"{what} not given: using all {count} samples of the data (pass {what} N for a seeded subset)")
     if requested is not None and selection.available < requested:
         lines.append(
             f"{what}: the data has {selection.available} samples, {requested} were asked for; using "

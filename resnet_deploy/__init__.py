@@ -2,7 +2,7 @@
 and prove per backend that the artifact still computes what Keras computes.
 
 The API is one function per command (`export`, `parity`, `bench`, `diagnose`, `package`,
-`deploy`, `gate`, `report`, `verify`), their requests and `ModelRef`. Importing this package is
+`deploy`, `gate`, `report`, `verify`, `matrix`), their requests and `ModelRef`. Importing this package is
 cheap: each name loads on first use, and TensorFlow, ONNX Runtime and OpenVINO load inside the
 target that needs them.
 """
@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 _LAZY = {
     **{
         name: "api"
-        for name in ("export", "parity", "bench", "diagnose", "package", "deploy", "gate", "report", "verify")
+        for name in ("export", "parity", "bench", "diagnose", "package", "deploy", "gate", "report", "verify", "matrix")
     },
     **{
         name: "requests"
@@ -32,6 +32,7 @@ _LAZY = {
             "ArtifactOptions",
         )
     },
+    "MatrixRequest": "evaluate.matrix",
     "ModelRef": "models.source",
     "Budget": "quantize.budget",
 }

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from resnet_deploy.evaluate.gate import GateResult
+    from resnet_deploy.evaluate.matrix import MatrixRequest, MatrixResult
     from resnet_deploy.evaluate.parity import ParityReport
     from resnet_deploy.exporting.steps import ExportResult
     from resnet_deploy.measure.bench import BenchResult
@@ -29,9 +30,10 @@ if TYPE_CHECKING:
     )
 
 
-def _request(kind: str, request: Any, fields: dict[str, Any]) -> Any:
-    """The request given, or one built from keyword fields (not both)."""
-    from resnet_deploy import requests
+def _request(kind: str, request: Any, fields: dict[str, Any], where: str = "requests") -> Any:
+    """The request given, or one built from keyword fields (not both); `where`: its module."""
+    import importlib
+
     from resnet_deploy.errors import InputError
     from resnet_deploy.models.source import ModelRef
 
@@ -41,7 +43,7 @@ def _request(kind: str, request: Any, fields: dict[str, Any]) -> Any:
         return request
     if isinstance(fields.get("model"), str):
         fields["model"] = ModelRef(fields["model"])
-    return getattr(requests, kind)(**fields)
+    return getattr(importlib.import_module(f"resnet_deploy.{where}"), kind)(**fields)
 
 
 def export(request: ExportRequest | None = None, progress: Progress | None = None, **fields: Any) -> ExportResult:
@@ -115,11 +117,19 @@ def report(request: ReportRequest | None = None, **fields: Any) -> ReportResult:
     return write_report(_request("ReportRequest", request, fields))
 
 
-def verify(bundle: str, key: str) -> str:
-    """Check a bundle's signature and every file against it (one line on success); raises
-    IntegrityError if it fails."""
+def matrix(request: MatrixRequest | None = None, progress: Progress | None = None, **fields: Any) -> MatrixResult:
+    """Models x targets x precisions in one process (each model loaded once): export what is
+    missing, parity and latency, one row per cell."""
+    from resnet_deploy.evaluate.matrix import run_matrix
+
+    return run_matrix(_request("MatrixRequest", request, fields, "evaluate.matrix"), progress)
+
+
+def verify(bundle: str, key: str | None = None) -> str:
+    """Check every file of a bundle against its manifest and, with `key`, its signature (one line
+    on success, saying whether the signature was checked); raises IntegrityError if it fails."""
     from pathlib import Path
 
     from resnet_deploy.ship.unpack import verify_signed
 
-    return verify_signed(Path(bundle), Path(key))
+    return verify_signed(Path(bundle), Path(key) if key is not None else None)

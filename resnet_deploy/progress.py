@@ -29,9 +29,10 @@ class Progress:
 
 
 class ConsoleProgress(Progress):
-    """Spinner and bars on a terminal; plain timestamped lines in CI logs. Always on stderr."""
+    """Spinner and bars on a terminal; plain lines in CI logs. Always on stderr. bars=False: the
+    steps' lines only (under --json)."""
 
-    def __init__(self) -> None:
+    def __init__(self, bars: bool = True) -> None:
         import os
         import sys
 
@@ -46,6 +47,7 @@ class ConsoleProgress(Progress):
         except (AttributeError, OSError, ValueError):  # no real fd (e.g. under a test harness)
             stream = sys.stderr
         self.console = Console(file=stream)
+        self.bars = bars
 
     @contextlib.contextmanager
     def step(self, label: str) -> Iterator[None]:
@@ -61,7 +63,7 @@ class ConsoleProgress(Progress):
     def track(
         self, items: Iterable[T], total: int, label: str, weight: Callable[[T], int] | None = None
     ) -> Iterable[T]:
-        if not self.console.is_terminal:
+        if not (self.bars and self.console.is_terminal):
             return items
         return self._bar(items, total, label, weight or (lambda _: 1))
 

@@ -127,19 +127,22 @@ def _check_supported(targets: tuple[str, ...], precisions: tuple[Precision, ...]
 class ExportRequest:
     model: ModelRef = field(default_factory=ModelRef)
     targets: tuple[str, ...] = ("tflite",)
-    precision: Precision = Precision.INT8
+    precision: Precision = Precision.INT8  # one, or a comma list / tuple: then `precisions` holds them all
     options: ArtifactOptions = field(default_factory=ArtifactOptions)
     out: Path = DEFAULT_OUT
     budget: Any = None  # budget.Budget: int8 within an accuracy budget
+    precisions: tuple[Precision, ...] = ()  # every precision asked for (set from `precision`)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "targets", _targets(self.targets))
-        object.__setattr__(self, "precision", Precision.parse(self.precision))
+        precs = self.precisions or _precisions(self.precision)
+        object.__setattr__(self, "precisions", precs)
+        object.__setattr__(self, "precision", precs[0])
         object.__setattr__(self, "out", writable(self.out, "--out", folder=True))
-        _check_supported(self.targets, (self.precision,))
-        if self.budget is not None and self.precision is not Precision.INT8:
+        _check_supported(self.targets, self.precisions)
+        if self.budget is not None and self.precisions != (Precision.INT8,):
             raise InputError(
-                f"--max-acc-drop applies to int8 exports (asked: {self.precision.value}); "
+                f"--max-acc-drop applies to int8 exports (asked: {','.join(p.value for p in self.precisions)}); "
                 "drop it or pass --precision int8."
             )
 
@@ -150,7 +153,7 @@ class ParityRequest:
     targets: tuple[str, ...] = ALL
     precisions: tuple[Precision, ...] = (Precision.INT8,)
     data: str | None = None  # None: the model's default (contract.data_source)
-    n: int = 450
+    n: int | None = None  # None: every sample of the data (synthetic: calibration.dataset.SYNTHETIC_COUNT)
     threads: int | None = 2
     options: ArtifactOptions = field(default_factory=ArtifactOptions)
     out: Path = DEFAULT_OUT
@@ -165,7 +168,8 @@ class ParityRequest:
     def __post_init__(self) -> None:
         object.__setattr__(self, "targets", _targets(self.targets))
         object.__setattr__(self, "precisions", _precisions(self.precisions))
-        object.__setattr__(self, "n", positive_int(self.n, "--n"))
+        if self.n is not None:
+            object.__setattr__(self, "n", positive_int(self.n, "--n"))
         if self.shards is not None:
             object.__setattr__(self, "shards", positive_int(self.shards, "--shards"))
         if self.shards is not None and self.cluster is None:
@@ -237,7 +241,8 @@ class PackageRequest:
     def __post_init__(self) -> None:
         object.__setattr__(self, "targets", _targets(self.targets))
         object.__setattr__(self, "precision", Precision.parse(self.precision))
-        object.__setattr__(self, "n", positive_int(self.n, "--n"))
+        if self.n is not None:
+            object.__setattr__(self, "n", positive_int(self.n, "--n"))
         object.__setattr__(self, "threads", thread_count(self.threads))
         object.__setattr__(self, "out", writable(self.out, "--out", folder=True))
         _check_supported(self.targets, (self.precision,))
@@ -338,7 +343,8 @@ class DiagnoseRequest:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "targets", _targets(self.targets))
-        object.__setattr__(self, "n", positive_int(self.n, "--n"))
+        if self.n is not None:
+            object.__setattr__(self, "n", positive_int(self.n, "--n"))
         object.__setattr__(self, "sqnr_limit", positive_float(self.sqnr_limit, "--sqnr-limit"))
         object.__setattr__(self, "out", writable(self.out, "--out", folder=True))
 
@@ -355,7 +361,7 @@ class GateRequest:
     targets: tuple[str, ...] = ALL
     precisions: tuple[Precision, ...] = (Precision.INT8,)
     data: str | None = None
-    n: int = 450
+    n: int | None = None  # None: every sample of the data (synthetic: calibration.dataset.SYNTHETIC_COUNT)
     threads: int = 2
     protocol: Protocol = field(default_factory=Protocol)
     options: ArtifactOptions = field(default_factory=ArtifactOptions)
@@ -369,7 +375,8 @@ class GateRequest:
             object.__setattr__(self, "current", Path(self.current))
         object.__setattr__(self, "targets", _targets(self.targets))
         object.__setattr__(self, "precisions", _precisions(self.precisions))
-        object.__setattr__(self, "n", positive_int(self.n, "--n"))
+        if self.n is not None:
+            object.__setattr__(self, "n", positive_int(self.n, "--n"))
         object.__setattr__(self, "threads", thread_count(self.threads))
         object.__setattr__(self, "out", writable(self.out, "--out", folder=True))
         for metric, value in self.limits.items():

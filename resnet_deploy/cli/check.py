@@ -1,4 +1,4 @@
-"""Commands that check and measure artifacts: parity, bench, gate, report."""
+"""Commands that check and measure artifacts: parity, bench, gate, report, matrix."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from resnet_deploy.errors import ParityError
+from resnet_deploy.evaluate.matrix import MatrixRequest
 from resnet_deploy.requests import DEFAULT_OUT, BenchRequest, GateRequest, ParityRequest, ReportRequest
 
 from resnet_deploy.cli.options import (
@@ -45,7 +46,11 @@ from resnet_deploy.cli.group import EXAMPLE, as_json_text, cli
     "(the held-out test split; the default for digits) or synthetic (untrained built-ins).",
 )
 @click.option(
-    "--n", "n", type=int, default=default(ParityRequest, "n"), show_default=True, help="Number of parity samples."
+    "--n",
+    "n",
+    type=int,
+    default=default(ParityRequest, "n"),
+    help="Parity samples, a seeded stratified subset of --data (default: all of it; synthetic: 200).",
 )
 @click.option(
     "--threads",
@@ -112,7 +117,7 @@ def parity(tol, reference, as_json: bool, **kw) -> None:
         kw["cluster"],
         kw["shards"],
     )
-    report = run_parity(req, _progress())
+    report = run_parity(req, _progress(as_json))
     click.echo(as_json_text(report.to_dict()) if as_json else parity_markdown(report))
     click.echo(f"report: {report_path(req, report)}", err=True)
     if not report.ok:
@@ -186,7 +191,7 @@ def bench(threads: str, batch: str, warmup_s, seconds, as_json: bool, **kw) -> N
         mode,
         kw.pop("profile"),
     )
-    result = run_bench(req, _progress())
+    result = run_bench(req, _progress(as_json))
     table = throughput_markdown if mode == "throughput" else latency_markdown
     click.echo(
         as_json_text(result)
@@ -229,8 +234,7 @@ def bench(threads: str, batch: str, warmup_s, seconds, as_json: bool, **kw) -> N
     "n",
     type=int,
     default=default(GateRequest, "n"),
-    show_default=True,
-    help="Parity samples (when parity runs now).",
+    help="Parity samples when parity runs now (default: all of --data; synthetic: 200).",
 )
 @click.option(
     "--threads",
@@ -274,7 +278,7 @@ def gate(as_json: bool, warmup_s, seconds, **kw) -> None:
         kw.pop("out"),
     )
     try:
-        result = run_gate(req, _progress())
+        result = run_gate(req, _progress(as_json))
     except RegressionError as e:
         click.echo(e.markdown)  # the table first: CI logs show what regressed, then the one-line error
         raise
@@ -311,3 +315,61 @@ def report(model_name, out, dest, as_json) -> None:
         if as_json
         else "\n".join(f"{r.model}: report {r.html}\n{r.model}: markdown {r.markdown}" for r in made.reports)
     )
+
+
+@cli.command(
+    epilog=EXAMPLE.format("python cli.py matrix --models digits,resnet18 --input-size 64 --precision fp32,int8")
+)
+@click.option(
+    "--models", default="digits", show_default=True, help="Built-in models (see `list`) or model files, a comma list."
+)
+@click.option("--input-size", type=int, default=None, help="Square input size, for the models that take one.")
+@click.option("--classes", type=int, default=None, help="Class count, for the models that take one.")
+@click.option("--width", type=int, default=None, help="ResNet base width, for the models that take one.")
+@targets_option(MatrixRequest)
+@click.option(
+    "--precision",
+    default=default(MatrixRequest, "precisions"),
+    show_default=True,
+    help="One precision or a comma list, e.g. fp32,int8.",
+)
+@click.option("--data", default=None, help="Parity inputs for every model (default: each model's own).")
+@click.option("--n", "n", type=int, default=None, help="Parity samples (default: all of the data; synthetic: 200).")
+@click.option(
+    "--threads",
+    type=int,
+    default=default(MatrixRequest, "threads"),
+    show_default=True,
+    help="Threads for every runtime.",
+)
+@protocol_options
+@artifact_options
+@click.option("--allow-low-accuracy", is_flag=True, help="Go on even if Keras itself scores near chance (untrained).")
+@click.option("--json", "as_json", is_flag=True, help="Print every cell as JSON on stdout.")
+def matrix(warmup_s, seconds, as_json: bool, **kw) -> None:
+    """Models x targets x precisions in one process: export what is missing, parity and latency,
+    one table (exit 5 if any cell fails parity or cannot be exported)."""
+    from resnet_deploy.evaluate.matrix import run_matrix
+    from resnet_deploy.measure.latency import Protocol
+    from resnet_deploy.reporting.summary import matrix_section
+
+    protocol = Protocol(**{k: v for k, v in (("warmup_s", warmup_s), ("seconds", seconds)) if v is not None})
+    sizes = {k: kw.pop(k) for k in ("input_size", "classes", "width")}
+    req = MatrixRequest(
+        kw.pop("models"),
+        kw.pop("targets"),
+        kw.pop("precision"),
+        kw.pop("data"),
+        kw.pop("n"),
+        kw.pop("threads"),
+        protocol,
+        _artifact_options(kw),
+        kw.pop("out"),
+        sizes,
+        kw.pop("allow_low_accuracy"),
+    )
+    result = run_matrix(req, _progress(as_json))
+    click.echo(as_json_text(result) if as_json else matrix_section(result.to_dict()).markdown())
+    if not result.ok:
+        bad = [f"{r.model} {r.target}/{r.precision}: {r.verdict}" for r in result.rows if not r.ok]
+        raise ParityError(f"{len(bad)} of {len(result.rows)} cells failed; first: {bad[0]}")

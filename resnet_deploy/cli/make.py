@@ -36,7 +36,10 @@ from resnet_deploy.cli.group import EXAMPLE, as_json_text, cli
 )
 @model_options
 @click.option(
-    "--precision", default=default(ExportRequest, "precision"), show_default=True, help="int8, fp16, dynamic or fp32."
+    "--precision",
+    default=default(ExportRequest, "precision"),
+    show_default=True,
+    help="int8, fp16, dynamic, fp32 (bf16 on OpenVINO), or a comma list such as fp32,int8.",
 )
 @artifact_options
 @click.option(
@@ -70,19 +73,38 @@ def export(as_json: bool, max_acc_drop, val, max_float_layers, **kw) -> None:
         kw.pop("out"),
         _budget(max_acc_drop, val, max_float_layers),
     )
-    result = exporting(req, _progress())
+    result = exporting(req, _progress(as_json))
     if as_json:
         click.echo(as_json_text(result.to_dict()))
-    else:
-        for r in result.to_dict()["artifacts"]:
-            click.echo(
-                f"{r['target']:9s} {r['precision']:8s} {r['path']}  {r['bytes'] / 1024:.0f} KiB  "
-                f"{r['seconds']:.1f} s  sha256 {r['sha256'][:12]}"
-            )
+    elif result.artifacts:
+        from resnet_deploy.quantize.budget import met_line
+
+        click.echo(_export_table(result.to_dict()["artifacts"]))
+        for a in result.artifacts:
+            if a.manifest.get("accuracy_budget"):
+                click.echo(met_line(f"{a.target}/{a.precision.value}", a.manifest["accuracy_budget"]))
     for t, err in result.failures.items():
         click.echo(f"error: {err}" if str(err).startswith(f"{t} ") else f"error: {t}: {err}", err=True)
     if result.failures:
         sys.exit(max(e.exit_code for e in result.failures.values()))
+
+
+def _export_table(rows: list[dict]) -> str:
+    """The artifacts written, one per line under a header, columns aligned."""
+    head = ("target", "precision", "size", "export s", "sha256", "model file")
+    cells = [
+        (
+            r["target"],
+            r["precision"],
+            f"{r['bytes'] / 1024:.0f} KiB",
+            f"{r['seconds']:.1f}",
+            r["sha256"][:12],
+            r["path"],
+        )
+        for r in rows
+    ]
+    widths = [max(len(c[i]) for c in [head, *cells]) for i in range(len(head))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in [head, *cells])
 
 
 @cli.command(
@@ -123,5 +145,5 @@ def diagnose(as_json: bool, **kw) -> None:
         _artifact_options(kw),
         kw.pop("out"),
     )
-    result = run_diagnose(req, _progress())
+    result = run_diagnose(req, _progress(as_json))
     click.echo(as_json_text(result) if as_json else diagnose_terminal(result.to_dict()))

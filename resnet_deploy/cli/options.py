@@ -173,10 +173,11 @@ def _given(option: str) -> bool:
     return name is not None and ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
 
 
-def _progress():
+def _progress(as_json: bool = False):
+    """Progress on stderr; under --json without bars (a script reads stdout, a log reads lines)."""
     from resnet_deploy.progress import ConsoleProgress
 
-    return ConsoleProgress()
+    return ConsoleProgress(bars=not as_json)
 
 
 def _int_list(value: str, option: str) -> tuple[int, ...]:

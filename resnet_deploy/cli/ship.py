@@ -88,7 +88,7 @@ def package(tol, as_json: bool, **kw) -> None:
         kw.pop("sign_key"),
         parse_overrides(list(tol)),
     )
-    made = bundle.package(req, _progress())
+    made = bundle.package(req, _progress(as_json))
     click.echo(as_json_text(made) if as_json else bundle.outcome_lines(made))
     if not made.ok:
         for r in made.refused[:-1]:
@@ -182,7 +182,7 @@ def _deploy_fleet(req, as_json: bool) -> None:
     from resnet_deploy.ship.fleet import deploy_fleet
     from resnet_deploy.ship.fleet_result import fleet_markdown
 
-    result = deploy_fleet(req, _progress())
+    result = deploy_fleet(req, _progress(as_json))
     click.echo(as_json_text(result) if as_json else fleet_markdown(result.to_dict()))
     if not result.ok:
         click.echo(f"error: {result.failed} of {len(result.hosts)} hosts failed; their rows say why.", err=True)
@@ -191,9 +191,15 @@ def _deploy_fleet(req, as_json: bool) -> None:
 
 @cli.command(epilog=EXAMPLE.format("python cli.py verify artifacts/bundles/digits-onnx-int8.tar.gz --key signing.pub"))
 @click.argument("bundle_path", metavar="BUNDLE", type=click.Path(path_type=Path))
-@click.option("--key", type=click.Path(path_type=Path), required=True, help="The signer's EC public key (PEM).")
+@click.option(
+    "--key",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The signer's EC public key (PEM); without it only the checksums are checked, and it says so.",
+)
 def verify(bundle_path, key) -> None:
-    """Check a bundle (folder or .tar.gz): its manifests, every file, and its signature (exit 6 if not)."""
+    """Check a bundle (folder or .tar.gz): its manifests, every file, and with --key its signature
+    (exit 6 if any fails)."""
     from resnet_deploy.ship.unpack import verify_signed
 
     click.echo(verify_signed(bundle_path, key))

@@ -77,22 +77,28 @@ def _artifacts(req: ParityRequest, loaded: Loaded, ws: Workspace, progress: Prog
 
 
 def _in_process(req: ParityRequest, progress: Progress) -> tuple[Loaded, Any, ParityReport]:
+    loaded, ref = _reference(req, progress)
+    pairs = _artifacts(req, loaded, Workspace(req.out), progress)
+    return loaded, ref, compare(loaded.name, ref, pairs, _tolerances(req, ref), req.threads, progress)
+
+
+def compare(
+    model: str, ref: Any, pairs: list[tuple[str, Any]], tolerances: dict, threads: int | None, progress: Progress
+) -> ParityReport:
+    """Every (name, artifact) against the reference in this process, in one pass over the samples."""
     from resnet_deploy.backend.target import get_target
 
-    loaded, ref = _reference(req, progress)
     candidates: list[Candidate] = []
     try:
-        for name, a in _artifacts(req, loaded, Workspace(req.out), progress):
+        for name, a in pairs:
             _check_held_out(a, ref)
-            runner = get_target(a.target).runner(a, threads=req.threads)
+            runner = get_target(a.target).runner(a, threads=threads)
             runner.activate()
             candidates.append(Candidate(name, a.precision.value, runner, str(a.path)))
-        env = _environment(req.threads)
-        report = evaluate(loaded.name, ref, candidates, _tolerances(req, ref), ref.meta.get("data"), env, progress)
+        return evaluate(model, ref, candidates, tolerances, ref.meta.get("data"), _environment(threads), progress)
     finally:
         for c in candidates:
             c.runner.deactivate()
-    return loaded, ref, report
 
 
 def _sharded(req: ParityRequest, progress: Progress) -> tuple[Loaded, Any, ParityReport]:

@@ -180,7 +180,7 @@ def keras_pass(model: Any, ds: Any, threads: int | None, progress: Progress) -> 
     return outputs[:at], None if labels is None else labels[:at], info, prints
 
 
-def parity_set(loaded: Any, data: str | None, n: int) -> Any:
+def parity_set(loaded: Any, data: str | None, n: int | None) -> Any:
     """The parity inputs under the model's contract: digits' held-out test split, or the data
     given; fewer than the data holds: a seeded, stratified sample."""
     from resnet_deploy.calibration.dataset import from_spec
@@ -211,7 +211,12 @@ def finish_reference(loaded: Any, ds: Any, keras: tuple, allow_low_accuracy: boo
 
 
 def stream_reference(
-    loaded: Any, data: str | None, n: int, threads: int | None, progress: Progress, allow_low_accuracy: bool = False
+    loaded: Any,
+    data: str | None,
+    n: int | None,
+    threads: int | None,
+    progress: Progress,
+    allow_low_accuracy: bool = False,
 ) -> StreamedReference:
     """The parity inputs (parity_set), Keras run on them batch by batch, checked."""
     ds = parity_set(loaded, data, n)
@@ -223,7 +228,12 @@ def stream_reference(
 
 
 def make_reference(
-    loaded: Any, data: str | None, n: int, threads: int | None, progress: Progress, allow_low_accuracy: bool = False
+    loaded: Any,
+    data: str | None,
+    n: int | None,
+    threads: int | None,
+    progress: Progress,
+    allow_low_accuracy: bool = False,
 ) -> Reference:
     """stream_reference with the inputs held in memory (a bundle ships them)."""
     return stream_reference(loaded, data, n, threads, progress, allow_low_accuracy).materialize()

@@ -227,13 +227,15 @@ def export(req: ExportRequest, progress: Progress | None = None) -> ExportResult
     if req.budget is not None:
         raise InputError("an export within an accuracy budget is the budget's to run: call resnet_deploy.export.")
     progress = progress or Progress()
-    return export_model(
-        load(req.model, req.options, progress),
-        list(req.targets),
-        req.options.config(req.precision),
-        Workspace(req.out),
-        progress,
-    )
+    loaded, ws = load(req.model, req.options, progress), Workspace(req.out)
+    runs = [export_model(loaded, list(req.targets), req.options.config(p), ws, progress) for p in req.precisions]
+    if len(runs) == 1:
+        return runs[0]
+    merged = ExportResult()  # several precisions: the model and calibration set loaded once
+    for p, res in zip(req.precisions, runs):
+        merged.artifacts += res.artifacts
+        merged.failures.update({f"{t}/{p.value}": e for t, e in res.failures.items()})
+    return merged
 
 
 def _check_reusable(a: Artifact, target: str, loaded: Loaded) -> None:

@@ -50,12 +50,11 @@ def _open(job: BenchJob) -> tuple[Any, int, str, str, tuple, dict]:
     input shape, the accuracy budget's float fallback."""
     if job.kind == "keras":
         from resnet_deploy.models.source import load_model
-        from resnet_deploy.backend.runner import KerasRunner, set_tf_threads
+        from resnet_deploy.backend.runner import set_tf_threads
 
         set_tf_threads(job.threads)  # before the model build initialises TF
         name, model = load_model(str(job.model), **job.model_options)
-        size = sum(int(np.prod(w.shape)) * np.dtype(w.dtype).itemsize for w in model.weights)
-        return KerasRunner(model, threads=job.threads), size, "keras", "fp32", tuple(model.input_shape[1:]), {}
+        return _keras_opened(model, job.threads)
     from resnet_deploy.store.artifact import Artifact
     from resnet_deploy.backend.target import get_target
 
@@ -77,10 +76,35 @@ def run_job(job: BenchJob) -> dict[str, Any]:
     """Measure in this process (the worker side)."""
     import time
 
+    t0 = time.perf_counter()
+    return measure_job(job, _open(job), t0)
+
+
+def keras_job_in_process(model: Any, threads: int, protocol: dict) -> dict[str, Any]:
+    """The Keras baseline's row measured on a model this process already holds (the matrix: the
+    model is loaded once), with the same protocol as the worker's."""
+    import time
+
+    return measure_job(
+        BenchJob("keras", threads, protocol=protocol), _keras_opened(model, threads), time.perf_counter()
+    )
+
+
+def _keras_opened(model: Any, threads: int) -> tuple[Any, int, str, str, tuple, dict]:
+    from resnet_deploy.backend.runner import KerasRunner
+
+    size = sum(int(np.prod(w.shape)) * np.dtype(w.dtype).itemsize for w in model.weights)
+    return KerasRunner(model, threads=threads), size, "keras", "fp32", tuple(model.input_shape[1:]), {}
+
+
+def measure_job(job: BenchJob, opened: tuple[Any, int, str, str, tuple, dict], t0: float) -> dict[str, Any]:
+    """One row: the opened runner timed with the job's protocol (latency, throughput or profile);
+    t0: when opening it began (load_ms)."""
+    import time
+
     from resnet_deploy.measure.latency import measure
 
-    t0 = time.perf_counter()
-    runner, size, backend, precision, shape, fallback = _open(job)
+    runner, size, backend, precision, shape, fallback = opened
     x = bench_input(shape, job.batch)
     protocol = Protocol(**job.protocol)
     with runner:

@@ -276,6 +276,16 @@ def export_within(req: Any, progress: Progress | None = None) -> Any:
     return result
 
 
+def met_line(label: str, record: dict[str, Any]) -> str:
+    """What the terminal says of a budgeted artifact that met its budget."""
+    n = len(record.get("float_layers") or [])
+    return (
+        f"budget met: {label} is {record['drop_pts']:.2f} points below Keras (budget {record['max_drop_pts']}): "
+        f"Keras {record['keras_accuracy']:.2f}%, int8 {record['accuracy']:.2f}% on the validation data, "
+        + ("plain int8, no layer in float" if not n else f"{n} layers in float ({', '.join(record['float_layers'])})")
+    )
+
+
 def _missed(target: str, val: Validation, best_acc: float, record: dict, budget: Budget) -> NoReturn:
     tried = record["tried"][-1]["float_layers"] if record["tried"] else []
     raise BudgetMissed(

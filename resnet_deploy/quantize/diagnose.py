@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from resnet_deploy.exporting import layermap
+from resnet_deploy.progress import Progress
 
 DEFAULT_SQNR_LIMIT = 20.0  # dB: below this an int8 activation has lost ~10% of its signal's precision
 
@@ -72,8 +73,17 @@ def _fp32_layers(target: str, fp32: Any, first: dict, x: np.ndarray, order: list
     return {k: v["tensor"] for k, v in lm.layers.items()}
 
 
-def diagnose_backend(model: Any, target: str, fp32: Any, int8_file: Any, x: np.ndarray, sqnr_limit: float) -> dict:
-    """Per-layer errors of one backend's int8 artifact against Keras on the inputs x."""
+def diagnose_backend(
+    model: Any,
+    target: str,
+    fp32: Any,
+    int8_file: Any,
+    x: np.ndarray,
+    sqnr_limit: float,
+    progress: Progress | None = None,
+) -> dict:
+    """Per-layer errors of one backend's int8 artifact against Keras on the inputs x (every layer
+    of every sample: progress counts the samples)."""
     order = [layer.name for layer in layermap.computing_layers(model)]
     keras_run, probe = layermap.keras_probe(model), layermap.open_probe(target, int8_file)
     first, first_got = keras_run(x[:1]), probe(x[:1])
@@ -82,7 +92,8 @@ def diagnose_backend(model: Any, target: str, fp32: Any, int8_file: Any, x: np.n
     )
     stats = {name: _Stats() for name in lm.layers}
     scales = {name: layermap.channel_scale(first[name]) for name in lm.layers}  # every channel counts alike
-    for i in range(len(x)):  # one sample's intermediates at a time
+    label = f"diagnosing {target}/int8, {len(lm.layers)} layers"
+    for i in (progress or Progress()).track(range(len(x)), len(x), label):  # one sample's intermediates at a time
         ref, got = (first, first_got) if i == 0 else (keras_run(x[i : i + 1]), probe(x[i : i + 1]))
         for name, rec in lm.layers.items():
             view = layermap.as_layout(got[rec["tensor"]], ref[name], rec["layout"])

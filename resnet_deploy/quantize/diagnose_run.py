@@ -58,8 +58,8 @@ def run_diagnose(req: Any, progress: Progress | None = None) -> DiagnoseResult:
     for t in req.targets:
         f32 = ensure_artifact(ws, loaded, t, "fp32", progress)
         i8 = ensure_artifact(ws, loaded, t, "int8", progress)
-        with progress.step(f"diagnosing {t}/int8 layer by layer on {len(x)} samples"):
-            backends[f"{t}/int8"] = diagnose_backend(loaded.model, t, f32, i8.model_file, x, req.sqnr_limit)
+        progress.log(f"diagnosing {t}/int8 layer by layer on {len(x)} samples")
+        backends[f"{t}/int8"] = diagnose_backend(loaded.model, t, f32, i8.model_file, x, req.sqnr_limit, progress)
     result = DiagnoseResult(
         loaded.name,
         int(len(x)),

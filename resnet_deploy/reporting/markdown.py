@@ -145,19 +145,28 @@ def throughput_section(result: dict) -> Section:
     """The throughput table of a `bench --mode throughput` result, with the settings each runtime used."""
     p = result.get("protocol", {})
     table = Table(
-        "backend,precision,batch,threads,streams,inf/s,latency p50 ms,p90 ms,p99 ms,requests,x Keras,how".split(",")
+        "backend,precision,batch,threads,streams,inf/s,latency p50 ms,p90 ms,p99 ms,requests,x Keras,warm-up,how".split(
+            ","
+        )
     )
     for r in result["rows"]:
         table.rows.append(
             [r["backend"], r["precision"], str(r["batch"]), str(r["threads"]), str(r["streams"])]
             + [f"{r['throughput']:.1f}", f"{r['p50']:.2f}", f"{r['p90']:.2f}", f"{r['p99']:.2f}"]
-            + [str(r["requests"]), _speedup(r), r["settings"].get("how", "")]
+            + [str(r["requests"]), _speedup(r), _warmup(r), r["settings"].get("how", "")]
         )
     title = (
         f"Throughput: {result['model']}, batch {','.join(map(str, result['batches']))} (requests in flight "
-        f"on every stream; warm-up {p.get('warmup_s')} s, then >= {p.get('seconds')} s)"
+        f"on every stream; warm-up >= {p.get('warmup_s')} s and until calls are steady, then >= {p.get('seconds')} s)"
     )
     return Section(title, [*_untrained(result), table])
+
+
+def _warmup(r: dict) -> str:
+    """'1.2 s, 14 calls' or, when calls never settled, that too (the numbers are then less sure)."""
+    if r.get("warmup_s") is None:
+        return "-"
+    return f"{r['warmup_s']:.1f} s, {r['warmup_calls']} calls" + ("" if r.get("steady") else " (never steady)")
 
 
 def profile_markdown(result: dict, top: bool = False) -> str:

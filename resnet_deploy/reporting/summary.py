@@ -13,7 +13,8 @@ def _pct(v: float | None) -> str:
     return "-" if v is None else f"{v * 100:.2f}%"
 
 
-def _verdict(res: dict) -> str:
+def verdict(res: dict) -> str:
+    """A parity result's verdict: pass, or FAIL with every breach."""
     if res["ok"]:
         return "pass"
     from resnet_deploy.portable import metrics
@@ -34,24 +35,24 @@ def _row(name: str, res: dict | None, row: dict | None) -> list[str]:
     acc = "-"
     if m.get("accuracy") is not None:
         acc = (
-            f"{_pct(m['accuracy'])} ({m['acc_drop']:+.2f} pts)"
+            f"{_pct(m['accuracy'])} ({0 - m['acc_drop']:+.2f} pts vs Keras)"
             if m.get("acc_drop") is not None
             else _pct(m["accuracy"])
         )
     speed = f"{row['speedup_vs_keras']:.2f}x" if row and row.get("speedup_vs_keras") else "-"
     return [
         name,
-        _verdict(res) if res else "not in parity",
+        verdict(res) if res else "not in parity",
         acc,
         _pct(m.get("top1_agreement")),
         speed,
         f"{row['p50']:.2f}" if row else "-",
         f"{row['size_mb']:.2f}" if row else "-",
-        _ran(name.partition("/")[2], ran),
+        ran_in(name.partition("/")[2], ran),
     ]
 
 
-def _ran(precision: str, runtime: dict) -> str:
+def ran_in(precision: str, runtime: dict) -> str:
     """What the runtime computed in: an int8 model's float ops run in the runtime's float precision."""
     hint = runtime.get("inference_precision")
     if precision == "int8" and hint:
@@ -103,3 +104,53 @@ def machine_line(results: dict[str, dict | None]) -> str:
     return f"Machine: {cpu.get('model', '?')} ({cpu.get('arch', '?')}; {feats})" + (
         f". Versions: {versions}" if versions else ""
     )
+
+
+def matrix_section(result: dict[str, Any]) -> Section:
+    """The matrix command's one table: every model x target x precision."""
+    table = Table(
+        [
+            "model",
+            "artifact",
+            "verdict",
+            "accuracy (vs Keras)",
+            "top-1 agreement",
+            "speed-up",
+            "p50 ms",
+            "size MB",
+            "ran in",
+        ]
+    )
+    for r in result["rows"]:
+        acc = "-"
+        if r.get("accuracy") is not None:
+            drop = (
+                f" ({100 * (r['accuracy'] - r['keras_accuracy']):+.2f} pts vs Keras)"
+                if r.get("keras_accuracy") is not None
+                else ""
+            )
+            acc = _pct(r["accuracy"]) + drop
+        table.rows.append(
+            [
+                r["model"],
+                f"{r['target']}/{r['precision']}",
+                r["verdict"],
+                acc,
+                _pct(r.get("top1_agreement")),
+                f"{r['speedup']:.2f}x" if r.get("speedup") else "-",
+                f"{r['p50_ms']:.2f}" if r.get("p50_ms") is not None else "-",
+                f"{r['size_mb']:.2f}" if r.get("size_mb") is not None else "-",
+                r.get("ran_in") or "-",
+            ]
+        )
+    models = "; ".join(
+        f"{m}: {f['samples']} samples, Keras fp32 p50 {f['keras_p50_ms']:.2f} ms"
+        + ("" if f.get("trained") else " (UNTRAINED: speed only, agreement not judged)")
+        for m, f in result["models"].items()
+        if f.get("keras_p50_ms") is not None
+    )
+    failed = [f"{r['model']} {r['target']}/{r['precision']}" for r in result["rows"] if r["verdict"] != "pass"]
+    head = (
+        f"PASS: all {len(result['rows'])} cells." if not failed else f"FAIL: {len(failed)} cells: {', '.join(failed)}."
+    )
+    return Section("Matrix: models x targets x precisions", [head, models + ".", table])

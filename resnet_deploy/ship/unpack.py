@@ -162,12 +162,29 @@ def open_bundle(path: Path, workdir: Path, verify_key: Path | None = None) -> Pa
     return clean
 
 
-def verify_signed(path: Path, key: Path) -> str:
-    """The `verify` command: the bundle's integrity and its signature; one line on success."""
+def _carries_signature(path: Path) -> bool:
+    """Whether a bundle (folder or .tar.gz, already verified) holds a signature file."""
+    if path.is_dir():
+        return (path / SIGNATURE_FILE).is_file()
+    with tarfile.open(path, "r:gz") as tar:
+        return any(n.split("/")[-1] == SIGNATURE_FILE for n in tar.getnames())
+
+
+def verify_signed(path: Path, key: Path | None = None) -> str:
+    """The `verify` command: the bundle's integrity (every file against the manifest, the manifest
+    against its checksum) and, with a key, its signature; one line on success. Without a key the
+    line says the bundle's origin was not checked."""
     import json
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="rd-verify-") as tmp:
-        clean = open_bundle(Path(path), Path(tmp), verify_key=Path(key))
+        clean = open_bundle(Path(path), Path(tmp), verify_key=Path(key) if key is not None else None)
         n = len(json.loads((clean / MANIFEST).read_text())["files"])
-    return f"ok: {path} is intact ({n} files and the manifests) and signed by the owner of {key}"
+    if key is not None:
+        return f"ok: {path} is intact ({n} files and the manifests) and signed by the owner of {key}"
+    sig = (
+        "it carries a signature that was NOT checked (pass --key PUB)"
+        if _carries_signature(Path(path))
+        else "it is UNSIGNED: the checksums show it is whole, not who made it (sign with `package --sign-key`)"
+    )
+    return f"ok: {path} is intact ({n} files and the manifests); {sig}"

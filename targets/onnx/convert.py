@@ -64,6 +64,25 @@ def canonical_names(proto: Any) -> None:
     g.doc_string = "converted by tf2onnx from a Keras model (resnet-deploy)"
 
 
+BATCH_DIM = "batch"
+
+
+def name_batch_dim(proto: Any) -> None:
+    """The inputs' and outputs' first dimension, symbolic after conversion ("unk__4"), is named
+    "batch" wherever that symbol appears, so tools (Netron, onnxruntime's errors, a user's code)
+    show what it is."""
+    g = proto.graph
+    symbols = {
+        v.type.tensor_type.shape.dim[0].dim_param
+        for v in [*g.input, *g.output]
+        if v.type.tensor_type.shape.dim and v.type.tensor_type.shape.dim[0].dim_param
+    }
+    for v in [*g.input, *g.output, *g.value_info]:
+        for d in v.type.tensor_type.shape.dim:
+            if d.dim_param in symbols:
+                d.dim_param = BATCH_DIM
+
+
 @contextlib.contextmanager
 def _ordered_tf2onnx(tf2onnx: Any) -> Iterator[None]:
     """tf2onnx's optimisers walk sets: of Node objects (Graph.extract_sub_graph_nodes, whose order
@@ -175,6 +194,7 @@ def keras_to_onnx(model: Any, path: Path, opset: int) -> dict:
                 how = {"optimizers": "tf2onnx rollback mode", "why": f"lean mode failed: {first_line(e, 200)}"}
                 proto, _ = tf2onnx.convert.from_function(fn, input_signature=spec, opset=opset, output_path=None)
         canonical_names(proto)
+        name_batch_dim(proto)
         onnx.checker.check_model(proto, full_check=True)
     except Exception as e:  # noqa: BLE001 - converter failures come in many types
         raise ExportError(f"tf2onnx failed at opset {opset}: {first_line(e)}") from e

@@ -187,29 +187,38 @@ class OpenVINORunner(Runner):
 
         import openvino as ov
 
-        from resnet_deploy.measure.throughput import MIN_REQUESTS_PER_STREAM, window_stats
+        from resnet_deploy.measure.throughput import MIN_REQUESTS_PER_STREAM, Warmup, window_stats
 
         x = self.check_input(x)
         compiled, actual = self._compile_checked(int(x.shape[0]), "THROUGHPUT")
         self._compiled_batch = None  # the latency request is compiled for another config now
         nireq = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
-        queue, spans = ov.AsyncInferQueue(compiled, nireq), []
-        queue.set_callback(lambda request, started: spans.append((started, time.perf_counter_ns())))
+        queue, spans, warm = ov.AsyncInferQueue(compiled, nireq), [], Warmup(warmup_s, nireq)
+
+        def done(request: Any, started: int) -> None:
+            span = (started, time.perf_counter_ns())
+            spans.append(span)
+            warm.completed(*span)
+
+        queue.set_callback(done)
         tensor = ov.Tensor(x, shared_memory=True)
         for i in range(nireq):
             queue[i].set_input_tensor(tensor)
-        t_warm = time.perf_counter_ns() + int(warmup_s * 1e9)
-        deadline, counted, total = t_warm + int(seconds * 1e9), 0, 0
-        while time.perf_counter_ns() < deadline or counted < MIN_REQUESTS_PER_STREAM * nireq:
+        counted, total = 0, 0
+        while (
+            warm.end is None
+            or time.perf_counter_ns() < warm.end + seconds * 1e9
+            or counted < MIN_REQUESTS_PER_STREAM * nireq
+        ):
             queue.get_idle_request_id()  # wait for a free request: queueing is not the request's latency
             started = time.perf_counter_ns()
             queue.start_async(userdata=started)
-            counted, total = counted + (started >= t_warm), total + 1
+            counted, total = counted + (warm.end is not None and started >= warm.end), total + 1
         queue.wait_all()
         _callbacks_done(spans, total)
         return window_stats(
             spans,
-            t_warm,
+            warm,
             int(x.shape[0]),
             actual["streams"],
             {

@@ -11,7 +11,7 @@ import pytest
 import resnet_deploy
 from resnet_deploy.errors import InputError
 
-COMMANDS = ("export", "parity", "bench", "diagnose", "package", "deploy", "gate", "report", "verify")
+COMMANDS = ("export", "parity", "bench", "diagnose", "package", "deploy", "gate", "report", "verify", "matrix")
 
 
 def test_every_command_is_one_function_and_naming_them_loads_no_framework():

@@ -4,6 +4,7 @@ what an item holds (a batch of samples); off a terminal they show nothing extra.
 from __future__ import annotations
 
 import io
+import re
 
 from rich.console import Console
 
@@ -19,6 +20,15 @@ def test_a_bar_counts_samples_not_batches():
     assert seen == batches
     text = buf.getvalue()
     assert "parity" in text and "100/100" in text and "/s" in text
+    assert re.search(r"\d+:\d\d:\d\d", text), text  # the time left
+
+
+def test_under_json_a_terminal_gets_no_bar():
+    p = ConsoleProgress(bars=False)
+    buf = io.StringIO()
+    p.console = Console(file=buf, force_terminal=True, width=120)
+    items = [1, 2, 3]
+    assert p.track(items, 3, "x") is items and buf.getvalue() == ""
 
 
 def test_off_a_terminal_items_pass_through_silently():

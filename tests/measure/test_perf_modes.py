@@ -40,6 +40,36 @@ def test_driver_keeps_every_stream_busy_and_counts_after_the_warm_up(streams):
     assert 9.5 < r["p50"] < 25, r
 
 
+@pytest.mark.parametrize("streams", [1, 2])
+def test_a_first_call_longer_than_the_warm_up_is_neither_counted_nor_waited_on(streams):
+    """Each stream's first call takes 0.6 s (Keras tracing its graph), the next ones speed up from
+    40 ms to 5 ms: warm-up is 0.1 s, but the window opens only once calls stop getting faster."""
+    import threading
+
+    per_stream: dict[int, int] = {}
+
+    def request():
+        i = per_stream[threading.get_ident()] = per_stream.get(threading.get_ident(), 0) + 1
+        time.sleep(0.6 if i == 1 else max(0.005, 0.04 * 0.7 ** (i - 2)))
+
+    r = throughput.drive([request] * streams, batch=1, warmup_s=0.1, seconds=0.4, settings={})
+    assert r["steady"] and r["warmup_calls"] >= 8 * streams and r["warmup_s"] >= 0.6, r
+    assert 4.5 < r["p50"] < 12 and r["p90"] < 16, r  # the slow warm-up calls are not in the percentiles
+    assert r["throughput"] > 0.6 * streams * 200, r  # ~200/s per stream once steady
+
+
+def test_a_warm_up_that_never_settles_stops_at_the_cap_and_says_so(monkeypatch):
+    monkeypatch.setattr(throughput, "MAX_WARMUP", (1.0, 0.2))
+    n = [0]
+
+    def request():
+        n[0] += 1
+        time.sleep(0.05 * 0.9 ** n[0])  # every call faster than the last: never steady
+
+    r = throughput.drive([request], batch=1, warmup_s=0.1, seconds=0.2, settings={})
+    assert r["steady"] is False and 0.2 <= r["warmup_s"] < 0.6, r
+
+
 # --- mapping executed ops to Keras layers ------------------------------------------------------
 
 

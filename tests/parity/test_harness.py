@@ -251,13 +251,12 @@ def test_parity_on_an_image_folder_with_class_subfolders(tmp_path, capsys):
         "int8",
         "--data",
         str(tmp_path / "imgs"),
-        "--n",
-        "120",
         "--out",
         str(tmp_path / "art"),
         "--json",
     )
     assert code == 0, err
+    assert "--n not given: using all 120 samples of the data" in err  # a user's data: all of it, said
     rep = json.loads(out)
     m = rep["results"][0]["metrics"]
     assert rep["samples"] == 120 and rep["data"]["source"]["classes"] == [str(i) for i in range(10)]

@@ -166,10 +166,13 @@ def test_parity_refuses_the_validation_samples(budgeted, outlier_model, tmp_path
 
 
 def test_digits_quantizes_fine_so_it_gets_no_float_layers(tmp_path, capsys):
-    code, _, err = run_cli(
+    code, out, err = run_cli(
         capsys, "export", "--target", "all", "--max-acc-drop", "1", "--val", "digits", "--out", str(tmp_path)
     )
     assert code == 0, err
+    met = [ln for ln in out.splitlines() if ln.startswith("budget met: ")]
+    assert [ln.split()[2] for ln in met] == ["tflite/int8", "onnx/int8", "openvino/int8"], out
+    assert all("(budget 1.0)" in ln and ln.endswith("plain int8, no layer in float") for ln in met), out
     for target in ("tflite", "onnx", "openvino"):
         b = Artifact.load(tmp_path / "digits" / target / "int8").manifest["accuracy_budget"]
         assert b["float_layers"] == [] and b["tried"] == [] and b["drop_pts"] <= 1.0, target

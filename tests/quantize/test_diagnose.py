@@ -8,6 +8,8 @@ import json
 import numpy as np
 import pytest
 
+from resnet_deploy.progress import Progress
+
 from resnet_deploy.exporting import layermap
 from tests.support.cli import run_cli
 
@@ -20,7 +22,32 @@ def diagnosed(tmp_path_factory):
     from resnet_deploy.requests import DiagnoseRequest
 
     out = tmp_path_factory.mktemp("diag")
-    return out, run_diagnose(DiagnoseRequest(n=6, out=out))
+    return out, run_diagnose(DiagnoseRequest(n=6, out=out), RECORDED)
+
+
+class Recording(Progress):
+    """What the library reported: every loop it tracked (label, total)."""
+
+    def __init__(self) -> None:
+        self.tracked: list[tuple[str, int]] = []
+
+    def track(self, items, total, label, weight=None):
+        self.tracked.append((label, total))
+        return items
+
+
+RECORDED = Recording()
+
+
+def test_every_long_loop_reports_its_count(diagnosed):
+    """Calibration (TFLite, ONNX; OpenVINO int8 is made from ONNX's) and each backend's layer-by-
+    layer pass report their totals, so a terminal shows count, rate and time left."""
+    labels = dict(RECORDED.tracked)
+    assert labels.get("calibrating TFLite") == 200, RECORDED.tracked
+    assert any(k.startswith("calibrating") and "ONNX" in k.upper() for k in labels), RECORDED.tracked
+    for t in ("tflite", "onnx", "openvino"):
+        (total,) = [n for k, n in RECORDED.tracked if k.startswith(f"diagnosing {t}/int8, ") and k.endswith(" layers")]
+        assert total == 6
 
 
 def test_every_computing_layer_is_mapped_or_folded_on_every_backend(diagnosed):

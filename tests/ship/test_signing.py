@@ -154,6 +154,20 @@ def test_unsigned_bundles_and_wrong_keys_are_refused(signed, bundles, tmp_path, 
     assert code == 6 and "another key" in err
 
 
+def test_verify_without_a_key_checks_the_checksums_and_says_the_origin_was_not(signed, bundles, tmp_path, capsys):
+    import shutil
+
+    code, out, err = run_cli(capsys, "verify", bundles["onnx"]["tarball"])
+    assert code == 0 and "is intact (" in out and "it is UNSIGNED" in out, err
+    code, out, err = run_cli(capsys, "verify", str(signed["tarball"]))
+    assert code == 0 and "carries a signature that was NOT checked (pass --key PUB)" in out, err
+    changed = tmp_path / "changed"
+    shutil.copytree(bundles["onnx"]["bundle"], changed)
+    (changed / "reference.npz").write_bytes(b"not the reference")
+    code, out, err = run_cli(capsys, "verify", str(changed))
+    assert code == 6 and not out and err.count("error:") == 1 and "reference.npz" in err, err
+
+
 @pytest.mark.parametrize("what", ["a private key as --key", "not a key", "missing"])
 def test_key_files_that_are_not_keys_are_one_line(signed, what, tmp_path, capsys):
     key = {
