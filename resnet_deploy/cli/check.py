@@ -21,6 +21,7 @@ from resnet_deploy.cli.options import (
     artifact_options,
     model_options,
     protocol_options,
+    precisions_option,
     tol_option,
 )
 from resnet_deploy.cli.group import EXAMPLE, as_json_text, cli
@@ -33,12 +34,7 @@ from resnet_deploy.cli.group import EXAMPLE, as_json_text, cli
 )
 @model_options
 @targets_option(ParityRequest)
-@click.option(
-    "--precision",
-    default=default(ParityRequest, "precisions"),
-    show_default=True,
-    help="One precision or a comma list, e.g. fp32,int8.",
-)
+@precisions_option(ParityRequest)
 @click.option(
     "--data",
     default=None,
@@ -130,12 +126,7 @@ def parity(tol, reference, as_json: bool, **kw) -> None:
 @cli.command(epilog=EXAMPLE.format("python cli.py bench --targets all --precision fp32,int8 --threads 1,2"))
 @model_options
 @targets_option(BenchRequest)
-@click.option(
-    "--precision",
-    default=default(BenchRequest, "precisions"),
-    show_default=True,
-    help="One precision or a comma list.",
-)
+@precisions_option(BenchRequest)
 @click.option(
     "--threads",
     default=default(BenchRequest, "threads"),
@@ -222,12 +213,7 @@ def bench(threads: str, batch: str, warmup_s, seconds, as_json: bool, **kw) -> N
 )
 @model_options
 @targets_option(GateRequest)
-@click.option(
-    "--precision",
-    default=default(GateRequest, "precisions"),
-    show_default=True,
-    help="One precision or a comma list, e.g. fp32,int8.",
-)
+@precisions_option(GateRequest)
 @click.option("--data", default=None, help="Parity inputs (as for parity).")
 @click.option(
     "--n",
@@ -327,12 +313,7 @@ def report(model_name, out, dest, as_json) -> None:
 @click.option("--classes", type=int, default=None, help="Class count, for the models that take one.")
 @click.option("--width", type=int, default=None, help="ResNet base width, for the models that take one.")
 @targets_option(MatrixRequest)
-@click.option(
-    "--precision",
-    default=default(MatrixRequest, "precisions"),
-    show_default=True,
-    help="One precision or a comma list, e.g. fp32,int8.",
-)
+@precisions_option(MatrixRequest)
 @click.option("--data", default=None, help="Parity inputs for every model (default: each model's own).")
 @click.option("--n", "n", type=int, default=None, help="Parity samples (default: all of the data; synthetic: 200).")
 @click.option(

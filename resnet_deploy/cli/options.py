@@ -211,3 +211,13 @@ def targets_option(request: type) -> Any:
         show_default=True,
         help="tflite,onnx,openvino or all (a comma list).",
     )
+
+
+def precisions_option(request: type) -> Any:
+    """--precision for commands taking several: its default the request's."""
+    return click.option(
+        "--precision",
+        default=default(request, "precisions"),
+        show_default=True,
+        help="One precision or a comma list, e.g. fp32,int8.",
+    )
