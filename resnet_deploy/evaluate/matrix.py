@@ -119,7 +119,7 @@ def run_matrix(req: MatrixRequest, progress: Progress | None = None) -> MatrixRe
         rows += model_rows
         models[model_rows[0].model if model_rows else name] = facts
     result = MatrixResult(rows, models, asdict(req.protocol), {"cpu": cpu_info()})
-    write_json_atomic(Workspace(req.out).root / "matrix.json", result.to_dict())
+    write_json_atomic(Workspace(req.out).matrix_json(), result.to_dict())
     return result
 
 

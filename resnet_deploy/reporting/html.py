@@ -23,7 +23,7 @@ from resnet_deploy.reporting.markdown import (
     profile_section,
     throughput_section,
 )
-from resnet_deploy.reporting.summary import machine_line, summary_section
+from resnet_deploy.reporting.summary import machine_line, matrix_section, summary_section
 from resnet_deploy.reporting.charts import plots
 from resnet_deploy.requests import ReportRequest
 from resnet_deploy.store.record import Record
@@ -95,6 +95,7 @@ def render(results: dict[str, dict | None], dest: Path) -> ModelReport:
 
     model = next((r["model"] for r in results.values() if r), "model")
     parts = (
+        ("matrix", matrix_section),
         ("parity", lambda d: parity_section(ParityReport.from_dict(d))),
         ("bench", latency_section),
         ("throughput", throughput_section),
@@ -146,6 +147,9 @@ def _model_report(ws: Workspace, name: str, asked: str, dest: Path | None) -> Mo
             f"No {', '.join(ws.result(name, k).name for k in REPORTED)} under {str(ws.model_dir(name))!r}; run "
             f"`parity --model {asked}`, `bench` or `diagnose` first."
         )
+    matrix = ws.read_result(ws.matrix_json(), "matrix")
+    if matrix and name in matrix["models"]:  # the last matrix run covered this model: its whole table
+        results["matrix"] = matrix
     try:
         return render(results, dest or ws.report_dir(name))
     except (KeyError, TypeError, ValueError) as e:

@@ -256,6 +256,25 @@ DIAGNOSE = _obj(
     }
 )
 
+_CELL = _obj(
+    {"model": _STR, "target": _STR, "precision": _STR, "verdict": _STR},
+    {k: _NUM_OR_NULL for k in ("accuracy", "keras_accuracy", "top1_agreement", "p50_ms", "speedup", "size_mb")}
+    | {"ran_in": {"type": ["string", "null"]}},
+)
+MATRIX = _obj(
+    {
+        "rows": {"type": "array", "items": _CELL},
+        "models": {
+            "type": "object",
+            "additionalProperties": _obj(
+                {"samples": {"type": "integer", "minimum": 1}},
+                {"trained": {"type": "boolean"}, "keras_p50_ms": _NUM_OR_NULL},
+            ),
+        },
+    },
+    {"protocol": {"type": "object"}, "environment": {"type": "object"}},
+)
+
 SCHEMAS = {
     "manifest": MANIFEST,
     "parity": PARITY,
@@ -264,6 +283,7 @@ SCHEMAS = {
     "profile": PROFILE,
     "gate": GATE,
     "diagnose": DIAGNOSE,
+    "matrix": MATRIX,
 }
 
 

@@ -4,6 +4,7 @@
     OUT/<model>/parity.json             the last parity run
     OUT/<model>/bench.json              the last bench run
     OUT/<model>/report/                 the HTML + Markdown report
+    OUT/matrix.json                     the last `matrix` run (every model x target x precision)
     OUT/bundles/<model>-<target>-<precision>[.tar.gz]
 
 Only `export` replaces an artifact. Other commands reuse an intact artifact when it matches
@@ -74,6 +75,10 @@ class Workspace:
 
     def report_dir(self, model: str) -> Path:
         return self.root / model / "report"
+
+    def matrix_json(self) -> Path:
+        """The last `matrix` run over every model under this root."""
+        return self.root / "matrix.json"
 
     def bundles_dir(self) -> Path:
         return self.root / "bundles"

@@ -35,6 +35,13 @@ def test_one_table_for_every_cell_with_each_model_loaded_once(matrix, capsys):
     assert json.loads((out / "matrix.json").read_text())["rows"] == result["rows"]
     cells = {(r["model"], r["target"], r["precision"]): r for r in result["rows"]}
     assert len(cells) == 8 and result["models"]["digits"]["samples"] == 450
+    code, stdout, err = run_cli(capsys, "report", "--out", str(out), "--json")  # every model, with the table
+    assert code == 0, err
+    made = {r["model"]: r for r in json.loads(stdout)["reports"]}
+    assert sorted(made) == ["digits", "resnet18"]
+    md = open(made["digits"]["markdown"]).read()
+    assert "### Matrix: models x targets x precisions" in md and "| resnet18 | onnx/int8 | pass |" in md
+    assert "| onnx/int8 | pass |" in md.split("### Matrix")[0]  # the model's own summary, from the same run
 
 
 def test_the_matrix_numbers_are_the_separate_commands_numbers(matrix, capsys):

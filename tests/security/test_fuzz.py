@@ -84,6 +84,7 @@ def _render(kind: str, data: dict) -> None:
         profile_markdown,
         throughput_markdown,
     )
+    from resnet_deploy.reporting.summary import matrix_section
 
     {
         "parity": lambda d: parity_markdown(ParityReport.from_dict(d)),
@@ -91,10 +92,11 @@ def _render(kind: str, data: dict) -> None:
         "throughput": throughput_markdown,
         "profile": profile_markdown,
         "diagnose": diagnose_markdown,
+        "matrix": lambda d: matrix_section(d).markdown(),
     }[kind](data)
 
 
-@pytest.mark.parametrize("kind", ["parity", "bench", "throughput", "profile", "diagnose"])
+@pytest.mark.parametrize("kind", ["parity", "bench", "throughput", "profile", "diagnose", "matrix"])
 def test_result_readers_accept_what_renders_and_refuse_the_rest(kind):
     from resnet_deploy.store.workspace import Workspace
 

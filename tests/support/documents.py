@@ -192,4 +192,25 @@ VALID = {
             }
         },
     },
+    "matrix": {
+        "rows": [
+            {
+                "model": "m",
+                "target": "onnx",
+                "precision": "int8",
+                "verdict": "pass",
+                "accuracy": 0.97,
+                "keras_accuracy": 0.98,
+                "top1_agreement": 0.99,
+                "p50_ms": 1.5,
+                "speedup": 3.0,
+                "size_mb": 0.1,
+                "ran_in": "int8",
+            },
+            {"model": "m", "target": "tflite", "precision": "int8", "verdict": "not exported: no converter"},
+        ],
+        "models": {"m": {"samples": 10, "trained": True, "keras_p50_ms": 4.5}},
+        "protocol": {},
+        "environment": {"cpu": {}},
+    },
 }
