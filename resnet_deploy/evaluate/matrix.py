@@ -177,7 +177,7 @@ def _latency(req: MatrixRequest, loaded: Any, artifacts: list[Any], progress: Pr
 
 def _rows(model: str, req: MatrixRequest, report: Any, bench: Any, missing: dict) -> list[MatrixRow]:
     """The table's rows in target x precision order, from the parity report and the latency rows."""
-    from resnet_deploy.reporting.summary import ran_in, verdict
+    from resnet_deploy.evaluate.parity import ran_in, verdict
 
     by_name = {r.name: r.to_dict() for r in report.results}
     rows = []

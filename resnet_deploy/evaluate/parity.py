@@ -204,3 +204,20 @@ def judge(
     metric = "top1_agreement" if _core.is_classifier_output(reference.outputs) else "cosine"
     meta = reference.meta.get("keras", {})
     return ParityReport(model, tally.count, data or {}, meta, results, matrix, metric, environment or {})
+
+
+def verdict(res: dict) -> str:
+    """A parity result's verdict: pass, or FAIL with every breach."""
+    if res["ok"]:
+        return "pass"
+    from resnet_deploy.portable import metrics
+
+    return "FAIL: " + "; ".join(metrics.breach_text(b) for b in res["breaches"])
+
+
+def ran_in(precision: str, runtime: dict) -> str:
+    """What the runtime computed in: an int8 model's float ops run in the runtime's float precision."""
+    hint = runtime.get("inference_precision")
+    if precision == "int8" and hint:
+        return f"int8 (float ops {hint})"
+    return str(hint or runtime.get("precision") or precision)

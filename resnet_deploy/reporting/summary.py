@@ -6,20 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from resnet_deploy.evaluate.parity import ran_in, verdict
 from resnet_deploy.reporting.doc import Section, Table
 
 
 def _pct(v: float | None) -> str:
     return "-" if v is None else f"{v * 100:.2f}%"
-
-
-def verdict(res: dict) -> str:
-    """A parity result's verdict: pass, or FAIL with every breach."""
-    if res["ok"]:
-        return "pass"
-    from resnet_deploy.portable import metrics
-
-    return "FAIL: " + "; ".join(metrics.breach_text(b) for b in res["breaches"])
 
 
 def _best(bench: dict | None, name: str) -> dict | None:
@@ -50,14 +42,6 @@ def _row(name: str, res: dict | None, row: dict | None) -> list[str]:
         f"{row['size_mb']:.2f}" if row else "-",
         ran_in(name.partition("/")[2], ran),
     ]
-
-
-def ran_in(precision: str, runtime: dict) -> str:
-    """What the runtime computed in: an int8 model's float ops run in the runtime's float precision."""
-    hint = runtime.get("inference_precision")
-    if precision == "int8" and hint:
-        return f"int8 (float ops {hint})"
-    return str(hint or runtime.get("precision") or precision)
 
 
 def summary_section(results: dict[str, dict | None]) -> Section:
