@@ -54,6 +54,9 @@ class Target:
     light: bool = False
     # Precisions this target does not offer, and why (what was measured), said when one is asked for.
     not_offered: dict[Precision, str] = {}
+    # Whether the int8 artifact's tensors carry the names they have in the fp32 artifact (diagnose
+    # then finds a damaged layer by its name; else by value on `float_twin`).
+    int8_keeps_fp32_names: bool = False
 
     def reads(self) -> tuple[str, ...]:
         """Every config_record key this target's artifacts depend on."""
@@ -155,6 +158,13 @@ class Target:
         """Every intermediate float tensor of an artifact, for diagnose and the layer map."""
         return None
 
+    def float_twin(self, int8_file: Path) -> Probe | None:
+        """The int8 artifact's probe with its activation quantizers removed (the same tensor names),
+        where a layer can be found by value however damaged int8 is (diagnose's layer map).
+        Targets whose int8 artifact keeps the fp32 artifact's tensor names need none
+        (`int8_keeps_fp32_names`)."""
+        return None
+
     def float_graph(self, fp32_file: Path) -> Graph | None:
         """The fp32 file's op graph in the names the int8 export's `quant.float_nodes` take
         (keeping layers in float: the accuracy budget)."""
@@ -165,7 +175,7 @@ class Target:
         return None
 
     def has(self, hook: str) -> bool:
-        """Whether this target implements an optional hook ("probe", "float_graph", "file_ops")."""
+        """Whether this target implements an optional hook ("probe", "float_twin", "float_graph", "file_ops")."""
         return getattr(type(self), hook) is not getattr(Target, hook)
 
 

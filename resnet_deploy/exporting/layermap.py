@@ -12,7 +12,6 @@ as folded, with the layer that carries it.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import numpy as np
 
 from resnet_deploy.errors import InputError
 
+MIN_PER_CHANNEL = 8  # values per channel below which channels are not weighted apart (a Dense output)
 MIN_MATCH_COSINE = 0.9  # an int8 tensor this close to a Keras output is that output (others score far lower)
 
 
@@ -33,6 +33,16 @@ def predecessors(layer: Any) -> list[str]:
     """Names of the layers whose outputs feed this one."""
     nodes = getattr(layer, "_inbound_nodes", None) or []
     return [p.operation.name for p in nodes[0].parent_nodes] if nodes else []
+
+
+def successors(model: Any) -> dict[str, list[str]]:
+    """Each computing layer's consumers, in graph order (the inverse of `predecessors`)."""
+    out: dict[str, list[str]] = {layer.name: [] for layer in computing_layers(model)}
+    for layer in computing_layers(model):
+        for p in predecessors(layer):
+            if p in out:
+                out[p].append(layer.name)
+    return out
 
 
 def keras_probe(model: Any) -> Any:
@@ -77,6 +87,8 @@ def channel_scale(ref: np.ndarray) -> np.ndarray:
     a dead channel does not divide by zero. Dividing by it weights every channel equally: one
     outlier channel a thousand times larger must not hide what happens to the others."""
     axes = tuple(range(ref.ndim - 1))
+    if ref.ndim < 2 or ref.size // ref.shape[-1] < MIN_PER_CHANNEL:  # one sample's logits: |value| is no scale
+        return np.full(ref.shape[-1:] or (1,), max(float(np.sqrt(np.mean(np.square(ref, dtype=np.float64)))), 1e-30))
     rms = np.sqrt(np.mean(np.square(ref.astype(np.float64)), axis=axes))
     return np.maximum(rms, 1e-3 * max(float(rms.max()), 1e-30))  # near-dead channels: 0.1% of the largest
 
@@ -89,13 +101,15 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 @dataclass
 class LayerMap:
-    """layer -> {"tensor": backend name, "layout": "NHWC"|"NCHW"|"-", "score": match score};
-    folded: layer -> the mapped layer that carries it (its nearest mapped successor)."""
+    """Every computing layer is in exactly one of: layers (measured: layer -> {"tensor": backend
+    name, "layout": "NHWC"|"NCHW"|"-", "score": match score}), folded (fused: layer -> the mapped
+    layer that carries it, its nearest mapped descendant in the graph), absent (layer -> why the
+    artifact has no tensor for it)."""
 
     backend: str
     layers: dict[str, dict] = field(default_factory=dict)
     folded: dict[str, str | None] = field(default_factory=dict)
-    lost: list[str] = field(default_factory=list)  # int8: had a tensor in fp32, none resembles it in int8
+    absent: dict[str, str] = field(default_factory=dict)
 
 
 EXACT_MAX_REL = 1e-3  # an fp32 tensor within this of a Keras output (relative to its peak) is that output
@@ -163,12 +177,6 @@ def _best(
     return [f for f in found if f[2] >= top - NEAR_BEST][-1]
 
 
-def keeps_layer_name(tensor: str, layer: str) -> bool:
-    """The converter kept the Keras layer's name in the tensor's (`model_1/LAYER_1/Relu`, `LAYER/...`):
-    the same name in an int8 artifact of the same export is the same op, however damaged its values."""
-    return re.search(rf"(^|[/;]){re.escape(layer)}(_\d+)?/", tensor) is not None
-
-
 def _by_name(want_array: np.ndarray, fp32_tensor: str, tensors: dict[str, np.ndarray]) -> tuple[str, str, float] | None:
     """The int8 tensor named as the fp32 one (ignoring our '#position' suffix), in the layout
     that fits best: found by name, so damage cannot hide it or make another tensor take its place."""
@@ -191,27 +199,59 @@ def build(
     order: list[str],
     exact: bool = True,
     only: dict[str, str] | None = None,
+    graph: dict[str, list[str]] | None = None,
 ) -> LayerMap:
-    """Match Keras outputs to backend tensors. exact (fp32 artifacts): within 1e-3 of the peak.
-    Otherwise (int8) among the layers `only` (layer -> tensor of the backend's fp32 artifact, so
-    fusion is decided exactly, not by similarity): by the fp32 tensor's name where the converter
-    kept the layer's name in it, else the best cosine >= 0.9."""
+    """Match Keras outputs to backend tensors by value. exact (fp32 artifacts): within 1e-3 of the
+    peak; otherwise the best cosine >= 0.9, among the layers `only` (layer -> tensor of the
+    backend's fp32 artifact: fusion decided exactly there, not by similarity). graph: layer ->
+    its consumers (`successors`), to give a folded layer to its nearest mapped descendant."""
     lm = LayerMap(backend)
     cache: dict[Any, Any] = {}
     for name in order:
-        hit = None
-        if only is not None and name in only and keeps_layer_name(only[name], name):
-            hit = _by_name(keras_out[name], only[name], tensors)
-        if hit is None and (only is None or name in only):
-            hit = _best(keras_out[name], tensors, exact, cache)
+        hit = _best(keras_out[name], tensors, exact, cache) if only is None or name in only else None
         if hit is None and only is not None and name in only:
-            lm.lost.append(name)  # the fp32 artifact has it; nothing in the int8 one resembles it any more
+            lm.absent[name] = "no tensor of the artifact resembles it (cosine < 0.9)"
         elif hit is None:
             lm.folded[name] = None
         else:
             tensor = hit[0] if exact else as_consumed(hit[0], tensors)
             lm.layers[name] = {"tensor": tensor, "layout": hit[1], "score": round(hit[2], 6)}
-    _attach_folded(lm, order)
+    _attach_folded(lm, order, graph)
+    return lm
+
+
+def build_int8(
+    backend: str,
+    keras_out: dict[str, np.ndarray],
+    tensors: dict[str, np.ndarray],
+    order: list[str],
+    fp32_layers: dict[str, str],
+    graph: dict[str, list[str]] | None = None,
+    twin: dict[str, np.ndarray] | None = None,
+) -> LayerMap:
+    """The map of a (possibly damaged) int8 artifact, made without trusting its values: a layer
+    is found by the name its tensor has in the backend's fp32 artifact (fp32_layers: TFLite and
+    ONNX int8 keep those names), or, given `twin` (the int8 artifact's tensors with its activation
+    quantizers removed, same names: OpenVINO), by value on the twin, where quantization has not
+    damaged anything. A layer whose fp32 tensor has no namesake in int8 was fused there with a
+    later op (ONNX's quantizer merges Conv+Relu): it is folded into its nearest mapped descendant."""
+    names = fp32_layers
+    lm = LayerMap(backend)
+    if twin is not None:
+        on_twin = build(backend, keras_out, twin, order, exact=False, only=fp32_layers, graph=graph)
+        names = {layer: rec["tensor"].split("#")[0] for layer, rec in on_twin.layers.items()}
+        lm.absent.update(
+            {k: "nothing in the int8 artifact computes it, even with its quantizers removed" for k in on_twin.absent}
+        )
+    for name in order:
+        if name in lm.absent:
+            continue
+        hit = _by_name(keras_out[name], names[name], tensors) if name in names else None
+        if hit is None:
+            lm.folded[name] = None  # fused in the fp32 artifact, or by the int8 one's quantizer
+        else:
+            lm.layers[name] = {"tensor": as_consumed(hit[0], tensors), "layout": hit[1], "score": round(hit[2], 6)}
+    _attach_folded(lm, order, graph)
     return lm
 
 
@@ -226,9 +266,10 @@ def as_consumed(tname: str, tensors: dict[str, np.ndarray]) -> str:
     return tname
 
 
-def _attach_folded(lm: LayerMap, order: list[str]) -> None:
-    """A folded layer is carried by the next mapped layer in graph order; when two layers map to
-    the same tensor, the earlier one is folded into the later (a fused Conv+BN+ReLU)."""
+def _attach_folded(lm: LayerMap, order: list[str], graph: dict[str, list[str]] | None = None) -> None:
+    """A folded layer is carried by its nearest mapped descendant in the graph (breadth first;
+    without a graph, the next mapped layer in order); when two layers map to the same tensor, the
+    earlier one is folded into the later (a fused Conv+BN+ReLU)."""
     by_tensor: dict[str, str] = {}
     for name in order:
         rec = lm.layers.get(name)
@@ -238,11 +279,25 @@ def _attach_folded(lm: LayerMap, order: list[str]) -> None:
                 lm.folded[prev] = name
                 del lm.layers[prev]
             by_tensor[rec["tensor"]] = name
-    mapped = [n for n in order if n in lm.layers]
     for name in list(lm.folded):
         if lm.folded[name] is None:
-            later = [n for n in mapped if order.index(n) > order.index(name)]
-            lm.folded[name] = later[0] if later else None
+            lm.folded[name] = _carrier(lm, name, order, graph)
+
+
+def _carrier(lm: LayerMap, name: str, order: list[str], graph: dict[str, list[str]] | None) -> str | None:
+    if graph is None:
+        later = [n for n in order[order.index(name) + 1 :] if n in lm.layers]
+        return later[0] if later else None
+    queue, seen = list(graph.get(name, [])), {name}
+    while queue:
+        nxt = queue.pop(0)
+        if nxt in seen:
+            continue
+        seen.add(nxt)
+        if nxt in lm.layers:
+            return nxt
+        queue.extend(graph.get(nxt, []))
+    return None
 
 
 def open_probe(target: str, model_file: Path) -> Any:
@@ -276,7 +331,8 @@ def for_artifact(
     try:
         order = [layer.name for layer in computing_layers(model)]
         acts = keras_out(x) if keras_out is not None else keras_activations(model, x)
-        lm = build(target, acts, probe_tensors(target, model_file, x), order, exact=exact)
+        tensors = probe_tensors(target, model_file, x)
+        lm = build(target, acts, tensors, order, exact=exact, graph=successors(model))
     except Exception as e:  # noqa: BLE001 - the artifact is fine; say why it has no map
         from resnet_deploy.errors import first_line
 

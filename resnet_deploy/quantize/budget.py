@@ -128,13 +128,12 @@ def _attempt(
 def _ranked(target: Any, loaded: Any, fp32: Any, current: Any, val: Validation, progress: Progress) -> list[str]:
     from resnet_deploy.quantize.diagnose import DEFAULT_SQNR_LIMIT, diagnose_backend
 
-    """Candidates, most harmful first: the first divergent layer (the first below the SQNR limit or
-    lost, in graph order), the other lost ones (int8 no longer resembles them at all), then the
-    rest by the error each adds."""
+    """Candidates, most harmful first: the first divergent layer (the first below the SQNR limit,
+    in graph order), then the rest by the error each adds."""
     x = val.x[:DIAGNOSE_SAMPLES]
     with progress.step(f"diagnosing {target.name}/int8 on {len(x)} validation samples"):
         d = diagnose_backend(loaded.model, target.name, fp32, current.model_file, x, DEFAULT_SQNR_LIMIT)
-    return list(dict.fromkeys([*([d["first_divergent"]] if d["first_divergent"] else []), *d["lost"], *d["ranked"]]))
+    return list(dict.fromkeys([*([d["first_divergent"]] if d["first_divergent"] else []), *d["ranked"]]))
 
 
 def _next_layer(target: Any, fp32: Any, ranked: list[str], layers: list[str], nodes: tuple) -> tuple[str, tuple] | None:

@@ -73,6 +73,22 @@ def _fp32_layers(target: str, fp32: Any, first: dict, x: np.ndarray, order: list
     return {k: v["tensor"] for k, v in lm.layers.items()}
 
 
+def _int8_map(model: Any, target: str, int8_file: Any, first: dict, got: dict, fp32_layers: dict, x: Any) -> Any:
+    """Keras layers -> the int8 artifact's tensors, found without trusting int8's values: by the
+    fp32 artifact's tensor names, or by value on the int8 artifact with its quantizers removed;
+    by value on int8 itself only for a target that offers neither (a plugin)."""
+    from resnet_deploy.backend.target import get_target
+
+    found, graph = get_target(target), layermap.successors(model)
+    order = [layer.name for layer in layermap.computing_layers(model)]
+    label = f"{target}/int8"
+    if found.int8_keeps_fp32_names:
+        return layermap.build_int8(label, first, got, order, fp32_layers, graph)
+    if found.has("float_twin"):
+        return layermap.build_int8(label, first, got, order, fp32_layers, graph, twin=found.float_twin(int8_file)(x[:1]))
+    return layermap.build(label, first, got, order, exact=False, only=fp32_layers, graph=graph)
+
+
 def diagnose_backend(
     model: Any,
     target: str,
@@ -87,9 +103,7 @@ def diagnose_backend(
     order = [layer.name for layer in layermap.computing_layers(model)]
     keras_run, probe = layermap.keras_probe(model), layermap.open_probe(target, int8_file)
     first, first_got = keras_run(x[:1]), probe(x[:1])
-    lm = layermap.build(
-        f"{target}/int8", first, first_got, order, exact=False, only=_fp32_layers(target, fp32, first, x, order)
-    )
+    lm = _int8_map(model, target, int8_file, first, first_got, _fp32_layers(target, fp32, first, x, order), x)
     stats = {name: _Stats() for name in lm.layers}
     scales = {name: layermap.channel_scale(first[name]) for name in lm.layers}  # every channel counts alike
     label = f"diagnosing {target}/int8, {len(lm.layers)} layers"
@@ -117,7 +131,7 @@ def _summarise(model: Any, lm: Any, results: dict[str, dict], sqnr_limit: float)
                 "added_noise_pct": round(100 * added, 4),
             }
         )
-    bad = [lay["layer"] for lay in layers if lay["sqnr_db"] < sqnr_limit] + list(lm.lost)
+    bad = [lay["layer"] for lay in layers if lay["sqnr_db"] < sqnr_limit]
     first = min(bad, key=lambda n: [layer.name for layer in model.layers].index(n)) if bad else None
     ranked = [lay["layer"] for lay in sorted(layers, key=lambda lay: -lay["added_noise_pct"])]
-    return {"first_divergent": first, "ranked": ranked, "layers": layers, "folded": lm.folded, "lost": lm.lost}
+    return {"first_divergent": first, "ranked": ranked, "layers": layers, "folded": lm.folded, "absent": lm.absent}

@@ -136,11 +136,8 @@ def layer_figure(
 
 
 def _sqnr_chart(diag: dict, dest: Path) -> tuple[str, str]:
-    """SQNR per Keras layer, one line per backend (lost layers drawn at 0 dB)."""
-    series = {
-        b: {**{lay["layer"]: lay["sqnr_db"] for lay in r["layers"]}, **{n: 0.0 for n in r.get("lost", [])}}
-        for b, r in diag["backends"].items()
-    }
+    """SQNR per Keras layer, one line per backend (fused and absent layers have no point)."""
+    series = {b: {lay["layer"]: lay["sqnr_db"] for lay in r["layers"]} for b, r in diag["backends"].items()}
     _layer_lines(
         diag["layers"],
         series,
@@ -149,7 +146,7 @@ def _sqnr_chart(diag: dict, dest: Path) -> tuple[str, str]:
         dest / "sqnr_per_layer.png",
         diag["sqnr_limit_db"],
     )
-    return "sqnr_per_layer.png", "int8 SQNR per Keras layer and backend (diagnose); lost layers at 0 dB"
+    return "sqnr_per_layer.png", "int8 SQNR per Keras layer and backend (diagnose)"
 
 
 def plots(results: dict[str, dict | None], dest: Path) -> list[tuple[str, str]]:

@@ -229,8 +229,7 @@ def diagnose_terminal(result: dict) -> str:
         verdict = (
             f"first below the limit: {r['first_divergent']}" if r["first_divergent"] else "no layer below the limit"
         )
-        lost = f"; LOST (int8 no longer resembles Keras): {', '.join(r['lost'])}" if r.get("lost") else ""
-        lines.append(f"- {b}: {verdict}{lost}; {len(r['folded'])} layers fused into others")
+        lines.append(f"- {b}: {verdict}{_absent(r)}; {len(r['folded'])} layers fused into others")
         for name in worst:
             lay = by_name.get(name, {})
             lines.append(
@@ -240,15 +239,20 @@ def diagnose_terminal(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _absent(r: dict) -> str:
+    """Layers the artifact has no tensor for, and why (diagnose's record)."""
+    absent = r.get("absent") or {}
+    return "".join(f"; {k} absent ({why})" for k, why in absent.items())
+
+
 def diagnose_section(result: dict) -> Section:
     """Per Keras layer, in graph order: each backend's int8 SQNR and the dB it adds on its own."""
     backends = list(result["backends"])
     lines: list = []
     for b in backends:
         r = result["backends"][b]
-        lost = f"; LOST (int8 no longer resembles Keras): {', '.join(r['lost'])}" if r.get("lost") else ""
         lines.append(
-            f"- {b}: first below the limit: {r['first_divergent'] or 'none'}{lost}; adds the most: "
+            f"- {b}: first below the limit: {r['first_divergent'] or 'none'}{_absent(r)}; adds the most: "
             f"{', '.join(r['ranked'][:3])}; folded: " + ", ".join(f"{k}->{v}" for k, v in r["folded"].items())
         )
     table = Table(["layer", "class", *(f"{b} {c}" for b in backends for c in ("SQNR dB", "added noise %"))])
@@ -257,8 +261,8 @@ def diagnose_section(result: dict) -> Section:
         for lay in result["backends"][b]["layers"]:
             rows[lay["layer"]].update({"class": lay["class"], b: lay})
     for name, row in rows.items():
-        lost_in = [b for b in backends if name in result["backends"][b].get("lost", [])]
-        if not row and not lost_in:
+        absent_in = [b for b in backends if name in (result["backends"][b].get("absent") or {})]
+        if not row and not absent_in:
             continue
         cells = [
             c
@@ -266,7 +270,7 @@ def diagnose_section(result: dict) -> Section:
             for c in (
                 [_fmt(row[b]["sqnr_db"], 1), _fmt(row[b]["added_noise_pct"], 3)]
                 if b in row
-                else ["LOST" if b in lost_in else "folded", "-"]
+                else ["absent" if b in absent_in else "folded", "-"]
             )
         ]
         table.rows.append([name, row.get("class", "-"), *cells])

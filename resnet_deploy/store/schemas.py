@@ -241,7 +241,7 @@ DIAGNOSE = _obj(
                 {
                     "first_divergent": {"type": ["string", "null"]},
                     "ranked": _STRS,
-                    "lost": _STRS,
+                    "absent": {"type": "object", "additionalProperties": _STR},
                     "folded": {"type": "object", "additionalProperties": {"type": ["string", "null"]}},
                     "layers": {
                         "type": "array",

@@ -229,6 +229,8 @@ class OnnxTarget(Target):
     options = ("opset", "quant.method", "quant.per_channel", "device")
     own_options = OPTIONS
 
+    int8_keeps_fp32_names = True  # the int8 graph is converted/quantized from the fp32 one's names
+
     def probe(self, model_file: Path) -> Probe:
         from resnet_deploy.targets.onnx.probe import probe
 

@@ -88,6 +88,11 @@ class OpenVINOTarget(Target):
 
         return probe(Path(model_file))
 
+    def float_twin(self, int8_file: Path) -> Probe:
+        from resnet_deploy.targets.openvino.probe import probe
+
+        return probe(Path(int8_file), float_activations=True)
+
     def float_graph(self, fp32_file: Path) -> Graph:
         from resnet_deploy.targets.openvino.graph import float_graph
 

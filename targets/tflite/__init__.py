@@ -129,6 +129,8 @@ class TFLiteTarget(Target):
         """ONNX Runtime's activation ranges, when the same export makes ONNX int8 first (calibration/ranges.py)."""
         return frozenset({"ranges"}) if config.precision is Precision.INT8 and "onnx" in names else frozenset()
 
+    int8_keeps_fp32_names = True  # the int8 graph is converted/quantized from the fp32 one's names
+
     def probe(self, model_file: Path) -> Probe:
         from resnet_deploy.targets.tflite.probe import probe
 

@@ -140,14 +140,17 @@ def test_an_outlier_channel_breaks_int8_everywhere_and_diagnose_names_its_layer(
     res = json.loads(out)
     for b, r in res["backends"].items():
         assert r["first_divergent"] in ("down_bn", "down_relu"), (b, r["first_divergent"])
-        assert {"avg_pool", "logits"} <= set(r["lost"]) or r["first_divergent"] in r["ranked"][:2], b
+        measured = {lay["layer"]: lay for lay in r["layers"]}
+        assert {"avg_pool", "logits"} <= set(measured) and not r["absent"], b  # damaged, measured, not lost
+        assert measured["avg_pool"]["sqnr_db"] < 20 and measured[r["first_divergent"]]["sqnr_db"] < 20, b
+        assert set(r["folded"]) | set(measured) == set(res["layers"]), b  # every layer is one or the other
     code, stdout, _ = run_cli(capsys, "diagnose", *common, "--n", "6")
-    assert "LOST" in stdout
+    assert "absent" not in stdout
 
 
-def test_digits_quantizes_fine_so_nothing_is_lost(diagnosed):
+def test_digits_quantizes_fine_so_nothing_is_absent(diagnosed):
     _, res = diagnosed
-    assert all(not r["lost"] for r in res.backends.values())
+    assert all(not r["absent"] for r in res.backends.values())
 
 
 def test_the_report_draws_sqnr_per_layer_with_one_line_per_backend(diagnosed, capsys):
