@@ -81,14 +81,20 @@ class QuantConfig:
     per_channel: per-output-channel weight scales (all backends default to this for convs).
     float_nodes: backend op names kept in float (the accuracy budget's fallback, fallback.py);
                in each backend's own naming, resolved from Keras layer names.
+    repairs:   repairs applied to the Keras model before every backend converts it
+               (quantize/repair.py: cle, bias-correction), in the order they are applied.
     """
 
     method: CalibMethod = CalibMethod.MINMAX
     per_channel: bool = True
     float_nodes: tuple[str, ...] = ()
+    repairs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        from resnet_deploy.quantize.repair import parse_repairs
+
         object.__setattr__(self, "float_nodes", tuple(self.float_nodes))
+        object.__setattr__(self, "repairs", parse_repairs(self.repairs))
         object.__setattr__(self, "method", _choice(CalibMethod, self.method, "calibration method"))
 
 
@@ -127,6 +133,8 @@ def config_record(config: ExportConfig) -> dict:
     def plain(v: object) -> object:
         if isinstance(v, dict):
             return {k: plain(x) for k, x in v.items()}
+        if isinstance(v, tuple):
+            return [plain(x) for x in v]  # as the manifest's JSON reads back, so records compare equal
         return getattr(v, "value", v)
 
     record = plain(asdict(config))

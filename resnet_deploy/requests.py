@@ -22,6 +22,7 @@ DEFAULT_OUT = Path("artifacts")
 # ArtifactOptions field -> the config_record key it sets
 _CONFIG_KEYS = {
     "calib_method": "quant.method",
+    "repair": "quant.repairs",
     "opset": "opset",
     "calib_size": "calib_size",
     "device": "device",
@@ -55,6 +56,7 @@ class ArtifactOptions:
     calib_size: int | None = None
     seed: int | None = None
     calib_method: str | None = None
+    repair: str | tuple[str, ...] | None = None
     target_options: tuple[tuple[str, str], ...] | dict[str, str] = ()
     opset: int | None = None
     preprocess: PreprocessOptions = field(default_factory=PreprocessOptions)
@@ -77,7 +79,7 @@ class ArtifactOptions:
 
         return ExportConfig(
             precision=Precision.parse(precision),
-            quant=QuantConfig(method=self.value("calib_method")),
+            quant=QuantConfig(method=self.value("calib_method"), repairs=self.value("repair")),
             options=option_values(dict(self.target_options)),
             calib_size=self.value("calib_size"),
             opset=self.value("opset"),

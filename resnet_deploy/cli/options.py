@@ -75,6 +75,14 @@ artifact_options = _options(
         default=None,
         help=f"ONNX int8 activation ranges: minmax, entropy or percentile (default {D['calib_method']}).",
     ),
+    click.option(
+        "--repair",
+        default=None,
+        metavar="cle,bias-correction",
+        help="int8: repair the Keras model before every backend converts it: cle (cross-layer "
+        "equalization, fp32 function unchanged), bias-correction (int8 weight rounding's mean shift). "
+        "Recorded in the manifest (default none).",
+    ),
     *(
         click.option(o.flag, o.name, default=None, help=f"{o.help} (default {o.default.value}).")
         for o in declared_options().values()
@@ -145,6 +153,7 @@ def _artifact_options(kw: dict):
                 "calib_size",
                 "seed",
                 "calib_method",
+                "repair",
                 "opset",
                 "device",
             )

@@ -161,6 +161,18 @@ def _common_manifest(loaded: Loaded, calib: Any, progress: Progress) -> dict:
     return common
 
 
+def with_repairs(loaded: Loaded, repairs: tuple[str, ...], calib: Any, progress: Progress) -> tuple[Loaded, dict]:
+    """The loaded model with `repairs` applied (quantize/repair.py) for every target of one
+    export, and the manifest's record of what they changed. Its name, fingerprint (the user's
+    model) and calibration set are the original's."""
+    from dataclasses import replace
+
+    from resnet_deploy.quantize.repair import repaired
+
+    model, record = repaired(loaded.model, repairs, calib, progress)
+    return replace(loaded, model=model), record
+
+
 def _exchange(order: list[Any], config: ExportConfig, own_make: bool) -> Exchange:
     """This export's exchange, wanting what a later target takes (`order` holds every target of
     the export). When the caller makes each artifact its own way (the accuracy budget keeps
@@ -194,6 +206,8 @@ def export_model(
         t.check_config(config)
     calib = loaded.calibration() if config.precision.needs_calibration else None
     common = _common_manifest(loaded, calib, progress)
+    if config.quant.repairs and calib is not None and make is None:  # the budget repairs per attempt
+        loaded, common["repairs"] = with_repairs(loaded, config.quant.repairs, calib, progress)
     if config.precision is Precision.BF16:  # the device must compute bf16: checked before it runs there
         common["device_profile"]["bf16"] = True
     order, use_worker = background.plan(target_objs, config) if make is None else (target_objs, False)

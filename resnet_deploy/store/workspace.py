@@ -101,6 +101,9 @@ class Workspace:
         return read_checked(path, kind, f"re-run `{kind}`")
 
 
+CALIBRATED_KEYS = ("calib_size", "quant.repairs")  # options every target's calibrated artifacts depend on
+
+
 def conflicts(
     artifact: Artifact,
     target_options: tuple[str, ...],
@@ -123,7 +126,7 @@ def conflicts(
         out.append(f"a different model (source sha256 {str(have_sha)[:12]}..., this one {source_sha[:12]}...)")
     record = m.get("config") or {}
     for key, want in given.items():
-        if key in target_options or key == "calib_size" and artifact.precision.needs_calibration:
+        if key in target_options or key in CALIBRATED_KEYS and artifact.precision.needs_calibration:
             have = record_value(record, key)
             if have != want:
                 out.append(f"{key}={have} (asked: {want})")
