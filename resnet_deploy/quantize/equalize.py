@@ -84,7 +84,11 @@ def _scalable(layer: Any) -> bool:
 
 
 def _reads(layer: Any) -> bool:
-    return type(layer).__name__ in READERS and _scalable(layer)
+    """Whether the layer can take a scale on its input channels (its activation does not matter)."""
+    cls, cfg = type(layer).__name__, layer.get_config()
+    if cls == "Conv2D":
+        return cfg.get("data_format", "channels_last") == "channels_last" and int(cfg.get("groups", 1)) == 1
+    return cls == "Dense" or cls == "BatchNormalization" and _scalable(layer)
 
 
 def find_groups(model: Any) -> list[Group]:
