@@ -20,7 +20,7 @@ import numpy as np
 
 from resnet_deploy.errors import InputError
 
-MIN_PER_CHANNEL = 8  # values per channel below which channels are not weighted apart (a Dense output)
+MIN_PER_CHANNEL = 4  # values per channel below which channels are not weighted apart (one sample's logits)
 MIN_MATCH_COSINE = 0.9  # an int8 tensor this close to a Keras output is that output (others score far lower)
 
 

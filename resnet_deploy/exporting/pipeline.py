@@ -61,6 +61,7 @@ class Loaded:
     spec: Any = None  # resnet_deploy.calibration.preprocess.PreprocessSpec
     why: str = ""
     data: str | None = None  # the command's --data: calibration falls back to it for a user's model
+    repairs_record: dict | None = None  # what --repair changed in `model` (quantize/repair.py), if anything
     progress: Progress = field(default_factory=Progress)
     _calib: list = field(default_factory=list)
 
@@ -170,7 +171,7 @@ def with_repairs(loaded: Loaded, repairs: tuple[str, ...], calib: Any, progress:
     from resnet_deploy.quantize.repair import repaired
 
     model, record = repaired(loaded.model, repairs, calib, progress)
-    return replace(loaded, model=model), record
+    return replace(loaded, model=model, repairs_record=record), record
 
 
 def _exchange(order: list[Any], config: ExportConfig, own_make: bool) -> Exchange:

@@ -131,8 +131,8 @@ def measure_job(job: BenchJob, opened: tuple[Any, int, str, str, tuple, dict], t
         "runtime": info,
         **stats,
         **(
-            {"float_fallback": {k: fallback.get(k) for k in ("float_layers", "latency")}}
-            if fallback.get("float_layers")
+            {"float_fallback": {k: fallback.get(k) for k in ("float_layers", "repairs", "latency")}}
+            if fallback.get("float_layers") or fallback.get("repairs")
             else {}
         ),
     }

@@ -100,12 +100,12 @@ def _latency_cost(target: Any, plain: Path, final: Any) -> dict:
 
     x = np.zeros((1, *final.inputs[0].shape[1:]), np.float32)
     p50 = {}
-    for name, art in (("plain_int8", replace(final, path=plain)), ("with_fallback", final)):
+    for name, art in (("plain_int8", replace(final, path=plain)), ("budgeted", final)):
         with target.runner(art, threads=2) as r:
             p50[name] = round(measure(r, x, Protocol(**COST_PROTOCOL)).p50, 3)
     return {
         "p50_ms": p50,
-        "ratio": round(p50["with_fallback"] / p50["plain_int8"], 3),
+        "ratio": round(p50["budgeted"] / p50["plain_int8"], 3),
         "threads": 2,
         "cpu": cpu_info().get("model"),
         "measured": "at export, side by side, batch 1",
@@ -113,16 +113,55 @@ def _latency_cost(target: Any, plain: Path, final: Any) -> dict:
 
 
 def _attempt(
-    target: Any, loaded: Any, config: Any, calib: Any, val: Validation, work: Path, k: int, progress: Progress
+    target: Any, loaded: Any, config: Any, calib: Any, val: Validation, work: Path, k: int | str, progress: Progress
 ) -> tuple[Any, float]:
     out = work / f"attempt-{k}"
     out.mkdir()
     artifact = target.export(loaded.model, out, config, calib, progress)
+    if config.quant.repairs:
+        artifact.details["repairs"] = loaded.repairs_record
+    what = [f"{len(config.quant.float_nodes)} ops in float"] if config.quant.float_nodes else []
+    what += [f"repaired: {', '.join(config.quant.repairs)}"] if config.quant.repairs else []
     with progress.step(
-        f"{target.name} int8 accuracy on {len(val.y)} validation samples"
-        + (f" ({len(config.quant.float_nodes)} ops in float)" if config.quant.float_nodes else "")
+        f"{target.name} int8 accuracy on {len(val.y)} validation samples" + (f" ({'; '.join(what)})" if what else "")
     ):
         return artifact, val.accuracy(target.runner(artifact, threads=2))
+
+
+REPAIR_LADDER: tuple[tuple[str, ...], ...] = (("cle",), ("bias-correction",), ("cle", "bias-correction"))
+
+
+class Repaired:
+    """The model with each set of repairs, made once per export and shared by its targets."""
+
+    def __init__(self, loaded: Any, calib: Any, progress: Progress) -> None:
+        self.loaded, self.calib, self.progress = loaded, calib, progress
+        self.made: dict[tuple[str, ...], Any] = {(): loaded}
+
+    def __call__(self, repairs: tuple[str, ...]) -> Any:
+        from resnet_deploy.exporting.pipeline import with_repairs
+
+        if repairs not in self.made:
+            self.made[repairs] = with_repairs(self.loaded, repairs, self.calib, self.progress)[0]
+        return self.made[repairs]
+
+
+def _repairs_first(
+    target: Any, repaired: Repaired, config: Any, val: Validation, work: Path, record: dict, progress: Progress
+) -> tuple[Any, float, tuple[str, ...]]:
+    """Each repair set of the ladder in turn (no float layer, so no latency cost); the first that
+    meets the budget, else the most accurate."""
+    best: tuple[Any, float, tuple[str, ...]] | None = None
+    for repairs in REPAIR_LADDER:
+        cfg = replace(config, quant=replace(config.quant, repairs=repairs))
+        art, acc = _attempt(target, repaired(repairs), cfg, repaired.calib, val, work, "-".join(repairs), progress)
+        record["tried"].append({"repairs": list(repairs), "float_layers": [], "accuracy": round(acc, 3)})
+        if best is None or acc > best[1]:
+            best = (art, acc, repairs)
+        if val.keras_accuracy - acc <= record["max_drop_pts"]:
+            return art, acc, repairs
+    assert best is not None
+    return best
 
 
 def _ranked(target: Any, loaded: Any, fp32: Any, current: Any, val: Validation, progress: Progress) -> list[str]:
@@ -180,7 +219,8 @@ def _greedy(
         nodes = step[1]
         cfg = replace(config, quant=replace(config.quant, float_nodes=nodes))
         current, acc = _attempt(target, loaded, cfg, calib, val, work, len(layers), progress)
-        record["tried"].append({"float_layers": list(layers), "accuracy": round(acc, 3)})
+        tried = {"repairs": list(config.quant.repairs), "float_layers": list(layers), "accuracy": round(acc, 3)}
+        record["tried"].append(tried)
         if acc > best_acc:
             best_acc = acc
         if val.keras_accuracy - acc <= budget.max_drop:
@@ -189,18 +229,60 @@ def _greedy(
     _missed(target.name, val, best_acc, record, budget)
 
 
+def _repair_then_float(
+    target: Any,
+    repaired: Repaired,
+    config: Any,
+    budget: Budget,
+    val: Validation,
+    fp32: Any,
+    plain: tuple,
+    work: Path,
+    record: dict,
+    progress: Progress,
+) -> tuple[Any, float]:
+    """Repairs first (free at run time); float layers only if they are not enough, on top of the
+    repair that helped most (or of plain int8 if none helped)."""
+    art, acc, repairs = _repairs_first(target, repaired, config, val, work, record, progress)
+    if acc <= plain[1]:
+        art, acc, repairs = plain[0], plain[1], ()
+    record["repairs"] = list(repairs)
+    if val.keras_accuracy - acc <= budget.max_drop:
+        return art, acc
+    cfg = replace(config, quant=replace(config.quant, repairs=repairs))
+    return _greedy(
+        target, repaired(repairs), cfg, repaired.calib, budget, val, fp32, (art, acc), work, record, progress
+    )
+
+
+def _reason(record: dict) -> str:
+    """Why the artifact is what it is, in one sentence for the manifest."""
+    lost = record["keras_accuracy"] - record["plain_int8_accuracy"]
+    if not record["repairs"] and not record["float_layers"]:
+        return "plain int8 meets the budget"
+    parts = [f"plain int8 lost {lost:.2f} points"]
+    if record["repairs"]:
+        parts.append(f"repaired with {', '.join(record['repairs'])} (tried before any float layer: no latency cost)")
+    if record["float_layers"]:
+        parts.append(
+            f"kept {len(record['float_layers'])} layers in float, each the most harmful by a fresh diagnosis, "
+            f"until the drop was within {record['max_drop_pts']} points"
+        )
+    return "; ".join(parts)
+
+
 def search(
     target: Any,
-    loaded: Any,
+    repaired: Repaired,
     config: Any,
-    calib: Any,
     budget: Budget,
     val: Validation,
     fp32: Any,
     staging: Path,
     progress: Progress,
 ) -> Any:
-    """Export `target` int8 into `staging` within the budget, or raise BudgetMissed."""
+    """Export `target` int8 into `staging` within the budget (plain, repaired, then with float
+    layers), or raise BudgetMissed."""
     import shutil
     import tempfile
 
@@ -208,12 +290,13 @@ def search(
 
     work = Path(tempfile.mkdtemp(prefix=owned_prefix("budget", "work"), dir=staging.parent))
     try:
-        plain = _attempt(target, loaded, config, calib, val, work, 0, progress)
+        plain = _attempt(target, repaired.loaded, config, repaired.calib, val, work, 0, progress)
         record: dict[str, Any] = {
             "max_drop_pts": budget.max_drop,
             "validation": val.describe,
             "keras_accuracy": round(val.keras_accuracy, 3),
             "plain_int8_accuracy": round(plain[1], 3),
+            "repairs": [],
             "float_layers": [],
             "float_nodes": [],
             "tried": [],
@@ -221,19 +304,9 @@ def search(
         }
         best, acc = plain
         if val.keras_accuracy - acc > budget.max_drop:
-            best, acc = _greedy(target, loaded, config, calib, budget, val, fp32, plain, work, record, progress)
+            best, acc = _repair_then_float(target, repaired, config, budget, val, fp32, plain, work, record, progress)
             record["latency"] = _latency_cost(target, plain[0].path, best)
-        n = len(record["float_layers"])
-        record.update(
-            accuracy=round(acc, 3),
-            drop_pts=round(val.keras_accuracy - acc, 3),
-            reason=(
-                "plain int8 meets the budget"
-                if not n
-                else f"plain int8 lost {val.keras_accuracy - plain[1]:.2f} points; kept {n} layers in float, each the most "
-                f"harmful by a fresh diagnosis, until the drop was within {budget.max_drop} points"
-            ),
-        )
+        record.update(accuracy=round(acc, 3), drop_pts=round(val.keras_accuracy - acc, 3), reason=_reason(record))
         for f in best.files:
             shutil.move(str(best.path / f), str(staging / f))
         best.path = staging
@@ -267,8 +340,10 @@ def export_within(req: Any, progress: Progress | None = None) -> Any:
         except DeployError as e:  # this target cannot go on; the others do
             failed[name] = e
 
+    repaired = Repaired(loaded, calib, progress)
+
     def make(target: Any, staging: Path, progress: Progress) -> Any:
-        return search(target, loaded, config, calib, budget, val, fp32[target.name], staging, progress)
+        return search(target, repaired, config, budget, val, fp32[target.name], staging, progress)
 
     result = export_model(loaded, [n for n in req.targets if n in fp32], config, ws, progress, make)
     result.failures.update(failed)
@@ -281,14 +356,23 @@ def met_line(label: str, record: dict[str, Any]) -> str:
     return (
         f"budget met: {label} is {record['drop_pts']:.2f} points below Keras (budget {record['max_drop_pts']}): "
         f"Keras {record['keras_accuracy']:.2f}%, int8 {record['accuracy']:.2f}% on the validation data, "
-        + ("plain int8, no layer in float" if not n else f"{n} layers in float ({', '.join(record['float_layers'])})")
+        + (
+            f"repaired with {', '.join(record['repairs'])}, "
+            if record.get("repairs")
+            else "plain int8, "
+            if not n
+            else ""
+        )
+        + ("no layer in float" if not n else f"{n} layers in float ({', '.join(record['float_layers'])})")
     )
 
 
 def _missed(target: str, val: Validation, best_acc: float, record: dict, budget: Budget) -> NoReturn:
     tried = record["tried"][-1]["float_layers"] if record["tried"] else []
+    repairs = ", ".join(record.get("repairs") or []) or "none helped"
     raise BudgetMissed(
         f"{target} int8 misses the accuracy budget: best drop {val.keras_accuracy - best_acc:.2f} points "
-        f"(budget {budget.max_drop}) with {len(tried)} layers in float ({', '.join(tried) or 'none'}); "
+        f"(budget {budget.max_drop}) with repairs ({repairs}) and {len(tried)} layers in float "
+        f"({', '.join(tried) or 'none'}); "
         "raise --max-acc-drop or --max-float-layers, or export fp16/fp32."
     )

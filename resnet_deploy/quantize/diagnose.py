@@ -85,7 +85,9 @@ def _int8_map(model: Any, target: str, int8_file: Any, first: dict, got: dict, f
     if found.int8_keeps_fp32_names:
         return layermap.build_int8(label, first, got, order, fp32_layers, graph)
     if found.has("float_twin"):
-        return layermap.build_int8(label, first, got, order, fp32_layers, graph, twin=found.float_twin(int8_file)(x[:1]))
+        return layermap.build_int8(
+            label, first, got, order, fp32_layers, graph, twin=found.float_twin(int8_file)(x[:1])
+        )
     return layermap.build(label, first, got, order, exact=False, only=fp32_layers, graph=graph)
 
 

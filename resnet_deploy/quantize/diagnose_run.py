@@ -3,10 +3,11 @@ diagnose.py's per-layer comparison on N inputs, written to OUT/<model>/diagnose.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from resnet_deploy.exporting import layermap
+from resnet_deploy.quantize import rootcause
 from resnet_deploy.quantize.diagnose import diagnose_backend
 from resnet_deploy.errors import InputError
 from resnet_deploy.store.fsutil import write_json_atomic
@@ -25,6 +26,26 @@ class DiagnoseResult(Record):
     data: dict[str, Any]
     layers: list[str]
     backends: dict[str, dict[str, Any]]
+    root_cause: dict[str, dict[str, Any]] = field(default_factory=dict)  # layer -> rootcause.py's row
+
+
+def reference_model(loaded: Any, int8: Any, progress: Progress) -> Any:
+    """The Keras model an int8 artifact's layers are compared with: the loaded one, or, for a
+    repaired artifact, the loaded one with the same repairs remade (its layers' channels are
+    rescaled), proven the same by the fingerprint its manifest recorded."""
+    from resnet_deploy.exporting.pipeline import with_repairs
+
+    record = int8.manifest.get("repairs")
+    if not record:
+        return loaded.model
+    names = tuple(step["name"] for step in record["applied"])
+    remade, again = with_repairs(loaded, names, loaded.calibration(), progress)
+    if again["repaired_sha256"] != record["repaired_sha256"]:
+        raise InputError(
+            f"{int8.path} was repaired ({', '.join(names)}) into a model this run cannot remake "
+            "(another calibration set or model); re-export it with the same --calib, or without --repair."
+        )
+    return remade.model
 
 
 def run_diagnose(req: Any, progress: Progress | None = None) -> DiagnoseResult:
@@ -58,8 +79,11 @@ def run_diagnose(req: Any, progress: Progress | None = None) -> DiagnoseResult:
     for t in req.targets:
         f32 = ensure_artifact(ws, loaded, t, "fp32", progress)
         i8 = ensure_artifact(ws, loaded, t, "int8", progress)
+        model = reference_model(loaded, i8, progress)
         progress.log(f"diagnosing {t}/int8 layer by layer on {len(x)} samples")
-        backends[f"{t}/int8"] = diagnose_backend(loaded.model, t, f32, i8.model_file, x, req.sqnr_limit, progress)
+        backends[f"{t}/int8"] = diagnose_backend(model, t, f32, i8.model_file, x, req.sqnr_limit, progress)
+    with progress.step("root causes of the damaged layers (Keras, weights and activations apart)"):
+        causes = rootcause.table(model, backends, x, req.sqnr_limit, loaded.calibration(), progress)
     result = DiagnoseResult(
         loaded.name,
         int(len(x)),
@@ -67,6 +91,7 @@ def run_diagnose(req: Any, progress: Progress | None = None) -> DiagnoseResult:
         ds.describe(),
         [layer.name for layer in layermap.computing_layers(loaded.model)],
         backends,
+        causes,
     )
     write_json_atomic(ws.result(loaded.name, "diagnose"), result.to_dict())
     return result

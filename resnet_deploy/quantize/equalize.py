@@ -57,7 +57,7 @@ class Group:
 
 
 def _kind(layer: Any) -> str:
-    """"producer" | "pass" | "other" for the layer as the source of a group's tensor."""
+    """ "producer" | "pass" | "other" for the layer as the source of a group's tensor."""
     cls = type(layer).__name__
     cfg = layer.get_config()
     if cls == "ReLU" and (cfg.get("max_value") is not None or cfg.get("negative_slope") or cfg.get("threshold")):

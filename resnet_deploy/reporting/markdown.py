@@ -124,10 +124,14 @@ def latency_section(bench: dict) -> Section:
     for r in bench["rows"]:
         if r.get("float_fallback"):
             f, lat = r["float_fallback"], r["float_fallback"].get("latency") or {}
+            what = [f"is repaired with {', '.join(f['repairs'])}"] if f.get("repairs") else []
+            what += [f"keeps {len(f['float_layers'])} layers in float ({', '.join(f['float_layers'])})"] * bool(
+                f["float_layers"]
+            )
             lines.append(
-                f"\n{r['backend']}/{r['precision']} keeps {len(f['float_layers'])} layers in float for its "
-                f"accuracy budget ({', '.join(f['float_layers'])}): p50 x{lat.get('ratio')} of plain int8 "
-                f"({lat.get('p50_ms', {}).get('plain_int8')} -> {lat.get('p50_ms', {}).get('with_fallback')} ms, "
+                f"\n{r['backend']}/{r['precision']} {' and '.join(what)} for its "
+                f"accuracy budget: p50 x{lat.get('ratio')} of plain int8 "
+                f"({lat.get('p50_ms', {}).get('plain_int8')} -> {lat.get('p50_ms', {}).get('budgeted')} ms, "
                 f"{lat.get('measured')}, {lat.get('cpu')})."
             )
     title = (
@@ -235,8 +239,34 @@ def diagnose_terminal(result: dict) -> str:
             lines.append(
                 f"    {name}: SQNR {_fmt(lay.get('sqnr_db'), 1)} dB, adds {_fmt(lay.get('added_noise_pct'), 3)}% noise"
             )
+    causes = root_cause_table(result.get("root_cause") or {})
+    if causes is not None:
+        lines += ["", "Why (Keras, int8 weights and activations each alone, on the same samples):", *causes.markdown()]
     lines += ["", "Every layer: --json, or `report` (the per-layer table and chart)."]
     return "\n".join(lines) + "\n"
+
+
+def root_cause_table(rows: dict[str, dict]) -> Table | None:
+    """Per damaged layer: weights-only and activations-only SQNR, what shapes its range, the fix."""
+    if not rows:
+        return None
+    table = Table(
+        ["layer", "weights dB", "activations dB", "channel spread", "max/p99.99", "low bins %", "clipped %", "fix"]
+    )
+    for name, r in rows.items():
+        table.rows.append(
+            [
+                name,
+                _fmt(r.get("weights_sqnr_db"), 1),
+                _fmt(r.get("activations_sqnr_db"), 1),
+                _fmt(r.get("channel_spread"), 1),
+                _fmt(r.get("max_over_p99_99"), 1),
+                _fmt(r.get("low_bins_pct"), 1),
+                _fmt(r.get("clipped_pct"), 2),
+                r["fix"],
+            ]
+        )
+    return table
 
 
 def _absent(r: dict) -> str:

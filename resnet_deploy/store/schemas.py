@@ -138,7 +138,7 @@ _ROW = _obj(
             {"int8": _INT0, "float": _INT0, "convert": _INT0},
             {"float_types": {"type": "object", "additionalProperties": _INT0}},
         ),
-        "float_fallback": _obj({"float_layers": _STRS}, {"latency": {"type": ["object", "null"]}}),
+        "float_fallback": _obj({"float_layers": _STRS}, {"repairs": _STRS, "latency": {"type": ["object", "null"]}}),
     },
 )
 
@@ -253,7 +253,8 @@ DIAGNOSE = _obj(
                 }
             ),
         },
-    }
+    },
+    {"root_cause": {"type": "object", "additionalProperties": _obj({"fix": _STR, "channel_spread": _NUM})}},
 )
 
 _CELL = _obj(

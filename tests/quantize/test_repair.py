@@ -106,7 +106,10 @@ def _conv_net(middle):
 @pytest.mark.parametrize(
     "middle, why",
     [
-        (lambda t: __import__("keras").layers.ReLU(max_value=6.0, name="relu6")(t), "relu6 (ReLU) reads first and cannot absorb"),
+        (
+            lambda t: __import__("keras").layers.ReLU(max_value=6.0, name="relu6")(t),
+            "relu6 (ReLU) reads first and cannot absorb",
+        ),
         (
             lambda t: __import__("keras").layers.Concatenate(name="cat")([t, t]),
             "cat (Concatenate) reads first and cannot absorb",
