@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from resnet_deploy.errors import InputError
 
@@ -73,6 +73,26 @@ class Option(Generic[E]):
         return _choice(self.choices, value, self.flag)  # type: ignore[return-value]
 
 
+REPAIRS: dict[str, str] = {  # in the order they are applied: cheapest and function-preserving first
+    "cle": "cross-layer equalization of per-channel scales (fp32 function unchanged)",
+    "bias-correction": "int8 weight rounding's mean shift taken out of each conv's bias",
+}
+
+
+def parse_repairs(value: Any) -> tuple[str, ...]:
+    """--repair 'cle,bias-correction' (or a sequence) -> names in application order."""
+    if value is None or value == "" or value == ():
+        return ()
+    names = [v.strip().lower() for v in (value.split(",") if isinstance(value, str) else value)]
+    bad = [n for n in names if n not in REPAIRS]
+    if bad or not names:
+        raise InputError(
+            f"--repair {bad[0] if bad else value!r} is not a repair; choose from {', '.join(REPAIRS)} "
+            "(comma-separated, e.g. --repair cle,bias-correction)."
+        )
+    return tuple(n for n in REPAIRS if n in names)
+
+
 @dataclass(frozen=True)
 class QuantConfig:
     """Options of int8 quantization that hold across backends (a backend's own are its Options).
@@ -82,7 +102,7 @@ class QuantConfig:
     float_nodes: backend op names kept in float (the accuracy budget's fallback, fallback.py);
                in each backend's own naming, resolved from Keras layer names.
     repairs:   repairs applied to the Keras model before every backend converts it
-               (quantize/repair.py: cle, bias-correction), in the order they are applied.
+               (REPAIRS; exporting/repair.py applies them), in the order they are applied.
     """
 
     method: CalibMethod = CalibMethod.MINMAX
@@ -91,8 +111,6 @@ class QuantConfig:
     repairs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        from resnet_deploy.quantize.repair import parse_repairs
-
         object.__setattr__(self, "float_nodes", tuple(self.float_nodes))
         object.__setattr__(self, "repairs", parse_repairs(self.repairs))
         object.__setattr__(self, "method", _choice(CalibMethod, self.method, "calibration method"))

@@ -61,8 +61,8 @@ class Loaded:
     spec: Any = None  # resnet_deploy.calibration.preprocess.PreprocessSpec
     why: str = ""
     data: str | None = None  # the command's --data: calibration falls back to it for a user's model
-    repairs_record: dict | None = None  # what --repair changed in `model` (quantize/repair.py), if anything
     progress: Progress = field(default_factory=Progress)
+    repairs_record: dict | None = None  # what --repair changed in `model` (exporting/repair.py), if anything
     _calib: list = field(default_factory=list)
 
     @classmethod
@@ -163,14 +163,15 @@ def _common_manifest(loaded: Loaded, calib: Any, progress: Progress) -> dict:
 
 
 def with_repairs(loaded: Loaded, repairs: tuple[str, ...], calib: Any, progress: Progress) -> tuple[Loaded, dict]:
-    """The loaded model with `repairs` applied (quantize/repair.py) for every target of one
+    """The loaded model with `repairs` applied (exporting/repair.py) for every target of one
     export, and the manifest's record of what they changed. Its name, fingerprint (the user's
     model) and calibration set are the original's."""
     from dataclasses import replace
 
-    from resnet_deploy.quantize.repair import repaired
+    from resnet_deploy.exporting.repair import repaired
 
     model, record = repaired(loaded.model, repairs, calib, progress)
+    record["repaired_sha256"] = model_fingerprint(model)
     return replace(loaded, model=model, repairs_record=record), record
 
 

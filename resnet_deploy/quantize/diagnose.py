@@ -84,10 +84,9 @@ def _int8_map(model: Any, target: str, int8_file: Any, first: dict, got: dict, f
     label = f"{target}/int8"
     if found.int8_keeps_fp32_names:
         return layermap.build_int8(label, first, got, order, fp32_layers, graph)
-    if found.has("float_twin"):
-        return layermap.build_int8(
-            label, first, got, order, fp32_layers, graph, twin=found.float_twin(int8_file)(x[:1])
-        )
+    twin = found.float_twin(int8_file) if found.has("float_twin") else None
+    if twin is not None:
+        return layermap.build_int8(label, first, got, order, fp32_layers, graph, twin=twin(x[:1]))
     return layermap.build(label, first, got, order, exact=False, only=fp32_layers, graph=graph)
 
 

@@ -72,7 +72,7 @@ def _weighted_in(model: Any, layer: str, folded: list[dict]) -> list[str]:
 
 def _weights_sqnr(model: Any, names: list[str], acts: dict, x: np.ndarray) -> float | None:
     """The worst SQNR of these layers' outputs with int8-grid weights (float inputs)."""
-    from resnet_deploy.quantize.biascorrect import quantized
+    from resnet_deploy.exporting.biascorrect import quantized
 
     worst = None
     for n in names:
@@ -140,7 +140,7 @@ def damaged(model: Any, backends: dict[str, dict], limit: float) -> list[str]:
 
 def table(model: Any, backends: dict[str, dict], x: np.ndarray, limit: float, calib: Any, progress: Any) -> dict:
     """The root-cause rows of every damaged layer (diagnose's record)."""
-    from resnet_deploy.quantize.repair import channel_stats
+    from resnet_deploy.exporting.repair import channel_stats
 
     layers = damaged(model, backends, limit)
     if not layers:

@@ -239,9 +239,11 @@ def diagnose_terminal(result: dict) -> str:
             lines.append(
                 f"    {name}: SQNR {_fmt(lay.get('sqnr_db'), 1)} dB, adds {_fmt(lay.get('added_noise_pct'), 3)}% noise"
             )
-    causes = root_cause_table(result.get("root_cause") or {})
+    rows = result.get("root_cause") or {}
+    causes = root_cause_table(dict(list(rows.items())[:TERMINAL_TOP]))
     if causes is not None:
-        lines += ["", "Why (Keras, int8 weights and activations each alone, on the same samples):", *causes.markdown()]
+        more = f" ({len(rows) - TERMINAL_TOP} more in --json and the report)" if len(rows) > TERMINAL_TOP else ""
+        lines += ["", f"Why (Keras, int8 weights and activations each alone){more}:", *causes.markdown()]
     lines += ["", "Every layer: --json, or `report` (the per-layer table and chart)."]
     return "\n".join(lines) + "\n"
 
@@ -308,4 +310,6 @@ def diagnose_section(result: dict) -> Section:
         f"Diagnose: {result['model']} int8 vs Keras fp32, per layer, on {result['samples']} samples "
         f"(limit {result['sqnr_limit_db']:g} dB)"
     )
-    return Section(title, [*lines, "", table])
+    causes = root_cause_table(result.get("root_cause") or {})
+    why = ["", "Why each damaged layer is damaged (Keras, int8 weights and activations each alone):", causes]
+    return Section(title, [*lines, "", table, *(why if causes else [])])

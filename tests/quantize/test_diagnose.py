@@ -106,7 +106,9 @@ def test_the_terminal_shows_the_verdict_and_top_layers_and_the_report_every_laye
     code, stdout, err = run_cli(capsys, "diagnose", "--n", "4", "--sqnr-limit", "1000", "--out", str(out))
     assert code == 0, err
     assert "- tflite/int8: first below the limit: stem_relu" in stdout  # everything is below 1000 dB
-    assert len(stdout) < 2500 and "folded:" not in stdout and "| layer |" not in stdout  # not a wall of text
+    assert len(stdout) < 3500 and "folded:" not in stdout and "| layer | class |" not in stdout  # not a wall of text
+    why = stdout.split("Why (Keras")[1]
+    assert why.count("\n| ") == 1 + 5 and "more in --json and the report" in why  # header and 5 layers
     for backend in ("tflite/int8", "onnx/int8", "openvino/int8"):
         block = stdout.split(f"- {backend}:")[1].split("\n- ")[0]
         assert block.count(" dB, adds ") == 5, block  # its five noisiest layers, each with numbers

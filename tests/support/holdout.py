@@ -14,7 +14,9 @@ CHANNEL = 3
 K = 1000.0
 
 
-def architecture():
+def architecture(flatten: bool = False):
+    """flatten: a Flatten between the pooling and the head (as older ResNets have): the outlier's
+    channel group then reaches a layer that cross-layer equalization does not rescale through."""
     import keras
     from keras import layers as L
 
@@ -33,12 +35,13 @@ def architecture():
     x = L.BatchNormalization(name="b_n2")(L.Conv2D(32, 3, padding="same", use_bias=False, name="b_c2")(x))
     x = L.ReLU(name="b_out")(L.Add(name="b_add")([x, s]))
     x = L.GlobalAveragePooling2D(name="pool")(x)
+    x = L.Flatten(name="flat")(x) if flatten else x
     return keras.Model(inp, L.Dense(10, name="head")(x), name="holdout")
 
 
-def build(k: float | None = None, channel: int = CHANNEL):
+def build(k: float | None = None, channel: int = CHANNEL, flatten: bool = False):
     """The trained hold-out model; with k, channel `channel` of the residual stream k times larger."""
-    m = architecture()
+    m = architecture(flatten)
     m.load_weights(WEIGHTS)
     if k is not None:
         for name in ("b_n2", "b_scn"):
@@ -52,8 +55,8 @@ def build(k: float | None = None, channel: int = CHANNEL):
     return m
 
 
-def save(path: Path, k: float | None = K) -> Path:
-    build(k).save(path)
+def save(path: Path, k: float | None = K, flatten: bool = False) -> Path:
+    build(k, flatten=flatten).save(path)
     return path
 
 

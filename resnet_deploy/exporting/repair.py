@@ -10,7 +10,7 @@ Each is measured on the calibration set (per-channel activation ranges, per-chan
 of the model as the earlier repairs left it, and recorded in the artifact's manifest with what
 it changed. The repaired model is never written: it is remade from the same model and
 calibration set when needed (diagnose compares a repaired artifact with it), and the manifest's
-`repaired_sha256` proves it is the same one.
+`repaired_sha256` (pipeline.with_repairs) proves it is the same one.
 """
 
 from __future__ import annotations
@@ -19,28 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from resnet_deploy.config import REPAIRS
 from resnet_deploy.errors import InputError
 from resnet_deploy.progress import Progress
 
-REPAIRS: dict[str, str] = {  # in the order they are applied: cheapest and function-preserving first
-    "cle": "cross-layer equalization of per-channel scales (fp32 function unchanged)",
-    "bias-correction": "int8 weight rounding's mean shift taken out of each conv's bias",
-}
 STATS_BATCH = 8
-
-
-def parse_repairs(value: Any) -> tuple[str, ...]:
-    """--repair 'cle,bias-correction' (or a sequence) -> names in application order."""
-    if value is None or value == "" or value == ():
-        return ()
-    names = [v.strip().lower() for v in (value.split(",") if isinstance(value, str) else value)]
-    bad = [n for n in names if n not in REPAIRS]
-    if bad or not names:
-        raise InputError(
-            f"--repair {bad[0] if bad else value!r} is not a repair; choose from {', '.join(REPAIRS)} "
-            "(comma-separated, e.g. --repair cle,bias-correction)."
-        )
-    return tuple(n for n in REPAIRS if n in names)
 
 
 def channel_stats(
@@ -78,8 +61,7 @@ def _positions(model: Any, name: str, inputs: dict) -> int:
 
 def repaired(model: Any, repairs: tuple[str, ...], calib: Any, progress: Progress | None = None) -> tuple[Any, dict]:
     """A copy of `model` with `repairs` applied in order, and the manifest's record of them."""
-    from resnet_deploy.exporting.pipeline import model_fingerprint
-    from resnet_deploy.quantize import biascorrect, equalize
+    from resnet_deploy.exporting import biascorrect, equalize
 
     progress = progress or Progress()
     if calib is None:
@@ -94,11 +76,7 @@ def repaired(model: Any, repairs: tuple[str, ...], calib: Any, progress: Progres
             else:
                 means = channel_stats(clone, biascorrect.sources(clone), calib, "mean", progress, "input means")
                 done.append({"name": name, "what": REPAIRS[name], **biascorrect.correct(clone, means)})
-    return clone, {
-        "applied": done,
-        "calibration_samples": len(calib),
-        "repaired_sha256": model_fingerprint(clone),
-    }
+    return clone, {"applied": done, "calibration_samples": len(calib)}
 
 
 def _clone(model: Any) -> Any:
