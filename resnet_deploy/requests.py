@@ -50,7 +50,8 @@ class ArtifactOptions:
     ARTIFACT_DEFAULTS (a target's own option: its declared default), and an existing artifact is
     reused whatever it was built with. A given option must match the existing artifact (for the
     targets that read it), or the command stops. target_options: the targets' own options
-    (Target.own_options) by name, e.g. {"io_dtype": "float"}."""
+    (Target.own_options) by name, e.g. {"io_dtype": "float"}. repair: "cle,bias-correction" (or a
+    tuple): repairs applied to the Keras model before every int8 conversion (exporting/repair.py)."""
 
     calib: str | None = None
     calib_size: int | None = None
@@ -147,6 +148,13 @@ class ExportRequest:
                 f"--max-acc-drop applies to int8 exports (asked: {','.join(p.value for p in self.precisions)}); "
                 "drop it or pass --precision int8."
             )
+        if self.options.repair and Precision.INT8 not in self.precisions:
+            raise InputError(
+                f"--repair applies to int8 exports (asked: {','.join(p.value for p in self.precisions)}); "
+                "drop it or add int8 to --precision."
+            )
+        if self.options.repair and self.budget is not None:
+            raise InputError("--max-acc-drop tries the repairs itself (cheapest first); drop --repair.")
 
 
 @dataclass(frozen=True)

@@ -311,5 +311,7 @@ def diagnose_section(result: dict) -> Section:
         f"(limit {result['sqnr_limit_db']:g} dB)"
     )
     causes = root_cause_table(result.get("root_cause") or {})
-    why = ["", "Why each damaged layer is damaged (Keras, int8 weights and activations each alone):", causes]
-    return Section(title, [*lines, "", table, *(why if causes else [])])
+    why: list[str | Table] = []
+    if causes is not None:
+        why = ["", "Why each damaged layer is damaged (Keras, int8 weights and activations each alone):", causes]
+    return Section(title, [*lines, "", table, *why])

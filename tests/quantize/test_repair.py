@@ -209,3 +209,20 @@ def test_repair_names_are_checked():
     assert parse_repairs(None) == ()
     with pytest.raises(Exception, match="--repair 'adaround' is not a repair; choose from cle, bias-correction"):
         parse_repairs("cle,adaround")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--repair", "adaround"], "--repair 'adaround' is not a repair; choose from cle, bias-correction"),
+        (["--repair", ","], "is not a repair"),
+        (["--repair", "cle", "--precision", "fp32"], "--repair applies to int8 exports (asked: fp32)"),
+        (["--repair", "cle", "--max-acc-drop", "1", "--val", "digits"], "--max-acc-drop tries the repairs itself"),
+    ],
+)
+def test_repair_bad_input_is_one_line_and_exit_2(args, message, tmp_path, capsys):
+    from tests.support.cli import run_cli
+
+    code, _, err = run_cli(capsys, "export", "--target", "onnx", *args, "--out", str(tmp_path))
+    assert code == 2 and err.count("error:") == 1 and message in err and "Traceback" not in err, err
+    assert not (tmp_path / "digits").exists()
