@@ -43,6 +43,7 @@ PASSTHROUGH = (
     "Dropout",
     "Identity",
 )
+SPREAD_OUTLIER = 8.0  # a channel this many times the median channel's range sets the tensor's int8 step
 S_RANGE = (1e-4, 1e4)  # scales beyond this are clipped (fp32 keeps ~7 digits: still exact to float tolerance)
 
 
@@ -198,19 +199,23 @@ def _bn_reads_scaled(layer: Any, ws: list, s: np.ndarray) -> None:
     ws[-2], ws[-1] = mean / s, new_var
 
 
-def equalize(model: Any, act_max: dict[str, np.ndarray]) -> dict:
-    """Rescale every group that can be (in place); what changed, per group."""
-    changed, skipped = [], []
+def equalize(model: Any, act_max: dict[str, np.ndarray], min_spread: float = SPREAD_OUTLIER) -> dict:
+    """Rescale (in place) every group that can be and whose largest channel range is at least
+    `min_spread` times the median channel's; what changed, per group. Groups below it are left as
+    they are: already balanced, equalizing them moves precision between activations and weights
+    for no gain (measured: untrained ResNet-50 @224, every group equalized, int8 SQNR 37.2 ->
+    36.8 dB on TFLite, benchmarks/repairs.py)."""
+    changed, skipped, balanced = [], [], 0
     for g in find_groups(model):
         if g.why_not:
             skipped.append({"tensors": g.members, "why": g.why_not})
             continue
         s = scales(g, model, act_max)
-        if s is None:
-            skipped.append({"tensors": g.members, "why": "no reader with weights (only BatchNormalization)"})
+        spread_before = _spread(np.max([act_max[m] for m in g.members], axis=0))
+        if s is None or spread_before < min_spread:  # no reader with weights (conv -> BN only), or balanced
+            balanced += s is not None
             continue
         apply_scales(model, g, s)
-        spread_before = _spread(np.max([act_max[m] for m in g.members], axis=0))
         spread_after = _spread(np.max([act_max[m] for m in g.members], axis=0) / s)
         changed.append(
             {
@@ -223,7 +228,7 @@ def equalize(model: Any, act_max: dict[str, np.ndarray]) -> dict:
                 "range_spread_after": round(spread_after, 2),
             }
         )
-    return {"groups": changed, "left_alone": skipped}
+    return {"groups": changed, "balanced_groups": balanced, "min_spread": min_spread, "left_alone": skipped}
 
 
 def _spread(a: np.ndarray) -> float:

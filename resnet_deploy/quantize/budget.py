@@ -1,13 +1,15 @@
 """The accuracy budget: `export --precision int8 --max-acc-drop PTS --val DATA`.
 
 Plain int8 first; if its accuracy on the labelled validation data is more than PTS points below
-the Keras model's, `diagnose` ranks the layers by the error each adds (on the validation
-inputs), and the most harmful are kept in float, one more at a time in that order (fallback.py
-turns Keras layers into each backend's op names), until the budget holds or --max-float-layers
-is reached (then exit 5 naming the best drop and the layers tried). Validation samples must not
-be calibration samples, and parity later refuses test data that is either (sample fingerprints
-are recorded in the manifest). The manifest records the float layers, the accuracies and why,
-and the latency of plain and budgeted int8 measured side by side at export."""
+the Keras model's, the repairs (exporting/repair.py: cle, bias-correction, both; no cost at run
+time) are tried, cheapest first. If none meets the budget, `diagnose` ranks the layers (on the
+validation inputs) and the most harmful are kept in float, one more at a time (fallback.py turns
+Keras layers into each backend's op names), until the budget holds or --max-float-layers is
+reached (then exit 5 naming the best drop, the repairs and the layers tried). Validation samples
+must not be calibration samples, and parity later refuses test data that is either (sample
+fingerprints are recorded in the manifest). The manifest records the repairs, the float layers,
+the accuracies and why, and the latency of plain and budgeted int8 measured side by side at
+export."""
 
 from __future__ import annotations
 

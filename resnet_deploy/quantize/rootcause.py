@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from resnet_deploy.exporting import layermap
+from resnet_deploy.exporting.equalize import SPREAD_OUTLIER
 
-SPREAD_OUTLIER = 8.0  # a channel this many times the median channel's range sets the tensor's step
 WEIGHTED = ("Conv2D", "Dense", "DepthwiseConv2D")
 
 

@@ -66,18 +66,37 @@ def _calib(model, n: int = 16) -> _Calib:
     return _Calib(np.random.default_rng(0).random((n, *model.input_shape[1:]), dtype=np.float32))
 
 
+def _equalized_everywhere(model, calib):
+    """CLE on every group that can be rescaled, balanced or not (the repair itself leaves balanced
+    groups alone): what proves the rescaling keeps the function on every kind of group."""
+    from resnet_deploy.exporting.repair import _clone, channel_stats
+
+    fixed = _clone(model)
+    stats = channel_stats(fixed, equalize.members(fixed), calib, "absmax")
+    return fixed, equalize.equalize(fixed, stats, min_spread=0.0)
+
+
 @pytest.mark.parametrize("family", list(FAMILIES) + ["resnet18"])
 def test_cle_keeps_the_fp32_function(family):
     model = _resnet18() if family == "resnet18" else FAMILIES[family]()
     calib = _calib(model)
-    fixed, record = repaired(model, ("cle",), calib)
-    (cle,) = record["applied"]
-    assert cle["groups"], family  # something was rescaled
+    fixed, cle = _equalized_everywhere(model, calib)
+    assert len(cle["groups"]) >= 3, family  # something was rescaled
     assert any(g["max_scale"] > 1.05 or g["min_scale"] < 0.95 for g in cle["groups"])
     x = calib.x[:8]
     want, got = np.asarray(model(x)), np.asarray(fixed(x))
     assert np.abs(got - want).max() <= CLE_MAX_REL * np.abs(want).max(), family
     assert [w.shape for w in fixed.get_weights()] == [w.shape for w in model.get_weights()]
+
+
+def test_cle_leaves_a_balanced_model_as_it_is():
+    """An untrained ResNet-18 has no outlier channel (every group's spread is under 8x): the repair
+    changes nothing, so a model whose plain int8 is fine cannot get worse."""
+    model = _resnet18()
+    fixed, record = repaired(model, ("cle",), _calib(model))
+    (cle,) = record["applied"]
+    assert cle["groups"] == [] and cle["balanced_groups"] >= 5
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), fixed.get_weights()))
 
 
 @pytest.mark.parametrize("family", ["digits-outlier", "holdout-outlier"])
