@@ -177,11 +177,17 @@ def _best(
     return [f for f in found if f[2] >= top - NEAR_BEST][-1]
 
 
+def base_name(tensor: str) -> str:
+    """A probed tensor's name without the '#<position>' our probes add (a '#' in a layer's own name stays)."""
+    head, sep, tail = tensor.rpartition("#")
+    return head if sep and tail.isdigit() else tensor
+
+
 def _by_name(want_array: np.ndarray, fp32_tensor: str, tensors: dict[str, np.ndarray]) -> tuple[str, str, float] | None:
     """The int8 tensor named as the fp32 one (ignoring our '#position' suffix), in the layout
     that fits best: found by name, so damage cannot hide it or make another tensor take its place."""
-    base = fp32_tensor.split("#")[0]
-    same = [t for t in tensors if t.split("#")[0] == base]
+    base = base_name(fp32_tensor)
+    same = [t for t in tensors if base_name(t) == base]
     if len(same) != 1:
         return None
     want = _Want(want_array)
@@ -239,7 +245,7 @@ def build_int8(
     lm = LayerMap(backend)
     if twin is not None:
         on_twin = build(backend, keras_out, twin, order, exact=False, only=fp32_layers, graph=graph)
-        names = {layer: rec["tensor"].split("#")[0] for layer, rec in on_twin.layers.items()}
+        names = {layer: base_name(rec["tensor"]) for layer, rec in on_twin.layers.items()}
         lm.absent.update(
             {k: "nothing in the int8 artifact computes it, even with its quantizers removed" for k in on_twin.absent}
         )
@@ -258,7 +264,7 @@ def build_int8(
 def as_consumed(tname: str, tensors: dict[str, np.ndarray]) -> str:
     """The activation as the next op consumes it: the output of the quantize-dequantize pair
     right after `tname` when the backend has one (ONNX QDQ, OpenVINO FakeQuantize)."""
-    base = tname.split("#")[0]
+    base = base_name(tname)
     for cand in (f"{base}_DequantizeLinear_Output", f"{base}/fq_output_0"):
         for t in tensors:
             if t == cand or t.startswith(cand + "#"):

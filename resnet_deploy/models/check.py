@@ -8,6 +8,8 @@ now it stops at load with one line saying what the model has and what to do."""
 
 from __future__ import annotations
 
+import re
+
 from typing import Any
 
 from resnet_deploy.errors import InputError
@@ -15,6 +17,12 @@ from resnet_deploy.errors import InputError
 
 def _shape(t: Any) -> tuple:
     return tuple(getattr(t, "shape", ()))
+
+
+# TensorFlow's name-scope rule (tensorflow/python/framework/ops.py): a Keras layer's name becomes a
+# scope when TFLiteConverter, tf2onnx or OpenVINO trace the model; any other character fails deep in
+# the trace with "in user code:" and nothing that names the layer.
+TRACEABLE_NAME = re.compile(r"^[A-Za-z0-9_.\\/>-]*$")
 
 
 def check_model(model: Any, name: str) -> None:
@@ -29,6 +37,12 @@ def check_model(model: Any, name: str) -> None:
         raise InputError(
             f"model {name!r} has {len(outs)} outputs; resnet-deploy compiles single-output models: "
             "wrap it in a keras.Model that returns only the class scores."
+        )
+    bad = next((layer.name for layer in model.layers if not TRACEABLE_NAME.match(layer.name)), None)
+    if bad is not None:
+        raise InputError(
+            f"model {name!r} has a layer named {bad!r}, which TensorFlow cannot trace (every converter here "
+            "does): rename it with letters, digits and _ . > - only, then save the model again."
         )
     shape, out = _shape(ins[0]), _shape(outs[0])
     if len(shape) != 4:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from resnet_deploy.errors import ExportError, InputError
+from resnet_deploy.exporting.layermap import base_name
 
 if TYPE_CHECKING:
     from resnet_deploy.backend.target import Graph
@@ -32,7 +33,7 @@ def tensor_of(layer_map: dict, layer: str) -> str:
             )
         seen.add(layer)
         layer = folded[layer]
-    return layers[layer].rsplit("#", 1)[0] if "#" in layers[layer] else layers[layer]
+    return base_name(layers[layer])
 
 
 @functools.lru_cache(maxsize=8)

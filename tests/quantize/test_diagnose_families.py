@@ -14,21 +14,29 @@ import pytest
 from tests.support.cli import run_cli
 
 
-def _preact_bottleneck(path):
-    """Two pre-activation bottleneck blocks, every layer auto-named (conv2d_3, batch_normalization_5...)."""
+def _preact_bottleneck(path, odd: bool = False, names: str = "{kind}..-_{n}"):
+    """Two pre-activation bottleneck blocks, every layer auto-named (conv2d_3, batch_normalization_5...)
+    or, odd, named with every character TensorFlow allows beyond letters and digits (.. - _)."""
+    import itertools
+
     import keras
     from keras import layers as L
 
+    count = itertools.count()
+
+    def n(kind: str) -> dict:
+        return {"name": names.format(kind=kind, n=next(count))} if odd else {}
+
     keras.utils.set_random_seed(3)
     x = inp = keras.Input((32, 32, 3))
-    x = L.Conv2D(16, 3, padding="same")(x)
+    x = L.Conv2D(16, 3, padding="same", **n("stem"))(x)
     for _ in range(2):
-        y = L.ReLU()(L.BatchNormalization()(x))
-        y = L.ReLU()(L.BatchNormalization()(L.Conv2D(8, 1)(y)))
-        y = L.ReLU()(L.BatchNormalization()(L.Conv2D(8, 3, padding="same")(y)))
-        x = L.Add()([x, L.Conv2D(16, 1)(y)])
-    x = L.GlobalAveragePooling2D()(L.ReLU()(L.BatchNormalization()(x)))
-    model = keras.Model(inp, L.Dense(10)(x))
+        y = L.ReLU(**n("r"))(L.BatchNormalization(**n("bn"))(x))
+        y = L.ReLU(**n("r"))(L.BatchNormalization(**n("bn"))(L.Conv2D(8, 1, **n("c"))(y)))
+        y = L.ReLU(**n("r"))(L.BatchNormalization(**n("bn"))(L.Conv2D(8, 3, padding="same", **n("c"))(y)))
+        x = L.Add(**n("add"))([x, L.Conv2D(16, 1, **n("c"))(y)])
+    x = L.GlobalAveragePooling2D(**n("pool"))(L.ReLU(**n("r"))(L.BatchNormalization(**n("bn"))(x)))
+    model = keras.Model(inp, L.Dense(10, **n("head"))(x))
     rng = np.random.default_rng(0)
     for layer in model.layers:  # statistics as a trained network has them, not the identity
         if type(layer).__name__ == "BatchNormalization":
@@ -65,13 +73,14 @@ def test_holdout_outlier_names_the_damaged_layer_on_every_backend(tmp_path, caps
     assert "cle" in res["root_cause"]["b_n2"]["fix"] and res["root_cause"]["b_n2"]["channel_spread"] > 100
 
 
-def test_an_auto_named_preactivation_bottleneck_is_mapped_on_every_backend(tmp_path, capsys):
-    path = _preact_bottleneck(tmp_path / "preact.keras")
+@pytest.mark.parametrize("odd", [False, True], ids=["auto-named", "odd-names"])
+def test_a_preactivation_bottleneck_is_mapped_on_every_backend(odd, tmp_path, capsys):
+    path = _preact_bottleneck(tmp_path / "preact.keras", odd)
     common = ["--model", str(path), "--data", "synthetic", "--calib", "synthetic", "--calib-size", "32"]
     code, out, err = run_cli(capsys, "diagnose", *common, "--n", "4", "--out", str(tmp_path / "o"), "--json")
     assert code == 0, err
     res = json.loads(out)
-    assert any(name.startswith("batch_normalization") for name in res["layers"])
+    assert any(name.startswith("bn..-_" if odd else "batch_normalization") for name in res["layers"])
     for backend in ("tflite/int8", "onnx/int8", "openvino/int8"):
         measured, _, absent = _accounted(res, backend)
         assert not absent, (backend, absent)
@@ -106,3 +115,16 @@ def test_a_repaired_artifact_is_compared_with_the_repaired_model(repair, tmp_pat
         capsys, "diagnose", *common[:-2], "--calib-size", "32", "--out", str(tmp_path), "--repair", repair, "--n", "6"
     )
     assert code == 2 and "was exported with" in err  # another calibration set: not reused behind your back
+
+
+@pytest.mark.parametrize("names", ["{kind}{{{{x}}}}{n}", "{kind}$(id){n}", "{kind};{n}", "{kind}#{n}", "{kind} {n}"])
+def test_a_layer_name_tensorflow_cannot_trace_is_refused_in_one_line(names, tmp_path, capsys):
+    """Template, shell and separator characters in a layer name: one line naming the layer and the
+    fix, exit 2, before any export (TensorFlow's trace would fail with "in user code:")."""
+    path = _preact_bottleneck(tmp_path / "odd.keras", True, names)
+    code, _, err = run_cli(
+        capsys, "export", "--model", str(path), "--calib", "synthetic", "--target", "all", "--out", str(tmp_path / "o")
+    )
+    assert code == 2 and err.count("error:") == 1 and "Traceback" not in err, err
+    assert f"has a layer named '{names.format(kind='stem', n=0)}', which TensorFlow cannot trace" in err
+    assert not (tmp_path / "o" / "odd").exists()
