@@ -211,12 +211,13 @@ def equalize(model: Any, act_max: dict[str, np.ndarray], min_spread: float = SPR
             skipped.append({"tensors": g.members, "why": g.why_not})
             continue
         s = scales(g, model, act_max)
-        spread_before = _spread(np.max([act_max[m] for m in g.members], axis=0))
+        ranges = np.max([act_max[m] for m in g.members], axis=0)
+        spread_before = spread(ranges)
         if s is None or spread_before < min_spread:  # no reader with weights (conv -> BN only), or balanced
             balanced += s is not None
             continue
         apply_scales(model, g, s)
-        spread_after = _spread(np.max([act_max[m] for m in g.members], axis=0) / s)
+        spread_after = spread(ranges / s)
         changed.append(
             {
                 "producers": g.producers,
@@ -231,7 +232,7 @@ def equalize(model: Any, act_max: dict[str, np.ndarray], min_spread: float = SPR
     return {"groups": changed, "balanced_groups": balanced, "min_spread": min_spread, "left_alone": skipped}
 
 
-def _spread(a: np.ndarray) -> float:
+def spread(a: np.ndarray) -> float:
     """Largest channel range over the median one: how much one channel sets the tensor's scale."""
     live = a[a > 0]
     return float(live.max() / np.median(live)) if live.size else 1.0

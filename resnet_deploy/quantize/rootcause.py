@@ -22,6 +22,7 @@ import numpy as np
 
 from resnet_deploy.exporting import layermap
 from resnet_deploy.exporting.equalize import SPREAD_OUTLIER
+from resnet_deploy.exporting.equalize import spread as channel_spread
 
 WEIGHTED = ("Conv2D", "Dense", "DepthwiseConv2D")
 
@@ -47,8 +48,7 @@ def range_stats(t: np.ndarray, calib_absmax: float | None = None) -> dict:
     """What shapes a tensor's int8 range (channels last)."""
     a = np.abs(t.reshape(-1, t.shape[-1]).astype(np.float64))
     per_channel = a.max(axis=0)
-    live = per_channel[per_channel > 0]
-    spread = float(live.max() / np.median(live)) if live.size else 1.0
+    spread = channel_spread(per_channel)
     flat = a.ravel()
     p9999 = float(np.percentile(flat, 99.99)) if flat.size else 0.0
     step = (float(t.max()) - min(float(t.min()), 0.0)) / 255 or 1.0
